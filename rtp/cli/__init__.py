@@ -1,0 +1,1 @@
+"""The ``rtp`` command line: one module per command, errors turned into output here."""

@@ -1,0 +1,56 @@
+"""The ``rtp`` application: registers one module per command and maps errors to exits.
+
+Exit codes: 0 success, 1 the command ran and found problems (check, test), 2 usage or
+project errors (no rtp.yaml, bad flags).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from rtp import __version__
+from rtp.cli import check, graph, init
+from rtp.cli.output import fail
+from rtp.errors import RtpError
+
+app = typer.Typer(
+    name="rtp",
+    help="Real-time data APIs on ClickHouse: datasources, pipes and typed endpoints "
+    "declared in files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rtp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show rtp's version and exit."),
+) -> None:
+    """Real-time data APIs on ClickHouse."""
+
+
+app.command("init")(init.init)
+app.command("check")(check.check)
+app.command("graph")(graph.graph)
+
+
+def main() -> None:
+    try:
+        app()
+    except RtpError as exc:  # anything a command didn't report itself
+        fail(exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

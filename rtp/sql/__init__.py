@@ -1,0 +1,1 @@
+"""SQL: templates, typed parameters, escaping, analysis, composition and validation rules."""

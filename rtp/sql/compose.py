@@ -1,0 +1,332 @@
+"""Compile a project's pipes: templates, parameters, dependencies, and composed SQL.
+
+``compile_project`` parses every node's template, renders it with sample values to find
+what it reads, and builds the dependency graph. ``CompiledProject.compose`` turns a pipe
+(or one node of it) into one statement by wrapping the nodes it needs, and the pipes it
+reads, as ``WITH name AS (...)`` around the user's own text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from rtp.errors import Location, Problems, RequestError, SqlError
+from rtp.project.model import Node, Pipe, Project
+from rtp.sql.analysis import TableRef, tables_read
+from rtp.sql.params import Param
+from rtp.sql.template import Template, TemplateError, compile_template
+
+
+@dataclass
+class CompiledNode:
+    node: Node
+    template: Template
+    sample_sql: str = ""
+    refs: list[TableRef] = field(default_factory=list)
+    parsed: bool = True  # sqlglot could parse the sample SQL
+
+
+@dataclass
+class CompiledPipe:
+    pipe: Pipe
+    nodes: list[CompiledNode]
+    reads: dict[str, TableRef] = field(default_factory=dict)  # datasource/pipe -> first ref
+
+    @property
+    def name(self) -> str:
+        return self.pipe.name
+
+    def node(self, name: str) -> CompiledNode | None:
+        return next((n for n in self.nodes if n.node.name == name), None)
+
+
+@dataclass
+class Composed:
+    sql: str
+    prefix: int  # characters before the user's text of the composed node begins
+    shift: int = 0  # characters of the user's text dropped (a leading WITH merged)
+
+
+@dataclass
+class CompiledProject:
+    project: Project
+    pipes: dict[str, CompiledPipe]
+    broken: set[str] = field(default_factory=set)  # pipes that can't be composed
+
+    def params(self, pipe_name: str) -> dict[str, Param]:
+        """Every parameter a pipe takes: its nodes' and those of the pipes it reads."""
+        out: dict[str, Param] = {}
+        for name in [*self.pipes_read(pipe_name), pipe_name]:
+            for cnode in self.pipes[name].nodes:
+                for pname, param in cnode.template.params.items():
+                    if pname not in out or (not out[pname].declared and param.declared):
+                        out[pname] = param
+        return out
+
+    def pipes_read(self, pipe_name: str, _seen: set | None = None) -> list[str]:
+        """Pipes that ``pipe_name`` reads, directly or not, dependencies first."""
+        seen = _seen if _seen is not None else set()
+        out: list[str] = []
+        for name in self.pipes[pipe_name].reads:
+            if name in self.pipes and name not in seen:
+                seen.add(name)
+                out.extend(self.pipes_read(name, seen))
+                out.append(name)
+        return out
+
+    def sample_values(self, pipe_name: str) -> dict:
+        return {n: p.sample() for n, p in self.params(pipe_name).items() if p.declared}
+
+    def compose(self, pipe_name: str, values: dict, node_name: str | None = None) -> Composed:
+        """One statement for the pipe's output (or for ``node_name``) with ``values``.
+
+        Raises RequestError when a value is missing or the template calls ``error()``,
+        and SqlError (RTP303) when the pipe can't be composed because of a cycle.
+        """
+        if pipe_name in self.broken:
+            raise SqlError(f"pipe '{pipe_name}' has dependency errors; run `rtp check`",
+                           code="RTP303")
+        cpipe = self.pipes[pipe_name]
+        index = len(cpipe.nodes) - 1 if node_name is None else next(
+            i for i, n in enumerate(cpipe.nodes) if n.node.name == node_name)
+        target = cpipe.nodes[index]
+        rendered = {}
+
+        def render(cnode: CompiledNode) -> str:
+            key = cnode.node.name
+            if key not in rendered:
+                rendered[key] = clean(cnode.template.render(values))
+            return rendered[key]
+
+        ctes: list[tuple[str, str]] = []
+        for other in self._pipes_for(cpipe, index):
+            ctes.append((other, self.compose(other, values).sql))
+        for cnode in self._nodes_for(cpipe, index):
+            ctes.append((cnode.node.name, render(cnode)))
+        return with_ctes(ctes, render(target))
+
+    def _nodes_for(self, cpipe: CompiledPipe, index: int) -> list[CompiledNode]:
+        """Earlier nodes that node ``index`` needs, in pipe order."""
+        names = {n.node.name: i for i, n in enumerate(cpipe.nodes[:index])}
+        needed: set[int] = set()
+        stack = [cpipe.nodes[index]]
+        while stack:
+            for ref in stack.pop().refs:
+                i = names.get(ref.name)
+                if i is not None and i not in needed:
+                    needed.add(i)
+                    stack.append(cpipe.nodes[i])
+        return [cpipe.nodes[i] for i in sorted(needed)]
+
+    def _pipes_for(self, cpipe: CompiledPipe, index: int) -> list[str]:
+        node_names = {n.node.name for n in cpipe.nodes[:index]}
+        out: list[str] = []
+        for cnode in [*self._nodes_for(cpipe, index), cpipe.nodes[index]]:
+            for ref in cnode.refs:
+                if ref.name in self.pipes and ref.name not in node_names and ref.name not in out:
+                    out.append(ref.name)
+        return out
+
+
+_LEADING_WITH = re.compile(r"^\s*WITH\b", re.IGNORECASE)
+
+
+def clean(sql: str) -> str:
+    """Rendered node text without trailing whitespace and semicolons."""
+    return sql.rstrip().rstrip(";").rstrip()
+
+
+def with_ctes(ctes: list[tuple[str, str]], body: str) -> Composed:
+    """``WITH a AS (...), b AS (...) <body>`` keeping ``body``'s text intact; a body that
+    starts with its own WITH has its list merged after ours."""
+    if not ctes:
+        return Composed(body, 0)
+    head = "WITH\n" + ",\n".join(f"{name} AS (\n{sql}\n)" for name, sql in ctes)
+    match = _LEADING_WITH.match(body)
+    if match:
+        head += ",\n"
+        return Composed(head + body[match.end():], len(head), match.end())
+    head += "\n"
+    return Composed(head + body, len(head))
+
+
+def compile_project(project: Project, problems: Problems) -> CompiledProject:
+    """Compile every pipe, adding template, reference and cycle problems to ``problems``."""
+    compiled = CompiledProject(project, {})
+    for pipe in project.pipes.values():
+        cnodes = []
+        for node in pipe.nodes:
+            try:
+                template = compile_template(node.sql)
+            except TemplateError as exc:
+                problems.add(_at(exc, node, token=exc.token))
+                template = None
+            cnodes.append((node, template))
+        if any(t is None for _, t in cnodes):
+            compiled.broken.add(pipe.name)
+            compiled.pipes[pipe.name] = CompiledPipe(pipe, [CompiledNode(n, t or Template(""))
+                                                           for n, t in cnodes])
+            continue
+        compiled.pipes[pipe.name] = CompiledPipe(pipe, [CompiledNode(n, t) for n, t in cnodes])
+    for cpipe in compiled.pipes.values():
+        if cpipe.name not in compiled.broken:
+            _resolve(compiled, cpipe, problems)
+    _cycles(compiled, problems)
+    return compiled
+
+
+def _resolve(compiled: CompiledProject, cpipe: CompiledPipe, problems: Problems) -> None:
+    project = compiled.project
+    values: dict = {}
+    for cnode in cpipe.nodes:
+        values.update(cnode.template.sample_values())
+    earlier: list[str] = []
+    all_nodes = [n.node.name for n in cpipe.nodes]
+    for cnode in cpipe.nodes:
+        try:
+            cnode.sample_sql = clean(cnode.template.render(values))
+        except RequestError as exc:
+            problems.add(_at(SqlError(f"rendering with sample values failed: {exc.message}",
+                                      code="RTP301",
+                                      hint="give the parameter an example= or a default"),
+                             cnode.node))
+            compiled.broken.add(cpipe.name)
+            return
+        cnode.refs, cnode.parsed = tables_read(cnode.sample_sql)
+        for ref in cnode.refs:
+            if ref.name in earlier:
+                continue
+            if ref.name == cnode.node.name:
+                problems.add(_ref_problem(cnode, ref, f"node '{ref.name}' reads itself",
+                                          "RTP303", None))
+                compiled.broken.add(cpipe.name)
+            elif ref.name in all_nodes:
+                problems.add(_ref_problem(
+                    cnode, ref, f"node '{ref.name}' is defined after this node", "RTP302",
+                    "a node can read only the nodes above it; move it up"))
+                compiled.broken.add(cpipe.name)
+            elif project.resource(ref.name) is not None:
+                if ref.name == cpipe.name:
+                    problems.add(_ref_problem(cnode, ref, f"pipe '{ref.name}' reads itself",
+                                              "RTP303", None))
+                    compiled.broken.add(cpipe.name)
+                    continue
+                cpipe.reads.setdefault(ref.name, ref)
+            else:
+                names = [*project.datasources, *project.pipes, *earlier]
+                close = difflib.get_close_matches(ref.name, names, n=1)
+                problems.add(_ref_problem(
+                    cnode, ref, f"'{ref.name}' is not a datasource, pipe or earlier node",
+                    "RTP302",
+                    (f"did you mean '{close[0]}'? " if close else "")
+                    + "datasources live in datasources/<name>.yaml"))
+                compiled.broken.add(cpipe.name)
+        earlier.append(cnode.node.name)
+
+
+def _cycles(compiled: CompiledProject, problems: Problems) -> None:
+    """Pipes reading pipes in a circle, or materialized/copy pipes feeding what they read."""
+    graph: dict[str, list[str]] = {}
+    for cpipe in compiled.pipes.values():
+        graph.setdefault(cpipe.name, []).extend(cpipe.reads)
+        target = cpipe.pipe.target
+        if target and cpipe.pipe.type == "materialized":
+            graph.setdefault(target, []).append(cpipe.name)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    reported: set[frozenset] = set()
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for dep in graph.get(name, []):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    _report_cycle(compiled, [*cycle, dep], problems)
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def _report_cycle(compiled: CompiledProject, cycle: list[str], problems: Problems) -> None:
+    # cycle reads backwards along "reads" edges; show it in data-flow order
+    flow = " -> ".join(reversed(cycle))
+    first_pipe = next((n for n in cycle if n in compiled.pipes), cycle[0])
+    cpipe = compiled.pipes[first_pipe]
+    for name in cycle:
+        compiled.broken.add(name)
+    loc = cpipe.pipe.loc("nodes")
+    for cnode in cpipe.nodes:
+        hit = next((r for r in cnode.refs if r.name in cycle), None)
+        if hit:
+            loc = locate(cnode, hit.start, hit.end - hit.start, token=hit.name)
+            break
+    problems.add(SqlError(f"dependency cycle: {flow}", code="RTP303", location=loc,
+                          hint="a pipe can't read itself through other pipes or its target"))
+
+
+# -- locations -------------------------------------------------------------------------
+
+
+def locate(cnode: CompiledNode, offset: int, length: int = 1, token: str | None = None,
+           rendered: str | None = None) -> Location:
+    """Map an offset in a node's rendered SQL back to the user's file.
+
+    Rendering keeps line breaks outside ``{% %}`` blocks, so the rendered line is the
+    template line; the token is then searched on that line (else anywhere) so the column
+    points at the user's text even when a ``{{ }}`` before it changed length.
+    """
+    rendered = cnode.sample_sql if rendered is None else rendered
+    source = cnode.template.source or cnode.node.sql
+    origin = cnode.node.origin
+    line_index = rendered.count("\n", 0, max(0, offset))
+    lines = source.split("\n")
+    line_index = min(line_index, len(lines) - 1)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    if token:
+        pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(token)}(?![A-Za-z0-9_])")
+        found = pattern.search(lines[line_index])
+        if found:
+            return origin.locate(source, starts[line_index] + found.start(), len(token))
+        found = pattern.search(source)
+        if found:
+            return origin.locate(source, found.start(), len(token))
+    col = offset - (rendered.rfind("\n", 0, offset) + 1)
+    col = max(0, min(col, len(lines[line_index])))
+    return origin.locate(source, starts[line_index] + col, length)
+
+
+def _at(exc: TemplateError | SqlError, node: Node, token: str | None = None) -> SqlError:
+    source = node.sql
+    lines = source.split("\n")
+    line = getattr(exc, "line", 0) or 1
+    line = min(line, len(lines))
+    offset = sum(len(x) + 1 for x in lines[: line - 1])
+    length = 1
+    if token:
+        found = re.search(rf"\b{re.escape(token)}\b", lines[line - 1])
+        if found:
+            offset += found.start()
+            length = len(token)
+    else:
+        offset += len(lines[line - 1]) - len(lines[line - 1].lstrip())
+    exc.location = node.origin.locate(source, offset, length)
+    return exc
+
+
+def _ref_problem(cnode: CompiledNode, ref: TableRef, message: str, code: str,
+                 hint: str | None) -> SqlError:
+    return SqlError(message, code=code, hint=hint,
+                    location=locate(cnode, ref.start, ref.end - ref.start, token=ref.name))

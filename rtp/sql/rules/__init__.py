@@ -1,0 +1,66 @@
+"""Validation rules run by ``rtp check``, in order, from one tuple.
+
+Each rule is a module exporting one function of the same name taking a
+:class:`CheckContext`; it adds problems and may record what later rules need (which
+tables exist, each pipe's output columns). Template, reference and cycle checks happen
+earlier, in :func:`rtp.sql.compose.compile_project`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rtp.errors import Problems
+from rtp.project.model import Project
+from rtp.sql.compose import CompiledProject, compile_project
+
+
+@dataclass
+class CheckContext:
+    project: Project
+    compiled: CompiledProject
+    problems: Problems
+    backend: object  # rtp.deploy.backends.Backend, an in-memory scratch engine
+    tables: set[str] = field(default_factory=set)  # datasources created without error
+    failed_pipes: set[str] = field(default_factory=set)
+    outputs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def pipe_ready(self, name: str) -> bool:
+        """Whether a pipe and everything it reads compiled and exists in the engine."""
+        if name in self.compiled.broken or name in self.failed_pipes:
+            return False
+        cpipe = self.compiled.pipes[name]
+        return all(
+            (r in self.tables) if r in self.project.datasources else self.pipe_ready(r)
+            for r in cpipe.reads
+        )
+
+
+def _rules():
+    from rtp.sql.rules.explain import explain
+    from rtp.sql.rules.outputs import outputs
+    from rtp.sql.rules.schemas import schemas
+    from rtp.sql.rules.statements import statements
+
+    return (statements, schemas, explain, outputs)
+
+
+def check_project(project: Project, problems: Problems, backend=None) -> CheckContext:
+    """Run every rule on a loaded project; problems are added to ``problems``.
+
+    ``backend`` is an engine to build the schemas in; by default a fresh in-memory chDB.
+    """
+    compiled = compile_project(project, problems)
+    owned = backend is None
+    if owned:
+        from rtp.deploy.backends.embedded import EmbeddedBackend
+
+        backend = EmbeddedBackend(":memory:", database="rtp_check")
+    ctx = CheckContext(project, compiled, problems, backend)
+    try:
+        for rule in _rules():
+            rule(ctx)
+    finally:
+        if owned:
+            backend.close()
+    return ctx
