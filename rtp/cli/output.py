@@ -10,8 +10,8 @@ from rich.markup import escape
 
 from rtp.errors import RtpError, source_line
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def render_problem(error: RtpError, root: Path | None, out: Console = console) -> None:
