@@ -8,7 +8,6 @@ from rich.tree import Tree
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console
-from rtp.errors import Problems
 from rtp.project.load import load_project
 from rtp.sql.compose import compile_project
 

@@ -10,7 +10,7 @@ import difflib
 import re
 from pathlib import Path
 
-from rtp.errors import Location, ProjectError, Problems, RtpError, SchemaError
+from rtp.errors import Location, Problems, ProjectError, RtpError, SchemaError
 from rtp.project.model import (
     COPY_MODES,
     ENGINES,
@@ -138,7 +138,8 @@ def _keys(doc: Doc, path: tuple, data: dict, allowed: set, required: set, what: 
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(sorted(allowed))}"
+            hint = (f"did you mean '{close[0]}'?" if close
+                    else f"allowed: {', '.join(sorted(allowed))}")
             problems.add(ProjectError(
                 f"unknown key '{key}' in {what}", code="RTP102",
                 location=doc.loc((*path, key), key=True), hint=hint,

@@ -13,8 +13,8 @@ import difflib
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.runtime import Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rtp.errors import RequestError, SqlError
 from rtp.sql import escape

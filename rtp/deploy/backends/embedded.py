@@ -7,6 +7,7 @@ a given data folder; :func:`open_embedded` names the holder instead of chDB's er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -56,11 +57,9 @@ class EmbeddedBackend:
         return self.query("SELECT version()")[1][0][0]
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except Exception:  # closing twice or after a failed open is harmless
-                pass
+        # closing twice or after a failed open is harmless
+        with self._lock, contextlib.suppress(Exception):
+            self._conn.close()
 
 
 __all__ = ["EmbeddedBackend", "QueryError"]
