@@ -61,8 +61,14 @@ CODES: dict[str, str] = {
     "RTP400": "invalid request parameter",
     "RTP401": "missing required parameter",
     "RTP402": "error raised by the template",
+    "RTP403": "missing or invalid token",
+    "RTP404": "unknown endpoint or datasource",
+    "RTP405": "request body too large",
+    "RTP406": "rate limited",
+    "RTP407": "unreadable request body",
     "RTP500": "engine error",
     "RTP501": "engine unavailable",
+    "RTP502": "query timed out",
 }
 
 

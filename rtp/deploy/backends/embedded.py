@@ -53,6 +53,11 @@ class EmbeddedBackend:
         data = json.loads(text)
         return [(m["name"], m["type"]) for m in data["meta"]], data["data"]
 
+    def query_bytes(self, sql: str, fmt: str) -> bytes:
+        """Run a query and return the engine's own output in ClickHouse format ``fmt``
+        (``JSON``, ``CSVWithNames``, ``JSONEachRow``, ``Parquet`` ...), untouched."""
+        return self._run(sql, fmt).bytes()
+
     def version(self) -> str:
         return self.query("SELECT version()")[1][0][0]
 

@@ -1,0 +1,164 @@
+"""The FastAPI application for one project: ``create_app(project, backend, settings)``.
+
+Everything a request needs is built here, once: the compiled project, row mappers, the
+token store, the worker threads and the ingest batcher, kept on ``app.state.rtp``. One
+exception handler turns every error into Tinybird's shape
+``{"error": "...", "documentation": "..."}`` with its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from rtp.errors import EngineError, Problems, RequestError, RtpError, SqlError
+from rtp.project.model import Project
+from rtp.server import events, openapi, pipes, status
+from rtp.server.events import Batcher
+from rtp.server.ingest import RowMapper
+from rtp.server.metrics import Metrics, MetricsMiddleware
+from rtp.server.settings import ServerSettings
+from rtp.server.tokens import Grant, NoAuth, TokenStore
+from rtp.sql.compose import compile_project
+
+log = logging.getLogger("rtp.server")
+
+# error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
+STATUS = {"RTP502": 408, "RTP501": 503}
+
+
+def status_for(exc: RtpError) -> int:
+    """The HTTP status for an error: 4xx for what the caller can fix, 5xx otherwise."""
+    if isinstance(exc, RequestError):
+        return exc.status
+    if exc.code in STATUS:
+        return STATUS[exc.code]
+    if isinstance(exc, SqlError):
+        return 400
+    return 500
+
+
+def error_body(message: str, code: str, settings: ServerSettings) -> dict:
+    return {"error": message, "code": code, "documentation": f"{settings.docs_url}#{code}"}
+
+
+class ServerState:
+    """What the routes share; one per app."""
+
+    def __init__(self, project: Project, backend, settings: ServerSettings) -> None:
+        self.project = project
+        self.backend = backend
+        self.settings = settings
+        self.problems = Problems()
+        self.compiled = compile_project(project, self.problems)
+        self.endpoints = sorted(p.name for p in project.endpoints)
+        self.mappers = {name: RowMapper(ds) for name, ds in project.datasources.items()}
+        self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rtp-engine")
+        self.metrics = Metrics(set(self.endpoints))
+        self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
+                               max_rows=settings.batch_max_rows,
+                               max_pending=settings.max_pending_rows)
+        self.openapi_cache: dict | None = None
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def run(self, fn, *args, **kwargs):
+        """Run a blocking engine call on a worker thread (the backend serializes)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
+        """The caller's grant if it allows ``scope_type`` on ``resource``.
+
+        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
+        429 (RTP406) when the token is over its rate limit.
+        """
+        token = None
+        header = request.headers.get("authorization")
+        if header and header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        if not token:
+            token = request.query_params.get("token")
+        grant = self.tokens.grant(token)
+        if not grant.allows(scope_type, resource):
+            raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
+                               f"'{resource}'", code="RTP403", status=403,
+                               hint=f"create one with --scope {scope_type}:{resource}")
+        if self.settings.rate_limit:
+            self._rate(grant.name)
+        return grant
+
+    def _rate(self, name: str) -> None:
+        # token bucket: rate_limit requests per second, bursts up to 2 s worth
+        rate = self.settings.rate_limit
+        now = time.monotonic()
+        level, last = self._buckets.get(name, (2 * rate, now))
+        level = min(2 * rate, level + (now - last) * rate)
+        if level < 1:
+            self._buckets[name] = (level, now)
+            raise RequestError(f"token '{name}' is over {rate:g} requests per second",
+                               code="RTP406", status=429, hint="retry after a short pause")
+        self._buckets[name] = (level - 1, now)
+
+
+def create_app(project: Project, backend, settings: ServerSettings | None = None) -> FastAPI:
+    """The HTTP API for ``project`` on ``backend`` (already deployed)."""
+    settings = settings or ServerSettings()
+    state = ServerState(project, backend, settings)
+    app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,
+                  redoc_url=None)
+    app.state.rtp = state
+
+    async def handle_rtp(request: Request, exc: RtpError) -> JSONResponse:
+        code = status_for(exc)
+        if code >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+        message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return JSONResponse(error_body(message, exc.code, settings), status_code=code)
+
+    async def handle_validation(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(error_body(f"{where}: {first.get('msg', 'invalid request')}",
+                                       "RTP400", settings), status_code=400)
+
+    async def handle_http(request: Request, exc: HTTPException):
+        code = "RTP404" if exc.status_code == 404 else "RTP400"
+        return JSONResponse(error_body(str(exc.detail), code, settings),
+                            status_code=exc.status_code)
+
+    async def handle_any(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal error; the server log has the details",
+                                       "RTP500", settings), status_code=500)
+
+    app.add_exception_handler(RtpError, handle_rtp)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(HTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_any)
+    for module in (status, openapi, pipes, events):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type",
+                                          "Content-Encoding"])
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+
+    @app.on_event("shutdown")
+    async def _shutdown() -> None:
+        state.executor.shutdown(wait=True)
+
+    return app
+
+
+__all__ = ["create_app", "status_for", "EngineError"]

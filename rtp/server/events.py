@@ -1,0 +1,163 @@
+"""``POST /v0/events?name=<datasource>``: NDJSON events in, durable rows out.
+
+Requests are batched (group commit): each request maps and checks its rows, queues them
+and waits; one flusher per datasource waits ``batch_wait`` for more requests, inserts
+everything queued in one statement (on a worker thread), then answers every waiter. No
+request is answered 2xx before its rows are inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from rtp.deploy.backends import QueryError
+from rtp.errors import RequestError
+from rtp.server.ingest import insert
+
+router = APIRouter()
+
+
+@dataclass
+class _Entry:
+    rows: list[str]
+    bad: list[tuple[str, str]]
+    future: asyncio.Future
+
+
+@dataclass
+class _Queue:
+    entries: list[_Entry] = field(default_factory=list)
+    rows: int = 0
+    task: asyncio.Task | None = None
+    full: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Batcher:
+    """Group commit per datasource. ``run`` runs a blocking call on the engine's
+    worker threads and returns its result."""
+
+    def __init__(self, backend, run, *, wait: float, max_rows: int, max_pending: int):
+        self.backend = backend
+        self.run = run
+        self.wait = wait
+        self.max_rows = max_rows
+        self.max_pending = max_pending
+        self.queues: dict[str, _Queue] = {}
+        self.ensured: set[str] = set()  # quarantine tables known to exist
+        self.flushes = 0  # insert rounds, for tests and metrics
+
+    async def submit(self, datasource: str, rows: list[str],
+                     bad: list[tuple[str, str]]) -> tuple[int, int]:
+        """Queue rows and wait until they are inserted; returns (inserted, quarantined).
+
+        Raises RequestError 429 when too many rows are already waiting, and whatever the
+        insert raised (every waiter of a failed batch gets the error).
+        """
+        queue = self.queues.setdefault(datasource, _Queue())
+        if queue.rows + len(rows) > self.max_pending and queue.entries:
+            raise RequestError(f"too many events are waiting to be written to "
+                               f"'{datasource}'", code="RTP406", status=429,
+                               hint="retry after a short pause")
+        entry = _Entry(rows, bad, asyncio.get_running_loop().create_future())
+        queue.entries.append(entry)
+        queue.rows += len(rows) + len(bad)
+        if queue.rows >= self.max_rows:
+            queue.full.set()
+        if queue.task is None or queue.task.done():
+            queue.task = asyncio.create_task(self._flusher(datasource, queue))
+        return await entry.future
+
+    async def _flusher(self, datasource: str, queue: _Queue) -> None:
+        while queue.entries:
+            if self.wait and not queue.full.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(queue.full.wait(), self.wait)
+            batch, queue.entries, queue.rows = queue.entries, [], 0
+            queue.full.clear()
+            try:
+                results = await self.run(self._flush, datasource, batch)
+            except Exception as exc:  # every waiter of this batch gets the error
+                for entry in batch:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
+                continue
+            for entry, result in zip(batch, results, strict=True):
+                if not entry.future.done():
+                    entry.future.set_result(result)
+
+    def _flush(self, datasource: str, batch: list[_Entry]) -> list[tuple[int, int]]:
+        self.flushes += 1
+        rows = [r for e in batch for r in e.rows]
+        bad = [b for e in batch for b in e.bad]
+        try:
+            insert(self.backend, datasource, rows, bad, self.ensured, retry_rows=False)
+            return [(len(e.rows), len(e.bad)) for e in batch]
+        except QueryError as exc:
+            if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
+                raise RequestError(f"datasource '{datasource}' is not deployed",
+                                   code="RTP404", status=404,
+                                   hint="run `rtp deploy` first") from None
+            # some row the engine refuses: attribute per request, row by row
+            return [insert(self.backend, datasource, e.rows, e.bad, self.ensured)
+                    for e in batch]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, gunzipped when sent with gzip.
+
+    Raises RequestError 413 (RTP405) when it is larger than ``limit`` bytes, compressed or
+    expanded, and 400 (RTP407) when the gzip stream is broken.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    gzipped = "gzip" in request.headers.get("content-encoding", "").lower()
+    if gzipped or body[:2] == b"\x1f\x8b":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise RequestError(f"the body is not valid gzip: {exc}", code="RTP407") from None
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(f"the request body is larger than {limit} bytes", code="RTP405",
+                        status=413, hint="send the events in smaller requests")
+
+
+@router.post("/v0/events")
+async def post_events(request: Request, name: str = "", wait: str = "false"):
+    state = request.app.state.rtp
+    state.authorize(request, "DATASOURCES:APPEND", name)
+    mapper = state.mappers.get(name)
+    if mapper is None:
+        raise RequestError(f"there is no datasource '{name}'", code="RTP404", status=404,
+                           hint="pass ?name=<datasource>, one of: "
+                           + ", ".join(sorted(state.mappers)))
+    body = await read_body(request, state.settings.max_body_bytes)
+    lines = body.split(b"\n")
+    if len(body) > 65536:  # keep the event loop free while big bodies are checked
+        rows, bad = await asyncio.to_thread(mapper.map_lines, lines)
+    else:
+        rows, bad = mapper.map_lines(lines)
+    ok, quarantined = await state.batcher.submit(name, rows, bad)
+    state.metrics.ingested(name, ok, quarantined)
+    waited = wait.lower() in ("true", "1", "yes")
+    return JSONResponse({"successful_rows": ok, "quarantined_rows": quarantined},
+                        status_code=200 if waited else 202)

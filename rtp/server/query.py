@@ -1,0 +1,128 @@
+"""Run an endpoint: check the caller's parameters, compose the pipe, let the engine
+format the answer. The server and ``rtp test`` both call :func:`run_pipe`.
+
+The engine produces the response body itself (``FORMAT JSON`` already has Tinybird's
+``meta``/``data``/``rows``/``rows_before_limit_at_least``/``statistics`` shape), so the
+bytes pass through untouched. Backends without ``query_bytes`` get the same shapes built
+from ``query()`` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+from rtp.deploy.backends import QueryError
+from rtp.errors import EngineError, RequestError
+from rtp.sql.compose import CompiledProject
+from rtp.sql.params import Param, coerce
+
+# url suffix -> (ClickHouse output format, media type)
+FORMATS: dict[str, tuple[str, str]] = {
+    "json": ("JSON", "application/json"),
+    "csv": ("CSVWithNames", "text/csv; charset=utf-8"),
+    "ndjson": ("JSONEachRow", "application/x-ndjson"),
+    "parquet": ("Parquet", "application/vnd.apache.parquet"),
+}
+RESERVED = ("token", "q", "format")  # query-string names that are never pipe parameters
+
+
+def endpoint_params(compiled: CompiledProject, pipe: str) -> dict[str, Param]:
+    """The parameters of an endpoint pipe, computed once per compiled project.
+
+    Raises RequestError (RTP404, status 404) when ``pipe`` is not an endpoint.
+    """
+    cache = compiled.__dict__.setdefault("_endpoint_params", {})
+    params = cache.get(pipe)
+    if params is None:
+        cpipe = compiled.pipes.get(pipe)
+        if cpipe is None or cpipe.pipe.type != "endpoint":
+            raise RequestError(f"there is no endpoint '{pipe}'", code="RTP404", status=404,
+                               hint="endpoints are pipes/<name>.yaml with type: endpoint")
+        params = cache[pipe] = compiled.params(pipe)
+    return params
+
+
+def coerce_params(params: dict[str, Param], raw: dict, fixed: dict | None = None) -> dict:
+    """Typed values for ``raw`` (text from the URL or JSON), with ``fixed`` values
+    overriding whatever the caller sent. Names the pipe doesn't take are ignored.
+
+    Raises RequestError (RTP400) naming the parameter and its type, or (RTP401) when a
+    required parameter is missing.
+    """
+    values = {}
+    merged = {**raw, **(fixed or {})}
+    for name, param in params.items():
+        value = merged.get(name)
+        if value is None or (value == "" and param.type != "String"):
+            if param.required and param.default is None:
+                raise RequestError(f"parameter '{name}' is required ({param.type})",
+                                   code="RTP401")
+            continue
+        values[name] = coerce(param, value)
+    return values
+
+
+def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
+             fmt: str = "json", fixed_params: dict | None = None, *,
+             timeout: float | None = None) -> tuple[bytes, str]:
+    """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type).
+
+    Raises RequestError: 404 unknown pipe or format, 400 bad parameter or SQL the engine
+    refused; EngineError RTP502 (status 408) when the query ran longer than ``timeout``
+    seconds, RTP501 when the engine is unavailable.
+    """
+    if fmt not in FORMATS:
+        raise RequestError(f"unknown format '.{fmt}'", code="RTP404", status=404,
+                           hint="use .json, .csv, .ndjson or .parquet")
+    params = endpoint_params(compiled, pipe)
+    values = coerce_params(params, raw_params, fixed_params)
+    sql = compiled.compose(pipe, values).sql
+    if timeout:
+        # a second SETTINGS clause is valid after the user's own
+        sql += f"\nSETTINGS max_execution_time = {float(timeout)!r}"
+    ch_format, media_type = FORMATS[fmt]
+    try:
+        if hasattr(backend, "query_bytes"):
+            return backend.query_bytes(sql, ch_format), media_type
+        return _format(backend, sql, fmt), media_type
+    except QueryError as exc:
+        if exc.ch_name == "TIMEOUT_EXCEEDED":
+            raise EngineError(f"the query took longer than {timeout:g} s", code="RTP502",
+                              hint="narrow the parameters or read a materialized view"
+                              ) from None
+        raise RequestError(f"the engine refused the query: {exc.detail}", code="RTP304"
+                           ) from None
+
+
+def _format(backend, sql: str, fmt: str) -> bytes:
+    """Tinybird's shapes from ``backend.query`` rows (for backends without raw output)."""
+    started = time.perf_counter()
+    columns, rows = backend.query(sql)
+    names = [c[0] for c in columns]
+    if fmt == "json":
+        return json.dumps({
+            "meta": [{"name": n, "type": t} for n, t in columns],
+            "data": [dict(zip(names, r, strict=True)) for r in rows],
+            "rows": len(rows), "rows_before_limit_at_least": len(rows),
+            "statistics": {"elapsed": time.perf_counter() - started, "rows_read": 0,
+                           "bytes_read": 0},
+        }, default=str).encode()
+    if fmt == "ndjson":
+        return "".join(json.dumps(dict(zip(names, r, strict=True)), default=str) + "\n"
+                       for r in rows).encode()
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)
+        return out.getvalue().encode()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
