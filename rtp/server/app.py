@@ -9,6 +9,7 @@ exception handler turns every error into Tinybird's shape
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -114,8 +115,13 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     """The HTTP API for ``project`` on ``backend`` (already deployed)."""
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.executor.shutdown(wait=True)
+
     app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,
-                  redoc_url=None)
+                  redoc_url=None, lifespan=lifespan)
     app.state.rtp = state
 
     async def handle_rtp(request: Request, exc: RtpError) -> JSONResponse:
@@ -153,10 +159,6 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
                            allow_headers=["Authorization", "Content-Type",
                                           "Content-Encoding"])
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-
-    @app.on_event("shutdown")
-    async def _shutdown() -> None:
-        state.executor.shutdown(wait=True)
 
     return app
 

@@ -19,7 +19,7 @@ router = APIRouter()
 
 def json_schema(ch_type: str) -> dict:
     """A JSON schema for a ClickHouse (or parameter) type, as ClickHouse's JSON output
-    writes it: 64-bit and wider integers are quoted strings."""
+    writes it (since 25.x integers of every width are numbers, 128 and 256 bits quoted)."""
     t = ch_type.strip()
     nullable = False
     while True:
@@ -30,10 +30,10 @@ def json_schema(ch_type: str) -> dict:
         t = m.group(2).strip()
     if t.startswith("Array("):
         schema = {"type": "array", "items": json_schema(t[6:-1])}
-    elif t in INT_RANGES and not re.search(r"(64|128|256)$", t):
+    elif t in INT_RANGES and not re.search(r"(128|256)$", t):
         schema = {"type": "integer"}
     elif t in INT_RANGES:
-        schema = {"type": "string", "format": "int64"}
+        schema = {"type": "string", "format": "integer"}
     elif t.startswith(("Float", "Decimal")):
         schema = {"type": "number"}
     elif t in ("Bool", "Boolean"):
