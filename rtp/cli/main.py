@@ -11,7 +11,7 @@ import sys
 import typer
 
 from rtp import __version__
-from rtp.cli import check, graph, init
+from rtp.cli import check, graph, init, serve, token
 from rtp.cli.output import fail
 from rtp.errors import RtpError
 
@@ -42,6 +42,8 @@ def _root(
 app.command("init")(init.init)
 app.command("check")(check.check)
 app.command("graph")(graph.graph)
+app.command("serve")(serve.serve)
+app.add_typer(token.app, name="token")
 
 
 def main() -> None:
