@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -48,6 +49,20 @@ def open_backend(project: Project, target: str | None, url: str):
     return backend
 
 
+def _exit(signum, frame):
+    raise SystemExit(0)
+
+
+def run_until_stopped(app, host: str, port: int) -> None:
+    """uvicorn until SIGINT/SIGTERM. uvicorn re-raises the signal after its graceful
+    shutdown; with this handler that becomes SystemExit, so callers' cleanup runs."""
+    import uvicorn
+
+    signal.signal(signal.SIGTERM, _exit)
+    with contextlib.suppress(SystemExit, KeyboardInterrupt):
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
@@ -63,8 +78,6 @@ def serve(
 ) -> None:
     """Serve the deployed project: GET /v0/pipes/<name>.json, POST /v0/events, OpenAPI at
     /v0/pipes/openapi.json, Swagger UI at /docs, /healthz and /metrics."""
-    import uvicorn
-
     try:
         root = project_root(project)
         model, problems = load_project(root)
@@ -90,7 +103,7 @@ def serve(
                               "`rtp check`. Broken endpoints answer 400.[/yellow]")
         console.print(f"serving [bold]{model.name}[/bold] on {url} "
                       f"({len(app.state.rtp.endpoints)} endpoints; docs at {url}/docs)")
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        run_until_stopped(app, host, port)
     finally:
         backend.close()
         with contextlib.suppress(OSError):

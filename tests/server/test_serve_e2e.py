@@ -1,0 +1,82 @@
+"""End to end: `rtp serve` as a process on a free port; ingest events, read them back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.server.conftest import EVENTS, RECS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_process_ingests_and_answers(project_factory):
+    root = project_factory({"datasources/events.yaml": EVENTS, "pipes/by_user.yaml": None,
+                            "pipes/recs.yaml": RECS})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # tables as `rtp deploy` would create them (another process: chDB allows one per path)
+    setup = textwrap.dedent(f"""
+        from pathlib import Path
+        from rtp.deploy.backends.embedded import EmbeddedBackend
+        from rtp.deploy.ddl import create_table
+        from rtp.project.load import load_project
+        model, _ = load_project(Path({str(root)!r}))
+        (model.root / ".rtp/data").mkdir(parents=True, exist_ok=True)
+        backend = EmbeddedBackend(str(model.root / ".rtp/data"))
+        for ds in model.datasources.values():
+            backend.execute(create_table(ds))
+        backend.close()
+    """)
+    subprocess.run([sys.executable, "-c", setup], env=env, check=True, timeout=60)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root),
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        admin = proc.stdout.readline().strip()
+        assert admin.startswith("rtp_"), admin + proc.stderr.read()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        owner = json.loads((root / ".rtp/owner.json").read_text())
+        assert owner == {"pid": proc.pid, "command": "rtp serve", "url": base}
+        auth = {"Authorization": f"Bearer {admin}"}
+        events = "\n".join(json.dumps({"timestamp": f"2030-01-01 00:00:0{i}", "user_id": "u1",
+                                       "product": {"id": f"p{i % 2}", "price": 2.0}})
+                           for i in range(5))
+        r = httpx.post(f"{base}/v0/events?name=events&wait=true", content=events,
+                       headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"successful_rows": 5, "quarantined_rows": 0}
+        r = httpx.get(f"{base}/v0/pipes/recs.json", params={"user_id": "u1"}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["data"] == [{"product_id": "p0", "spent": 6, "n": 3},
+                                    {"product_id": "p1", "spent": 4, "n": 2}]
+        r = httpx.get(f"{base}/v0/pipes/recs.json", params={"user_id": "u1"})
+        assert r.status_code == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert not (root / ".rtp/owner.json").exists()
