@@ -80,9 +80,12 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
     sql = compiled.compose(pipe, values).sql
+    # A second SETTINGS clause is valid after the user's own. max_query_size: long
+    # parameter values may push the statement past ClickHouse's 256 KiB parser limit.
+    settings = [f"max_query_size = {len(sql.encode()) + 1024}"]
     if timeout:
-        # a second SETTINGS clause is valid after the user's own
-        sql += f"\nSETTINGS max_execution_time = {float(timeout)!r}"
+        settings.append(f"max_execution_time = {float(timeout)!r}")
+    sql += "\nSETTINGS " + ", ".join(settings)
     ch_format, media_type = FORMATS[fmt]
     try:
         if hasattr(backend, "query_bytes"):
