@@ -11,7 +11,7 @@ import sys
 import typer
 
 from rtp import __version__
-from rtp.cli import check, graph, init, serve, token
+from rtp.cli import check, dev, graph, init, serve, token
 from rtp.cli.output import fail
 from rtp.errors import RtpError
 
@@ -43,6 +43,7 @@ app.command("init")(init.init)
 app.command("check")(check.check)
 app.command("graph")(graph.graph)
 app.command("serve")(serve.serve)
+app.command("dev")(dev.dev)
 app.add_typer(token.app, name="token")
 
 

@@ -56,21 +56,28 @@ class ServerState:
     """What the routes share; one per app."""
 
     def __init__(self, project: Project, backend, settings: ServerSettings) -> None:
-        self.project = project
         self.backend = backend
         self.settings = settings
-        self.problems = Problems()
-        self.compiled = compile_project(project, self.problems)
-        self.endpoints = sorted(p.name for p in project.endpoints)
-        self.mappers = {name: RowMapper(ds) for name, ds in project.datasources.items()}
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rtp-engine")
-        self.metrics = Metrics(set(self.endpoints))
+        self.metrics = Metrics(set())
+        self.reload(project)
         self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
                                max_rows=settings.batch_max_rows,
                                max_pending=settings.max_pending_rows)
-        self.openapi_cache: dict | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def reload(self, project: Project) -> None:
+        """Serve ``project`` from now on (``rtp dev`` after a redeploy). Everything is
+        built first and then swapped in, so a request sees the old or the new project."""
+        problems = Problems()
+        compiled = compile_project(project, problems)
+        endpoints = sorted(p.name for p in project.endpoints)
+        mappers = {name: RowMapper(ds) for name, ds in project.datasources.items()}
+        self.project, self.problems, self.compiled = project, problems, compiled
+        self.endpoints, self.mappers = endpoints, mappers
+        self.metrics.pipes = set(endpoints)
+        self.openapi_cache = None
 
     async def run(self, fn, *args, **kwargs):
         """Run a blocking engine call on a worker thread (the backend serializes)."""

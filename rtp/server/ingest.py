@@ -226,14 +226,18 @@ class _Field:
 class RowMapper:
     """Maps JSON events onto one datasource's columns. Build once, use per request."""
 
-    def __init__(self, datasource: Datasource) -> None:
+    def __init__(self, datasource: Datasource, *, by_name: bool = False) -> None:
+        """``by_name``: read each column from the key of its name (CSV fixtures), not
+        from its JSON path."""
         self.datasource = datasource
+        self.by_name = by_name
         self.fields = []
         for col in datasource.columns:
             check, nullable = checker(col.type)
-            self.fields.append(_Field(col.name, col.json_path,
-                                      parse_path(col.json_path or f"$.{col.name}"),
-                                      check, nullable, col.default is not None))
+            path = f"$.{col.name}" if by_name or not col.json_path else col.json_path
+            self.fields.append(_Field(col.name, path, (col.name,) if by_name
+                                      else parse_path(path), check, nullable,
+                                      col.default is not None))
 
     def map(self, obj) -> dict:
         """One event as a row. Raises RowError naming the column and the problem."""
@@ -242,6 +246,8 @@ class RowMapper:
         row = {}
         for f in self.fields:
             value = _get(obj, f.steps)
+            if value == "" and self.by_name:  # an empty CSV cell: NULL or the default
+                value = None if f.nullable else _MISSING if f.has_default else value
             if value is _MISSING or value is None:
                 if f.has_default and value is _MISSING:
                     continue
@@ -256,6 +262,16 @@ class RowMapper:
             except ValueError as exc:
                 raise RowError(f"column '{f.name}' ({f.path}): {exc}") from None
         return row
+
+    def map_objects(self, objects: Iterable) -> tuple[list[str], list[tuple[str, str]]]:
+        """Objects already parsed (CSV rows) -> (rows as JSON text, [(error, raw)])."""
+        rows, bad = [], []
+        for obj in objects:
+            try:
+                rows.append(json.dumps(self.map(obj)))
+            except RowError as exc:
+                bad.append((str(exc), json.dumps(obj)))
+        return rows, bad
 
     def map_lines(self, lines: Iterable[bytes]) -> tuple[list[str], list[tuple[str, str]]]:
         """NDJSON lines -> (rows as JSON text, [(error, raw line)]). Blank lines are

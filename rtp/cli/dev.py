@@ -1,0 +1,85 @@
+"""``rtp dev``: deploy to the embedded engine, load fixtures into an empty engine, serve,
+and redeploy on every file change (problems are printed; the server keeps running)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import typer
+
+from rtp.cli.common import PROJECT_OPTION, project_root
+from rtp.cli.output import console, err_console, fail, render_problem
+from rtp.cli.serve import DEFAULT_PORT, run_until_stopped
+from rtp.cli.token import tokens_file
+from rtp.errors import EngineError, RtpError
+from rtp.project.load import load_project
+from rtp.server import ServerSettings, create_app
+from rtp.server.dev import Reloader, is_empty, load_fixtures
+from rtp.server.tokens import TokenStore
+from rtp.sql.compose import compile_project
+
+
+def _embedded_target(model) -> str | None:
+    return next((t.name for t in model.settings.targets if t.url == "embedded"), None)
+
+
+def dev(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
+    interval: float = typer.Option(0.5, "--interval", help="Seconds between file checks."),
+    project: Path = PROJECT_OPTION,
+) -> None:
+    """Develop locally: deploy to embedded ClickHouse, load fixtures/ if the engine is
+    empty, serve, and redeploy whenever a file in datasources/, pipes/ or rtp.yaml
+    changes."""
+    try:
+        from rtp.deploy import deploy, open_backend
+    except ImportError:
+        fail(EngineError("`rtp dev` needs `rtp deploy`, which this build does not have",
+                         code="RTP501", hint="use `rtp serve` on a deployed project"))
+        raise typer.Exit(2) from None
+    try:
+        root = project_root(project)
+        model, problems = load_project(root)
+        compile_project(model, problems)
+        if problems.errors:
+            for problem in problems.sorted():
+                render_problem(problem, root, err_console)
+            err_console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them and "
+                              "run `rtp dev` again")
+            raise typer.Exit(1)
+        backend = open_backend(model, _embedded_target(model))
+    except RtpError as exc:
+        fail(exc, root if "root" in locals() else None)
+        raise typer.Exit(2) from None
+    stop = threading.Event()
+    try:
+        deploy(model, backend)
+        if is_empty(model, backend):
+            for name, (ok, bad) in load_fixtures(model, backend).items():
+                console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
+                              + (f", {bad} quarantined" if bad else ""))
+        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root))
+        app = create_app(model, backend, settings)
+        if not no_auth:
+            admin = TokenStore(tokens_file(root)).ensure_admin()
+            if admin:
+                err_console.print("[bold]admin token[/bold] (shown once):")
+                print(admin, flush=True)
+        reloader = Reloader(root, app.state.rtp, deploy,
+                            say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),
+                            report=lambda error: render_problem(error, root, err_console))
+        threading.Thread(target=reloader.watch, args=(stop, interval), daemon=True,
+                         name="rtp-dev-watch").start()
+        url = f"http://{host}:{port}"
+        console.print(f"[bold]{model.name}[/bold] on {url} (docs at {url}/docs); "
+                      "watching for changes")
+        run_until_stopped(app, host, port)
+    except RtpError as exc:
+        fail(exc, root)
+        raise typer.Exit(2) from None
+    finally:
+        stop.set()
+        backend.close()
