@@ -7,6 +7,7 @@ import json
 from fastapi import APIRouter, Request, Response
 
 from rtp.errors import RequestError
+from rtp.server.events import read_body
 from rtp.server.query import RESERVED, endpoint_params, run_pipe
 
 router = APIRouter()
@@ -23,7 +24,7 @@ async def _params(request: Request) -> dict:
             raw[key] = values[0] if len(values) == 1 else values
     if request.method == "POST":
         kind = request.headers.get("content-type", "")
-        body = await request.body()
+        body = await read_body(request, request.app.state.rtp.settings.max_body_bytes)
         if body and "json" in kind:
             try:
                 data = json.loads(body)

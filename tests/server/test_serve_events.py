@@ -135,3 +135,13 @@ async def test_metrics_count_ingested_and_quarantined(serve):
     assert 'rtp_rows_ingested_total{datasource="events"} 2' in text
     assert 'rtp_rows_quarantined_total{datasource="events"} 1' in text
     assert 'rtp_requests_total{route="/v0/events",method="POST",status="202"} 1' in text
+
+
+async def test_datasource_not_deployed_is_404_and_nothing_is_claimed(serve):
+    s = serve(seed=False)
+    s.engine.execute("DROP TABLE events")
+    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
+                            content=ndjson(GOOD))
+    assert r.status_code == 404
+    assert r.json()["error"] == ("datasource 'events' is not deployed (run `rtp deploy` "
+                                 "first)")
