@@ -96,7 +96,8 @@ def test_bare_expression_output_is_quoted():
 
 
 def test_error_helper_raises_with_status():
-    t = compile_template("{% if not defined(x) %}{{ error('x is needed', 422) }}{% endif %}SELECT 1")
+    t = compile_template(
+        "{% if not defined(x) %}{{ error('x is needed', 422) }}{% endif %}SELECT 1")
     with pytest.raises(RequestError) as info:
         t.render({})
     assert (info.value.code, info.value.status, info.value.message) == (
