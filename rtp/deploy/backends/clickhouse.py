@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
-import socket
 import threading
 import uuid
 from urllib.parse import unquote, urlparse
@@ -86,12 +85,12 @@ class ClickHouseBackend:
                         hint="check the user and password in the target URL") from None
                 raise parse_clickhouse_error(f"Code: {exc.code}. {_first_line(exc.message)}",
                                              sql) from None
-            except (errors.NetworkError, errors.SocketTimeoutError, socket.timeout,
-                    TimeoutError, OSError, EOFError) as exc:
+            except (errors.NetworkError, errors.SocketTimeoutError, OSError,
+                    EOFError) as exc:
                 self._client.disconnect()
-                what = "timed out" if "timed out" in str(exc) or isinstance(
-                    exc, (socket.timeout, TimeoutError, errors.SocketTimeoutError)) \
-                    else "is unreachable"
+                timed_out = "timed out" in str(exc) or isinstance(
+                    exc, (TimeoutError, errors.SocketTimeoutError))
+                what = "timed out" if timed_out else "is unreachable"
                 raise EngineError(
                     f"ClickHouse at {self._where} {what}: {_first_line(str(exc))}",
                     code="RTP501", hint="check the host and port in the target URL and "
