@@ -63,6 +63,11 @@ CODES: dict[str, str] = {
     "RTP402": "error raised by the template",
     "RTP500": "engine error",
     "RTP501": "engine unavailable",
+    "RTP502": "ClickHouse server too old for a feature",
+    "RTP503": "deploy step failed",
+    "RTP504": "change needs --allow-destructive",
+    "RTP505": "cannot read input data",
+    "RTP506": "unknown target",
 }
 
 
