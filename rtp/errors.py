@@ -68,7 +68,12 @@ CODES: dict[str, str] = {
     "RTP407": "unreadable request body",
     "RTP500": "engine error",
     "RTP501": "engine unavailable",
-    "RTP502": "query timed out",
+    "RTP502": "ClickHouse server too old for a feature",
+    "RTP503": "deploy step failed",
+    "RTP504": "change needs --allow-destructive",
+    "RTP505": "cannot read input data",
+    "RTP506": "unknown target",
+    "RTP507": "query timed out",
 }
 
 

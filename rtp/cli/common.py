@@ -12,8 +12,42 @@ PROJECT_OPTION = typer.Option(
     None, "--project", "-p", help="Project folder (default: the nearest folder above the "
     "current one holding rtp.yaml).", file_okay=False,
 )
+TARGET_OPTION = typer.Option(
+    None, "--target", "-t", help="A target name from rtp.yaml, 'embedded', or a "
+    "clickhouse://user:password@host:9000/database URL (default: $RTP_CLICKHOUSE_URL, "
+    "then rtp.yaml's default_target).",
+)
 
 
 def project_root(project: Path | None) -> Path:
     """The project's root folder. Raises ProjectError (RTP100) when there is none."""
     return find_root(project or Path.cwd())
+
+
+def load_valid(project: Path | None):
+    """(model, root) of a project without errors; prints the problems and exits 2
+    otherwise."""
+    from rtp.cli.output import console, render_problem
+    from rtp.project.load import load_project
+
+    root = project_root(project)
+    model, problems = load_project(root)
+    if problems.errors:
+        for problem in problems.sorted():
+            render_problem(problem, root)
+        console.print("[red]the project has errors; run `rtp check`[/red]")
+        raise typer.Exit(2)
+    return model, root
+
+
+def open_target(model, target: str | None, command: str):
+    """The backend for ``target``; prints the error and exits 1 when it can't be opened."""
+    from rtp.cli.output import fail
+    from rtp.deploy.target import open_backend
+    from rtp.errors import RtpError
+
+    try:
+        return open_backend(model, target, command=command)
+    except RtpError as exc:
+        fail(exc)
+        raise typer.Exit(1) from None

@@ -12,16 +12,13 @@ from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, run_until_stopped
 from rtp.cli.token import tokens_file
-from rtp.errors import EngineError, RtpError
+from rtp.deploy import deploy, open_backend, owner
+from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
 from rtp.server.dev import Reloader, is_empty, load_fixtures
 from rtp.server.tokens import TokenStore
 from rtp.sql.compose import compile_project
-
-
-def _embedded_target(model) -> str | None:
-    return next((t.name for t in model.settings.targets if t.url == "embedded"), None)
 
 
 def dev(
@@ -35,12 +32,6 @@ def dev(
     empty, serve, and redeploy whenever a file in datasources/, pipes/ or rtp.yaml
     changes."""
     try:
-        from rtp.deploy import deploy, open_backend
-    except ImportError:
-        fail(EngineError("`rtp dev` needs `rtp deploy`, which this build does not have",
-                         code="RTP501", hint="use `rtp serve` on a deployed project"))
-        raise typer.Exit(2) from None
-    try:
         root = project_root(project)
         model, problems = load_project(root)
         compile_project(model, problems)
@@ -50,7 +41,8 @@ def dev(
             err_console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them and "
                               "run `rtp dev` again")
             raise typer.Exit(1)
-        backend = open_backend(model, _embedded_target(model))
+        backend = open_backend(model, "embedded", command="rtp dev")
+        owner.set_url(root, f"http://{host}:{port}")
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
         raise typer.Exit(2) from None

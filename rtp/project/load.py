@@ -72,9 +72,9 @@ def load_project(root: Path) -> tuple[Project, Problems]:
     datasources: dict[str, Datasource] = {}
     pipes: dict[str, Pipe] = {}
     seen: dict[str, str] = {}
-    for kind, reader, into in (
-        ("datasources", _read_datasource, datasources),
-        ("pipes", _read_pipe, pipes),
+    for kind, reader, into, datafile in (
+        ("datasources", _read_datasource, datasources, ".datasource"),
+        ("pipes", _read_pipe, pipes, ".pipe"),
     ):
         folder = root / kind
         if not folder.is_dir():
@@ -86,7 +86,7 @@ def load_project(root: Path) -> tuple[Project, Problems]:
                     location=Location(_rel(root, path)), hint=f"rename it to {path.stem}.yaml",
                 ))
                 continue
-            if path.suffix != ".yaml" or not path.is_file():
+            if path.suffix not in (".yaml", datafile) or not path.is_file():
                 continue
             rel = _rel(root, path)
             name = path.stem
@@ -106,7 +106,7 @@ def load_project(root: Path) -> tuple[Project, Problems]:
                 continue
             seen[name] = rel
             try:
-                doc = load_yaml(path, rel)
+                doc = load_yaml(path, rel) if path.suffix == ".yaml" else _datafile(path, rel)
             except RtpError as exc:
                 problems.add(exc)
                 continue
@@ -114,6 +114,16 @@ def load_project(root: Path) -> tuple[Project, Problems]:
             if item is not None:
                 into[name] = item
     return Project(root, settings, datasources, pipes), problems
+
+
+def _datafile(path: Path, rel: str) -> Doc:
+    """A Tinybird ``.datasource`` or ``.pipe`` file, read into the same form as YAML."""
+    from rtp.project import tinybird
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".datasource":
+        return tinybird.parse_datasource(text, rel)
+    return tinybird.parse_pipe(text, rel)
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -34,7 +34,7 @@ from rtp.sql.compose import compile_project
 log = logging.getLogger("rtp.server")
 
 # error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-STATUS = {"RTP502": 408, "RTP501": 503}
+STATUS = {"RTP507": 408, "RTP501": 503}
 
 
 def status_for(exc: RtpError) -> int:

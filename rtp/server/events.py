@@ -25,7 +25,7 @@ router = APIRouter()
 
 @dataclass
 class _Entry:
-    rows: list[str]
+    rows: list[dict]
     bad: list[tuple[str, str]]
     future: asyncio.Future
 
@@ -52,7 +52,7 @@ class Batcher:
         self.ensured: set[str] = set()  # quarantine tables known to exist
         self.flushes = 0  # insert rounds, for tests and metrics
 
-    async def submit(self, datasource: str, rows: list[str],
+    async def submit(self, datasource: str, rows: list[dict],
                      bad: list[tuple[str, str]]) -> tuple[int, int]:
         """Queue rows and wait until they are inserted; returns (inserted, quarantined).
 

@@ -1,11 +1,11 @@
 """Event rows: map JSON objects onto a datasource's columns, check types, insert.
 
 :class:`RowMapper` is built once per datasource: each column's JSON path (``$.a.b[0]``)
-and a checker for its ClickHouse type. ``map_rows`` turns NDJSON lines into rows ready
-for ``INSERT ... FORMAT JSONEachRow`` and rejects (error, raw line) pairs; ``insert``
+and a checker for its ClickHouse type. ``map_lines`` turns NDJSON lines into rows
+(dicts, for ``backend.insert_json``) and rejected (error, raw line) pairs; ``insert``
 writes both, rejected rows to ``<datasource>_quarantine``. Types Python does not check
-(Map, Tuple, JSON ...) are left to the engine: if it refuses a batch, ``insert`` retries
-row by row and quarantines the rows it refuses, with ClickHouse's message.
+(Map, Tuple, JSON ...) are left to the engine: if it refuses a batch, ``insert`` halves
+it until it finds the rows it refuses and quarantines them with ClickHouse's message.
 """
 
 from __future__ import annotations
@@ -263,42 +263,45 @@ class RowMapper:
                 raise RowError(f"column '{f.name}' ({f.path}): {exc}") from None
         return row
 
-    def map_objects(self, objects: Iterable) -> tuple[list[str], list[tuple[str, str]]]:
-        """Objects already parsed (CSV rows) -> (rows as JSON text, [(error, raw)])."""
+    def map_objects(self, objects: Iterable) -> tuple[list[dict], list[tuple[str, str]]]:
+        """Objects already parsed (CSV rows) -> (rows, [(error, raw)])."""
         rows, bad = [], []
         for obj in objects:
             try:
-                rows.append(json.dumps(self.map(obj)))
+                rows.append(self.map(obj))
             except RowError as exc:
                 bad.append((str(exc), json.dumps(obj)))
         return rows, bad
 
-    def map_lines(self, lines: Iterable[bytes]) -> tuple[list[str], list[tuple[str, str]]]:
-        """NDJSON lines -> (rows as JSON text, [(error, raw line)]). Blank lines are
+    def map_lines(self, lines: Iterable[bytes]) -> tuple[list[dict], list[tuple[str, str]]]:
+        """NDJSON lines -> (rows ready to insert, [(error, raw line)]). Blank lines are
         skipped."""
         rows, bad = [], []
         for line in lines:
             if not line.strip():
                 continue
-            raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                bad.append((f"not JSON: {exc}", raw))
+                bad.append((f"not JSON: {exc}", _raw(line)))
                 continue
             try:
-                rows.append(json.dumps(self.map(obj)))
+                rows.append(self.map(obj))
             except RowError as exc:
-                bad.append((str(exc), raw))
+                bad.append((str(exc), _raw(line)))
         return rows, bad
 
 
-def insert(backend, datasource: str, rows: list[str], bad: list[tuple[str, str]],
+def _raw(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
            ensured: set | None = None, *, retry_rows: bool = True) -> tuple[int, int]:
     """Insert mapped ``rows`` into ``datasource`` and ``bad`` into its quarantine table;
     returns (rows inserted, rows quarantined). Blocking; the rows are durable when it
-    returns. If the engine refuses the batch, rows are retried one by one and those it
-    refuses are quarantined with its message.
+    returns. If the engine refuses the batch, it is split in halves until the refused
+    rows are found; they are quarantined with ClickHouse's message (and the mapped row).
 
     Raises EngineError when the engine fails for another reason than the data, and
     QueryError when it refuses the batch and ``retry_rows`` is False (nothing is written
@@ -307,19 +310,13 @@ def insert(backend, datasource: str, rows: list[str], bad: list[tuple[str, str]]
     bad = list(bad)
     ok = 0
     if rows:
-        head = f"INSERT INTO `{datasource}` FORMAT JSONEachRow\n"
         try:
-            backend.execute(head + "\n".join(rows))
+            backend.insert_json(datasource, rows)
             ok = len(rows)
         except QueryError as exc:
             if not retry_rows or exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
                 raise
-            for row in rows:
-                try:
-                    backend.execute(head + row)
-                    ok += 1
-                except QueryError as row_exc:
-                    bad.append((f"rejected by ClickHouse: {row_exc.detail}", row))
+            ok = _bisect(backend, datasource, rows, bad)
     if bad:
         table = quarantine_table(datasource)
         if ensured is None or table not in ensured:
@@ -327,6 +324,19 @@ def insert(backend, datasource: str, rows: list[str], bad: list[tuple[str, str]]
             if ensured is not None:
                 ensured.add(table)
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
-        body = "\n".join(json.dumps({"timestamp": now, "error": e, "raw": r}) for e, r in bad)
-        backend.execute(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{body}")
+        backend.insert_json(table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad])
     return ok, len(bad)
+
+
+def _bisect(backend, table: str, rows: list[dict], bad: list[tuple[str, str]]) -> int:
+    """Insert what the engine accepts, halving refused batches down to single rows."""
+    try:
+        backend.insert_json(table, rows)
+        return len(rows)
+    except QueryError as exc:
+        if len(rows) == 1:
+            bad.append((f"rejected by ClickHouse: {exc.detail}",
+                        json.dumps(rows[0], default=str)))
+            return 0
+    half = len(rows) // 2
+    return _bisect(backend, table, rows[:half], bad) + _bisect(backend, table, rows[half:], bad)

@@ -71,7 +71,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type).
 
     Raises RequestError: 404 unknown pipe or format, 400 bad parameter or SQL the engine
-    refused; EngineError RTP502 (status 408) when the query ran longer than ``timeout``
+    refused; EngineError RTP507 (status 408) when the query ran longer than ``timeout``
     seconds, RTP501 when the engine is unavailable.
     """
     if fmt not in FORMATS:
@@ -93,7 +93,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
         return _format(backend, sql, fmt), media_type
     except QueryError as exc:
         if exc.ch_name == "TIMEOUT_EXCEEDED":
-            raise EngineError(f"the query took longer than {timeout:g} s", code="RTP502",
+            raise EngineError(f"the query took longer than {timeout:g} s", code="RTP507",
                               hint="narrow the parameters or read a materialized view"
                               ) from None
         raise RequestError(f"the engine refused the query: {exc.detail}", code="RTP304"

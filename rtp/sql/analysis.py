@@ -26,18 +26,25 @@ _FROM_RE = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\.)(?!
                       re.IGNORECASE)
 
 
-def tables_read(sql: str) -> tuple[list[TableRef], bool]:
-    """Unqualified tables a SELECT reads, minus its own CTEs, and whether sqlglot could
-    parse it (when it can't, a conservative scan of FROM/JOIN clauses is used and
-    ClickHouse has the final word)."""
+@dataclass(frozen=True)
+class SqlFacts:
+    """What one parse of a node's rendered SQL tells."""
+
+    refs: list[TableRef]  # unqualified tables read, minus the statement's own CTEs
+    parsed: bool  # False: sqlglot couldn't parse it; refs come from a FROM/JOIN scan
+    statements: int | None = None  # how many statements the text holds
+    is_query: bool | None = None  # SELECT / UNION / WITH ... SELECT
+
+
+def analyze(sql: str) -> SqlFacts:
+    """Parse once and collect the facts checks need. When sqlglot can't parse the text,
+    a conservative scan of FROM/JOIN clauses is used and ClickHouse has the final word."""
     try:
-        statements = sqlglot.parse(sql, read="clickhouse")
+        statements = [s for s in sqlglot.parse(sql, read="clickhouse") if s is not None]
     except (ParseError, TokenError, ValueError):
-        return _scan(sql), False
+        return SqlFacts(_scan(sql), False)
     refs: list[TableRef] = []
     for tree in statements:
-        if tree is None:
-            continue
         ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             ident = table.this
@@ -54,27 +61,11 @@ def tables_read(sql: str) -> tuple[list[TableRef], bool]:
             else:
                 end = meta.get("end", start + len(table.name) - 1) + 1
             refs.append(TableRef(table.name, start, end))
-    return refs, True
+    is_query = bool(statements) and all(isinstance(t, exp.Query) for t in statements)
+    return SqlFacts(refs, True, len(statements), is_query)
 
 
 def _scan(sql: str) -> list[TableRef]:
     ctes = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s+AS\s*\(", sql, re.IGNORECASE))
     return [TableRef(m.group(1), m.start(1), m.end(1)) for m in _FROM_RE.finditer(sql)
             if m.group(1) not in ctes]
-
-
-def statement_count(sql: str) -> int | None:
-    """How many statements the text holds (None when sqlglot can't tell)."""
-    try:
-        return len([s for s in sqlglot.parse(sql, read="clickhouse") if s is not None])
-    except (ParseError, TokenError, ValueError):
-        return None
-
-
-def is_select(sql: str) -> bool | None:
-    """Whether the statement is a query (SELECT, UNION, WITH ... SELECT); None if unknown."""
-    try:
-        tree = sqlglot.parse_one(sql, read="clickhouse")
-    except (ParseError, TokenError, ValueError):
-        return None
-    return isinstance(tree, exp.Query)

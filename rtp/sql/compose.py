@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rtp.errors import Location, Problems, RequestError, SqlError
 from rtp.project.model import Node, Pipe, Project
-from rtp.sql.analysis import TableRef, tables_read
+from rtp.sql.analysis import SqlFacts, TableRef, analyze
 from rtp.sql.params import Param
 from rtp.sql.template import Template, TemplateError, compile_template
 
@@ -24,8 +24,11 @@ class CompiledNode:
     node: Node
     template: Template
     sample_sql: str = ""
-    refs: list[TableRef] = field(default_factory=list)
-    parsed: bool = True  # sqlglot could parse the sample SQL
+    facts: SqlFacts = field(default_factory=lambda: SqlFacts([], False))
+
+    @property
+    def refs(self) -> list[TableRef]:
+        return self.facts.refs
 
 
 @dataclass
@@ -106,6 +109,12 @@ class CompiledProject:
         for cnode in self._nodes_for(cpipe, index):
             ctes.append((cnode.node.name, render(cnode)))
         return with_ctes(ctes, render(target))
+
+    def unread_nodes(self, pipe_name: str) -> list[str]:
+        """Nodes of a pipe that its output node doesn't read, directly or not."""
+        cpipe = self.pipes[pipe_name]
+        read = {n.node.name for n in self._nodes_for(cpipe, len(cpipe.nodes) - 1)}
+        return [n.node.name for n in cpipe.nodes[:-1] if n.node.name not in read]
 
     def _nodes_for(self, cpipe: CompiledPipe, index: int) -> list[CompiledNode]:
         """Earlier nodes that node ``index`` needs, in pipe order."""
@@ -194,7 +203,7 @@ def _resolve(compiled: CompiledProject, cpipe: CompiledPipe, problems: Problems)
                              cnode.node))
             compiled.broken.add(cpipe.name)
             return
-        cnode.refs, cnode.parsed = tables_read(cnode.sample_sql)
+        cnode.facts = analyze(cnode.sample_sql)
         for ref in cnode.refs:
             if ref.name in earlier:
                 continue

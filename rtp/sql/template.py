@@ -73,7 +73,8 @@ def strip_marker(sql: str) -> str:
     """Tinybird marks templated SQL with a leading ``%`` line; rtp always templates."""
     stripped = sql.lstrip()
     if stripped.startswith("%"):
-        return " " * (len(sql) - len(stripped)) + " " + stripped[1:]
+        # drop the marker but keep its line, so template lines stay file lines
+        return sql[: len(sql) - len(stripped)] + stripped[1:]
     return sql
 
 

@@ -51,8 +51,10 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def engine():
+    # chDB is one engine per process: while this connection is open, other tests'
+    # in-memory engines would share (and see) its state, so it lives per module only.
     backend = EmbeddedBackend(":memory:")
     yield backend
     backend.close()

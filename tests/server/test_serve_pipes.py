@@ -101,7 +101,7 @@ async def test_timeout_is_408(serve):
     s = serve({"pipes/slow.yaml": slow}, query_timeout=0.2)
     r = await s.client.get("/v0/pipes/slow.json", params={"token": s.admin})
     assert r.status_code == 408
-    assert r.json()["code"] == "RTP502"
+    assert r.json()["code"] == "RTP507"
     assert "longer than 0.2 s" in r.json()["error"]
 
 

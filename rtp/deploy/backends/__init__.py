@@ -9,12 +9,24 @@ reached) at this boundary and nowhere else.
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from rtp.errors import EngineError
 
 _CH_ERROR = re.compile(r"Code:\s*(\d+)\.\s*(?:DB::Exception:\s*)?(.*?)(?:\s*\(([A-Z_0-9]+)\))?"
                        r"(?:\s*\(version [^)]*\))?\s*$", re.S)
+
+# feature -> the first ClickHouse release that has it. rtp's target is modern ClickHouse
+# (and chDB); on an older server a project using one of these fails with RTP502.
+MIN_VERSIONS: dict[str, tuple[int, int]] = {
+    "ALTER TABLE ... MODIFY TTL": (19, 6),
+    "table TTL": (19, 6),
+    "ALTER TABLE ... MODIFY SETTING": (19, 14),
+    "data skipping indexes": (19, 6),
+    "DateTime64": (20, 1),
+    "window functions": (21, 3),
+}
 
 
 class QueryError(EngineError):
@@ -41,6 +53,25 @@ def parse_clickhouse_error(text: str, sql: str = "") -> QueryError:
     return QueryError(detail, ch_code=int(m.group(1)), ch_name=m.group(3) or "", sql=sql)
 
 
+def version_tuple(version: str) -> tuple[int, int]:
+    """``'18.16.1'`` -> ``(18, 16)``."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:2]]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+
+def require(backend: Backend, feature: str, where: str = "") -> None:
+    """Raise EngineError RTP502 when the backend's ClickHouse is older than ``feature``
+    needs (see MIN_VERSIONS)."""
+    need = MIN_VERSIONS[feature]
+    have = backend.version()
+    if version_tuple(have) < need:
+        raise EngineError(
+            f"{where + ' uses ' if where else ''}{feature}, which needs ClickHouse "
+            f"{need[0]}.{need[1]} or newer; the target runs {have}",
+            code="RTP502", hint="upgrade the server (rtp targets modern ClickHouse) or "
+            "deploy to the embedded engine")
+
+
 class Backend(Protocol):
     """What planning, checking, testing and serving need from an engine."""
 
@@ -52,6 +83,14 @@ class Backend(Protocol):
 
     def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
         """Run a query; returns (columns as (name, type), rows as lists)."""
+
+    def insert_json(self, table: str, rows: list[dict]) -> None:
+        """Insert rows (column name -> JSON value) into ``table`` as one INSERT: all or
+        none. Raises QueryError when ClickHouse refuses a value."""
+
+    def exclusive(self) -> AbstractContextManager:
+        """Hold this backend for a sequence of statements: no other statement through
+        this backend runs until the block ends (deploy swaps use it)."""
 
     def version(self) -> str:
         """The engine's ClickHouse version, e.g. '26.9.1.1'."""

@@ -1,8 +1,10 @@
 """The embedded engine: chDB (ClickHouse in-process).
 
 A chDB connection must not run concurrent queries (parameters of one query leak into
-another, see DESIGN.md), so every call holds a per-backend lock. Only one process may open
-a given data folder; :func:`open_embedded` names the holder instead of chDB's error.
+another, see DESIGN.md), so every call holds a per-backend lock. chDB is one engine per
+process: every ``chdb.connect`` in a process shares it, and a second *path* can't be
+opened until all connections are closed. Only one process may open a data folder;
+:func:`rtp.deploy.target.open_backend` names the holder instead of chDB's error.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 
 from rtp.deploy.backends import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
@@ -18,18 +21,22 @@ from rtp.errors import EngineError
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, path: str = ":memory:", database: str = "default") -> None:
+    def __init__(self, path: str = ":memory:", database: str = "default",
+                 on_close: Callable[[], None] | None = None) -> None:
         import chdb  # imported here: loading the engine costs ~0.5 s
 
         self.path = path
         self.database = database
-        self._lock = threading.Lock()
+        self._on_close = on_close
+        self._lock = threading.RLock()
+        self._version: str | None = None
         try:
             self._conn = chdb.connect(path)
-        except Exception as exc:  # chDB raises plain RuntimeError here
+        except Exception:  # chDB raises plain RuntimeError here; its text helps nobody
             raise EngineError(
-                f"cannot open the embedded database at {path}: {exc}", code="RTP501",
-                hint="another process may hold it; stop it or use its server",
+                f"cannot open the embedded database at {path}", code="RTP501",
+                hint="another rtp command in this process or another process holds it; "
+                "stop it (see .rtp/owner.json) or send the command to its server",
             ) from None
         if database != "default":
             self.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
@@ -58,13 +65,27 @@ class EmbeddedBackend:
         (``JSON``, ``CSVWithNames``, ``JSONEachRow``, ``Parquet`` ...), untouched."""
         return self._run(sql, fmt).bytes()
 
+    def insert_json(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        body = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+        self._run(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{body}", "TabSeparated")
+
+    def exclusive(self):
+        return self._lock
+
     def version(self) -> str:
-        return self.query("SELECT version()")[1][0][0]
+        if self._version is None:
+            self._version = self.query("SELECT version()")[1][0][0]
+        return self._version
 
     def close(self) -> None:
         # closing twice or after a failed open is harmless
         with self._lock, contextlib.suppress(Exception):
             self._conn.close()
+        if self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            callback()
 
 
 __all__ = ["EmbeddedBackend", "QueryError"]

@@ -1,8 +1,13 @@
-"""Every node, rendered with sample parameter values, passes ClickHouse's ``EXPLAIN PLAN``.
+"""Every node, rendered with sample parameter values, is accepted by ClickHouse.
 
 ClickHouse is the judge of what it accepts: unknown columns, unknown functions, type
 mismatches and syntax errors come from the engine, and are mapped back to the line and
 column of the node in the user's file.
+
+On the happy path one statement per pipe suffices: ``DESCRIBE (<the pipe's output>)``
+analyses the output node and every node it reads, and records the output columns for
+later rules. Only when it fails are the nodes explained one by one (``EXPLAIN PLAN``) to
+find the first one ClickHouse rejects; nodes the output doesn't read are explained too.
 """
 
 from __future__ import annotations
@@ -23,12 +28,19 @@ def explain(ctx) -> None:
         if not ctx.pipe_ready(name):
             continue
         values = compiled.sample_values(name)
-        for cnode in cpipe.nodes:
-            composed = compiled.compose(name, values, cnode.node.name)
+        composed = compiled.compose(name, values)
+        try:
+            ctx.outputs[name] = ctx.backend.query(f"DESCRIBE ({composed.sql})")[1]
+            unchecked = compiled.unread_nodes(name)
+        except QueryError:
+            ctx.failed_pipes.add(name)
+            unchecked = [n.node.name for n in cpipe.nodes]
+        for node_name in unchecked:
+            composed = compiled.compose(name, values, node_name)
             try:
                 ctx.backend.execute(f"EXPLAIN PLAN {composed.sql}")
             except QueryError as exc:
-                ctx.problems.add(to_problem(exc, cnode, composed))
+                ctx.problems.add(to_problem(exc, cpipe.node(node_name), composed))
                 ctx.failed_pipes.add(name)
                 break
 
@@ -40,7 +52,7 @@ def to_problem(exc: QueryError, cnode: CompiledNode, composed: Composed) -> SqlE
     m = _POSITION.search(exc.detail)
     if m:
         # ClickHouse counts bytes from 1 in the statement it was sent (after "EXPLAIN PLAN ")
-        byte_pos = int(m.group(1)) - 1 - len("EXPLAIN PLAN ")
+        byte_pos = int(m.group(1)) - 1 - exc.sql.find(composed.sql)
         char_pos = len(composed.sql.encode("utf-8")[:max(0, byte_pos)].decode("utf-8", "ignore"))
         offset = char_pos - composed.prefix + composed.shift
         if 0 <= offset <= len(cnode.sample_sql):

@@ -1,8 +1,9 @@
 """Materialized and copy pipes: their output must fit the target datasource.
 
-The pipe's output columns and types come from ClickHouse (``DESCRIBE (SELECT ...)``,
-which infers ``AggregateFunction(...)`` states exactly). Each output column must exist in
-the target with the same type, or a type ClickHouse converts to; a materialized view is
+The pipe's output columns and types come from ClickHouse (``DESCRIBE (SELECT ...)``
+in the explain rule, which infers ``AggregateFunction(...)`` states exactly). Each
+output column must exist in the target with the same type, or a type ClickHouse
+converts to; a materialized view is
 then really created in the scratch engine, proving ``rtp deploy`` will accept it.
 """
 
@@ -19,14 +20,7 @@ from rtp.sql.rules.explain import to_problem
 def outputs(ctx) -> None:
     project, compiled = ctx.project, ctx.compiled
     for name, cpipe in compiled.pipes.items():
-        if not ctx.pipe_ready(name):
-            continue
-        composed = compiled.compose(name, compiled.sample_values(name))
-        try:
-            ctx.outputs[name] = ctx.backend.query(f"DESCRIBE ({composed.sql})")[1]
-        except QueryError as exc:
-            ctx.problems.add(to_problem(exc, cpipe.nodes[-1], composed))
-            ctx.failed_pipes.add(name)
+        if not ctx.pipe_ready(name) or name not in ctx.outputs:
             continue
         pipe = cpipe.pipe
         if pipe.type not in ("materialized", "copy") or not pipe.target:
@@ -77,7 +71,8 @@ def outputs(ctx) -> None:
                     location=target.loc(*tcol.path, "name"),
                     hint="produce it in the pipe, or give the column a default"))
         if fits and pipe.type == "materialized":
-            _create_view(ctx, name, target.name, composed)
+            _create_view(ctx, name, target.name,
+                         compiled.compose(name, compiled.sample_values(name)))
 
 
 def _create_view(ctx, name: str, target: str, composed) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rtp.errors import SqlError
-from rtp.sql.analysis import is_select, statement_count
 from rtp.sql.compose import locate
 
 
@@ -18,14 +17,14 @@ def statements(ctx) -> None:
                                           location=locate(cnode, 0)))
                 ctx.failed_pipes.add(cpipe.name)
                 continue
-            count = statement_count(sql)
+            count = cnode.facts.statements
             if count is not None and count > 1:
                 ctx.problems.add(SqlError(
                     "a node holds one query; this one has several statements",
                     code="RTP306", location=locate(cnode, 0),
                     hint="split it into several nodes that read each other"))
                 ctx.failed_pipes.add(cpipe.name)
-            elif is_select(sql) is False:
+            elif cnode.facts.is_query is False:
                 ctx.problems.add(SqlError(
                     "a node must be a SELECT query", code="RTP306", location=locate(cnode, 0),
                     hint="pipes read data; tables are declared in datasources/"))

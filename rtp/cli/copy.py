@@ -1,0 +1,36 @@
+"""``rtp copy run NAME``: run a copy pipe now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
+from rtp.cli.output import console, fail
+from rtp.deploy.copy import run_copy
+from rtp.errors import RtpError
+
+app = typer.Typer(help="Copy pipes: insert a pipe's results into its target.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    name: str = typer.Argument(..., help="The copy pipe."),
+    project: Path = PROJECT_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """Run copy pipe NAME once (append or replace, as the pipe says)."""
+    model, root = load_valid(project)
+    backend = open_target(model, target, "rtp copy run")
+    try:
+        count = run_copy(model, backend, name)
+    except RtpError as exc:
+        fail(exc, root)
+        raise typer.Exit(1) from None
+    finally:
+        backend.close()
+    pipe = model.pipes[name]
+    console.print(f"[green]copied[/green] {name} -> {pipe.target} ({pipe.mode}); "
+                  f"{pipe.target} has {count} row(s)")

@@ -1,0 +1,171 @@
+"""A ClickHouse server over the native protocol (clickhouse-driver).
+
+URL: ``clickhouse://user:password@host:9000/database`` (``clickhouses://`` for TLS).
+Driver exceptions become :class:`QueryError` (the server refused a statement) or
+:class:`EngineError` RTP501 (bad credentials, unreachable host, timeouts) here and
+nowhere else. The driver's client is not thread-safe, so every call holds a lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import threading
+import uuid
+from urllib.parse import unquote, urlparse
+
+from rtp.deploy.backends import QueryError, parse_clickhouse_error
+from rtp.errors import EngineError
+from rtp.sql.escape import literal, quote_string
+
+_AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
+
+
+def parse_url(url: str) -> dict:
+    """Connection arguments from a clickhouse:// URL. Raises EngineError RTP501."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
+        raise EngineError(f"not a ClickHouse URL: {redact(url)}", code="RTP501",
+                          hint="use clickhouse://user:password@host:9000/database")
+    return {
+        "host": parsed.hostname,
+        "port": parsed.port or (9440 if parsed.scheme == "clickhouses" else 9000),
+        "user": unquote(parsed.username or "default"),
+        "password": unquote(parsed.password or ""),
+        "database": parsed.path.strip("/") or "default",
+        "secure": parsed.scheme == "clickhouses",
+    }
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+class ClickHouseBackend:
+    name = "clickhouse"
+
+    def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0):
+        from clickhouse_driver import Client  # only here: planning never sees the driver
+
+        # the driver logs connection failures with tracebacks; rtp reports them itself
+        logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
+        args = parse_url(url)
+        self.url = redact(url)
+        self.database = args["database"]
+        self._where = f"{args['host']}:{args['port']}"
+        self._lock = threading.RLock()
+        self._version: str | None = None
+        self._client = Client(
+            args["host"], port=args["port"], user=args["user"], password=args["password"],
+            secure=args["secure"], connect_timeout=connect_timeout,
+            send_receive_timeout=timeout, sync_request_timeout=timeout,
+        )
+        # the database may not exist yet: connect without it, create it, then use it
+        self._call("SELECT 1")
+        self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        self._client.connection.database = self.database
+        self._client.disconnect()
+
+    def _call(self, sql: str, **kwargs):
+        from clickhouse_driver import errors
+
+        with self._lock:
+            try:
+                return self._client.execute(sql, **kwargs)
+            except errors.ServerException as exc:
+                if exc.code in _AUTH_CODES:
+                    raise EngineError(
+                        f"ClickHouse at {self._where} refused the credentials: "
+                        f"{_first_line(exc.message)}", code="RTP501",
+                        hint="check the user and password in the target URL") from None
+                raise parse_clickhouse_error(f"Code: {exc.code}. {_first_line(exc.message)}",
+                                             sql) from None
+            except (errors.NetworkError, errors.SocketTimeoutError, OSError,
+                    EOFError) as exc:
+                self._client.disconnect()
+                timed_out = "timed out" in str(exc) or isinstance(
+                    exc, (TimeoutError, errors.SocketTimeoutError))
+                what = "timed out" if timed_out else "is unreachable"
+                raise EngineError(
+                    f"ClickHouse at {self._where} {what}: {_first_line(str(exc))}",
+                    code="RTP501", hint="check the host and port in the target URL and "
+                    "that the server runs; slow queries: raise the timeout") from None
+            except errors.Error as exc:
+                raise QueryError(_first_line(str(exc)), sql=sql) from None
+
+    def execute(self, sql: str) -> None:
+        self._call(sql)
+
+    def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
+        rows, columns = self._call(sql, with_column_types=True)
+        return [(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows]
+
+    def insert_json(self, table: str, rows: list[dict]) -> None:
+        # The driver can't send inline FORMAT data, so rows become INSERT ... SELECT with
+        # every value cast to its column's type: ClickHouse, not Python, judges each value.
+        if not rows:
+            return
+        types = dict(self.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            f"AND table = {quote_string(table)}")[1])
+        groups: dict[tuple, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(tuple(k for k in row if k in types), []).append(row)
+        with self._lock:
+            for columns, group in groups.items():
+                selects = []
+                for row in group:
+                    values = ", ".join(f"CAST({_value(row[c])} AS {types[c]})" for c in columns)
+                    selects.append(f"SELECT {values}")
+                names = ", ".join(f"`{c}`" for c in columns)
+                self._call(f"INSERT INTO `{table}` ({names}) " + " UNION ALL ".join(selects))
+
+    def exclusive(self):
+        return self._lock
+
+    def version(self) -> str:
+        if self._version is None:
+            self._version = str(self._call("SELECT version()")[0][0])
+        return self._version
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def _value(value) -> str:
+    if isinstance(value, dict):
+        import json
+
+        return quote_string(json.dumps(value))
+    try:
+        return literal(value)
+    except ValueError:
+        return quote_string(str(value))
+
+
+def _plain(value):
+    """Driver values as the embedded engine's JSON would give them."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    text = text.split("Stack trace:")[0].strip()
+    return " ".join(text.split())

@@ -1,0 +1,57 @@
+"""Which engine a command talks to: ``open_backend(project, target)``.
+
+A target is a name from ``rtp.yaml`` (``targets:``), a ``clickhouse://`` URL, or
+``embedded``. Without one, ``RTP_CLICKHOUSE_URL`` wins over the project's
+``default_target``. The embedded engine keeps its data under ``<project>/.rtp/data``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rtp.deploy import owner
+from rtp.deploy.backends import Backend
+from rtp.errors import EngineError
+from rtp.project.model import Project
+
+ENV_URL = "RTP_CLICKHOUSE_URL"
+
+
+def resolve_target(project: Project, target: str | None = None) -> str:
+    """The URL (or ``embedded``) a target name stands for. Raises EngineError RTP506."""
+    if target is None:
+        target = os.environ.get(ENV_URL) or project.settings.default_target
+    if target == "embedded" or target.startswith(("clickhouse://", "clickhouses://")):
+        return target
+    found = project.settings.target(target)
+    if found is None:
+        names = ", ".join(t.name for t in project.settings.targets)
+        raise EngineError(f"unknown target '{target}'", code="RTP506",
+                          hint=f"targets in rtp.yaml: {names}; or pass a clickhouse:// URL")
+    return found.url
+
+
+def open_backend(project: Project, target: str | None = None, *,
+                 command: str | None = None) -> Backend:
+    """Open the engine for ``target`` (see module doc). The embedded engine is claimed
+    for this process (``.rtp/owner.json``) until the backend is closed.
+
+    Raises EngineError RTP501 when the engine can't be opened or reached (naming the
+    process that holds the embedded database), RTP506 for an unknown target name.
+    """
+    url = resolve_target(project, target)
+    if url != "embedded":
+        from rtp.deploy.backends.clickhouse import ClickHouseBackend
+
+        return ClickHouseBackend(url)
+    from rtp.deploy.backends.embedded import EmbeddedBackend
+
+    root = project.root
+    owner.claim(root, command)
+    data = root / ".rtp" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    try:
+        return EmbeddedBackend(str(data), on_close=lambda: owner.release(root))
+    except EngineError:
+        owner.release(root)
+        raise
