@@ -146,3 +146,40 @@ async def test_non_endpoint_pipes_are_not_served(serve):
     s = serve({"pipes/hidden.yaml": internal})
     r = await s.client.get("/v0/pipes/hidden.json", params={"token": s.admin})
     assert r.status_code == 404
+
+
+class QueryOnly:
+    """The engine seen through the plain Backend protocol (no raw output), like the
+    ClickHouse server backend: run_pipe builds the same shapes from rows."""
+
+    name = "clickhouse"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def query(self, sql):
+        return self.inner.query(sql)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "ndjson", "parquet"])
+async def test_backends_without_raw_output_give_the_same_answers(serve, fmt):
+    from rtp.server.query import run_pipe
+
+    s = serve()
+    params = {"user_id": "u1"}
+    raw, media = run_pipe(s.state.compiled, s.engine, "recs", params, fmt)
+    built, media_built = run_pipe(s.state.compiled, QueryOnly(s.engine), "recs", params, fmt)
+    assert media == media_built
+    if fmt == "json":
+        a, b = json.loads(raw), json.loads(built)
+        assert (a["meta"], a["data"], a["rows"]) == (b["meta"], b["data"], b["rows"])
+        assert set(b) == set(a) and set(b["statistics"]) == set(a["statistics"])
+    elif fmt == "parquet":
+        a, b = pq.read_table(io.BytesIO(raw)), pq.read_table(io.BytesIO(built))
+        assert a.to_pylist() == b.to_pylist()
+    elif fmt == "csv":
+        assert list(csv.reader(io.StringIO(raw.decode()))) == list(
+            csv.reader(io.StringIO(built.decode())))
+    else:
+        assert [json.loads(x) for x in raw.splitlines()] == [
+            json.loads(x) for x in built.splitlines()]
