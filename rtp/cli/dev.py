@@ -54,12 +54,12 @@ def dev(
                 console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
                               + (f", {bad} quarantined" if bad else ""))
         settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root))
-        app = create_app(model, backend, settings)
         if not no_auth:
             admin = TokenStore(tokens_file(root)).ensure_admin()
             if admin:
                 err_console.print("[bold]admin token[/bold] (shown once):")
                 print(admin, flush=True)
+        app = create_app(model, backend, settings)
         reloader = Reloader(root, app.state.rtp, deploy,
                             say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),
                             report=lambda error: render_problem(error, root, err_console))

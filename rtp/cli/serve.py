@@ -61,13 +61,13 @@ def serve(
         settings = ServerSettings(
             tokens_file=None if no_auth else tokens_file(root), query_timeout=timeout,
             cors_origins=tuple(cors) or ("*",))
-        app = create_app(model, backend, settings)
         if not no_auth:
             admin = TokenStore(tokens_file(root)).ensure_admin()
             if admin:
                 err_console.print("[bold]admin token[/bold] (shown once; stored hashed in "
                                   ".rtp/tokens.json):")
                 print(admin, flush=True)
+        app = create_app(model, backend, settings)
         errors = problems.errors + app.state.rtp.problems.errors
         if errors:
             err_console.print(f"[yellow]{len(errors)} problem(s) in the project; run "
