@@ -5,7 +5,8 @@
     ├── SchemaError   RTP2xx      datasources: types, engines, keys, indexes
     ├── SqlError      RTP3xx      pipes: templates, parameters, SQL, dependencies
     ├── RequestError  RTP4xx      values a caller sends at run time (bad parameter ...)
-    └── EngineError   RTP5xx      the ClickHouse engine or server (connection, timeouts)
+    ├── EngineError   RTP5xx      the ClickHouse engine or server (connection, timeouts)
+    └── (tests)       RTP6xx      `rtp test` files and fixtures (ProjectError)
 
 Each error carries a code (``RTP102``), a message, an optional hint saying what to do
 and an optional :class:`Location` (file, line, column, span). ``rtp check`` collects
@@ -66,6 +67,11 @@ CODES: dict[str, str] = {
     "RTP405": "request body too large",
     "RTP406": "rate limited",
     "RTP407": "unreadable request body",
+    "RTP600": "test names an unknown endpoint",
+    "RTP601": "test sends an unknown parameter",
+    "RTP602": "fixture for an unknown datasource",
+    "RTP603": "fixture row doesn't fit its datasource",
+    "RTP604": "test case expects nothing",
     "RTP500": "engine error",
     "RTP501": "engine unavailable",
     "RTP502": "ClickHouse server too old for a feature",

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from rtp import __version__
-from rtp.cli import append, check, copy, deploy, dev, graph, init, serve, sql, token
+from rtp.cli import append, check, copy, deploy, dev, graph, init, serve, sql, test, token
 from rtp.cli.output import fail
 from rtp.errors import RtpError
 
@@ -42,6 +42,7 @@ def _root(
 app.command("init")(init.init)
 app.command("check")(check.check)
 app.command("graph")(graph.graph)
+app.command("test")(test.test)
 app.command("deploy")(deploy.deploy)
 app.command("sql")(sql.sql)
 app.command("append")(append.append)

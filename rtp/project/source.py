@@ -52,6 +52,7 @@ class Doc:
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     origins: dict[Path_, TextOrigin] = field(default_factory=dict)
     lengths: dict[Path_, int] = field(default_factory=dict)
+    spans: dict[Path_, tuple[int, int]] = field(default_factory=dict)  # text offsets of values
 
     def loc(self, path: Path_ = (), *, key: bool = False) -> Location:
         """Location of the value at ``path`` (or of its key with ``key=True``); falls
@@ -120,6 +121,7 @@ _constructor = yaml.SafeLoader("")
 
 def _build(node: yaml.Node, path: Path_, doc: Doc, lines: list[str]):
     doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    doc.spans[path] = (node.start_mark.index, node.end_mark.index)
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for key_node, value_node in node.value:

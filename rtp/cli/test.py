@@ -1,0 +1,84 @@
+"""``rtp test``: run the project's endpoint tests on a fresh in-memory engine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from rtp.cli.common import PROJECT_OPTION, project_root
+from rtp.cli.output import console, fail, render_problem
+from rtp.errors import RtpError
+from rtp.project.load import load_project
+from rtp.testing import report, runner
+
+
+def test(
+    pipes: list[str] = typer.Argument(None, help="Only the tests of these endpoints."),
+    keyword: str = typer.Option(None, "-k", help="Only cases whose 'pipe::name' contains "
+                                "this text."),
+    update: bool = typer.Option(False, "--update", help="Rewrite expected_result of failing "
+                                "cases with what the endpoint answers now."),
+    junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here.",
+                               dir_okay=False),
+    project: Path = PROJECT_OPTION,
+) -> None:
+    """Deploy the project into a fresh in-memory ClickHouse, load fixtures/, and run
+    tests/<pipe>.yaml against the endpoints. Exit 0 all pass, 1 failures, 2 project or
+    usage errors."""
+    started = time.perf_counter()
+    try:
+        root = project_root(project)
+        model, problems = load_project(root)
+        cases = runner.prepare(model, problems)
+    except RtpError as exc:
+        fail(exc)
+        raise typer.Exit(2) from None
+    if problems.errors:
+        for problem in problems.sorted():
+            render_problem(problem, root)
+        console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them "
+                      "(`rtp check` shows the project's) and run again")
+        raise typer.Exit(2)
+    unknown = [p for p in pipes or [] if p not in model.pipes]
+    if unknown:
+        fail(RtpError(f"no pipe named {', '.join(unknown)}", code="RTP600"))
+        raise typer.Exit(2)
+    selected = runner.select(cases, pipes, keyword)
+    if not selected:
+        console.print("no test cases found" + (" matching the filter" if pipes or keyword
+                                                else f" in {model.settings.tests_dir}/"))
+        raise typer.Exit(0)
+
+    def show(o: runner.Outcome) -> None:
+        mark = "[green]PASS[/green]" if o.passed else "[red]FAIL[/red]"
+        console.print(f"  {mark} {o.case.id} [dim]{o.seconds * 1000:.1f} ms[/dim]")
+        if not o.passed:
+            console.print(f"       [dim]{o.case.location}[/dim]")
+            for line in o.failures:
+                console.print(f"       {line}", markup=False)
+
+    try:
+        session, outcomes = runner.run(model, selected, on_result=show)
+    except RtpError as exc:
+        fail(exc, root)
+        raise typer.Exit(2) from None
+    elapsed = time.perf_counter() - started
+    passed = sum(o.passed for o in outcomes)
+    failed = len(outcomes) - passed
+    loaded = sum(session.fixtures.values())
+    console.print(f"[dim]setup {session.setup_seconds:.2f}s: deployed, {loaded} fixture rows "
+                  f"loaded; total {elapsed:.2f}s[/dim]")
+    fixed = []
+    if update:
+        fixed = report.update_expected(root, outcomes)
+        for o in fixed:
+            console.print(f"  [yellow]updated[/yellow] {o.case.id} in {o.case.file}")
+            for line in o.failures:
+                console.print(f"       was: {line}", markup=False)
+    if junit:
+        report.write_junit(junit, outcomes, elapsed)
+    console.print(f"{passed} passed, {failed} failed", markup=False)
+    if failed > len(fixed):
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""``rtp test``: endpoint tests on a fresh in-memory engine loaded with fixtures."""
