@@ -96,6 +96,10 @@ def plan(project: Project, backend) -> Plan:
         ds = project.datasources[name]
         _check_features(backend, ds)
         change = _table_change(ds, state.get(name), live.get(name), result.drift)
+        for step, feature in (("MODIFY TTL", "ALTER TABLE ... MODIFY TTL"),
+                              ("MODIFY SETTING", "ALTER TABLE ... MODIFY SETTING")):
+            if any(step in s for s in change.steps):
+                require(backend, feature, f"datasource {name} ({ds.file})")
         if change.action == "rebuild":
             live_readers = [v for v in readers[name] if v in state and v in live]
             change.steps[:0] = [f"DROP TABLE IF EXISTS `{v}`" for v in live_readers]
