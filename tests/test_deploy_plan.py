@@ -37,6 +37,11 @@ def test_first_deploy_creates_in_dependency_order(shop, backend):
     assert actions(p) == [("create", "table", "events"), ("create", "table", "spend"),
                           ("create", "view", "spend_mv")]
     assert backend.statements == []  # planning reads only
+    assert p.render() == (f"Plan for embedded:{backend.database}:\n"
+                          "  + create table events: new datasource\n"
+                          "  + create table spend: new datasource\n"
+                          "  + create view spend_mv: materialized pipe -> spend, backfilled\n"
+                          "3 create.")
     apply(p, backend)
     _, rows = backend.query("SELECT name, engine FROM system.tables WHERE database = "
                             "currentDatabase() AND name NOT LIKE '\\_rtp%' ORDER BY name")

@@ -78,7 +78,7 @@ def plan(project: Project, backend) -> Plan:
     compiled = compile_project(project, Problems())
     state, live = read_state(backend), read_live(backend)
     result = Plan(target=f"{backend.name}:{backend.database}")
-    order = _table_order(project)
+    order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
     view_ddl = {name: _view_ddl(compiled, pipe) for name, pipe in views.items()}
     for pipe in views.values():
@@ -258,14 +258,13 @@ def _check_features(backend, ds: Datasource) -> None:
         require(backend, "data skipping indexes", where)
 
 
-def _table_order(project: Project) -> list[str]:
+def _table_order(project: Project, compiled: CompiledProject) -> list[str]:
     """Datasources, each after the ones whose materialized views feed it."""
     compiled_reads: dict[str, set[str]] = {}
     for pipe in project.pipes.values():
-        if pipe.type == "materialized" and pipe.target:
+        if pipe.type == "materialized" and pipe.target and pipe.name not in compiled.broken:
             compiled_reads.setdefault(pipe.target, set()).update(
-                n for n in project.datasources if re.search(rf"\b{re.escape(n)}\b",
-                                                            " ".join(x.sql for x in pipe.nodes)))
+                _tables_read(compiled, pipe.name))
     order: list[str] = []
 
     def visit(name: str, path: tuple = ()) -> None:
