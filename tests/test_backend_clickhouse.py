@@ -138,3 +138,29 @@ def test_ttl(shop, server):
     deploy(shop({"datasources/events.yaml": events}), server)
     assert "TTL" in server.query("SELECT create_table_query FROM system.tables WHERE "
                                  "name = 'events' AND database = currentDatabase()")[1][0][0]
+
+
+def test_changed_view_rebuilds_its_target_and_copy_pipes_run(shop, server):
+    from rtp.deploy.copy import run_copy
+
+    copy = """
+        nodes:
+          - name: snap
+            sql: SELECT user_id, sum(price) AS total, count() AS n FROM events GROUP BY user_id
+        type: copy
+        target: snapshot
+        mode: replace
+    """
+    snapshot = SHOP["datasources/spend.yaml"].replace("SummingMergeTree", "MergeTree")
+    extra = {"pipes/snap.yaml": copy, "datasources/snapshot.yaml": snapshot}
+    model = shop(extra)
+    deploy(model, server)
+    rows = [{"timestamp": "2030-01-01 10:00:00", "user_id": f"u{i % 3}",
+             "product": {"id": "p", "price": 1}} for i in range(600)]
+    assert insert_rows(server, model.datasources["events"], rows) == (600, 0)
+    mv = SHOP["pipes/spend_mv.yaml"].replace("sum(price) AS total", "sum(price) * 2 AS total")
+    result = deploy(shop({**extra, "pipes/spend_mv.yaml": mv}), server)
+    assert [c.action for c in result.pending] == ["rebuild"]
+    assert server.query("SELECT sum(total), sum(n) FROM spend")[1] == [[1200.0, 600]]
+    assert run_copy(model, server, "snap") == 3
+    assert run_copy(model, server, "snap") == 3  # replace, not append

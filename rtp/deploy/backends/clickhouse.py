@@ -21,6 +21,7 @@ from rtp.errors import EngineError
 from rtp.sql.escape import literal, quote_string
 
 _INLINE_DATA = re.compile(r"\s*INSERT\b.*?\b(VALUES|FORMAT\s+\w+)\s*\S", re.I | re.S)
+_ROWS_PER_STATEMENT = 200
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
@@ -127,8 +128,11 @@ class ClickHouseBackend:
             casts = [", ".join(f"CAST({_value(row[c])} AS {types[c]}) AS `{c}`"
                                for c in columns) or "1 AS _" for row in group]
             names = ", ".join(f"`{c}`" for c in columns)
-            union = " UNION ALL ".join(f"SELECT {c}" for c in casts)
-            statements.append((names, union))
+            # stay well under the server's max_query_size (256 KiB by default)
+            for start in range(0, len(casts), _ROWS_PER_STATEMENT):
+                union = " UNION ALL ".join(
+                    f"SELECT {c}" for c in casts[start:start + _ROWS_PER_STATEMENT])
+                statements.append((names, union))
         with self._lock:
             # rows missing different keys need separate INSERTs (the columns they leave
             # out take their defaults); convert every value first so all go in, or none
