@@ -190,3 +190,16 @@ def test_failing_statement_names_the_step_and_deploy_resumes(shop, backend):
     backend.execute("DROP TABLE spend_mv")
     p = deploy(shop(), backend)  # resumes: tables are done, only the view is left
     assert [c.action for c in p.pending] == ["create"]
+
+
+def test_rebuilt_view_target_keeps_rows_and_the_view_feeds_it(shop, backend):
+    deploy(shop(), backend)
+    backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2)")
+    spend = SHOP["datasources/spend.yaml"].replace("sorting_key: [user_id]",
+                                                   "sorting_key: [user_id, n]")
+    model = shop({"datasources/spend.yaml": spend})
+    assert [c.action for c in deploy(model, backend).pending] == ["rebuild"]
+    backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 3)")
+    assert scalar(backend, "SELECT sum(total) FROM spend") == 5.0
+    assert plan(model, backend).drift == []
+    assert {c.action for c in plan(model, backend).changes} == {"no-op"}
