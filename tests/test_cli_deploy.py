@@ -107,3 +107,32 @@ def test_unknown_target_and_unreachable_server(shop, cli):
     assert result.exit_code == 1
     assert "RTP501 ClickHouse at 127.0.0.1:1 is unreachable" in result.output
     assert "secret" not in result.output
+
+
+def test_append_from_url_and_unreadable_sources(shop, cli, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "e.ndjson").write_text(
+        '{"timestamp": "2030-01-01 10:00:00", "user_id": "u9", "product": {"id": "p"}}\n',
+        encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path / "web"))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        assert cli("deploy", "-p", shop).exit_code == 0
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/e.ndjson"
+        result = cli("append", "events", url, "-p", shop)
+        assert result.exit_code == 0 and "appended 1 row(s) to events" in result.output
+        result = cli("append", "events", url.replace("e.ndjson", "gone.ndjson"), "-p", shop)
+        assert result.exit_code == 1 and "RTP505 cannot read" in result.output
+    finally:
+        httpd.shutdown()
+    result = cli("append", "events", tmp_path / "data.xlsx", "-p", shop)
+    assert result.exit_code == 1 and "can't tell the format" in result.output
+    result = cli("append", "nope", tmp_path / "x.csv", "-p", shop)
+    assert result.exit_code == 2 and "unknown datasource 'nope'" in result.output
