@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from rtp.deploy.backends import require
+from rtp.deploy.ddl import _setting as setting_sql
 from rtp.deploy.ddl import column_sql, create_materialized_view, create_table
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
 from rtp.errors import Problems, SqlError
@@ -197,10 +198,8 @@ def _alter(ds: Datasource, old: dict, new: dict, record: Record) -> Change:
     old_set, new_set = old.get("settings", {}), new["settings"]
     changed = {k: v for k, v in new_set.items() if old_set.get(k) != v}
     if changed:
-        from rtp.deploy.ddl import _setting
-
         steps.append(f"ALTER TABLE {t} MODIFY SETTING "
-                     + ", ".join(f"{k} = {_setting(v)}" for k, v in changed.items()))
+                     + ", ".join(f"{k} = {setting_sql(v)}" for k, v in changed.items()))
     removed = [k for k in old_set if k not in new_set]
     if removed:
         steps.append(f"ALTER TABLE {t} RESET SETTING {', '.join(removed)}")
