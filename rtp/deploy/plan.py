@@ -308,13 +308,21 @@ def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | 
     name, target = pipe.name, pipe.target
     record = Record(name, "view", digest(ddl), {"target": target, "populate": pipe.populate})
     backfill = f"INSERT INTO `{target}`\n{_select_of(ddl)}"
+    if rec is None and live is not None and live.engine == "MaterializedView":
+        # e.g. a deploy stopped before recording it: whether its backfill ran is unknown,
+        # so with populate the target is rebuilt from the source
+        if pipe.populate:
+            return _rebuild_target(pipe, ddl, project, record,
+                                   "exists but is not in the deploy state; "
+                                   f"{target} rebuilt from the source")
+        return Change("recreate", "view", name, "exists but is not in the deploy state",
+                      [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
     if rec is None or live is None:
         if rec is not None:
             drift.append(f"view {name} was dropped by hand")
-        # backfill first, then attach: under the backend's exclusive hold no row lands
-        # in between (see apply)
-        steps = [f"DROP TABLE IF EXISTS `{name}`"] if live is not None else []
-        steps += ([backfill] if pipe.populate else []) + [ddl]
+        # create, then backfill: if CREATE fails nothing was copied; under the backend's
+        # exclusive hold (see apply) no row reaches the view before the backfill reads
+        steps = [ddl] + ([backfill] if pipe.populate else [])
         return Change("create", "view", name, f"materialized pipe -> {target}"
                       + (", backfilled" if pipe.populate else ""), steps, record=record)
     if live.hash != rec.live_hash:
@@ -327,13 +335,20 @@ def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | 
     if not pipe.populate:
         return Change("recreate", "view", name, "query changed; rows from now on use the "
                       "new query", [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
-    ds = project.datasources[target]
+    return _rebuild_target(pipe, ddl, project, record,
+                           f"query changed; {target} rebuilt from the source")
+
+
+def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
+                    reason: str) -> Change:
+    """Fill a new target from the source with the view's query, swap it in, and attach
+    the view to it (all under the backend's exclusive hold, see apply)."""
+    name, target = pipe.name, pipe.target
     new = f"{target}{NEW}"
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
-             create_table(ds, name=new),
+             create_table(project.datasources[target], name=new),
              f"INSERT INTO `{new}`\n{_select_of(ddl)}",
              f"DROP TABLE IF EXISTS `{name}`",
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE `{target}{OLD}`"]
-    return Change("rebuild", "view", name, f"query changed; {target} rebuilt from the "
-                  "source", steps, record=record)
+    return Change("rebuild", "view", name, reason, steps, record=record)
