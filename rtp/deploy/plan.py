@@ -107,9 +107,9 @@ def plan(project: Project, backend) -> Plan:
             recreate.update(live_readers)
         result.changes.append(change)
     for name in sorted(views, key=lambda v: order.index(views[v].target)):
-        result.changes.append(_view_change(views[name], view_ddl[name], compiled,
-                                           state.get(name), live.get(name), project,
-                                           name in recreate, result.drift))
+        result.changes.append(_view_change(views[name], view_ddl[name], state.get(name),
+                                           live.get(name), project, name in recreate,
+                                           result.drift))
     for name, rec in state.items():
         if rec.kind == "table" and name not in project.datasources:
             result.changes.append(Change("drop", "table", name,
@@ -302,9 +302,8 @@ def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     return names
 
 
-def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | None,
-                 live: Live | None, project: Project, dropped: bool,
-                 drift: list[str]) -> Change:
+def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
+                 project: Project, dropped: bool, drift: list[str]) -> Change:
     name, target = pipe.name, pipe.target
     record = Record(name, "view", digest(ddl), {"target": target, "populate": pipe.populate})
     backfill = f"INSERT INTO `{target}`\n{_select_of(ddl)}"
@@ -332,11 +331,13 @@ def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | 
             return Change("recreate", "view", name, "a table it reads is rebuilt", [ddl],
                           record=record)
         return Change("no-op", "view", name, record=rec)
+    what = "query changed" if rec.hash != record.hash else "changed by hand"
     if not pipe.populate:
-        return Change("recreate", "view", name, "query changed; rows from now on use the "
-                      "new query", [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
+        return Change("recreate", "view", name, f"{what}; rows from now on use the "
+                      "project's query", [f"DROP TABLE IF EXISTS `{name}`", ddl],
+                      record=record)
     return _rebuild_target(pipe, ddl, project, record,
-                           f"query changed; {target} rebuilt from the source")
+                           f"{what}; {target} rebuilt from the source")
 
 
 def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
