@@ -31,8 +31,8 @@ def test_changed_view_redeploys_without_losing_or_doubling_rows(project_factory)
         def insert_forever():
             i = 0
             while not stop.is_set():
-                backend.execute("INSERT INTO events SELECT now(), concat('u', toString(number % 7)),"
-                                f" 'p', 1 FROM numbers({i % 5 + 1})")
+                backend.execute("INSERT INTO events SELECT now(), concat('u', "
+                                f"toString(number % 7)), 'p', 1 FROM numbers({i % 5 + 1})")
                 inserted[0] += i % 5 + 1
                 i += 1
 

@@ -73,7 +73,10 @@ def to_columns(datasource: Datasource, row: dict, *, by_name: bool = False) -> d
 def insert_rows(backend, datasource: Datasource, rows: list[dict | str], *,
                 by_name: bool = False) -> tuple[int, int]:
     """Insert ``rows``; returns (rows inserted, rows quarantined). Raises EngineError
-    only when the engine itself fails (the quarantine table can't be written)."""
+    only when the engine itself fails (the quarantine table can't be written).
+
+    A batch goes in all or none, so keep batches well under ClickHouse's
+    ``max_insert_block_size`` (about 1M rows); ``rtp append`` sends 5,000 at a time."""
     good: list[tuple[dict | str, dict]] = []
     bad: list[tuple[str, str]] = []
     for raw in rows:

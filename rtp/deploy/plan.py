@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from rtp.deploy.backends import require
+from rtp.deploy.ddl import _setting as setting_sql
 from rtp.deploy.ddl import column_sql, create_materialized_view, create_table
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
 from rtp.errors import Problems, SqlError
@@ -78,7 +79,7 @@ def plan(project: Project, backend) -> Plan:
     compiled = compile_project(project, Problems())
     state, live = read_state(backend), read_live(backend)
     result = Plan(target=f"{backend.name}:{backend.database}")
-    order = _table_order(project)
+    order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
     view_ddl = {name: _view_ddl(compiled, pipe) for name, pipe in views.items()}
     for pipe in views.values():
@@ -96,15 +97,19 @@ def plan(project: Project, backend) -> Plan:
         ds = project.datasources[name]
         _check_features(backend, ds)
         change = _table_change(ds, state.get(name), live.get(name), result.drift)
+        for step, feature in (("MODIFY TTL", "ALTER TABLE ... MODIFY TTL"),
+                              ("MODIFY SETTING", "ALTER TABLE ... MODIFY SETTING")):
+            if any(step in s for s in change.steps):
+                require(backend, feature, f"datasource {name} ({ds.file})")
         if change.action == "rebuild":
             live_readers = [v for v in readers[name] if v in state and v in live]
             change.steps[:0] = [f"DROP TABLE IF EXISTS `{v}`" for v in live_readers]
             recreate.update(live_readers)
         result.changes.append(change)
     for name in sorted(views, key=lambda v: order.index(views[v].target)):
-        result.changes.append(_view_change(views[name], view_ddl[name], compiled,
-                                           state.get(name), live.get(name), project,
-                                           name in recreate, result.drift))
+        result.changes.append(_view_change(views[name], view_ddl[name], state.get(name),
+                                           live.get(name), project, name in recreate,
+                                           result.drift))
     for name, rec in state.items():
         if rec.kind == "table" and name not in project.datasources:
             result.changes.append(Change("drop", "table", name,
@@ -193,10 +198,8 @@ def _alter(ds: Datasource, old: dict, new: dict, record: Record) -> Change:
     old_set, new_set = old.get("settings", {}), new["settings"]
     changed = {k: v for k, v in new_set.items() if old_set.get(k) != v}
     if changed:
-        from rtp.deploy.ddl import _setting
-
         steps.append(f"ALTER TABLE {t} MODIFY SETTING "
-                     + ", ".join(f"{k} = {_setting(v)}" for k, v in changed.items()))
+                     + ", ".join(f"{k} = {setting_sql(v)}" for k, v in changed.items()))
     removed = [k for k in old_set if k not in new_set]
     if removed:
         steps.append(f"ALTER TABLE {t} RESET SETTING {', '.join(removed)}")
@@ -254,14 +257,13 @@ def _check_features(backend, ds: Datasource) -> None:
         require(backend, "data skipping indexes", where)
 
 
-def _table_order(project: Project) -> list[str]:
+def _table_order(project: Project, compiled: CompiledProject) -> list[str]:
     """Datasources, each after the ones whose materialized views feed it."""
     compiled_reads: dict[str, set[str]] = {}
     for pipe in project.pipes.values():
-        if pipe.type == "materialized" and pipe.target:
+        if pipe.type == "materialized" and pipe.target and pipe.name not in compiled.broken:
             compiled_reads.setdefault(pipe.target, set()).update(
-                n for n in project.datasources if re.search(rf"\b{re.escape(n)}\b",
-                                                            " ".join(x.sql for x in pipe.nodes)))
+                _tables_read(compiled, pipe.name))
     order: list[str] = []
 
     def visit(name: str, path: tuple = ()) -> None:
@@ -300,19 +302,26 @@ def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     return names
 
 
-def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | None,
-                 live: Live | None, project: Project, dropped: bool,
-                 drift: list[str]) -> Change:
+def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
+                 project: Project, dropped: bool, drift: list[str]) -> Change:
     name, target = pipe.name, pipe.target
     record = Record(name, "view", digest(ddl), {"target": target, "populate": pipe.populate})
     backfill = f"INSERT INTO `{target}`\n{_select_of(ddl)}"
+    if rec is None and live is not None and live.engine == "MaterializedView":
+        # e.g. a deploy stopped before recording it: whether its backfill ran is unknown,
+        # so with populate the target is rebuilt from the source
+        if pipe.populate:
+            return _rebuild_target(pipe, ddl, project, record,
+                                   "exists but is not in the deploy state; "
+                                   f"{target} rebuilt from the source")
+        return Change("recreate", "view", name, "exists but is not in the deploy state",
+                      [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
     if rec is None or live is None:
         if rec is not None:
             drift.append(f"view {name} was dropped by hand")
-        # backfill first, then attach: under the backend's exclusive hold no row lands
-        # in between (see apply)
-        steps = [f"DROP TABLE IF EXISTS `{name}`"] if live is not None else []
-        steps += ([backfill] if pipe.populate else []) + [ddl]
+        # create, then backfill: if CREATE fails nothing was copied; under the backend's
+        # exclusive hold (see apply) no row reaches the view before the backfill reads
+        steps = [ddl] + ([backfill] if pipe.populate else [])
         return Change("create", "view", name, f"materialized pipe -> {target}"
                       + (", backfilled" if pipe.populate else ""), steps, record=record)
     if live.hash != rec.live_hash:
@@ -322,16 +331,25 @@ def _view_change(pipe: Pipe, ddl: str, compiled: CompiledProject, rec: Record | 
             return Change("recreate", "view", name, "a table it reads is rebuilt", [ddl],
                           record=record)
         return Change("no-op", "view", name, record=rec)
+    what = "query changed" if rec.hash != record.hash else "changed by hand"
     if not pipe.populate:
-        return Change("recreate", "view", name, "query changed; rows from now on use the "
-                      "new query", [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
-    ds = project.datasources[target]
+        return Change("recreate", "view", name, f"{what}; rows from now on use the "
+                      "project's query", [f"DROP TABLE IF EXISTS `{name}`", ddl],
+                      record=record)
+    return _rebuild_target(pipe, ddl, project, record,
+                           f"{what}; {target} rebuilt from the source")
+
+
+def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
+                    reason: str) -> Change:
+    """Fill a new target from the source with the view's query, swap it in, and attach
+    the view to it (all under the backend's exclusive hold, see apply)."""
+    name, target = pipe.name, pipe.target
     new = f"{target}{NEW}"
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
-             create_table(ds, name=new),
+             create_table(project.datasources[target], name=new),
              f"INSERT INTO `{new}`\n{_select_of(ddl)}",
              f"DROP TABLE IF EXISTS `{name}`",
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE `{target}{OLD}`"]
-    return Change("rebuild", "view", name, f"query changed; {target} rebuilt from the "
-                  "source", steps, record=record)
+    return Change("rebuild", "view", name, reason, steps, record=record)

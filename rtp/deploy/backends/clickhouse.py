@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import re
 import threading
 import uuid
 from urllib.parse import unquote, urlparse
@@ -19,6 +20,8 @@ from rtp.deploy.backends import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
 from rtp.sql.escape import literal, quote_string
 
+_INLINE_DATA = re.compile(r"\s*INSERT\b.*?\b(VALUES|FORMAT\s+\w+)\s*\S", re.I | re.S)
+_ROWS_PER_STATEMENT = 200
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
@@ -99,6 +102,10 @@ class ClickHouseBackend:
                 raise QueryError(_first_line(str(exc)), sql=sql) from None
 
     def execute(self, sql: str) -> None:
+        if _INLINE_DATA.match(sql):
+            # the driver would wait for data blocks that never come, until the timeout
+            raise QueryError("INSERT with inline VALUES/FORMAT data can't be sent over the "
+                             "native protocol; use INSERT ... SELECT or `rtp append`", sql=sql)
         self._call(sql)
 
     def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
@@ -116,14 +123,24 @@ class ClickHouseBackend:
         groups: dict[tuple, list[dict]] = {}
         for row in rows:
             groups.setdefault(tuple(k for k in row if k in types), []).append(row)
+        statements = []
+        for columns, group in groups.items():
+            casts = [", ".join(f"CAST({_value(row[c])} AS {types[c]}) AS `{c}`"
+                               for c in columns) or "1 AS _" for row in group]
+            names = ", ".join(f"`{c}`" for c in columns)
+            # stay well under the server's max_query_size (256 KiB by default)
+            for start in range(0, len(casts), _ROWS_PER_STATEMENT):
+                union = " UNION ALL ".join(
+                    f"SELECT {c}" for c in casts[start:start + _ROWS_PER_STATEMENT])
+                statements.append((names, union))
         with self._lock:
-            for columns, group in groups.items():
-                selects = []
-                for row in group:
-                    values = ", ".join(f"CAST({_value(row[c])} AS {types[c]})" for c in columns)
-                    selects.append(f"SELECT {values}")
-                names = ", ".join(f"`{c}`" for c in columns)
-                self._call(f"INSERT INTO `{table}` ({names}) " + " UNION ALL ".join(selects))
+            # rows missing different keys need separate INSERTs (the columns they leave
+            # out take their defaults); convert every value first so all go in, or none
+            for names, union in statements:
+                self._call(f"SELECT count() FROM ({union}) WHERE NOT ignore({names or 1})")
+            for names, union in statements:
+                if names:
+                    self._call(f"INSERT INTO `{table}` ({names}) {union}")
 
     def exclusive(self):
         return self._lock

@@ -1,0 +1,38 @@
+"""Deploy's error codes are registered and documented; the server URL parser."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rtp.deploy.backends import version_tuple
+from rtp.deploy.backends.clickhouse import parse_url, redact
+from rtp.errors import CODES, EngineError
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "errors_deploy.md"
+
+
+def test_deploy_codes_are_documented():
+    documented = set(re.findall(r"^### (RTP5\d\d) ", DOC.read_text(encoding="utf-8"), re.M))
+    assert documented == {c for c in CODES if c.startswith("RTP5") and c >= "RTP501"}
+    for code in documented:
+        assert f"### {code} {CODES[code]}" in DOC.read_text(encoding="utf-8")
+
+
+def test_parse_url():
+    assert parse_url("clickhouse://ana:p%40ss@db.local:9001/shop") == {
+        "host": "db.local", "port": 9001, "user": "ana", "password": "p@ss",
+        "database": "shop", "secure": False}
+    assert parse_url("clickhouses://h")["port"] == 9440
+    assert parse_url("clickhouse://h")["database"] == "default"
+    assert redact("clickhouse://ana:secret@h:9000/db") == "clickhouse://ana:***@h:9000/db"
+    with pytest.raises(EngineError) as err:
+        parse_url("http://h:8123")
+    assert err.value.code == "RTP501"
+
+
+def test_version_tuple():
+    assert version_tuple("18.16.1") == (18, 16)
+    assert version_tuple("26.9.1.1") == (26, 9)
