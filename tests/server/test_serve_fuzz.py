@@ -45,8 +45,14 @@ def test_hostile_values_round_trip_or_400(serve_once, value, via_body, n):
     except UnicodeEncodeError:  # lone surrogates: only a JSON body can carry them
         valid = False
 
+    try:
+        value.encode("utf-8")
+        in_url = True
+    except UnicodeEncodeError:  # surrogates (even a pair JSON would join) can't be URL-encoded
+        in_url = False
+
     async def call():
-        if via_body or not valid or len(value) > 10_000:  # clients refuse such URLs
+        if via_body or not in_url or len(value) > 10_000:  # clients refuse such URLs
             return await s.client.post("/v0/pipes/echo.json", content=json.dumps(params),
                                        params={"token": s.admin},
                                        headers={"Content-Type": "application/json"})
