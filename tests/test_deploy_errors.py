@@ -1,16 +1,12 @@
-"""Deploy's error codes are registered and documented; the server URL parser."""
+"""The server backend's URL parsing, redaction and version handling."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from rtp.deploy.backends import version_tuple
 from rtp.deploy.backends.clickhouse import parse_url, redact
 from rtp.errors import EngineError
-
-DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
 
 def test_parse_url():
