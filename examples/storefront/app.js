@@ -220,7 +220,7 @@ async function openProduct(id) {
   $("product-dialog").showModal();
   track("view", p).catch(showError);
   const similar = remember(await pipe("similar_products", { product_id: id, limit: 6 }).catch(() => []));
-  $("similar").replaceChildren(...(similar.length ? similar.map((s) => miniItem(s, s.co_purchased > 0 ? "bought together" : s.same_category ? "same category" : "same brand"))
+  $("similar").replaceChildren(...(similar.length ? similar.map((s) => miniItem(s, s.co_purchased > 0 ? "bought together" : s.co_viewed > 0 ? "viewed together" : s.same_category ? "same category" : "same brand"))
     : [el("li", { class: "muted" }, "No alternatives in stock.")]));
 }
 
