@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 
 # category, id prefix, product nouns, price range
 CATEGORIES = [
-    ("sunglasses", "sg", ["Aviator", "Wayfarer", "Round", "Cat Eye", "Shield", "Clubmaster"], (39, 249)),
+    ("sunglasses", "sg", ["Aviator", "Wayfarer", "Round", "Cat Eye", "Shield", "Clubmaster"],
+     (39, 249)),
     ("shoes", "sh", ["Runner", "Trail Shoe", "Loafer", "Sneaker", "Boot", "Sandal"], (45, 220)),
     ("bags", "bg", ["Tote", "Backpack", "Weekender", "Crossbody", "Duffel"], (25, 320)),
-    ("watches", "wt", ["Field Watch", "Diver", "Chronograph", "Smartwatch", "Dress Watch"], (60, 650)),
+    ("watches", "wt", ["Field Watch", "Diver", "Chronograph", "Smartwatch", "Dress Watch"],
+     (60, 650)),
     ("hats", "ht", ["Bucket Hat", "Cap", "Panama", "Beanie", "Fedora"], (15, 90)),
     ("jackets", "jk", ["Rain Jacket", "Puffer", "Denim Jacket", "Blazer", "Parka"], (60, 380)),
     ("jeans", "jn", ["Slim Jeans", "Straight Jeans", "Relaxed Jeans", "Cargo Jeans"], (40, 160)),
@@ -262,7 +264,7 @@ def write_files(sim: Simulation, out: str, events: int, days: float, end_ms: int
     with open(os.path.join(out, "products.ndjson"), "w") as f:
         stamp = clock(start_ms)
         f.writelines(json.dumps(p.row(stamp)) + "\n" for p in sim.products)
-    inventory = open(os.path.join(out, "inventory.ndjson"), "w")
+    inventory = open(os.path.join(out, "inventory.ndjson"), "w")  # noqa: SIM115 (closed below)
     for p in sim.products:
         inventory.write(f'{{"product_id":"{p.product_id}","stock":{sim.stock[p.product_id]},'
                         f'"updated_at":"{clock(start_ms)}"}}\n')

@@ -21,9 +21,10 @@ import yaml
 
 from rtp.deploy.backends.embedded import EmbeddedBackend
 from rtp.deploy.ddl import create_materialized_view, create_table
-from rtp.errors import Problems, RtpError
+from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.sql.compose import compile_project
+from rtp.sql.params import coerce
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,6 @@ def load(root: Path = ROOT):
         if pipe.type == "materialized":
             sql = compiled.compose(pipe.name, compiled.sample_values(pipe.name)).sql
             backend.execute(create_materialized_view(f"{pipe.name}_view", pipe.target, sql))
-    sources = {p.pipe.target: p for p in compiled.pipes.values()}  # noqa: F841 (for readers)
     for path in sorted((root / project.settings.fixtures_dir).glob("*.ndjson")):
         rows = path.read_text()
         backend.execute(f"INSERT INTO `{path.stem}` FORMAT JSONEachRow\n{rows}")
@@ -49,8 +49,6 @@ def run(compiled, backend, pipe: str, raw: dict) -> list[dict]:
     """Rows the endpoint returns for ``raw`` parameters; raises RtpError on bad input."""
     params = compiled.params(pipe)
     values = {}
-    from rtp.sql.params import coerce
-
     for name, value in raw.items():
         values[name] = coerce(params[name], value) if name in params else value
     sql = compiled.compose(pipe, values).sql
