@@ -6,11 +6,7 @@ CH_TCP_PORT="${CH_TCP_PORT:-19000}"
 CH_HTTP_PORT="${CH_HTTP_PORT:-18123}"
 CH_HOME="${CH_HOME:-${TMPDIR:-/tmp}/rtp-clickhouse}"
 
-if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then
-  echo "installing clickhouse-server"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get install -y -q clickhouse-server clickhouse-client >/dev/null
-fi
+apt_install clickhouse-server clickhouse-client
 CH_BIN="$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)"
 
 _ch_ping() {
