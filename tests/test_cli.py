@@ -84,3 +84,9 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "rtp.cli.main", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"rtp {__version__}"
+
+
+def test_help_keeps_placeholders_and_joins_lines(cli):
+    out = " ".join(cli("--help").stdout.split())
+    assert "tests/<pipe>.yaml" in out and "<datasource>_quarantine" in out
+    assert "every node's SQL against embedded ClickHouse" in out.replace("│ ", "")

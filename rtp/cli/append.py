@@ -27,7 +27,7 @@ def append(
     target: str = TARGET_OPTION,
 ) -> None:
     """Append rows to a datasource; rows that don't fit its schema go to
-    <datasource>_quarantine with the reason."""
+    `<datasource>_quarantine` with the reason."""
     model, root = load_valid(project)
     ds = model.datasources.get(datasource)
     if ds is None:

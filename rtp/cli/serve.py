@@ -46,7 +46,7 @@ def serve(
                                  "tokens (local development only)."),
     project: Path = PROJECT_OPTION,
 ) -> None:
-    """Serve the deployed project: GET /v0/pipes/<name>.json, POST /v0/events, OpenAPI at
+    """Serve the deployed project: `GET /v0/pipes/<name>.json`, `POST /v0/events`, OpenAPI at
     /v0/pipes/openapi.json, Swagger UI at /docs, /healthz and /metrics."""
     try:
         root = project_root(project)

@@ -25,7 +25,7 @@ def test(
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Deploy the project into a fresh in-memory ClickHouse, load fixtures/, and run
-    tests/<pipe>.yaml against the endpoints. Exit 0 all pass, 1 failures, 2 project or
+    `tests/<pipe>.yaml` against the endpoints. Exit 0 all pass, 1 failures, 2 project or
     usage errors."""
     started = time.perf_counter()
     try:

@@ -32,9 +32,9 @@ def _store(project: Path | None) -> TokenStore:
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="A name to recognise the token by."),
-    scope: list[str] = typer.Option(..., "--scope", "-s", help="PIPES:READ:<pipe>, "
-                                    "DATASOURCES:APPEND:<ds>, DATASOURCES:READ:<ds> or ADMIN; "
-                                    "repeat for several."),
+    scope: list[str] = typer.Option(..., "--scope", "-s", help="`PIPES:READ:<pipe>`, "
+                                    "`DATASOURCES:APPEND:<ds>`, `DATASOURCES:READ:<ds>` or "
+                                    "`ADMIN`; repeat for several."),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
@@ -77,7 +77,7 @@ def revoke(name: str = typer.Argument(..., help="The token's name."),
 @app.command("jwt")
 def jwt(
     name: str = typer.Argument(..., help="Name carried in the token."),
-    scope: list[str] = typer.Option(..., "--scope", "-s", help="PIPES:READ:<pipe> "
+    scope: list[str] = typer.Option(..., "--scope", "-s", help="`PIPES:READ:<pipe>` "
                                     "(repeatable)."),
     fixed: list[str] = typer.Option([], "--fixed", "-f", help="param=value the caller "
                                     "can't override (applies to every scope; repeatable)."),
