@@ -37,6 +37,24 @@ MINIMAL = {
 }
 
 
+# A materialized view counting events per user into a SummingMergeTree target.
+PER_USER = {
+    "datasources/per_user.yaml": """
+        columns:
+          - {name: user_id, type: String}
+          - {name: n, type: UInt64}
+        engine: SummingMergeTree
+        sorting_key: [user_id]
+    """,
+    "pipes/mv.yaml": """
+        type: materialized
+        target: per_user
+        nodes:
+          - {name: a, sql: "SELECT user_id, count() AS n FROM events GROUP BY user_id"}
+    """,
+}
+
+
 @pytest.fixture
 def project_factory(tmp_path):
     """Write ``{relative path: text}`` (dedented) into a fresh folder; returns its path.

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 
 from rtp.errors import Problems
 from rtp.project.load import load_project
 from rtp.sql.rules import check_project
+from tests.conftest import MINIMAL, PER_USER
 
-EVENTS_OK = """\
-columns:
-  - {name: timestamp, type: DateTime}
-  - {name: user_id, type: String}
-  - {name: product_id, type: String}
-  - {name: price, type: Float64}
-sorting_key: [user_id, timestamp]
-"""
+# the minimal project's events datasource, unindented so keys can be appended to it
+EVENTS_OK = textwrap.dedent(MINIMAL["datasources/events.yaml"]).lstrip("\n")
 
 
 def problems_of(project_factory, files, base=None):
-    from tests.conftest import MINIMAL
-
     root = project_factory(files, base=MINIMAL if base is None else base)
     model, problems = load_project(root)
     check_project(model, problems)
@@ -147,13 +141,7 @@ CASES = [
               FROM events WHERE
      """}, ("RTP304", "pipes/by_user.yaml", 5, 24)),
     ("mv-column-not-in-target", {
-        "datasources/per_user.yaml": """
-            columns:
-              - {name: user_id, type: String}
-              - {name: n, type: UInt64}
-            engine: SummingMergeTree
-            sorting_key: [user_id]
-        """,
+        "datasources/per_user.yaml": PER_USER["datasources/per_user.yaml"],
         "pipes/mv.yaml": """
             type: materialized
             target: per_user
@@ -211,20 +199,10 @@ def test_clean_project_has_no_problems(project_factory):
 
 def test_missing_target_column_is_a_warning_not_error(project_factory):
     problems = problems_of(project_factory, {
-        "datasources/per_user.yaml": """
-            columns:
-              - {name: user_id, type: String}
-              - {name: n, type: UInt64}
-              - {name: note, type: String}
-            engine: SummingMergeTree
-            sorting_key: [user_id]
-        """,
-        "pipes/mv.yaml": """
-            type: materialized
-            target: per_user
-            nodes:
-              - {name: a, sql: "SELECT user_id, count() AS n FROM events GROUP BY user_id"}
-        """})
+        **PER_USER,
+        "datasources/per_user.yaml": PER_USER["datasources/per_user.yaml"].replace(
+            "type: UInt64}", "type: UInt64}\n          - {name: note, type: String}"),
+    })
     assert problems.errors == []
     assert [(p.code, p.severity, p.location.line) for p in problems] == [
         ("RTP305", "warning", 4)]

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from rtp import __version__
+from tests.conftest import PER_USER
 
 
 def test_version(cli):
@@ -50,19 +51,7 @@ def test_check_finds_project_from_a_subfolder(project_factory, cli, monkeypatch)
 
 def test_graph_shows_flow(project_factory, cli):
     root = project_factory({
-        "datasources/per_user.yaml": """
-            columns:
-              - {name: user_id, type: String}
-              - {name: n, type: UInt64}
-            engine: SummingMergeTree
-            sorting_key: [user_id]
-        """,
-        "pipes/mv.yaml": """
-            type: materialized
-            target: per_user
-            nodes:
-              - {name: a, sql: "SELECT user_id, count() AS n FROM events GROUP BY user_id"}
-        """,
+        **PER_USER,
         "pipes/top_users.yaml": """
             nodes:
               - {name: a, sql: "SELECT user_id, n FROM per_user ORDER BY n DESC"}

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from rtp.testing.compare import diff_rows, same
+from tests.conftest import PER_USER
 
 FIXTURE = """\
 {"timestamp": "2030-01-01 10:00:00", "user_id": "u1", "product_id": "p1", "price": 10}
@@ -99,19 +100,7 @@ def test_junit(shop, cli, tmp_path):
 def test_materialized_views_fire_on_fixtures(project_factory, cli):
     root = project_factory({
         "fixtures/events.ndjson": FIXTURE,
-        "datasources/per_user.yaml": """
-            columns:
-              - {name: user_id, type: String}
-              - {name: n, type: UInt64}
-            engine: SummingMergeTree
-            sorting_key: [user_id]
-        """,
-        "pipes/mv.yaml": """
-            type: materialized
-            target: per_user
-            nodes:
-              - {name: a, sql: "SELECT user_id, count() AS n FROM events GROUP BY user_id"}
-        """,
+        **PER_USER,
         "pipes/counts.yaml": """
             nodes:
               - {name: a, sql: "SELECT user_id, sum(n) AS n FROM per_user GROUP BY user_id"}

@@ -196,6 +196,35 @@ def _kind(value) -> str:
             int: "a number", float: "a number", type(None): "empty"}.get(type(value), "a value")
 
 
+def _named_items(doc: Doc, key: str, value, allowed: set, required: set, what: str,
+                 problems: Problems):
+    """Yield ``(path, mapping, name)`` for each entry of a list of named mappings
+    (columns, indexes, nodes), reporting wrong shapes, unknown or missing keys, invalid
+    names and names used twice."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        problems.add(ProjectError(f"{key} must be a list", code="RTP104",
+                                  location=doc.loc((key,))))
+        return
+    seen: set[str] = set()
+    for i, raw in enumerate(value):
+        path = (key, i)
+        item = _mapping(doc, path, raw, f"a {what}", problems)
+        if item is None:
+            continue
+        _keys(doc, path, item, allowed, required, what, problems)
+        name = _name(doc, (*path, "name"), item.get("name"), problems, f"{what} name")
+        if name is None:
+            continue
+        if name in seen:
+            problems.add(ProjectError(f"{what} '{name}' is defined twice", code="RTP105",
+                                      location=doc.loc((*path, "name"))))
+            continue
+        seen.add(name)
+        yield path, item, name
+
+
 def _name(doc: Doc, path: tuple, value, problems: Problems, what: str) -> str | None:
     name = _str(doc, path, value, problems, what=what)
     if name is not None and not NAME_RE.match(name):
@@ -269,30 +298,14 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         return None
     _keys(doc, (), data, DATASOURCE_KEYS, {"columns"}, "datasource", problems)
     columns: list[Column] = []
-    raw_cols = data.get("columns")
-    if raw_cols is not None and not isinstance(raw_cols, list):
-        problems.add(ProjectError("columns must be a list", code="RTP104",
-                                  location=doc.loc(("columns",))))
-        raw_cols = []
-    if raw_cols == []:
+    if data.get("columns") == []:
         problems.add(SchemaError("a datasource needs at least one column", code="RTP103",
                                  location=doc.loc(("columns",))))
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_cols or []):
-        path = ("columns", i)
-        col = _mapping(doc, path, raw, "a column", problems)
-        if col is None:
-            continue
-        _keys(doc, path, col, COLUMN_KEYS, {"name", "type"}, "column", problems)
-        cname = _name(doc, (*path, "name"), col.get("name"), problems, "column name")
+    for path, col, cname in _named_items(doc, "columns", data.get("columns"), COLUMN_KEYS,
+                                         {"name", "type"}, "column", problems):
         ctype = _str(doc, (*path, "type"), col.get("type"), problems, what="column type")
-        if cname is None or ctype is None:
+        if ctype is None:
             continue
-        if cname in seen:
-            problems.add(SchemaError(f"column '{cname}' is defined twice", code="RTP105",
-                                     location=doc.loc((*path, "name"))))
-            continue
-        seen.add(cname)
         json_path = _str(doc, (*path, "json"), col.get("json"), problems, what="json path")
         if json_path is not None and not json_path.startswith("$"):
             problems.add(SchemaError(
@@ -315,18 +328,8 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
                                              problems) is not None:
         settings = tuple((str(k), v) for k, v in raw_settings.items())
     indexes = []
-    raw_indexes = data.get("indexes") or []
-    if not isinstance(raw_indexes, list):
-        problems.add(ProjectError("indexes must be a list", code="RTP104",
-                                  location=doc.loc(("indexes",))))
-        raw_indexes = []
-    for i, raw in enumerate(raw_indexes):
-        path = ("indexes", i)
-        idx = _mapping(doc, path, raw, "an index", problems)
-        if idx is None:
-            continue
-        _keys(doc, path, idx, INDEX_KEYS, {"name", "expr", "type"}, "index", problems)
-        iname = _name(doc, (*path, "name"), idx.get("name"), problems, "index name")
+    for path, idx, iname in _named_items(doc, "indexes", data.get("indexes"), INDEX_KEYS,
+                                         {"name", "expr", "type"}, "index", problems):
         expr = _str(doc, (*path, "expr"), idx.get("expr"), problems, what="index expr")
         itype = _str(doc, (*path, "type"), idx.get("type"), problems, what="index type")
         gran = idx.get("granularity", 1)
@@ -453,26 +456,14 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
         populate = False
     nodes: list[Node] = []
     raw_nodes = data.get("nodes")
-    if raw_nodes is not None and (not isinstance(raw_nodes, list) or not raw_nodes):
+    if raw_nodes == []:
         problems.add(ProjectError("nodes must be a non-empty list of {name, sql}",
                                   code="RTP104", location=doc.loc(("nodes",))))
-        raw_nodes = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_nodes or []):
-        path = ("nodes", i)
-        node = _mapping(doc, path, raw, "a node", problems)
-        if node is None:
-            continue
-        _keys(doc, path, node, NODE_KEYS, {"name", "sql"}, "node", problems)
-        nname = _name(doc, (*path, "name"), node.get("name"), problems, "node name")
+    for path, node, nname in _named_items(doc, "nodes", raw_nodes, NODE_KEYS,
+                                          {"name", "sql"}, "node", problems):
         sql = _str(doc, (*path, "sql"), node.get("sql"), problems, what="sql")
-        if nname is None or sql is None:
+        if sql is None:
             continue
-        if nname in seen:
-            problems.add(ProjectError(f"node '{nname}' is defined twice in this pipe",
-                                      code="RTP105", location=doc.loc((*path, "name"))))
-            continue
-        seen.add(nname)
         nodes.append(Node(
             name=nname, sql=sql,
             description=_str(doc, (*path, "description"), node.get("description"), problems,
