@@ -56,6 +56,12 @@ def start_dev(folder: Path) -> tuple[subprocess.Popen, str, str]:
         found = re.search(r"open (http://\S+)/storefront/\?token=(\S+)", line)
         if found:
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain
+            for _ in range(100):  # the URL is printed just before uvicorn binds
+                try:
+                    httpx.get(found.group(1) + "/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
             return proc, found.group(1), found.group(2)
     raise SystemExit("rtp dev stopped before printing its storefront URL")
 

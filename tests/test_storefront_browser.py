@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ROOT
@@ -88,6 +89,13 @@ def dev_server(tmp_path):
         url = found.group(1) if found else None
     try:
         assert url, "rtp dev printed no storefront URL:\n" + "".join(output)
+        healthz = url.split("/storefront/")[0] + "/healthz"
+        while time.monotonic() < deadline:  # the URL is printed just before uvicorn binds
+            try:
+                if httpx.get(healthz, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
         yield url
     finally:
         proc.terminate()
