@@ -3,7 +3,7 @@
 Live: stream storefront events (and stock changes) to ``POST /v0/events`` at a chosen rate,
 so the endpoints change while you watch::
 
-    python3 examples/generator.py --url http://127.0.0.1:8000 --token $TOKEN \\
+    python3 examples/generator.py --url http://127.0.0.1:7181 --token $TOKEN \\
         --rate 50 --shoppers 5000 --duration 600
 
 Files: write NDJSON for bulk loading (benchmarks use 5M events; this mode is fast)::
@@ -412,7 +412,7 @@ def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="rtp server base URL")
+    parser.add_argument("--url", default="http://127.0.0.1:7181", help="rtp server base URL")
     parser.add_argument("--token", default=os.environ.get("RTP_TOKEN", ""),
                         help="token with DATASOURCES:APPEND (default: $RTP_TOKEN)")
     parser.add_argument("--rate", type=float, default=20, help="events per second (live)")

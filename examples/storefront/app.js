@@ -181,7 +181,7 @@ async function refreshRecommendations() {
 
 async function refreshTrending() {
   const rows = remember(await pipe("trending", { limit: 8 }));
-  $("trending").replaceChildren(...(rows.length ? rows.map((r) => miniItem(r, `${r.views} views`))
+  $("trending").replaceChildren(...(rows.length ? rows.map((r) => miniItem(r, `${r.views} view${r.views == 1 ? "" : "s"}`))
     : [el("li", { class: "muted" }, "Quiet for the last hour.")]));
 }
 

@@ -20,6 +20,18 @@ from rtp.server.dev import Reloader, is_empty, load_fixtures
 from rtp.server.tokens import TokenStore
 from rtp.sql.compose import compile_project
 
+PAGE_TOKEN = "dev_pages"  # re-created on every start; its text goes into the page URL
+
+
+def page_token(path: Path) -> str:
+    """A token for the project's pages (``static:`` in rtp.yaml), new on every start:
+    read every endpoint and append to every datasource, never admin (a URL ends up in
+    browser history)."""
+    store = TokenStore(path)
+    if any(t["name"] == PAGE_TOKEN for t in store.tokens):
+        store.revoke(PAGE_TOKEN)
+    return store.create(PAGE_TOKEN, ["PIPES:READ:*", "DATASOURCES:APPEND:*"])
+
 
 def dev(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
@@ -68,6 +80,12 @@ def dev(
         url = f"http://{host}:{port}"
         console.print(f"[bold]{model.name}[/bold] on {url} (docs at {url}/docs); "
                       "watching for changes")
+        pages = app.state.rtp.pages
+        if pages:
+            query = "" if no_auth else f"?token={page_token(tokens_file(root))}"
+            for path in pages:
+                console.print(f"[bold green]open[/bold green] {url}{path}{query}",
+                              soft_wrap=True, highlight=False)
         run_until_stopped(app, host, port)
     except RtpError as exc:
         fail(exc, root)

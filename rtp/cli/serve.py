@@ -74,6 +74,9 @@ def serve(
                               "`rtp check`. Broken endpoints answer 400.[/yellow]")
         console.print(f"serving [bold]{model.name}[/bold] on {url} "
                       f"({len(app.state.rtp.endpoints)} endpoints; docs at {url}/docs)")
+        for path in app.state.rtp.pages:
+            console.print(f"pages at {url}{path}" + ("" if no_auth else "?token=<token>"),
+                          soft_wrap=True, highlight=False)
         run_until_stopped(app, host, port)
     finally:
         backend.close()  # releases .rtp/owner.json

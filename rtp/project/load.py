@@ -31,7 +31,12 @@ from rtp.project.source import Doc, load_yaml
 PROJECT_FILE = "rtp.yaml"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-SETTINGS_KEYS = {"name", "description", "targets", "default_target", "tests_dir", "fixtures_dir"}
+SETTINGS_KEYS = {
+    "name", "description", "targets", "default_target", "tests_dir", "fixtures_dir", "static",
+}
+# first URL segments the server uses itself; a static folder can't take them
+RESERVED_PATHS = {"v0", "docs", "healthz", "metrics", "openapi.json"}
+STATIC_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 DATASOURCE_KEYS = {
     "description", "columns", "engine", "sorting_key", "primary_key", "partition_key",
     "ttl", "settings", "indexes",
@@ -285,8 +290,38 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
                        what="tests_dir") or "tests",
         fixtures_dir=_str(doc, ("fixtures_dir",), data.get("fixtures_dir"), problems,
                           what="fixtures_dir") or "fixtures",
+        static=_read_static(root, doc, data.get("static"), problems),
         doc=doc,
     )
+
+
+def _read_static(root: Path, doc: Doc, raw, problems: Problems) -> tuple[tuple[str, str], ...]:
+    """``static: {storefront: examples/storefront}``: folders served at ``/<name>/``."""
+    if raw is None or _mapping(doc, ("static",), raw, "static", problems) is None:
+        return ()
+    out = []
+    for name, folder in raw.items():
+        path = ("static", name)
+        folder = _str(doc, path, folder, problems, what=f"static folder '{name}'")
+        if folder is None:
+            continue
+        name = str(name)
+        if not STATIC_NAME_RE.match(name) or name in RESERVED_PATHS:
+            problems.add(ProjectError(
+                f"'{name}' can't be a URL path for static files", code="RTP106",
+                location=doc.loc(path, key=True),
+                hint="use letters, digits, '-', '_' and '.'; v0, docs, healthz and "
+                "metrics are the server's own",
+            ))
+            continue
+        if not (root / folder).is_dir():
+            problems.add(ProjectError(
+                f"static folder '{folder}' does not exist", code="RTP107",
+                location=doc.loc(path), hint="a folder relative to rtp.yaml",
+            ))
+            continue
+        out.append((name, folder))
+    return tuple(out)
 
 
 # -- datasources ------------------------------------------------------------------------

@@ -129,6 +129,9 @@ class Settings:
     default_target: str = "embedded"
     tests_dir: str = "tests"
     fixtures_dir: str = "fixtures"
+    # web pages served by `rtp serve`/`rtp dev`: (URL name, folder relative to the root);
+    # ("storefront", "examples/storefront") is served at /storefront/
+    static: tuple[tuple[str, str], ...] = ()
     doc: Doc = field(default=None, compare=False, repr=False)
 
     def target(self, name: str) -> Target | None:

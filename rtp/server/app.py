@@ -23,7 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rtp.errors import EngineError, Problems, RequestError, RtpError, SqlError
 from rtp.project.model import Project
-from rtp.server import events, openapi, pipes, status
+from rtp.server import events, openapi, pipes, static, status
 from rtp.server.events import Batcher
 from rtp.server.ingest import RowMapper
 from rtp.server.metrics import Metrics, MetricsMiddleware
@@ -160,6 +160,7 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.add_exception_handler(Exception, handle_any)
     for module in (status, openapi, pipes, events):
         app.include_router(module.router)
+    state.pages = static.mount(app, project)  # static: folders of rtp.yaml, e.g. /storefront/
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "OPTIONS"],
