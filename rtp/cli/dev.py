@@ -16,9 +16,10 @@ from rtp.deploy import deploy, open_backend, owner
 from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
-from rtp.server.dev import Reloader, is_empty, load_fixtures
+from rtp.server.dev import Reloader, is_empty
 from rtp.server.tokens import TokenStore
 from rtp.sql.compose import compile_project
+from rtp.testing.fixtures import load_fixtures
 
 
 def dev(
@@ -50,7 +51,8 @@ def dev(
     try:
         deploy(model, backend)
         if is_empty(model, backend):
-            for name, (ok, bad) in load_fixtures(model, backend).items():
+            for name, (ok, bad) in load_fixtures(model, backend,
+                                                          quarantine=True).items():
                 console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
                               + (f", {bad} quarantined" if bad else ""))
         settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root))

@@ -21,11 +21,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rtp.deploy.ingest import RowMapper
 from rtp.errors import EngineError, Problems, RequestError, RtpError, SqlError
 from rtp.project.model import Project
 from rtp.server import events, openapi, pipes, status
 from rtp.server.events import Batcher
-from rtp.server.ingest import RowMapper
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.settings import ServerSettings
 from rtp.server.tokens import Grant, NoAuth, TokenStore
