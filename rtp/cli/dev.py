@@ -10,7 +10,7 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
-from rtp.cli.serve import DEFAULT_PORT, run_until_stopped
+from rtp.cli.serve import DEFAULT_PORT, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
 from rtp.deploy import deploy, open_backend, owner
 from rtp.errors import RtpError
@@ -43,7 +43,8 @@ def dev(
                               "run `rtp dev` again")
             raise typer.Exit(1)
         backend = open_backend(model, "embedded", command="rtp dev")
-        owner.set_url(root, f"http://{host}:{port}")
+        control = control_token()
+        owner.set_url(root, f"http://{host}:{port}", control)
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
         raise typer.Exit(2) from None
@@ -55,7 +56,8 @@ def dev(
                                                           quarantine=True).items():
                 console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
                               + (f", {bad} quarantined" if bad else ""))
-        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root))
+        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root),
+                                  control_token=control)
         if not no_auth:
             admin = TokenStore(tokens_file(root)).ensure_admin()
             if admin:
