@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 import sqlglot
 from fastapi import APIRouter, Request, Response
@@ -32,20 +33,28 @@ _COMMENTS = re.compile(r"\s*(--[^\n]*\n?|/\*.*?\*/)", re.S)
 _OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 
 
+def _first_word(sql: str) -> str:
+    head = _COMMENTS.sub(" ", sql).lstrip(" (\n\t")
+    return head.split(None, 1)[0].upper() if head.strip() else ""
+
+
 def check_read_only(sql: str) -> str:
     """The statement without a trailing ``;``. Raises RequestError (RTP400) when it is
     empty, more than one statement, or not a read-only statement."""
     text = sql.strip().rstrip(";").strip()
-    head = _COMMENTS.sub(" ", text).lstrip(" (")
-    if not head.strip():
+    word = _first_word(text)
+    if not word:
         raise RequestError("the query is empty", code="RTP400", hint="pass ?q=SELECT ...")
-    facts = analyze(text)
-    word = head.split(None, 1)[0].upper()
-    single = facts.statements == 1 if facts.parsed else ";" not in text
+    query = True
+    if word in ("SELECT", "WITH"):
+        facts = analyze(text)  # sqlglot knows queries; SHOW, EXPLAIN ... it can't parse
+        single = facts.statements == 1 if facts.parsed else ";" not in text
+        query = facts.is_query if facts.parsed else True
+    else:
+        single = ";" not in text
     if not single:
         raise RequestError("send one statement at a time", code="RTP400")
-    if word not in READ_ONLY or (facts.parsed and word in ("SELECT", "WITH")
-                                 and not facts.is_query) or _OUTFILE.search(text):
+    if word not in READ_ONLY or not query or _OUTFILE.search(text):
         raise RequestError(
             f"only read-only statements run through /v0/sql, not {word}", code="RTP400",
             hint="SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or EXISTS; change tables with "
@@ -57,6 +66,8 @@ def tables_read(sql: str) -> list[str] | None:
     """The plain tables a read-only statement reads (its CTEs left out), or None when
     it reads anything else (a table function, another database) or isn't a query
     sqlglot can read."""
+    if _first_word(sql) not in ("SELECT", "WITH"):
+        return None
     try:
         trees = [t for t in sqlglot.parse(sql, read="clickhouse") if t is not None]
     except (ParseError, TokenError, ValueError):
@@ -71,7 +82,7 @@ def tables_read(sql: str) -> list[str] | None:
             return None
         if table.name not in ctes and table.name not in names:
             names.append(table.name)
-    return names
+    return sorted(names)
 
 
 def authorize(state, request: Request, sql: str) -> None:
@@ -113,10 +124,10 @@ async def _request_values(request: Request) -> tuple[str, str]:
                                    code="RTP407")
             query = str(data.get("q") or query)
             fmt = str(data.get("format") or fmt)
-        elif "form" in kind:
-            form = await request.form()
-            query = str(form.get("q") or query)
-            fmt = str(form.get("format") or fmt)
+        elif "x-www-form-urlencoded" in kind:  # parsed here: no python-multipart needed
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+            query = (form.get("q") or [query])[0]
+            fmt = (form.get("format") or [fmt])[0]
         elif body:
             try:
                 query = body.decode("utf-8")
