@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from rtp.deploy.backends import QueryError
+from rtp.deploy.backends import MIN_VERSIONS, QueryError, version_tuple
 from rtp.errors import ProjectError
 from rtp.project.model import Datasource
 from rtp.sql.params import INT_RANGES
@@ -50,9 +50,12 @@ def quarantine_table(datasource: str) -> str:
     return datasource + QUARANTINE_SUFFIX
 
 
-def quarantine_ddl(datasource: str) -> str:
+def quarantine_ddl(datasource: str, *, precise: bool = True) -> str:
+    """The quarantine table: when (UTC), why, and the row as received. ``precise``
+    False keeps seconds only, for ClickHouse servers older than 20.1 (no DateTime64)."""
+    stamp = "DateTime64(3)" if precise else "DateTime"
     return (f"CREATE TABLE IF NOT EXISTS `{quarantine_table(datasource)}` "
-            "(`timestamp` DateTime64(3), `error` String, `raw` String) "
+            f"(`timestamp` {stamp}, `error` String, `raw` String) "
             "ENGINE = MergeTree ORDER BY timestamp")
 
 
@@ -456,11 +459,13 @@ def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]
                     for i, err in refused]
     if bad:
         table = quarantine_table(datasource)
+        precise = version_tuple(backend.version()) >= MIN_VERSIONS["DateTime64"]
         if ensured is None or table not in ensured:
-            backend.execute(quarantine_ddl(datasource))
+            backend.execute(quarantine_ddl(datasource, precise=precise))
             if ensured is not None:
                 ensured.add(table)
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        now = now[:23] if precise else now[:19]
         backend.insert_json(table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad])
     return ok, len(bad)
 
