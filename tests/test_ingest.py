@@ -89,3 +89,11 @@ def test_many_rows_with_one_bad_one(shop, backend):
     assert insert_rows(backend, shop.datasources["events"], rows) == (999, 1)
     assert scalar(backend, "SELECT count() FROM events") == 999
     assert json.loads(scalar(backend, "SELECT raw FROM events_quarantine"))["user_id"] == "u617"
+
+
+def test_append_through_a_server_splits_big_files():
+    from rtp.cli.remote import _chunks
+
+    lines = ["x" * 99] * 25  # 100 bytes each with the newline
+    assert [len(c) for c in _chunks(lines, 1000)] == [10, 10, 5]
+    assert [len(c) for c in _chunks(["y" * 5000, "z"], 1000)] == [1, 1]

@@ -18,8 +18,19 @@ import httpx
 from rtp.deploy import owner
 from rtp.deploy.ingest import RowMapper
 from rtp.deploy.target import resolve_target
-from rtp.errors import CODES, EngineError, RtpError
+from rtp.errors import (
+    CODES,
+    EngineError,
+    ProjectError,
+    RequestError,
+    RtpError,
+    SchemaError,
+    SqlError,
+)
 from rtp.project.model import Project
+
+# under the server's default body limit (10 MiB, compressed and expanded)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 class Server:
@@ -73,16 +84,35 @@ class Server:
             else:
                 lines.append(json.dumps(mapper.to_event(record.value), ensure_ascii=False,
                                         default=str))
-        body = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"))
-        answer = self.request("POST", "/v0/events", params={"name": datasource,
-                                                            "wait": "true"},
-                              content=body, headers={"Content-Encoding": "gzip"}).json()
-        return int(answer["successful_rows"]), int(answer["quarantined_rows"])
+        ok = bad = 0
+        for chunk in _chunks(lines, MAX_REQUEST_BYTES):
+            body = gzip.compress(("\n".join(chunk) + "\n").encode("utf-8"))
+            answer = self.request("POST", "/v0/events",
+                                  params={"name": datasource, "wait": "true"},
+                                  content=body, headers={"Content-Encoding": "gzip"}).json()
+            ok += int(answer["successful_rows"])
+            bad += int(answer["quarantined_rows"])
+        return ok, bad
 
     def deploy(self, *, plan_only: bool, allow_destructive: bool) -> dict:
         """``POST /v0/deploy``: the server re-reads the project, plans and applies."""
         return self.request("POST", "/v0/deploy", json={
             "plan_only": plan_only, "allow_destructive": allow_destructive}).json()
+
+
+def _chunks(lines: list[str], limit: int):
+    """Runs of lines of at most ``limit`` bytes (a longer line goes alone)."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        n = len(line.encode("utf-8")) + 1
+        if chunk and size + n > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def server_for(project: Project, target: str | None = None) -> Server | None:
@@ -100,10 +130,6 @@ def server_for(project: Project, target: str | None = None) -> Server | None:
     return Server(record)
 
 
-class RemoteError(RtpError):
-    """An error the server answered with (its code and message)."""
-
-
 def _error(response: httpx.Response, server: Server) -> RtpError:
     body = None
     try:
@@ -113,11 +139,13 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
         message, code = f"HTTP {response.status_code}: {response.text[:200]}", "RTP500"
     if code not in CODES:
         code = "RTP500"
+    kind = {"1": ProjectError, "2": SchemaError, "3": SqlError, "4": RequestError,
+            "5": EngineError, "6": ProjectError}.get(code[3], EngineError)
     if response.status_code == 403:
-        return RemoteError(f"the server at {server.url} refused the control token: "
-                           f"{message}", code=code,
-                           hint="restart it: the token in .rtp/owner.json is renewed at "
-                           "every start")
-    error = RemoteError(message, code=code)
+        message = f"the server at {server.url} refused the control token: {message}"
+    error = kind(message, code=code, hint="restart that server: the token in "
+                 ".rtp/owner.json is renewed at every start"
+                 if response.status_code == 403 else None)
+    # a project with errors: each problem as the server found it (file, line, column)
     error.problems = body.get("problems", []) if isinstance(body, dict) else []
     return error

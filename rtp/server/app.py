@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hmac
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -63,6 +64,9 @@ class ServerState:
         # kept hashed: the text lives only in .rtp/owner.json, for local rtp commands
         self.control = hash_token(settings.control_token) if settings.control_token else None
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rtp-engine")
+        # one deploy at a time: POST /v0/deploy and rtp dev's watcher plan outside the
+        # backend's lock, so two at once could both plan the same CREATE
+        self.deploying = threading.Lock()
         self.metrics = Metrics(set())
         self.reload(project)
         self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,

@@ -40,6 +40,11 @@ def run_deploy(state, *, plan_only: bool, allow_destructive: bool) -> dict:
     Raises RtpError: the project's first error (with ``problems`` on the answer), and
     whatever planning or applying raises (RTP503, RTP504 ...).
     """
+    with state.deploying:
+        return _deploy(state, plan_only=plan_only, allow_destructive=allow_destructive)
+
+
+def _deploy(state, *, plan_only: bool, allow_destructive: bool) -> dict:
     root = state.project.root
     try:
         project, problems = load_project(root)

@@ -82,12 +82,13 @@ class Reloader:
             self.say(f"{len(problems.errors)} error(s); still serving the previous version")
             return False
         try:
-            self.deploy(project, self.state.backend)
+            with self.state.deploying:  # not while POST /v0/deploy runs
+                self.deploy(project, self.state.backend)
+                self.state.reload(project)
         except RtpError as exc:
             self.report(exc)
             self.say("deploy failed; still serving the previous version")
             return False
-        self.state.reload(project)
         self.reloads += 1
         self.say(f"redeployed: {len(project.datasources)} datasources, "
                  f"{len(self.state.endpoints)} endpoints")
