@@ -11,7 +11,8 @@ it until it finds the rows it refuses and quarantines them with ClickHouse's mes
 
 A column missing from a row takes its ``default`` when it has one, NULL when it is
 Nullable; otherwise the row is quarantined (a silent zero or empty string would hide
-a broken producer).
+a broken producer). :func:`read_records` reads the data files (NDJSON, CSV, Parquet)
+that ``rtp append`` and fixtures load, keeping each row's line for error messages.
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ class _Field:
     path: str
     steps: tuple
     alt_steps: tuple | None  # by_name mappers: the JSON path, when the name is absent
+    json_steps: tuple  # the column's JSON path, where to_event puts the value
     check: Callable
     nullable: bool
     has_default: bool
@@ -261,14 +263,13 @@ class RowMapper:
         for col in datasource.columns:
             check, nullable = checker(col.type)
             path = col.json_path or f"$.{col.name}"
-            steps = parse_path(path)
+            json_steps = parse_path(path)
+            steps, alt = json_steps, None
             if by_name:
-                alt = steps if steps != (col.name,) else None
+                alt = json_steps if json_steps != (col.name,) else None
                 steps, path = (col.name,), f"$.{col.name}"
-            else:
-                alt = None
-            self.fields.append(_Field(col.name, path, steps, alt, check, nullable,
-                                      col.default is not None))
+            self.fields.append(_Field(col.name, path, steps, alt, json_steps, check,
+                                      nullable, col.default is not None))
 
     def _value(self, f: _Field, obj: dict):
         value = _get(obj, f.steps)
@@ -309,8 +310,7 @@ class RowMapper:
             value = self._value(f, obj)
             if value is _MISSING:
                 continue
-            col = next(c for c in self.datasource.columns if c.name == f.name)
-            _put(event, parse_path(col.json_path or f"$.{col.name}"), value)
+            _put(event, f.json_steps, value)
         return event
 
     def map_records(self, records: Iterable[Record]) -> tuple[list[dict], list[tuple[str, str]]]:
