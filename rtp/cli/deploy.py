@@ -29,7 +29,7 @@ def deploy(
     try:
         server = remote.server_for(model, target)
         if server is not None:
-            _through(server, show_plan, allow_destructive)
+            _through(server, show_plan, allow_destructive, sql)
             return
     except RtpError as exc:
         for problem in getattr(exc, "problems", []):
@@ -58,12 +58,12 @@ def deploy(
         backend.close()
 
 
-def _through(server, show_plan: bool, allow_destructive: bool) -> None:
+def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> None:
     """Deploy through the server that holds the embedded database (it re-reads the
     project's files, plans, applies and serves the result)."""
     console.print(f"[dim]through the server of process {server.pid} ({server.command}) "
                   f"at {server.url}[/dim]")
-    answer = server.deploy(plan_only=show_plan, allow_destructive=allow_destructive)
+    answer = server.deploy(plan_only=show_plan, allow_destructive=allow_destructive, sql=sql)
     if show_plan:
         console.print(escape(answer["plan"]))
         return

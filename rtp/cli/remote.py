@@ -94,10 +94,11 @@ class Server:
             bad += int(answer["quarantined_rows"])
         return ok, bad
 
-    def deploy(self, *, plan_only: bool, allow_destructive: bool) -> dict:
+    def deploy(self, *, plan_only: bool, allow_destructive: bool, sql: bool = False) -> dict:
         """``POST /v0/deploy``: the server re-reads the project, plans and applies."""
         return self.request("POST", "/v0/deploy", json={
-            "plan_only": plan_only, "allow_destructive": allow_destructive}).json()
+            "plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql}
+        ).json()
 
 
 def _chunks(lines: list[str], limit: int):

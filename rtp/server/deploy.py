@@ -1,6 +1,7 @@
 """``POST /v0/deploy`` (ADMIN): re-read the project from disk, plan, apply, and serve it.
 
-Body: ``{"plan_only": false, "allow_destructive": false}``. The server reads the files
+Body: ``{"plan_only": false, "allow_destructive": false, "sql": false}`` (``sql``: the
+rendered plan lists each statement, as ``rtp deploy --plan --sql``). The server reads the files
 under its project folder (the caller sends none), so this is ``rtp deploy`` run by the
 process that holds the engine; ``rtp deploy`` sends it while ``rtp serve``/``rtp dev``
 holds the embedded database. After an apply, the new project is swapped into the
@@ -34,17 +35,18 @@ def _flag(data: dict, name: str) -> bool:
     return value
 
 
-def run_deploy(state, *, plan_only: bool, allow_destructive: bool) -> dict:
+def run_deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool = False) -> dict:
     """Plan (and apply) the project's files against the server's engine. Blocking.
 
     Raises RtpError: the project's first error (with ``problems`` on the answer), and
     whatever planning or applying raises (RTP503, RTP504 ...).
     """
     with state.deploying:
-        return _deploy(state, plan_only=plan_only, allow_destructive=allow_destructive)
+        return _deploy(state, plan_only=plan_only, allow_destructive=allow_destructive,
+                       sql=sql)
 
 
-def _deploy(state, *, plan_only: bool, allow_destructive: bool) -> dict:
+def _deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool) -> dict:
     root = state.project.root
     try:
         project, problems = load_project(root)
@@ -54,7 +56,7 @@ def _deploy(state, *, plan_only: bool, allow_destructive: bool) -> dict:
     if problems.errors:
         return {"problems": [p.to_dict() for p in problems.sorted() if p.severity == "error"]}
     result = plan(project, state.backend)
-    answer = {"target": result.target, "plan": result.render(),
+    answer = {"target": result.target, "plan": result.render(sql=sql),
               "drift": list(result.drift),
               "changes": [c.describe() for c in result.pending], "applied": [],
               "up_to_date": not result.pending}
@@ -81,7 +83,8 @@ async def post_deploy(request: Request):
         raise RequestError('the body must be {"plan_only": bool, "allow_destructive": '
                            "bool}", code="RTP407")
     answer = await state.run(run_deploy, state, plan_only=_flag(data, "plan_only"),
-                             allow_destructive=_flag(data, "allow_destructive"))
+                             allow_destructive=_flag(data, "allow_destructive"),
+                             sql=_flag(data, "sql"))
     if "problems" in answer:
         first = answer["problems"][0]
         settings = state.settings

@@ -24,6 +24,9 @@ async def test_plan_then_apply_and_serve_the_new_project(serve):
     assert "+ create table extra: new datasource" in answer["changes"]
     assert answer["applied"] == [] and not answer["up_to_date"]
     assert s.rows("EXISTS TABLE extra") == [[0]]  # a plan changes nothing
+    r = await s.client.post("/v0/deploy", json={"plan_only": True, "sql": True},
+                            headers=auth)
+    assert "      CREATE TABLE `extra`" in r.json()["plan"]
     assert (await s.client.get("/v0/pipes/total.json", headers=auth)).status_code == 404
 
     r = await s.client.post("/v0/deploy", json={}, headers=auth)
