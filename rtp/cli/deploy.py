@@ -32,8 +32,8 @@ def deploy(
             _through(server, show_plan, allow_destructive, sql)
             return
     except RtpError as exc:
-        for problem in getattr(exc, "problems", []):
-            console.print(escape(_problem_line(problem)))
+        for problem in getattr(exc, "problems", []):  # the server's view of the files
+            fail(problem, root)
         fail(exc, root)
         raise typer.Exit(1) from None
     backend = open_target(model, target, "rtp deploy")
@@ -77,7 +77,3 @@ def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> Non
     console.print(f"[green]deployed[/green] {len(answer['applied'])} change(s) to "
                   f"{escape(answer['target'])}")
 
-
-def _problem_line(problem: dict) -> str:
-    where = ":".join(str(problem[k]) for k in ("file", "line", "column") if problem.get(k))
-    return f"{where + ': ' if where else ''}{problem['code']} {problem['message']}"

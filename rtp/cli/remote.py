@@ -21,6 +21,7 @@ from rtp.deploy.target import resolve_target
 from rtp.errors import (
     CODES,
     EngineError,
+    Location,
     ProjectError,
     RequestError,
     RtpError,
@@ -148,5 +149,16 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
                  ".rtp/owner.json is renewed at every start"
                  if response.status_code == 403 else None)
     # a project with errors: each problem as the server found it (file, line, column)
-    error.problems = body.get("problems", []) if isinstance(body, dict) else []
+    found = body.get("problems", []) if isinstance(body, dict) else []
+    error.problems = [_problem(p) for p in found if isinstance(p, dict)]
     return error
+
+
+def _problem(data: dict) -> RtpError:
+    code = data.get("code") if data.get("code") in CODES else "RTP500"
+    where = None
+    if data.get("file"):
+        where = Location(str(data["file"]), int(data.get("line") or 0),
+                         int(data.get("column") or 0), int(data.get("length") or 1))
+    return RtpError(str(data.get("message", "")), code=code, location=where,
+                    hint=data.get("hint"))

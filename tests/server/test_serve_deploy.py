@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rtp.cli.remote import Server, _error
 from rtp.server.tokens import TokenStore
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +68,12 @@ async def test_project_errors_scopes_and_bad_bodies(serve):
     body = r.json()
     assert body["code"] == "RTP300"
     assert body["problems"][0]["file"] == "pipes/broken.yaml"
+    # what `rtp deploy` makes of it: errors it prints with file, line and column
+    error = _error(r, Server({"url": "http://x", "token": "t", "pid": 1}))
+    assert error.code == "RTP300" and "the project has 1 error(s)" in error.message
+    assert [(str(p.location), p.code) for p in error.problems] == [
+        (f"pipes/broken.yaml:{body['problems'][0]['line']}:"
+         f"{body['problems'][0]['column'] or 1}", "RTP300")]
     reader = TokenStore(s.root / ".rtp" / "tokens.json").create("r", ["PIPES:READ:*"])
     r = await s.client.post("/v0/deploy", json={"plan_only": True},
                             headers={"Authorization": f"Bearer {reader}"})
