@@ -89,7 +89,8 @@ def test_deploy_ingest_redeploy_migrate(shop, server):
     deploy(model, server)
     rows = [{"timestamp": "2030-01-01 10:00:00", "user_id": "u1",
              "product": {"id": "p1", "price": 2.5}},
-            '{"timestamp": "2030-01-01 10:00:01", "user_id": "u1", "product": {"price": 1}}',
+            '{"timestamp": "2030-01-01 10:00:01", "user_id": "u1", "product": {"id": "p2", '
+            '"price": 1}}',
             '{"timestamp": "nope", "user_id": "u2"}']
     assert insert_rows(server, model.datasources["events"], rows) == (2, 1)
     assert server.query("SELECT user_id, sum(total), sum(n) FROM spend GROUP BY user_id")[1] \

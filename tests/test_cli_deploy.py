@@ -116,7 +116,8 @@ def test_append_from_url_and_unreadable_sources(shop, cli, tmp_path):
 
     (tmp_path / "web").mkdir()
     (tmp_path / "web" / "e.ndjson").write_text(
-        '{"timestamp": "2030-01-01 10:00:00", "user_id": "u9", "product": {"id": "p"}}\n',
+        '{"timestamp": "2030-01-01 10:00:00", "user_id": "u9", "product": {"id": "p", '
+        '"price": 1}}\n',
         encoding="utf-8")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler,
                                 directory=str(tmp_path / "web"))

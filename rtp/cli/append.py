@@ -1,20 +1,22 @@
-"""``rtp append``: load a CSV, NDJSON or Parquet file (or URL) into a datasource."""
+"""``rtp append``: load a CSV, NDJSON or Parquet file (or URL) into a datasource.
+
+While ``rtp serve`` or ``rtp dev`` holds the embedded database, the rows are sent to its
+``POST /v0/events`` (see :mod:`rtp.cli.remote`); CSV and Parquet records are turned into
+JSON events client-side with the datasource's own column mapping.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
-from rtp.deploy.ingest import insert_rows, quarantine_table
+from rtp.deploy.ingest import RowMapper, by_name, insert, kind_of, quarantine_table, read_records
 from rtp.errors import ProjectError, RtpError
 
 BATCH = 5000
@@ -36,26 +38,38 @@ def append(
         raise typer.Exit(2)
     try:
         data, kind = read_source(source)
-        rows = list(parse(data, kind))
+        records = list(read_records(data, kind))
+        server = remote.server_for(model, target)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(1) from None
-    backend = open_target(model, target, "rtp append")
+    mapper = RowMapper(ds, by_name=by_name(kind))
+    if server is not None:
+        backend = None
+
+        def send(batch):
+            return server.append(ds.name, batch, mapper, kind)
+    else:
+        backend = open_target(model, target, "rtp append")
+
+        def send(batch):
+            return insert(backend, ds.name, *mapper.map_records(batch))
     ok = bad = 0
     try:
         with Progress(TextColumn(f"appending to {datasource}"), BarColumn(),
                       MofNCompleteColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("rows", total=len(rows))
-            for start in range(0, len(rows), BATCH):
-                batch = rows[start:start + BATCH]
-                done, failed = insert_rows(backend, ds, batch, by_name=kind == "csv")
+            task = bar.add_task("rows", total=len(records))
+            for start in range(0, len(records), BATCH):
+                batch = records[start:start + BATCH]
+                done, failed = send(batch)
                 ok, bad = ok + done, bad + failed
                 bar.advance(task, len(batch))
     except RtpError as exc:
         fail(exc, root)
         raise typer.Exit(1) from None
     finally:
-        backend.close()
+        if backend is not None:
+            backend.close()
     console.print(f"[green]appended[/green] {ok} row(s) to {datasource}")
     if bad:
         console.print(f"[yellow]{bad} row(s) quarantined[/yellow]: see "
@@ -66,9 +80,7 @@ def append(
 def read_source(source: str) -> tuple[bytes, str]:
     """The bytes of a file or URL and its kind (csv, ndjson, parquet).
     Raises ProjectError RTP505 when it can't be read."""
-    name = source.split("?")[0].lower()
-    kind = ("parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv")
-            else "ndjson" if name.endswith((".ndjson", ".jsonl", ".json")) else None)
+    kind = kind_of(source)
     if kind is None:
         raise ProjectError(f"can't tell the format of {source}", code="RTP505",
                            hint="name it .csv, .ndjson, .jsonl or .parquet")
@@ -80,24 +92,3 @@ def read_source(source: str) -> tuple[bytes, str]:
     except (OSError, ValueError) as exc:
         raise ProjectError(f"cannot read {source}: {exc}", code="RTP505") from None
 
-
-def parse(data: bytes, kind: str) -> Iterator[dict | str]:
-    if kind == "ndjson":
-        for line in data.decode("utf-8").splitlines():
-            if line.strip():
-                yield line
-    elif kind == "csv":
-        for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-            yield {k: v for k, v in row.items() if v != ""}  # empty: the column default
-    else:
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ProjectError("reading Parquet needs pyarrow", code="RTP505",
-                               hint="pip install pyarrow") from None
-        try:
-            table = pq.read_table(io.BytesIO(data))
-        except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError
-            raise ProjectError(f"invalid Parquet: {exc}", code="RTP505") from None
-        for row in table.to_pylist():
-            yield json.loads(json.dumps(row, default=str))

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
 from rtp.deploy import apply, plan
@@ -25,6 +26,16 @@ def deploy(
     """Create and migrate the project's tables and materialized views on the target.
     Re-running on an unchanged project changes nothing."""
     model, root = load_valid(project)
+    try:
+        server = remote.server_for(model, target)
+        if server is not None:
+            _through(server, show_plan, allow_destructive, sql)
+            return
+    except RtpError as exc:
+        for problem in getattr(exc, "problems", []):  # the server's view of the files
+            fail(problem, root)
+        fail(exc, root)
+        raise typer.Exit(1) from None
     backend = open_target(model, target, "rtp deploy")
     try:
         result = plan(model, backend)
@@ -45,3 +56,24 @@ def deploy(
         raise typer.Exit(1) from None
     finally:
         backend.close()
+
+
+def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> None:
+    """Deploy through the server that holds the embedded database (it re-reads the
+    project's files, plans, applies and serves the result)."""
+    console.print(f"[dim]through the server of process {server.pid} ({server.command}) "
+                  f"at {server.url}[/dim]")
+    answer = server.deploy(plan_only=show_plan, allow_destructive=allow_destructive, sql=sql)
+    if show_plan:
+        console.print(escape(answer["plan"]))
+        return
+    for note in answer.get("drift", []):
+        console.print(f"[yellow]drift:[/yellow] {escape(note)}")
+    if answer.get("up_to_date"):
+        console.print(f"{escape(answer['target'])}: up to date, nothing to do.")
+        return
+    for line in answer.get("applied", []):
+        console.print(escape(line))
+    console.print(f"[green]deployed[/green] {len(answer['applied'])} change(s) to "
+                  f"{escape(answer['target'])}")
+

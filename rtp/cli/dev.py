@@ -10,15 +10,16 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
-from rtp.cli.serve import DEFAULT_PORT, run_until_stopped
+from rtp.cli.serve import DEFAULT_PORT, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
 from rtp.deploy import deploy, open_backend, owner
 from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
-from rtp.server.dev import Reloader, is_empty, load_fixtures
+from rtp.server.dev import Reloader, is_empty
 from rtp.server.tokens import TokenStore
 from rtp.sql.compose import compile_project
+from rtp.testing.fixtures import load_fixtures
 
 PAGE_TOKEN = "dev_pages"  # re-created on every start; its text goes into the page URL
 
@@ -54,7 +55,8 @@ def dev(
                               "run `rtp dev` again")
             raise typer.Exit(1)
         backend = open_backend(model, "embedded", command="rtp dev")
-        owner.set_url(root, f"http://{host}:{port}")
+        control = control_token()
+        owner.set_url(root, f"http://{host}:{port}", control)
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
         raise typer.Exit(2) from None
@@ -62,10 +64,12 @@ def dev(
     try:
         deploy(model, backend)
         if is_empty(model, backend):
-            for name, (ok, bad) in load_fixtures(model, backend).items():
+            for name, (ok, bad) in load_fixtures(model, backend,
+                                                          quarantine=True).items():
                 console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
                               + (f", {bad} quarantined" if bad else ""))
-        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root))
+        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root),
+                                  control_token=control)
         if not no_auth:
             admin = TokenStore(tokens_file(root)).ensure_admin()
             if admin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import signal
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from rtp.server import ServerSettings, create_app
 from rtp.server.tokens import TokenStore
 
 DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
+
+
+def control_token() -> str:
+    """A fresh ADMIN credential for this server's life, published in ``.rtp/owner.json``
+    (mode 0600) so that ``rtp sql``, ``rtp append`` and ``rtp deploy`` can work through
+    the server. Whoever can read ``.rtp/`` can read the database files too, so it grants
+    nothing new; it dies with the server."""
+    return "rtp_control_" + secrets.token_urlsafe(32)
 
 
 def _exit(signum, frame):
@@ -53,14 +62,15 @@ def serve(
         model, problems = load_project(root)
         url = f"http://{host}:{port}"
         backend = open_backend(model, target, command="rtp serve")
-        owner.set_url(root, url)
+        control = control_token()
+        owner.set_url(root, url, control)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(2) from None
     try:
         settings = ServerSettings(
             tokens_file=None if no_auth else tokens_file(root), query_timeout=timeout,
-            cors_origins=tuple(cors) or ("*",))
+            cors_origins=tuple(cors) or ("*",), control_token=control)
         if not no_auth:
             admin = TokenStore(tokens_file(root)).ensure_admin()
             if admin:

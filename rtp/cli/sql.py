@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
 from rtp.errors import RtpError
@@ -30,14 +31,21 @@ def sql(
 ) -> None:
     """Run SQL on the target (the user's text is sent as written)."""
     model, root = load_valid(project)
-    backend = open_target(model, target, "rtp sql")
+    try:
+        server = remote.server_for(model, target)
+    except RtpError as exc:
+        fail(exc, root)
+        raise typer.Exit(1) from None
+    # while a server holds the embedded database, the query runs there (read-only)
+    backend = server or open_target(model, target, "rtp sql")
     try:
         columns, rows = backend.query(query)
     except RtpError as exc:
         fail(exc, root)
         raise typer.Exit(1) from None
     finally:
-        backend.close()
+        if server is None:
+            backend.close()
     names = [c[0] for c in columns]
     if format is Format.json:
         print(json.dumps({"meta": [{"name": n, "type": t} for n, t in columns],

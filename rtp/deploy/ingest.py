@@ -1,124 +1,492 @@
-"""Rows into a datasource, bad rows into ``<datasource>_quarantine``.
+"""Rows into a datasource, bad rows into ``<datasource>_quarantine``: the one ingestion
+path, used by ``POST /v0/events``, ``rtp append``, ``rtp dev``'s fixtures and
+``rtp test``'s fixtures.
 
-Shared by ``rtp append`` and the HTTP ingest endpoint. Each row (a dict, or a JSON text)
-is mapped to columns through each column's JSON path (``$.product.id``); ClickHouse
-judges the values: a batch that fails is split until the failing rows are found, and
-those rows go to the quarantine table with ClickHouse's error and the raw row.
+:class:`RowMapper` is built once per datasource: each column's JSON path (``$.a.b[0]``)
+and a checker for its ClickHouse type. ``map_lines`` turns NDJSON lines into rows
+(dicts, for ``backend.insert_json``) and rejected (error, raw line) pairs; ``insert``
+writes both, rejected rows to ``<datasource>_quarantine``. Types Python does not check
+(Map, Tuple, JSON ...) are left to the engine: if it refuses a batch, ``insert`` halves
+it until it finds the rows it refuses and quarantines them with ClickHouse's message.
+
+A column missing from a row takes its ``default`` when it has one, NULL when it is
+Nullable; otherwise the row is quarantined (a silent zero or empty string would hide
+a broken producer). :func:`read_records` reads the data files (NDJSON, CSV, Parquet)
+that ``rtp append`` and fixtures load, keeping each row's line for error messages.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import decimal
+import io
 import json
 import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from rtp.deploy.backends import QueryError
+from rtp.deploy.backends import MIN_VERSIONS, QueryError, version_tuple
+from rtp.errors import ProjectError
 from rtp.project.model import Datasource
+from rtp.sql.params import INT_RANGES
 
 QUARANTINE_SUFFIX = "_quarantine"
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 _MISSING = object()
+_STEP = re.compile(r"\.([A-Za-z_0-9$@-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+
+
+class RowError(ValueError):
+    """A row does not fit the datasource; the message says which column and why.
+    ``column`` is the 1-based character in the raw line where reading failed (1 when
+    the whole row is at fault)."""
+
+    def __init__(self, message: str, column: int = 1) -> None:
+        super().__init__(message)
+        self.column = column
 
 
 def quarantine_table(datasource: str) -> str:
-    return f"{datasource}{QUARANTINE_SUFFIX}"
+    return datasource + QUARANTINE_SUFFIX
 
 
-def quarantine_ddl(datasource: str) -> str:
-    """The quarantine table: when, why (ClickHouse's error) and the row as received."""
+def quarantine_ddl(datasource: str, *, precise: bool = True) -> str:
+    """The quarantine table: when (UTC), why, and the row as received. ``precise``
+    False keeps seconds only, for ClickHouse servers older than 20.1 (no DateTime64)."""
+    stamp = "DateTime64(3)" if precise else "DateTime"
     return (f"CREATE TABLE IF NOT EXISTS `{quarantine_table(datasource)}` "
-            "(`timestamp` DateTime, `error` String, `raw` String) "
+            f"(`timestamp` {stamp}, `error` String, `raw` String) "
             "ENGINE = MergeTree ORDER BY timestamp")
 
 
-def extract(row: dict, path: str):
-    """The value at a JSON path (``$.a.b``, ``$.a[0]``, ``$['a b']``) or _MISSING."""
-    value = row
-    rest = path[1:] if path.startswith("$") else path
-    pos = 0
-    while pos < len(rest):
-        m = _STEP.match(rest, pos)
+def parse_path(path: str) -> tuple:
+    """``$.product.id`` -> ("product", "id"); ``$.items[0]`` -> ("items", 0).
+
+    Raises ValueError for text that is not a JSON path of keys and indexes.
+    """
+    if not path.startswith("$"):
+        raise ValueError(f"JSON path '{path}' must start with $")
+    steps, pos = [], 1
+    while pos < len(path):
+        m = _STEP.match(path, pos)
         if not m:
-            return _MISSING
-        key = m.group(1) or m.group(3) or m.group(4)
-        if m.group(2) is not None:
-            index = int(m.group(2))
-            if not isinstance(value, list) or index >= len(value):
-                return _MISSING
-            value = value[index]
-        elif isinstance(value, dict) and key in value:
-            value = value[key]
-        else:
-            return _MISSING
+            raise ValueError(f"cannot read JSON path '{path}' at character {pos + 1}")
+        key, index, q1, q2 = m.groups()
+        steps.append(int(index) if index is not None else (key if key is not None
+                                                             else (q1 if q1 is not None
+                                                                   else q2)))
         pos = m.end()
+    return tuple(steps)
+
+
+def _get(obj, steps: tuple):
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or step >= len(obj):
+                return _MISSING
+        elif not isinstance(obj, dict) or step not in obj:
+            return _MISSING
+        obj = obj[step]
+    return obj
+
+
+# -- type checkers: value from JSON -> value for JSONEachRow; raise ValueError -------
+
+
+def _unwrap(ch_type: str) -> tuple[str, bool]:
+    nullable = False
+    while True:
+        m = re.fullmatch(r"(Nullable|LowCardinality)\((.*)\)", ch_type.strip(), re.S)
+        if not m:
+            return ch_type.strip(), nullable
+        nullable = nullable or m.group(1) == "Nullable"
+        ch_type = m.group(2)
+
+
+def _string(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value)  # numbers and booleans as their JSON text
+
+
+def _int(type_name: str):
+    lo, hi = INT_RANGES[type_name]
+
+    def check(value):
+        if isinstance(value, bool):
+            raise ValueError(f"expected {type_name}, got a boolean")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"expected {type_name}, got {json.dumps(value)[:40]}")
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} is out of range for {type_name}")
+        return value
+
+    return check
+
+
+def _float(value):
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise ValueError(f"expected a number, got {json.dumps(value)[:40]}")
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise ValueError(f"expected a boolean, got {json.dumps(value)[:40]}")
+
+
+def _date(value):
+    if isinstance(value, dt.date):
+        return value.isoformat()[:10]
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date YYYY-MM-DD, got {json.dumps(value)[:40]}")
+
+
+def _datetime(precision: int):
+    def check(value):
+        if isinstance(value, dt.datetime):
+            stamp = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            stamp = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        elif isinstance(value, str):
+            text = value.strip().replace("Z", "+00:00")
+            try:
+                stamp = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"expected a date-time, got {json.dumps(value)[:40]}"
+                                 ) from None
+        else:
+            raise ValueError(f"expected a date-time, got {json.dumps(value)[:40]}")
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if not 1900 <= stamp.year <= 2299:
+            raise ValueError(f"{value} is outside the DateTime range")
+        text = stamp.isoformat(sep=" ", timespec="microseconds")
+        return text[:20 + precision] if precision else text[:19]
+
+    return check
+
+
+def _uuid(value):
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"expected a UUID, got {json.dumps(value)[:40]}") from None
+
+
+def _passthrough(value):
     return value
 
 
-def to_columns(datasource: Datasource, row: dict, *, by_name: bool = False) -> dict:
-    """Column name -> value for one row; missing paths are left out (column default).
-    ``by_name`` reads flat rows (CSV) by column name instead of JSON path."""
-    out = {}
-    for column in datasource.columns:
-        value = row.get(column.name, _MISSING) if by_name else extract(row, column.json_path)
-        if value is _MISSING:
-            continue
-        if isinstance(value, dt.datetime):
-            value = value.isoformat(sep=" ")
-        elif isinstance(value, dt.date):
-            value = value.isoformat()
-        out[column.name] = value
-    return out
+def checker(ch_type: str) -> tuple[Callable, bool]:
+    """(check function, nullable) for a ClickHouse column type."""
+    base, nullable = _unwrap(ch_type)
+    if base.startswith("Array(") and base.endswith(")"):
+        inner, inner_nullable = checker(base[6:-1])
+
+        def array(value):
+            if not isinstance(value, list):
+                raise ValueError(f"expected an array, got {json.dumps(value)[:40]}")
+            return [None if (v is None and inner_nullable) else inner(v) for v in value]
+
+        return array, nullable
+    name = base.split("(", 1)[0]
+    if name in ("String", "FixedString", "Enum8", "Enum16", "Enum"):
+        return _string, nullable
+    if name in INT_RANGES:
+        return _int(name), nullable
+    if name in ("Float32", "Float64", "Decimal", "Decimal32", "Decimal64", "Decimal128",
+                "Decimal256"):
+        return _float, nullable
+    if name in ("Bool", "Boolean"):
+        return _bool, nullable
+    if name in ("Date", "Date32"):
+        return _date, nullable
+    if name == "DateTime":
+        return _datetime(0), nullable
+    if name == "DateTime64":
+        m = re.match(r"DateTime64\(\s*(\d+)", base)
+        return _datetime(min(6, int(m.group(1))) if m else 3), nullable
+    if name == "UUID":
+        return _uuid, nullable
+    return _passthrough, nullable
 
 
-def insert_rows(backend, datasource: Datasource, rows: list[dict | str], *,
-                by_name: bool = False) -> tuple[int, int]:
-    """Insert ``rows``; returns (rows inserted, rows quarantined). Raises EngineError
-    only when the engine itself fails (the quarantine table can't be written).
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    path: str
+    steps: tuple
+    alt_steps: tuple | None  # by_name mappers: the JSON path, when the name is absent
+    json_steps: tuple  # the column's JSON path, where to_event puts the value
+    check: Callable
+    nullable: bool
+    has_default: bool
 
-    A batch goes in all or none, so keep batches well under ClickHouse's
-    ``max_insert_block_size`` (about 1M rows); ``rtp append`` sends 5,000 at a time."""
-    good: list[tuple[dict | str, dict]] = []
-    bad: list[tuple[str, str]] = []
-    for raw in rows:
-        if isinstance(raw, str | bytes):
+
+class RowMapper:
+    """Maps JSON events onto one datasource's columns. Build once, use per request."""
+
+    def __init__(self, datasource: Datasource, *, by_name: bool = False) -> None:
+        """``by_name``: flat records (CSV, Parquet): read each column from the key of its
+        name, or from its JSON path when the record has no such key."""
+        self.datasource = datasource
+        self.by_name = by_name
+        self.fields = []
+        for col in datasource.columns:
+            check, nullable = checker(col.type)
+            path = col.json_path or f"$.{col.name}"
+            json_steps = parse_path(path)
+            steps, alt = json_steps, None
+            if by_name:
+                alt = json_steps if json_steps != (col.name,) else None
+                steps, path = (col.name,), f"$.{col.name}"
+            self.fields.append(_Field(col.name, path, steps, alt, json_steps, check,
+                                      nullable, col.default is not None))
+
+    def _value(self, f: _Field, obj: dict):
+        value = _get(obj, f.steps)
+        if value is _MISSING and f.alt_steps is not None:
+            value = _get(obj, f.alt_steps)
+        if value == "" and self.by_name:  # an empty CSV cell: NULL or the default
+            value = None if f.nullable else _MISSING if f.has_default else value
+        return value
+
+    def map(self, obj) -> dict:
+        """One event as a row. Raises RowError naming the column and the problem."""
+        if not isinstance(obj, dict):
+            raise RowError("an event must be a JSON object")
+        row = {}
+        for f in self.fields:
+            value = self._value(f, obj)
+            if value is _MISSING or value is None:
+                if f.has_default and value is _MISSING:
+                    continue
+                if f.nullable:
+                    row[f.name] = None
+                    continue
+                what = "missing" if value is _MISSING else "null"
+                raise RowError(f"column '{f.name}' ({f.path}): {what}, and the column is "
+                               "not Nullable")
             try:
-                parsed = json.loads(raw)
+                row[f.name] = f.check(value)
             except ValueError as exc:
-                bad.append((f"invalid JSON: {exc}", _text(raw)))
+                raise RowError(f"column '{f.name}' ({f.path}): {exc}") from None
+        return row
+
+    def to_event(self, obj: dict) -> dict:
+        """A flat record (CSV, Parquet) as the JSON event that a JSON-path mapper of the
+        same datasource reads the same way; values are not checked (the reader does).
+        ``rtp append`` sends CSV and Parquet to a running server like this."""
+        event: dict = {}
+        for f in self.fields:
+            value = self._value(f, obj)
+            if value is _MISSING:
                 continue
-            if not isinstance(parsed, dict):
-                bad.append(("a row must be a JSON object", _text(raw)))
+            _put(event, f.json_steps, value)
+        return event
+
+    def map_records(self, records: Iterable[Record]) -> tuple[list[dict], list[tuple[str, str]]]:
+        """Records read from a file -> (rows ready to insert, [(error, raw)])."""
+        rows, bad = [], []
+        for record in records:
+            if record.error is not None:
+                bad.append((str(record.error), record.raw))
                 continue
-            good.append((raw, to_columns(datasource, parsed)))
+            try:
+                rows.append(self.map(record.value))
+            except RowError as exc:
+                bad.append((str(exc), record.raw))
+        return rows, bad
+
+    def map_lines(self, lines: Iterable[bytes]) -> tuple[list[dict], list[tuple[str, str]]]:
+        """NDJSON lines -> (rows ready to insert, [(error, raw line)]). Blank lines are
+        skipped."""
+        return self.map_records(_ndjson(enumerate(lines, 1)))
+
+
+def _put(event: dict, steps: tuple, value) -> None:
+    """Set ``value`` at ``steps`` in ``event``, creating objects (and lists) on the way."""
+    node = event
+    for step, following in zip(steps, steps[1:] + (None,), strict=True):
+        fresh = [] if isinstance(following, int) else {}
+        if following is None:
+            fresh = value
+        if isinstance(step, int):
+            node.extend([None] * (step + 1 - len(node)))
+            if node[step] is None:
+                node[step] = fresh
+            node = node[step]
         else:
-            good.append((raw, to_columns(datasource, raw, by_name=by_name)))
-    ok = _insert(backend, datasource.name, good, bad)
+            node = node.setdefault(step, fresh)
+
+
+# -- data files --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of a data file: its line (NDJSON, CSV) or row number (Parquet), the parsed
+    value, its text for the quarantine table, or the error that made it unreadable."""
+
+    line: int
+    value: object
+    raw: str
+    error: RowError | None = None
+
+
+FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv",
+           ".parquet": "parquet"}
+
+
+def kind_of(name: str) -> str | None:
+    """``ndjson``, ``csv`` or ``parquet`` from a file name or URL, or None."""
+    path = name.split("?")[0].lower()
+    return next((k for suffix, k in FORMATS.items() if path.endswith(suffix)), None)
+
+
+def by_name(kind: str) -> bool:
+    """Whether records of this kind are flat (read by column name), see RowMapper."""
+    return kind in ("csv", "parquet")
+
+
+def read_records(data: bytes, kind: str) -> Iterator[Record]:
+    """The records of an NDJSON, CSV or Parquet file. Blank NDJSON lines are skipped; a
+    line that isn't JSON is a Record with an error. Raises ProjectError RTP505 when a
+    Parquet file can't be read (or pyarrow is missing)."""
+    if kind == "ndjson":
+        yield from _ndjson(enumerate(data.split(b"\n"), 1))
+    elif kind == "csv":
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+        for row in reader:
+            yield Record(reader.line_num, row, json.dumps(row, ensure_ascii=False))
+    else:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ProjectError("reading Parquet needs pyarrow", code="RTP505",
+                               hint="pip install pyarrow") from None
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError
+            raise ProjectError(f"invalid Parquet: {exc}", code="RTP505") from None
+        for n, row in enumerate(table.to_pylist(), 1):
+            yield Record(n, row, json.dumps(row, ensure_ascii=False, default=str))
+
+
+def _ndjson(lines: Iterable[tuple[int, bytes]]) -> Iterator[Record]:
+    for n, line in lines:
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        if not line.strip():
+            continue
+        raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        try:
+            yield Record(n, json.loads(line), raw)
+        except ValueError as exc:
+            yield Record(n, None, raw, RowError(f"not JSON: {exc}", getattr(exc, "colno", 1)))
+
+
+# -- inserting ---------------------------------------------------------------------------
+
+
+def insert_rows(backend, datasource: Datasource, records: Iterable[dict | str | bytes], *,
+                by_name: bool = False) -> tuple[int, int]:
+    """Map and insert ``records`` (parsed objects, or NDJSON lines); returns (rows
+    inserted, rows quarantined). Raises as :func:`insert`. A batch goes in all or none,
+    so keep batches well under ClickHouse's ``max_insert_block_size`` (about 1M rows)."""
+    def as_records():
+        for n, item in enumerate(records, 1):
+            if isinstance(item, str | bytes):
+                yield from _ndjson([(n, item)])
+            else:
+                yield Record(n, item, json.dumps(item, ensure_ascii=False, default=str))
+
+    rows, bad = RowMapper(datasource, by_name=by_name).map_records(as_records())
+    return insert(backend, datasource.name, rows, bad)
+
+
+def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
+           ensured: set | None = None, *, retry_rows: bool = True) -> tuple[int, int]:
+    """Insert mapped ``rows`` into ``datasource`` and ``bad`` into its quarantine table;
+    returns (rows inserted, rows quarantined). Blocking; the rows are durable when it
+    returns. If the engine refuses the batch, it is split in halves until the refused
+    rows are found; they are quarantined with ClickHouse's message (and the mapped row).
+
+    Raises EngineError when the engine fails for another reason than the data, and
+    QueryError when it refuses the batch and ``retry_rows`` is False (nothing is written
+    then).
+    """
+    bad = list(bad)
+    ok = 0
+    if rows:
+        try:
+            backend.insert_json(datasource, rows)
+            ok = len(rows)
+        except QueryError as exc:
+            if not retry_rows or exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
+                raise
+            refused = refused_rows(backend, datasource, rows)
+            ok = len(rows) - len(refused)
+            bad += [(f"rejected by ClickHouse: {err.detail}", json.dumps(rows[i], default=str))
+                    for i, err in refused]
     if bad:
-        backend.execute(quarantine_ddl(datasource.name))
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        backend.insert_json(quarantine_table(datasource.name),
-                            [{"timestamp": now, "error": e, "raw": r} for e, r in bad])
+        table = quarantine_table(datasource)
+        precise = version_tuple(backend.version()) >= MIN_VERSIONS["DateTime64"]
+        if ensured is None or table not in ensured:
+            backend.execute(quarantine_ddl(datasource, precise=precise))
+            if ensured is not None:
+                ensured.add(table)
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        now = now[:23] if precise else now[:19]
+        backend.insert_json(table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad])
     return ok, len(bad)
 
 
-def _insert(backend, table: str, rows: list[tuple], bad: list[tuple[str, str]]) -> int:
-    """Insert all, or split in halves until each failing row is isolated."""
-    if not rows:
-        return 0
+def refused_rows(backend, table: str, rows: list[dict]) -> list[tuple[int, QueryError]]:
+    """Insert what the engine accepts, halving refused batches down to single rows;
+    returns the refused rows as (index in ``rows``, the engine's error)."""
+    refused: list[tuple[int, QueryError]] = []
+    _bisect(backend, table, rows, 0, refused)
+    return refused
+
+
+def _bisect(backend, table: str, rows: list[dict], offset: int,
+            refused: list[tuple[int, QueryError]]) -> None:
     try:
-        backend.insert_json(table, [mapped for _, mapped in rows])
-        return len(rows)
+        backend.insert_json(table, rows)
+        return
     except QueryError as exc:
         if len(rows) == 1:
-            bad.append((exc.detail, _text(rows[0][0])))
-            return 0
+            refused.append((offset, exc))
+            return
     half = len(rows) // 2
-    return _insert(backend, table, rows[:half], bad) + _insert(backend, table, rows[half:], bad)
-
-
-def _text(raw) -> str:
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    if isinstance(raw, str):
-        return raw
-    return json.dumps(raw, ensure_ascii=False, default=str)
+    _bisect(backend, table, rows[:half], offset, refused)
+    _bisect(backend, table, rows[half:], offset + half, refused)

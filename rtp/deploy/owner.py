@@ -1,8 +1,14 @@
 """Who holds a project's embedded database: ``.rtp/owner.json``.
 
 chDB lets one process open a data folder. The process that opens it writes
-``{"pid", "command", "url"}`` here (``url`` is filled in by ``rtp serve`` so other
-commands can reach it) and removes the file when it closes the database.
+``{"pid", "command", "url"}`` here and removes the file when it closes the database.
+``rtp serve`` and ``rtp dev`` add their ``url`` and a ``token``: a control credential
+(ADMIN scope) made fresh at every start, which ``rtp sql``, ``rtp append`` and
+``rtp deploy`` use to work through the running server (:mod:`rtp.cli.remote`).
+
+The file is written with mode 0600, so only who can read the project's ``.rtp/``
+folder can use the token; that folder holds the database files themselves, so the
+token gives no access its readers don't have already.
 """
 
 from __future__ import annotations
@@ -51,19 +57,30 @@ def claim(root: Path, command: str | None = None, url: str | None = None) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     if not holder:
         record = {"pid": os.getpid(), "command": command or " ".join(sys.argv), "url": url}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        tmp.replace(path)
+        _write(path, record)
     _claims[path] = _claims.get(path, 0) + 1
 
 
-def set_url(root: Path, url: str) -> None:
-    """Publish where this process serves the project (``rtp serve`` calls this)."""
+def set_url(root: Path, url: str, token: str | None = None) -> None:
+    """Publish where this process serves the project and the control token that other
+    rtp commands send it (``rtp serve`` and ``rtp dev`` call this)."""
     path = owner_file(root)
     data = read_owner(root)
     if data and int(data["pid"]) == os.getpid():
         data["url"] = url
-        path.write_text(json.dumps(data), encoding="utf-8")
+        if token:
+            data["token"] = token
+        _write(path, data)
+
+
+def _write(path: Path, record: dict) -> None:
+    """Replace the file atomically, readable by its owner only (it may hold a token)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(record, out)
+    os.chmod(tmp, 0o600)  # an older file of that name may have had wider permissions
+    tmp.replace(path)
 
 
 def release(root: Path) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,20 +23,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rtp.deploy.ingest import RowMapper
 from rtp.errors import EngineError, Problems, RequestError, RtpError, SqlError
 from rtp.project.model import Project
-from rtp.server import events, openapi, pipes, static, status
+from rtp.server import deploy, events, openapi, pipes, sql, static, status
 from rtp.server.events import Batcher
-from rtp.server.ingest import RowMapper
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.settings import ServerSettings
-from rtp.server.tokens import Grant, NoAuth, TokenStore
+from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
 from rtp.sql.compose import compile_project
 
 log = logging.getLogger("rtp.server")
 
 # error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-STATUS = {"RTP507": 408, "RTP501": 503}
+STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409}
 
 
 def status_for(exc: RtpError) -> int:
@@ -59,7 +61,12 @@ class ServerState:
         self.backend = backend
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
+        # kept hashed: the text lives only in .rtp/owner.json, for local rtp commands
+        self.control = hash_token(settings.control_token) if settings.control_token else None
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rtp-engine")
+        # one deploy at a time: POST /v0/deploy and rtp dev's watcher plan outside the
+        # backend's lock, so two at once could both plan the same CREATE
+        self.deploying = threading.Lock()
         self.metrics = Metrics(set())
         self.reload(project)
         self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
@@ -96,7 +103,10 @@ class ServerState:
             token = header[7:].strip()
         if not token:
             token = request.query_params.get("token")
-        grant = self.tokens.grant(token)
+        if self.control and token and hmac.compare_digest(hash_token(token), self.control):
+            grant = Grant("rtp-control", frozenset({"ADMIN"}))
+        else:
+            grant = self.tokens.grant(token)
         if not grant.allows(scope_type, resource):
             raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
                                f"'{resource}'", code="RTP403", status=403,
@@ -158,7 +168,7 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(Exception, handle_any)
-    for module in (status, openapi, pipes, events):
+    for module in (status, openapi, pipes, events, sql, deploy):
         app.include_router(module.router)
     state.pages = static.mount(app, project)  # static: folders of rtp.yaml, e.g. /storefront/
     if settings.cors_origins:

@@ -1,5 +1,6 @@
-"""What ``rtp dev`` adds to serving: fixtures for an empty engine, and a watcher that
-redeploys on every file change and swaps the new project into the running app.
+"""What ``rtp dev`` adds to serving: a test for an empty engine (it loads fixtures then,
+see :mod:`rtp.testing.fixtures`), and a watcher that redeploys on every file change and
+swaps the new project into the running app.
 
 Problems in the files are printed and the previous project keeps being served, so a
 half-typed edit never stops the server.
@@ -7,7 +8,6 @@ half-typed edit never stops the server.
 
 from __future__ import annotations
 
-import csv
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +15,9 @@ from pathlib import Path
 from rtp.errors import Problems, RtpError
 from rtp.project.load import load_project
 from rtp.project.model import Project
-from rtp.server.ingest import RowMapper, insert
 from rtp.sql.compose import compile_project
 
 WATCHED = ("rtp.yaml", "datasources", "pipes")
-FIXTURE_SUFFIXES = (".ndjson", ".csv", ".parquet")
 
 
 def snapshot(root: Path) -> dict[str, int]:
@@ -47,40 +45,6 @@ def is_empty(project: Project, backend) -> bool:
         if rows and int(rows[0][0]):
             return False
     return True
-
-
-def load_fixtures(project: Project, backend) -> dict[str, tuple[int, int]]:
-    """Insert ``fixtures/<datasource>.ndjson|.csv|.parquet`` into their datasources.
-
-    NDJSON goes through the same mapping and checks as ``POST /v0/events`` (JSON paths,
-    quarantine); CSV is matched by column name and checked the same way; Parquet is read
-    by the engine (``INSERT ... FROM INFILE``, embedded engine). Returns, per datasource,
-    (rows inserted, rows quarantined). Raises EngineError when the engine fails.
-    """
-    folder = project.root / project.settings.fixtures_dir
-    done: dict[str, tuple[int, int]] = {}
-    for name, ds in project.datasources.items():
-        for suffix in FIXTURE_SUFFIXES:
-            path = folder / f"{name}{suffix}"
-            if not path.is_file():
-                continue
-            if suffix == ".ndjson":
-                rows, bad = RowMapper(ds).map_lines(path.read_bytes().split(b"\n"))
-                result = insert(backend, name, rows, bad)
-            elif suffix == ".csv":
-                mapper = RowMapper(ds, by_name=True)
-                with path.open(newline="", encoding="utf-8") as handle:
-                    rows, bad = mapper.map_objects(csv.DictReader(handle))
-                result = insert(backend, name, rows, bad)
-            else:
-                literal = str(path.resolve()).replace("\\", "\\\\").replace("'", "\\'")
-                before = int(backend.query(f"SELECT count() FROM `{name}`")[1][0][0])
-                backend.execute(f"INSERT INTO `{name}` FROM INFILE '{literal}' FORMAT Parquet")
-                after = int(backend.query(f"SELECT count() FROM `{name}`")[1][0][0])
-                result = (after - before, 0)
-            previous = done.get(name, (0, 0))
-            done[name] = (previous[0] + result[0], previous[1] + result[1])
-    return done
 
 
 class Reloader:
@@ -118,12 +82,13 @@ class Reloader:
             self.say(f"{len(problems.errors)} error(s); still serving the previous version")
             return False
         try:
-            self.deploy(project, self.state.backend)
+            with self.state.deploying:  # not while POST /v0/deploy runs
+                self.deploy(project, self.state.backend)
+                self.state.reload(project)
         except RtpError as exc:
             self.report(exc)
             self.say("deploy failed; still serving the previous version")
             return False
-        self.state.reload(project)
         self.reloads += 1
         self.say(f"redeployed: {len(project.datasources)} datasources, "
                  f"{len(self.state.endpoints)} endpoints")

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from rtp.deploy.backends import QueryError
+from rtp.deploy.ingest import insert
 from rtp.errors import RequestError
-from rtp.server.ingest import insert
 
 router = APIRouter()
 

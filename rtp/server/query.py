@@ -90,7 +90,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     try:
         if hasattr(backend, "query_bytes"):
             return backend.query_bytes(sql, ch_format), media_type
-        return _format(backend, sql, fmt), media_type
+        return format_result(backend, sql, fmt), media_type
     except QueryError as exc:
         if exc.ch_name == "TIMEOUT_EXCEEDED":
             raise EngineError(f"the query took longer than {timeout:g} s", code="RTP507",
@@ -100,7 +100,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
                            ) from None
 
 
-def _format(backend, sql: str, fmt: str) -> bytes:
+def format_result(backend, sql: str, fmt: str) -> bytes:
     """Tinybird's shapes from ``backend.query`` rows (for backends without raw output)."""
     started = time.perf_counter()
     columns, rows = backend.query(sql)

@@ -23,6 +23,7 @@ class ServerSettings:
     rate_limit: float = 0.0  # requests per second per token; 0 = unlimited
     cors_origins: tuple[str, ...] = ("*",)
     workers: int = 4  # threads running blocking engine calls
+    control_token: str | None = None  # ADMIN credential for local rtp commands (owner.json)
     docs_url: str = "docs/errors.md"  # errors link here as <docs_url>#<code>
     extra: dict = field(default_factory=dict)
 

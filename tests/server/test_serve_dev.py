@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from rtp.deploy.ddl import create_table
-from rtp.server.dev import Reloader, is_empty, load_fixtures, snapshot
+from rtp.server.dev import Reloader, is_empty, snapshot
+from rtp.testing.fixtures import load_fixtures
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +49,7 @@ async def test_fixtures_load_ndjson_csv_and_parquet(serve):
     pq.write_table(table, sink)
     (s.root / "fixtures" / "reviews.parquet").write_bytes(sink.getvalue())
     assert is_empty(s.state.project, s.engine)
-    loaded = load_fixtures(s.state.project, s.engine)
+    loaded = load_fixtures(s.state.project, s.engine, quarantine=True)
     assert loaded == {"events": (1, 1), "products": (2, 1), "reviews": (2, 0)}
     assert not is_empty(s.state.project, s.engine)
     assert s.rows("SELECT product_id, price FROM events") == [["p1", 1.5]]

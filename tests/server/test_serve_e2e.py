@@ -61,7 +61,14 @@ def test_serve_process_ingests_and_answers(project_factory):
                 time.sleep(0.1)
         assert health.json()["status"] == "ok"
         owner = json.loads((root / ".rtp/owner.json").read_text())
+        control = owner.pop("token")
         assert owner == {"pid": proc.pid, "command": "rtp serve", "url": base}
+        # the control credential: readable by the project's owner only, ADMIN while the
+        # server lives
+        assert (root / ".rtp/owner.json").stat().st_mode & 0o777 == 0o600
+        assert control.startswith("rtp_control_") and control != admin
+        r = httpx.get(f"{base}/v0/sql", params={"q": "SELECT 1 AS one", "token": control})
+        assert r.status_code == 200 and r.json()["data"] == [{"one": 1}]
         auth = {"Authorization": f"Bearer {admin}"}
         events = "\n".join(json.dumps({"timestamp": f"2030-01-01 00:00:0{i}", "user_id": "u1",
                                        "product": {"id": f"p{i % 2}", "price": 2.0}})
