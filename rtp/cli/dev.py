@@ -15,8 +15,7 @@ from rtp.cli.token import tokens_file
 from rtp.deploy import deploy, open_backend, owner
 from rtp.errors import RtpError
 from rtp.project.load import load_project
-from rtp.server import ServerSettings, create_app
-from rtp.server.dev import Reloader, is_empty
+from rtp.server import ServerSettings
 from rtp.server.tokens import TokenStore
 from rtp.sql.compose import compile_project
 from rtp.testing.fixtures import load_fixtures
@@ -63,6 +62,9 @@ def dev(
     stop = threading.Event()
     try:
         deploy(model, backend)
+        from rtp.server import create_app  # FastAPI loads only for this command
+        from rtp.server.dev import Reloader, is_empty
+
         if is_empty(model, backend):
             for name, (ok, bad) in load_fixtures(model, backend,
                                                           quarantine=True).items():

@@ -12,8 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-
-import httpx
+from typing import TYPE_CHECKING
 
 from rtp.deploy import owner
 from rtp.deploy.ingest import RowMapper
@@ -30,6 +29,9 @@ from rtp.errors import (
 )
 from rtp.project.model import Project
 
+if TYPE_CHECKING:
+    import httpx
+
 # under the server's default body limit (10 MiB, compressed and expanded)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -42,12 +44,15 @@ class Server:
         self.token = str(record["token"])
         self.pid = record.get("pid")
         self.command = record.get("command") or "unknown command"
+        import httpx  # loads only when a command talks to a running server
+
         self.timeout = httpx.Timeout(timeout, connect=5.0)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """Send a request with the control token. Raises EngineError RTP501 when the
         server can't be reached, and the server's own error (code, message) for an
         answer of 400 or more."""
+        import httpx
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         try:
             response = httpx.request(method, self.url + path, headers=headers,

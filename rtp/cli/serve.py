@@ -15,7 +15,7 @@ from rtp.cli.token import tokens_file
 from rtp.deploy import open_backend, owner
 from rtp.errors import RtpError
 from rtp.project.load import load_project
-from rtp.server import ServerSettings, create_app
+from rtp.server import ServerSettings
 from rtp.server.tokens import TokenStore
 
 DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
@@ -77,6 +77,8 @@ def serve(
                 err_console.print("[bold]admin token[/bold] (shown once; stored hashed in "
                                   ".rtp/tokens.json):")
                 print(admin, flush=True)
+        from rtp.server import create_app  # FastAPI loads only for this command
+
         app = create_app(model, backend, settings)
         errors = problems.errors + app.state.rtp.problems.errors
         if errors:
