@@ -79,3 +79,13 @@ def test_help_keeps_placeholders_and_joins_lines(cli):
     out = " ".join(cli("--help").stdout.split())
     assert "tests/<pipe>.yaml" in out and "<datasource>_quarantine" in out
     assert "every node's SQL against embedded ClickHouse" in out.replace("│ ", "")
+
+
+def test_cli_start_does_not_load_the_server_stack():
+    """Every command pays for what the CLI imports at start; FastAPI, uvicorn and httpx
+    belong to the commands that serve or call a server."""
+    code = ("import sys, rtp.cli.main; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
