@@ -38,12 +38,12 @@ def append(
         raise typer.Exit(2)
     try:
         data, kind = read_source(source)
-        records = list(read_records(data, kind))
+        mapper = RowMapper(ds, by_name=by_name(kind))
+        records = list(read_records(data, kind, exact=mapper.exact))
         server = remote.server_for(model, target)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(1) from None
-    mapper = RowMapper(ds, by_name=by_name(kind))
     if server is not None:
         backend = None
 

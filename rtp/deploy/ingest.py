@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import orjson
+
 from rtp.deploy.backends import MIN_VERSIONS, QueryError, version_tuple
 from rtp.errors import ProjectError
 from rtp.project.model import Datasource
@@ -78,6 +80,30 @@ def parse_path(path: str) -> tuple:
                                                                    else q2)))
         pos = m.end()
     return tuple(steps)
+
+
+def _getter(steps: tuple) -> Callable:
+    """A function reading a JSON path from an event; top-level keys (most columns) take
+    one dict lookup."""
+    if len(steps) == 1 and isinstance(steps[0], str):
+        key = steps[0]
+        return lambda obj: obj.get(key, _MISSING)
+    return lambda obj: _get(obj, steps)
+
+
+def _by_name_getter(steps: tuple, alt: tuple | None, nullable: bool,
+                    has_default: bool) -> Callable:
+    """For flat records (CSV, Parquet): the column by name, else by its JSON path; an
+    empty CSV cell is NULL for a Nullable column, the default for one that has it."""
+    def get(obj):
+        value = _get(obj, steps)
+        if value is _MISSING and alt is not None:
+            value = _get(obj, alt)
+        if value == "":
+            value = None if nullable else _MISSING if has_default else value
+        return value
+
+    return get
 
 
 def _get(obj, steps: tuple):
@@ -241,6 +267,7 @@ def checker(ch_type: str) -> tuple[Callable, bool]:
 
 @dataclass(frozen=True)
 class _Field:
+    get: Callable  # event -> value or _MISSING
     name: str
     path: str
     steps: tuple
@@ -260,6 +287,9 @@ class RowMapper:
         self.datasource = datasource
         self.by_name = by_name
         self.fields = []
+        # integers past 64 bits must be parsed by json to stay exact (see _ndjson)
+        self.exact = any(re.search(r"\bU?Int(128|256)\b", c.type)
+                         for c in datasource.columns)
         for col in datasource.columns:
             check, nullable = checker(col.type)
             path = col.json_path or f"$.{col.name}"
@@ -268,16 +298,11 @@ class RowMapper:
             if by_name:
                 alt = json_steps if json_steps != (col.name,) else None
                 steps, path = (col.name,), f"$.{col.name}"
-            self.fields.append(_Field(col.name, path, steps, alt, json_steps, check,
-                                      nullable, col.default is not None))
-
-    def _value(self, f: _Field, obj: dict):
-        value = _get(obj, f.steps)
-        if value is _MISSING and f.alt_steps is not None:
-            value = _get(obj, f.alt_steps)
-        if value == "" and self.by_name:  # an empty CSV cell: NULL or the default
-            value = None if f.nullable else _MISSING if f.has_default else value
-        return value
+            has_default = col.default is not None
+            get = (_by_name_getter(steps, alt, nullable, has_default) if by_name
+                   else _getter(steps))
+            self.fields.append(_Field(get, col.name, path, steps, alt, json_steps, check,
+                                      nullable, has_default))
 
     def map(self, obj) -> dict:
         """One event as a row. Raises RowError naming the column and the problem."""
@@ -285,7 +310,7 @@ class RowMapper:
             raise RowError("an event must be a JSON object")
         row = {}
         for f in self.fields:
-            value = self._value(f, obj)
+            value = f.get(obj)
             if value is _MISSING or value is None:
                 if f.has_default and value is _MISSING:
                     continue
@@ -307,7 +332,7 @@ class RowMapper:
         ``rtp append`` sends CSV and Parquet to a running server like this."""
         event: dict = {}
         for f in self.fields:
-            value = self._value(f, obj)
+            value = f.get(obj)
             if value is _MISSING:
                 continue
             _put(event, f.json_steps, value)
@@ -329,7 +354,7 @@ class RowMapper:
     def map_lines(self, lines: Iterable[bytes]) -> tuple[list[dict], list[tuple[str, str]]]:
         """NDJSON lines -> (rows ready to insert, [(error, raw line)]). Blank lines are
         skipped."""
-        return self.map_records(_ndjson(enumerate(lines, 1)))
+        return self.map_records(_ndjson(enumerate(lines, 1), self.exact))
 
 
 def _put(event: dict, steps: tuple, value) -> None:
@@ -354,12 +379,22 @@ def _put(event: dict, steps: tuple, value) -> None:
 @dataclass(frozen=True)
 class Record:
     """One row of a data file: its line (NDJSON, CSV) or row number (Parquet), the parsed
-    value, its text for the quarantine table, or the error that made it unreadable."""
+    value, what was read (bytes, text, or the record itself), or the error that made it
+    unreadable. ``raw``, its text for the quarantine table, is built only when asked:
+    most rows are good and never need it."""
 
     line: int
     value: object
-    raw: str
+    source: object
     error: RowError | None = None
+
+    @property
+    def raw(self) -> str:
+        if isinstance(self.source, bytes):
+            return self.source.decode("utf-8", errors="replace").rstrip("\r\n")
+        if isinstance(self.source, str):
+            return self.source.rstrip("\r\n")
+        return json.dumps(self.source, ensure_ascii=False, default=str)
 
 
 FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv",
@@ -377,16 +412,16 @@ def by_name(kind: str) -> bool:
     return kind in ("csv", "parquet")
 
 
-def read_records(data: bytes, kind: str) -> Iterator[Record]:
+def read_records(data: bytes, kind: str, *, exact: bool = False) -> Iterator[Record]:
     """The records of an NDJSON, CSV or Parquet file. Blank NDJSON lines are skipped; a
     line that isn't JSON is a Record with an error. Raises ProjectError RTP505 when a
     Parquet file can't be read (or pyarrow is missing)."""
     if kind == "ndjson":
-        yield from _ndjson(enumerate(data.split(b"\n"), 1))
+        yield from _ndjson(enumerate(data.split(b"\n"), 1), exact)
     elif kind == "csv":
         reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
         for row in reader:
-            yield Record(reader.line_num, row, json.dumps(row, ensure_ascii=False))
+            yield Record(reader.line_num, row, row)
     else:
         try:
             import pyarrow.parquet as pq
@@ -398,20 +433,20 @@ def read_records(data: bytes, kind: str) -> Iterator[Record]:
         except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError
             raise ProjectError(f"invalid Parquet: {exc}", code="RTP505") from None
         for n, row in enumerate(table.to_pylist(), 1):
-            yield Record(n, row, json.dumps(row, ensure_ascii=False, default=str))
+            yield Record(n, row, row)
 
 
-def _ndjson(lines: Iterable[tuple[int, bytes]]) -> Iterator[Record]:
+def _ndjson(lines: Iterable[tuple[int, bytes]], exact: bool = False) -> Iterator[Record]:
+    """``exact``: parse with json, which keeps integers past 64 bits exact (orjson, ~3x
+    faster, reads them as floats); RowMapper.exact says when a datasource needs it."""
+    loads = json.loads if exact else orjson.loads
     for n, line in lines:
-        if isinstance(line, str):
-            line = line.encode("utf-8")
         if not line.strip():
             continue
-        raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
         try:
-            yield Record(n, json.loads(line), raw)
+            yield Record(n, loads(line), line)
         except ValueError as exc:
-            yield Record(n, None, raw, RowError(f"not JSON: {exc}", getattr(exc, "colno", 1)))
+            yield Record(n, None, line, RowError(f"not JSON: {exc}", getattr(exc, "colno", 1)))
 
 
 # -- inserting ---------------------------------------------------------------------------
@@ -425,11 +460,12 @@ def insert_rows(backend, datasource: Datasource, records: Iterable[dict | str | 
     def as_records():
         for n, item in enumerate(records, 1):
             if isinstance(item, str | bytes):
-                yield from _ndjson([(n, item)])
+                yield from _ndjson([(n, item)], mapper.exact)
             else:
-                yield Record(n, item, json.dumps(item, ensure_ascii=False, default=str))
+                yield Record(n, item, item)
 
-    rows, bad = RowMapper(datasource, by_name=by_name).map_records(as_records())
+    mapper = RowMapper(datasource, by_name=by_name)
+    rows, bad = mapper.map_records(as_records())
     return insert(backend, datasource.name, rows, bad)
 
 

@@ -56,7 +56,7 @@ def load_fixtures(project: Project, backend, *,
                 hint="fixtures are named fixtures/<datasource>.ndjson|.csv|.parquet")
         kind = kind_of(path.name)
         mapper = RowMapper(ds, by_name=by_name(kind))
-        records = read_records(path.read_bytes(), kind)
+        records = read_records(path.read_bytes(), kind, exact=mapper.exact)
         if quarantine:
             result = insert(backend, ds.name, *mapper.map_records(records))
         else:

@@ -14,6 +14,8 @@ import json
 import threading
 from collections.abc import Callable
 
+import orjson
+
 from rtp.deploy.backends import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
 
@@ -68,7 +70,10 @@ class EmbeddedBackend:
     def insert_json(self, table: str, rows: list[dict]) -> None:
         if not rows:
             return
-        body = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+        try:  # one array of objects (JSONEachRow reads it), ~10x faster than json
+            body = orjson.dumps(rows, default=str).decode("utf-8")
+        except TypeError:  # integers past 64 bits: json writes them exactly
+            body = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
         self._run(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{body}", "TabSeparated")
 
     def exclusive(self):
