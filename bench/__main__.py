@@ -14,18 +14,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import endpoint, freshness, ingest, tooling
+from bench import endpoint, freshness, ingest, server_path, tooling
 from bench.common import REPO, machine, versions
 from bench.dataset import prepare
 
 CONFIGS = {
     # events, seconds per side per round, rounds, ingest rows, chunk, probes, rate, pipes, runs
-    "full": dict(events=5_000_000, seconds=15.0, rounds=2, ingest_rows=200_000, chunk=5000,
-                 probes=200, rate=200.0, sizes=(50, 200), runs=3),
+    "full": dict(events=5_000_000, seconds=10.0, rounds=3, ingest_rows=200_000, chunk=5000,
+                 probes=100, rate=200.0, sizes=(50, 200), runs=2,
+                 server_calls=2000),
     "quick": dict(events=200_000, seconds=4.0, rounds=1, ingest_rows=30_000, chunk=5000,
-                  probes=20, rate=100.0, sizes=(50,), runs=1),
+                  probes=20, rate=100.0, sizes=(50,), runs=1,
+                 server_calls=500),
     "tiny": dict(events=3_000, seconds=1.0, rounds=1, ingest_rows=2_000, chunk=500,
-                 probes=3, rate=20.0, sizes=(), runs=1),
+                 probes=3, rate=20.0, sizes=(), runs=1,
+                 server_calls=50),
 }
 SECTIONS = ("endpoint", "ingest", "freshness", "tooling")
 
@@ -55,6 +58,7 @@ def run(mode: str, *, events: int | None = None, workdir: Path | None = None,
             log("endpoint overhead ...")
             result["endpoint"] = endpoint.run(project, facts, seconds=cfg["seconds"],
                                               rounds=cfg["rounds"], log=log)
+            result["server_path"] = server_path.run(cfg["server_calls"])
         if "ingest" in sections:
             log("ingestion ...")
             result["ingest"] = {
@@ -98,6 +102,11 @@ def table(r: dict) -> str:
                 f"{e['throughput_rps']:.1f}/s | {ep[c]['throughput_ratio']:.2f}× | "
                 f"{'≥ 0.85×' if n == '16' else ''} |",
             ]
+    sp = r.get("server_path")
+    if ep and sp:
+        engine = ep["c1"]["engine"]["p50_ms"]
+        lines.append(f"| server's own time per call (no-op engine), p50 | {sp['p50_ms']:.2f} ms | "
+                     f"{engine:.1f} ms | +{sp['p50_ms'] / engine:.3f}× | |")
     for kind, ing in (r.get("ingest") or {}).items():
         label = "events + 5 views" if kind == "with_views" else "events, no views"
         e, h = ing["engine"], ing["http"]
