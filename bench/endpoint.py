@@ -7,8 +7,10 @@ starts ``rtp serve`` as its own process and a load generator process
 (:mod:`bench.loadgen`) calls the endpoint over HTTP with the same parameters. At
 concurrency 16 the raw side runs 16 threads on the connection with no lock (what the
 engine can do; the queries carry no parameters, so chDB allows it), while the server
-serializes its engine calls. Rounds alternate (raw, HTTP, raw, HTTP ...) so drift in the
-shared machine's load hits both sides.
+serializes its engine calls. Each side opens the engine fresh and warms up for half the
+measuring time (ClickHouse compiles hot expressions and fills its caches per process; the
+first seconds after a start are slower), and the sides take turns going first in
+successive rounds so drift in the shared machine's load hits both.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def render(project_root: Path, params: list[dict]) -> list[str]:
 def raw_engine(conn, sqls: list[str], concurrency: int, seconds: float) -> dict:
     """Closed loop on the chDB connection: ``concurrency`` threads, each running the next
     SQL as soon as the previous finished."""
-    warm_until = time.perf_counter() + min(2.0, seconds / 4)  # as the load generator does
+    warm_until = time.perf_counter() + seconds / 2  # as the load generator does
     for sql in sqls:
         conn.query(sql, "JSON")
         if time.perf_counter() > warm_until:
@@ -111,7 +113,10 @@ def run(project: Path, facts: dict, *, seconds: float, rounds: int, samples: int
     raw = {c: {"latencies": [], "elapsed": 0.0} for c in concurrencies}
     api = {c: {"latencies": [], "elapsed": 0.0} for c in concurrencies}
     params: list[dict] = []
-    for r in range(rounds):
+    sqls: list[str] = []
+
+    def engine_side() -> None:
+        nonlocal params, sqls
         backend = EmbeddedBackend(data_path(project))
         try:
             if not params:
@@ -123,11 +128,20 @@ def run(project: Path, facts: dict, *, seconds: float, rounds: int, samples: int
                 raw[c]["elapsed"] += res["elapsed"]
         finally:
             backend.close()
+
+    def http_side() -> None:
         with Server(project) as server:
             for c in concurrencies:
                 res = http(server.url, params, c, seconds)
                 api[c]["latencies"] += res["latencies"]
                 api[c]["elapsed"] += res["elapsed"]
+
+    for r in range(rounds):
+        # the sides take turns going first, so a trend in the machine's load hits both
+        sides = (engine_side, http_side) if r % 2 == 0 or not params else (http_side,
+                                                                              engine_side)
+        for side in sides:
+            side()
         log(f"  endpoint round {r + 1}/{rounds} done")
     out: dict = {"pipe": PIPE, "parameter_sets": len(params), "at": at,
                  "seconds_per_side_per_round": seconds, "rounds": rounds}

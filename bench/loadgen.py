@@ -4,8 +4,8 @@
     python -m bench.loadgen post URL BODIES_DIR CONCURRENCY
 
 ``get``: closed loop, CONCURRENCY keep-alive connections each sending the next URL of the
-list as soon as the previous answer arrived, for SECONDS (after one warm-up call per
-connection). ``post``: CONCURRENCY senders share the files of BODIES_DIR (NDJSON bodies)
+list as soon as the previous answer arrived, for SECONDS (after SECONDS / 2 of warm-up,
+not counted). ``post``: CONCURRENCY senders share the files of BODIES_DIR (NDJSON bodies)
 and POST each to URL. Both print JSON: per-request latencies (s), elapsed (s), errors.
 """
 
@@ -26,7 +26,7 @@ async def get(urls: list[str], concurrency: int, seconds: float) -> dict:
     errors = 0
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         # warm-up: every connection open, the server's caches warm (not counted)
-        warm_until = time.perf_counter() + min(2.0, seconds / 4)
+        warm_until = time.perf_counter() + seconds / 2
         while True:
             await asyncio.gather(*(client.get(urls[i % len(urls)]) for i in range(concurrency)))
             if time.perf_counter() > warm_until:
