@@ -17,6 +17,9 @@ from collections.abc import Callable
 from rtp.deploy.backends import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
 
+# json.dumps(..., ensure_ascii=False, default=str) builds this encoder on every call
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
 
 class EmbeddedBackend:
     name = "embedded"
@@ -68,7 +71,7 @@ class EmbeddedBackend:
     def insert_json(self, table: str, rows: list[dict]) -> None:
         if not rows:
             return
-        body = "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in rows)
+        body = "\n".join(map(_ROW_ENCODER.encode, rows))
         self._run(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{body}", "TabSeparated")
 
     def exclusive(self):
