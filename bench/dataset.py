@@ -57,11 +57,14 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
         if facts.get("events_generated") == events:
             log(f"reusing the loaded project in {workdir}")
             return facts
+    if workdir.exists() and any(workdir.iterdir()) and not marker.exists():
+        raise SystemExit(f"{workdir} is not empty and holds no benchmark project; "
+                         "give --workdir a new or a benchmark's folder")
     files = generate(events)
     if workdir.exists():
         import shutil
 
-        shutil.rmtree(workdir)
+        shutil.rmtree(workdir)  # a benchmark's own folder, with another dataset
     copy_root_project(workdir)
     subprocess.run(rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(),
                    stdout=subprocess.DEVNULL)
