@@ -1,13 +1,13 @@
-.PHONY: install check test lint format dev
+.PHONY: install check test lint format dev bench bench-quick
 
 install:
 	python3 -m pip install -q -e '.[dev]'
 
 lint:
-	ruff check rtp tests
+	ruff check rtp tests bench
 
 format:
-	ruff format rtp tests && ruff check --fix rtp tests
+	ruff format rtp tests bench && ruff check --fix rtp tests bench
 
 # `make dev` is the README's main command: the root project on embedded ClickHouse.
 dev: install
@@ -18,3 +18,10 @@ test: install
 	python3 -m pytest -q
 
 check: lint test
+
+# Benchmarks against the raw engine (see BENCHMARKS.md); never a pass/fail gate.
+bench: install
+	python3 -m bench
+
+bench-quick: install
+	python3 -m bench --quick

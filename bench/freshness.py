@@ -1,3 +1,4 @@
+<<<<<<< HEAD
 """Freshness: how long after an event is accepted does `recommendations` reflect it?
 
 Starts `rtp dev` (embedded engine, fixtures loaded) on a copy of the root project, then
@@ -15,10 +16,21 @@ viewed product is left out and a product is recommended for "this session"). Rep
 
 ``--background RATE`` runs examples/generator.py against the same server at RATE
 events/s meanwhile (its own 2,000-product catalogue; live shoppers in every view).
+=======
+"""Freshness: from an event's POST being acknowledged to its effect in ``recommendations``.
+
+While a background generator (``examples/generator.py`` live) sends shopper events to
+``rtp serve``, each probe is a new shopper in a new session who views one product of a
+category; after the POST (``wait=true``) is acknowledged, the probe polls the endpoint
+back to back until the top recommendation is of that category with reason ``session``.
+Freshness is the time from the acknowledgement to that answer (so it includes at least one
+endpoint call); a probe whose category already led before its event is skipped.
+>>>>>>> bench
 """
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import argparse
 import datetime as dt
 import json
@@ -32,11 +44,18 @@ import subprocess
 import sys
 import tempfile
 import threading
+=======
+import datetime as dt
+import json
+import subprocess
+import sys
+>>>>>>> bench
 import time
 from pathlib import Path
 
 import httpx
 
+<<<<<<< HEAD
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -150,3 +169,75 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+=======
+from bench.common import REPO, Server, env, pct
+
+
+def catalogue(files: Path) -> dict[str, dict]:
+    """One product per category."""
+    out: dict[str, dict] = {}
+    for line in (files / "products.ndjson").read_text().splitlines():
+        p = json.loads(line)
+        out.setdefault(p["category"], p)
+    return out
+
+
+def run(project: Path, facts: dict, *, probes: int, rate: float, timeout: float = 10.0,
+        log=print) -> dict:
+    products = list(catalogue(Path(facts["files"])).values())
+    samples: list[float] = []
+    polls: list[int] = []
+    skipped = timeouts = 0
+    with Server(project) as server:
+        background = subprocess.Popen(
+            [sys.executable, str(REPO / "examples" / "generator.py"), "--url", server.url,
+             "--token", "none", "--rate", str(rate), "--no-catalogue", "--duration", "0"],
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                stamp = int(time.time())
+                for i in range(probes):
+                    product = products[i % len(products)]
+                    user, session = f"bench_u{stamp}_{i}", f"bench_s{stamp}_{i}"
+                    params = {"user_id": user, "session_id": session, "limit": 3}
+
+                    def shows(params=params, product=product) -> bool:
+                        r = client.get("/v0/pipes/recommendations.json", params=params)
+                        r.raise_for_status()
+                        data = r.json()["data"]
+                        return bool(data) and data[0]["category"] == product["category"] \
+                            and data[0]["reason"] == "session"
+
+                    if shows():
+                        skipped += 1
+                        continue
+                    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+                    event = {"timestamp": now[:-3], "event_type": "view", "user_id": user,
+                             "session_id": session, "product_id": product["product_id"],
+                             "category": product["category"], "brand": product["brand"],
+                             "price": product["price"], "referrer": "bench"}
+                    r = client.post("/v0/events", params={"name": "events", "wait": "true"},
+                                    content=json.dumps(event) + "\n")
+                    r.raise_for_status()
+                    acked = time.perf_counter()
+                    n = 0
+                    while True:
+                        n += 1
+                        if shows():
+                            samples.append(time.perf_counter() - acked)
+                            polls.append(n)
+                            break
+                        if time.perf_counter() - acked > timeout:
+                            timeouts += 1
+                            break
+        finally:
+            background.terminate()
+            background.wait()
+    log(f"  {len(samples)} freshness probes done")
+    return {"probes": len(samples), "skipped": skipped, "timeouts": timeouts,
+            "background_rate_events_per_s": rate,
+            "p50_ms": pct(samples, 50) * 1000, "p99_ms": pct(samples, 99) * 1000,
+            "max_ms": max(samples, default=0) * 1000,
+            "polls_p50": pct([float(p) for p in polls], 50)}
+>>>>>>> bench

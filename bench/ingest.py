@@ -1,0 +1,94 @@
+"""Ingestion: NDJSON through ``POST /v0/events`` vs a raw ``INSERT ... FORMAT JSONEachRow``.
+
+The same bodies (``chunk`` rows each, taken from the generated events file) are inserted
+both ways into the same deployed project, so the materialized views do the same work:
+raw, by the benchmark process on the chDB connection, one body after another; through
+rtp, by ``senders`` concurrent connections of a load generator process to ``rtp serve``
+(``wait=true``; a 2xx means the rows are in). Rates count the NDJSON bytes and rows sent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+from bench.common import Server, env
+from bench.dataset import data_path
+
+
+def bodies(events_file: Path, rows: int, chunk: int) -> list[bytes]:
+    out = []
+    with open(events_file, "rb") as f:
+        lines = list(islice(f, rows))
+    for i in range(0, len(lines), chunk):
+        out.append(b"".join(lines[i:i + chunk]))
+    return out
+
+
+def raw_insert(project: Path, parts: list[bytes]) -> float:
+    from rtp.deploy.backends.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(data_path(project))
+    try:
+        conn = backend._conn
+        start = time.perf_counter()
+        for body in parts:
+            conn.query("INSERT INTO events FORMAT JSONEachRow\n" + body.decode(), "TabSeparated")
+        return time.perf_counter() - start
+    finally:
+        backend.close()
+
+
+def http_insert(project: Path, parts: list[bytes], senders: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, body in enumerate(parts):
+            (Path(tmp) / f"{i:06d}.ndjson").write_bytes(body)
+        with Server(project) as server:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.loadgen", "post",
+                 f"{server.url}/v0/events?name=events&wait=true", tmp, str(senders)],
+                capture_output=True, text=True, env=env(), check=True)
+    result = json.loads(out.stdout)
+    if result["errors"]:
+        raise RuntimeError(f"{result['errors']} ingest requests failed")
+    return result
+
+
+def run(project: Path, facts: dict, *, rows: int, chunk: int = 5000, senders: int = 4,
+        log=print) -> dict:
+    parts = bodies(Path(facts["files"]) / "events.ndjson", rows, chunk)
+    nrows = sum(p.count(b"\n") for p in parts)
+    nbytes = sum(len(p) for p in parts)
+    raw_s = raw_insert(project, parts)
+    log("  raw insert done")
+    res = http_insert(project, parts, senders)
+    log("  HTTP ingest done")
+    if res["rows"] != nrows:
+        raise RuntimeError(f"the server took {res['rows']} of {nrows} rows")
+    api_s = res["elapsed"]
+    raw = {"seconds": raw_s, "rows_per_s": nrows / raw_s, "mb_per_s": nbytes / raw_s / 1e6}
+    api = {"seconds": api_s, "rows_per_s": nrows / api_s, "mb_per_s": nbytes / api_s / 1e6}
+    return {"rows": nrows, "bytes": nbytes, "rows_per_request": chunk, "senders": senders,
+            "engine": raw, "http": api, "ratio": api["rows_per_s"] / raw["rows_per_s"]}
+
+
+def plain_project(root: Path) -> Path:
+    """The root project's ``events`` datasource alone (no views), deployed: what rtp's
+    ingestion path costs when the engine has nothing else to do."""
+    import shutil
+
+    from bench.common import REPO, rtp_cmd
+
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "datasources").mkdir(parents=True)
+    (root / "rtp.yaml").write_text("name: events_only\n")
+    shutil.copy(REPO / "datasources" / "events.yaml", root / "datasources" / "events.yaml")
+    subprocess.run(rtp_cmd("deploy", "-p", str(root)), check=True, env=env(),
+                   stdout=subprocess.DEVNULL)
+    return root

@@ -1,0 +1,39 @@
+"""The benchmark suite keeps working: a tiny configuration, checked for shape only.
+
+Benchmarks never fail on timing; this asserts the JSON has every figure and that each is
+a positive number.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bench.__main__ import main
+
+
+def test_tiny_bench_writes_every_figure(tmp_path, capsys):
+    assert main(["--tiny", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.json")
+    result = json.loads(path.read_text())
+    assert {"machine", "versions", "dataset", "endpoint", "server_path", "ingest",
+            "freshness", "tooling"} <= result.keys()
+    assert result["machine"]["cores"] > 0
+    assert result["versions"]["clickhouse"]
+    for c in ("c1", "c16"):
+        figures = result["endpoint"][c]
+        for side in ("engine", "http"):
+            for key in ("p50_ms", "p99_ms", "throughput_rps"):
+                assert figures[side][key] > 0, (c, side, key)
+        for key in ("p50_ratio", "p99_ratio", "throughput_ratio"):
+            assert figures[key] > 0
+    for kind in ("with_views", "table_only"):
+        ingest = result["ingest"][kind]
+        assert ingest["rows"] > 0 and ingest["ratio"] > 0
+        for side in ("engine", "http"):
+            assert ingest[side]["rows_per_s"] > 0 and ingest[side]["mb_per_s"] > 0
+    assert result["freshness"]["probes"] > 0 and result["freshness"]["p99_ms"] > 0
+    assert result["server_path"]["p50_ms"] > 0
+    root = result["tooling"]["projects"]["root"]
+    for key in ("check_s", "deploy_empty_s", "deploy_unchanged_s", "test_s"):
+        assert root[key] > 0
+    assert "| recommendations p50" in capsys.readouterr().out
