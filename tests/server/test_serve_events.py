@@ -40,12 +40,14 @@ async def test_rows_are_mapped_checked_and_quarantined(serve):
         ["2030-02-01 10:00:00.250", "u9", "p7", 3.5, 2],
     ]
     errors = s.rows("SELECT error, raw FROM events_quarantine ORDER BY error")
-    assert [e for e, _ in errors] == [
+    assert [e for e, _ in errors[:3]] == [
         "column 'qty' ($.qty): 300 is out of range for UInt8",
         "column 'timestamp' ($.timestamp): expected a date-time, got \"yesterday\"",
         "column 'user_id' ($.user_id): missing, and the column is not Nullable",
-        "not JSON: unexpected character: line 1 column 2 (char 1)",
     ]
+    # the JSON parser's own wording varies between orjson releases; where it failed doesn't
+    assert errors[3][0].startswith("not JSON: ") and errors[3][0].endswith(
+        "line 1 column 2 (char 1)")
     assert errors[3][1] == "{not json"
     assert json.loads(errors[0][1])["qty"] == 300
 
