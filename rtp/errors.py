@@ -151,6 +151,22 @@ class EngineError(RtpError):
     code = "RTP500"
 
 
+# error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
+_HTTP_STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409}
+
+
+def http_status(error: RtpError) -> int:
+    """The HTTP status for an error, for the server and for `rtp test`'s
+    ``expected_http_status``: 4xx for what the caller can fix, 5xx otherwise."""
+    if isinstance(error, RequestError):
+        return error.status
+    if error.code in _HTTP_STATUS:
+        return _HTTP_STATUS[error.code]
+    if isinstance(error, SqlError):
+        return 400
+    return 500
+
+
 @dataclass
 class Problems:
     """Collects errors so a command can report every problem at once."""

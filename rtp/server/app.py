@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from rtp.deploy.ingest import RowMapper
-from rtp.errors import EngineError, Problems, RequestError, RtpError, SqlError
+from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.project.model import Project
 from rtp.server import deploy, events, openapi, pipes, sql, static, status
 from rtp.server.events import Batcher
@@ -34,21 +34,6 @@ from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
 from rtp.sql.compose import compile_project
 
 log = logging.getLogger("rtp.server")
-
-# error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409}
-
-
-def status_for(exc: RtpError) -> int:
-    """The HTTP status for an error: 4xx for what the caller can fix, 5xx otherwise."""
-    if isinstance(exc, RequestError):
-        return exc.status
-    if exc.code in STATUS:
-        return STATUS[exc.code]
-    if isinstance(exc, SqlError):
-        return 400
-    return 500
-
 
 def error_body(message: str, code: str, settings: ServerSettings) -> dict:
     return {"error": message, "code": code, "documentation": f"{settings.docs_url}#{code}"}
@@ -142,7 +127,7 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.state.rtp = state
 
     async def handle_rtp(request: Request, exc: RtpError) -> JSONResponse:
-        code = status_for(exc)
+        code = http_status(exc)
         if code >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         message = exc.message + (f" ({exc.hint})" if exc.hint else "")
@@ -181,4 +166,4 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     return app
 
 
-__all__ = ["create_app", "status_for", "EngineError"]
+__all__ = ["create_app", "EngineError"]

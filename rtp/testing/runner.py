@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rtp.errors import Location, Problems, ProjectError, RequestError, RtpError
+from rtp.errors import Location, Problems, ProjectError, RtpError, http_status
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
 from rtp.testing.cases import Case, load_cases
@@ -115,12 +115,6 @@ def run_case(session: Session, case: Case) -> Outcome:
     outcome.seconds = time.perf_counter() - started
     outcome.failures = judge(case, outcome)
     return outcome
-
-
-def http_status(exc: RtpError) -> int:
-    if isinstance(exc, RequestError):
-        return exc.status
-    return {"RTP507": 408, "RTP501": 503}.get(exc.code, 500)
 
 
 def judge(case: Case, outcome: Outcome) -> list[str]:
