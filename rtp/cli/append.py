@@ -7,11 +7,9 @@ JSON events client-side with the datasource's own column mapping.
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
@@ -56,6 +54,9 @@ def append(
             return insert(backend, ds.name, *mapper.map_records(batch))
     ok = bad = 0
     try:
+        # imported here: every command loads this module, only append needs these
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         with Progress(TextColumn(f"appending to {datasource}"), BarColumn(),
                       MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("rows", total=len(records))
@@ -86,6 +87,8 @@ def read_source(source: str) -> tuple[bytes, str]:
                            hint="name it .csv, .ndjson, .jsonl or .parquet")
     try:
         if source.startswith(("http://", "https://")):
+            import urllib.request  # only for URLs
+
             with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310
                 return response.read(), kind
         return Path(source).read_bytes(), kind
