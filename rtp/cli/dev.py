@@ -10,7 +10,7 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
-from rtp.cli.serve import DEFAULT_PORT, control_token, run_until_stopped
+from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
 from rtp.deploy import deploy, open_backend, owner
 from rtp.errors import RtpError
@@ -73,10 +73,7 @@ def dev(
         settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root),
                                   control_token=control)
         if not no_auth:
-            admin = TokenStore(tokens_file(root)).ensure_admin()
-            if admin:
-                err_console.print("[bold]admin token[/bold] (shown once):")
-                print(admin, flush=True)
+            announce_admin(root)
         app = create_app(model, backend, settings)
         reloader = Reloader(root, app.state.rtp, deploy,
                             say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),

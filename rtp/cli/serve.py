@@ -29,6 +29,16 @@ def control_token() -> str:
     return "rtp_control_" + secrets.token_urlsafe(32)
 
 
+def announce_admin(root: Path) -> None:
+    """Create the admin token on a project's first run and print it, once: only its hash
+    is kept (in .rtp/tokens.json)."""
+    admin = TokenStore(tokens_file(root)).ensure_admin()
+    if admin:
+        err_console.print("[bold]admin token[/bold] (shown once; stored hashed in "
+                          ".rtp/tokens.json):")
+        print(admin, flush=True)
+
+
 def _exit(signum, frame):
     raise SystemExit(0)
 
@@ -72,11 +82,7 @@ def serve(
             tokens_file=None if no_auth else tokens_file(root), query_timeout=timeout,
             cors_origins=tuple(cors) or ("*",), control_token=control)
         if not no_auth:
-            admin = TokenStore(tokens_file(root)).ensure_admin()
-            if admin:
-                err_console.print("[bold]admin token[/bold] (shown once; stored hashed in "
-                                  ".rtp/tokens.json):")
-                print(admin, flush=True)
+            announce_admin(root)
         from rtp.server import create_app  # FastAPI loads only for this command
 
         app = create_app(model, backend, settings)

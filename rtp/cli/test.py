@@ -31,7 +31,7 @@ def test(
     try:
         root = project_root(project)
         model, problems = load_project(root)
-        cases = runner.prepare(model, problems)
+        cases, compiled = runner.prepare(model, problems)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(2) from None
@@ -60,7 +60,7 @@ def test(
                 console.print(f"       {line}", markup=False)
 
     try:
-        session, outcomes = runner.run(model, selected, on_result=show)
+        session, outcomes = runner.run(compiled, selected, on_result=show)
     except RtpError as exc:
         fail(exc, root)
         raise typer.Exit(2) from None

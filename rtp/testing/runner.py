@@ -53,8 +53,9 @@ def select(cases: list[Case], pipes: list[str] | None, keyword: str | None) -> l
     return out
 
 
-def prepare(project: Project, problems: Problems) -> list[Case]:
-    """Every case, with parameters checked against the endpoints' declarations."""
+def prepare(project: Project, problems: Problems) -> tuple[list[Case], CompiledProject]:
+    """Every case, with parameters checked against the endpoints' declarations, and the
+    compiled project (``run`` serves the cases from it)."""
     cases = load_cases(project, problems)
     compiled = compile_project(project, Problems())
     for case in cases:
@@ -67,7 +68,7 @@ def prepare(project: Project, problems: Problems) -> list[Case]:
                     f"test '{case.name}' sends '{name}', which {case.pipe} doesn't take",
                     code="RTP601", location=_param_location(case, name),
                     hint="parameters: " + (", ".join(params) or "none")))
-    return cases
+    return cases, compiled
 
 
 def _param_location(case: Case, name: str) -> Location:
@@ -77,7 +78,7 @@ def _param_location(case: Case, name: str) -> Location:
     return case.doc.loc((case.index, "parameters"))
 
 
-def start(project: Project) -> Session:
+def start(compiled: CompiledProject) -> Session:
     """Deploy the project into a new in-memory engine and load its fixtures.
 
     Raises RtpError when the project can't be deployed or a fixture row doesn't fit.
@@ -85,6 +86,7 @@ def start(project: Project) -> Session:
     from rtp.deploy import deploy
     from rtp.deploy.backends.embedded import EmbeddedBackend
 
+    project = compiled.project
     started = time.perf_counter()
     backend = EmbeddedBackend(":memory:", database=f"rtp_test_{uuid.uuid4().hex[:12]}")
     try:
@@ -93,7 +95,6 @@ def start(project: Project) -> Session:
     except BaseException:
         backend.close()
         raise
-    compiled = compile_project(project, Problems())
     return Session(project, compiled, backend, fixtures, time.perf_counter() - started)
 
 
@@ -145,10 +146,10 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
     return failures
 
 
-def run(project: Project, cases: list[Case],
+def run(compiled: CompiledProject, cases: list[Case],
         on_result: Callable[[Outcome], None] | None = None) -> tuple[Session, list[Outcome]]:
     """Run ``cases`` in one session; ``on_result`` sees each outcome as it comes."""
-    session = start(project)
+    session = start(compiled)
     outcomes = []
     try:
         for case in cases:
