@@ -68,7 +68,7 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
     copy_root_project(workdir)
     subprocess.run(rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(),
                    stdout=subprocess.DEVNULL)
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(data_path(workdir))
     try:

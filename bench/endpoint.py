@@ -107,7 +107,7 @@ def http(url: str, params: list[dict], concurrency: int, seconds: float) -> dict
 
 def run(project: Path, facts: dict, *, seconds: float, rounds: int, samples: int = 200,
         concurrencies=(1, 16), log=print) -> dict:
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     at = facts["last_event"][:19]
     raw = {c: {"latencies": [], "elapsed": 0.0} for c in concurrencies}

@@ -31,7 +31,7 @@ def bodies(events_file: Path, rows: int, chunk: int) -> list[bytes]:
 
 
 def raw_insert(project: Path, parts: list[bytes]) -> float:
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(data_path(project))
     try:

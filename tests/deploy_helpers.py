@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from rtp.deploy.backends.embedded import EmbeddedBackend
+from rtp.engine.embedded import EmbeddedBackend
 
 SHOP = {
     "rtp.yaml": "name: shop\n",

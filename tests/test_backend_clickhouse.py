@@ -11,9 +11,9 @@ import pytest
 from deploy_helpers import SHOP, Recorder
 
 from rtp.deploy import deploy, plan
-from rtp.deploy.backends import MIN_VERSIONS, version_tuple
-from rtp.deploy.ingest import insert_rows
+from rtp.engine import MIN_VERSIONS, version_tuple
 from rtp.errors import EngineError
+from rtp.ingest import insert_rows
 from rtp.project import load_project
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not URL, reason="RTP_TEST_CLICKHOUSE_URL is not 
 
 @pytest.fixture
 def server():
-    from rtp.deploy.backends.clickhouse import ClickHouseBackend
+    from rtp.engine.clickhouse import ClickHouseBackend
 
     base = URL.rsplit("/", 1)[0]
     backend = ClickHouseBackend(f"{base}/rtp_test_{uuid.uuid4().hex[:10]}")
@@ -60,7 +60,7 @@ def test_query_values_and_version(server):
 
 
 def test_refused_credentials_and_unreachable_host():
-    from rtp.deploy.backends.clickhouse import ClickHouseBackend
+    from rtp.engine.clickhouse import ClickHouseBackend
 
     host = URL.split("@", 1)[1].split("/", 1)[0]
     with pytest.raises(EngineError) as err:
@@ -73,7 +73,7 @@ def test_refused_credentials_and_unreachable_host():
 
 
 def test_timeout_is_reported(server):
-    from rtp.deploy.backends.clickhouse import ClickHouseBackend
+    from rtp.engine.clickhouse import ClickHouseBackend
 
     slow = ClickHouseBackend(URL, timeout=0.5)
     try:

@@ -11,7 +11,7 @@ import sys
 import pytest
 from deploy_helpers import SHOP
 
-from rtp.deploy import owner
+from rtp.engine import owner
 
 COPY = """
     nodes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rtp.deploy.backends import version_tuple
-from rtp.deploy.backends.clickhouse import parse_url, redact
+from rtp.engine import version_tuple
+from rtp.engine.clickhouse import parse_url, redact
 from rtp.errors import EngineError
 
 

@@ -63,7 +63,7 @@ def test_redeploy_unchanged_runs_no_statement(shop, backend):
 
 
 def test_state_is_shared_by_every_client_of_the_target(shop, backend):
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     deploy(shop(), backend)
     other = EmbeddedBackend(":memory:", database=backend.database)  # "another machine"

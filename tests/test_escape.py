@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtp.deploy.backends.embedded import EmbeddedBackend
+from rtp.engine.embedded import EmbeddedBackend
 from rtp.errors import RequestError
 from rtp.sql.escape import identifier, literal, quote_string
 from rtp.sql.template import compile_template

@@ -8,7 +8,7 @@ import pytest
 from deploy_helpers import SHOP, drop, memory_backend, scalar
 
 from rtp.deploy import deploy
-from rtp.deploy.ingest import RowMapper, insert_rows, parse_path, quarantine_table
+from rtp.ingest import RowMapper, insert_rows, parse_path, quarantine_table
 from rtp.project import load_project
 
 

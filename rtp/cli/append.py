@@ -14,8 +14,8 @@ import typer
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
-from rtp.deploy.ingest import RowMapper, by_name, insert, kind_of, quarantine_table, read_records
 from rtp.errors import ProjectError, RtpError
+from rtp.ingest import RowMapper, by_name, insert, kind_of, quarantine_table, read_records
 
 BATCH = 5000
 

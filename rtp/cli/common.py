@@ -43,7 +43,7 @@ def load_valid(project: Path | None):
 def open_target(model, target: str | None, command: str):
     """The backend for ``target``; prints the error and exits 1 when it can't be opened."""
     from rtp.cli.output import fail
-    from rtp.deploy.target import open_backend
+    from rtp.engine.target import open_backend
     from rtp.errors import RtpError
 
     try:

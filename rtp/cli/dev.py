@@ -12,7 +12,9 @@ from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
-from rtp.deploy import deploy, open_backend, owner
+from rtp.deploy import deploy
+from rtp.engine import owner
+from rtp.engine.target import open_backend
 from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.server import ServerSettings

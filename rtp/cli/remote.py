@@ -2,7 +2,7 @@
 embedded database, ``rtp sql``, ``rtp append`` and ``rtp deploy`` send their work to it.
 
 The holder publishes its URL and a control token in ``.rtp/owner.json`` (mode 0600; see
-:mod:`rtp.deploy.owner`). :func:`server_for` returns a :class:`Server` for it when the
+:mod:`rtp.engine.owner`). :func:`server_for` returns a :class:`Server` for it when the
 command targets the embedded engine; HTTP failures become RtpErrors here and nowhere
 else. A holder that publishes no URL (another command) is named by ``open_backend``.
 """
@@ -14,9 +14,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from rtp.deploy import owner
-from rtp.deploy.ingest import RowMapper
-from rtp.deploy.target import resolve_target
+from rtp.engine import owner
+from rtp.engine.target import resolve_target
 from rtp.errors import (
     CODES,
     EngineError,
@@ -27,6 +26,7 @@ from rtp.errors import (
     SchemaError,
     SqlError,
 )
+from rtp.ingest import RowMapper
 from rtp.project.model import Project
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ import typer
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, project_root
 from rtp.cli.output import console, err_console, fail
 from rtp.cli.token import tokens_file
-from rtp.deploy import open_backend, owner
+from rtp.engine import owner
+from rtp.engine.target import open_backend
 from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.server import ServerSettings

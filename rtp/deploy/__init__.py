@@ -1,12 +1,11 @@
 """Deploy: DDL, desired-vs-live plans and applying them to a backend.
 
-Public API: ``open_backend(project, target)``, ``plan(project, backend) -> Plan``,
+Public API: ``plan(project, backend) -> Plan``,
 ``apply(plan, backend, *, allow_destructive=False, progress=None)`` and
 ``deploy(project, backend, *, allow_destructive=False) -> Plan``.
 """
 
 from rtp.deploy.apply import apply, deploy
 from rtp.deploy.plan import Change, Plan, plan
-from rtp.deploy.target import open_backend
 
-__all__ = ["Change", "Plan", "apply", "deploy", "open_backend", "plan"]
+__all__ = ["Change", "Plan", "apply", "deploy", "plan"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rtp.deploy.backends import QueryError
 from rtp.deploy.plan import Change, Plan, plan
 from rtp.deploy.state import Record, read_live, write_record
+from rtp.engine import QueryError
 from rtp.errors import EngineError, RtpError
 
 

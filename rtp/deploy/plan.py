@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rtp.deploy.backends import require
 from rtp.deploy.ddl import _setting as setting_sql
 from rtp.deploy.ddl import column_sql, create_materialized_view, create_table
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
+from rtp.engine import require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from rtp.deploy.ingest import RowMapper
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
+from rtp.ingest import RowMapper
 from rtp.project.model import Project
 from rtp.server import deploy, events, openapi, pipes, sql, static, status
 from rtp.server.events import Batcher

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rtp.deploy.backends import QueryError
-from rtp.deploy.ingest import insert
+from rtp.engine import QueryError
 from rtp.errors import RequestError
+from rtp.ingest import insert
 
 router = APIRouter()
 

@@ -14,7 +14,7 @@ import io
 import json
 import time
 
-from rtp.deploy.backends import QueryError
+from rtp.engine import QueryError
 from rtp.errors import EngineError, RequestError
 from rtp.sql.compose import CompiledProject
 from rtp.sql.params import Param, coerce

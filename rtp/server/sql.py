@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from rtp.deploy.backends import QueryError
+from rtp.engine import QueryError
 from rtp.errors import RequestError
 from rtp.server.events import read_body
 from rtp.server.query import FORMATS, format_result

@@ -1,7 +1,7 @@
 """Fixtures: ``fixtures/<datasource>.ndjson|.jsonl|.csv|.parquet`` loaded into a deployed
 engine, by ``rtp test`` (strict) and ``rtp dev`` (bad rows quarantined).
 
-Rows go in through the one ingestion path (:mod:`rtp.deploy.ingest`: JSON paths for
+Rows go in through the one ingestion path (:mod:`rtp.ingest`: JSON paths for
 NDJSON, column names for CSV and Parquet, the same type checks as ``POST /v0/events``),
 so materialized views fire on fixture inserts exactly as in production.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rtp.deploy.backends import QueryError
-from rtp.deploy.ingest import (
+from rtp.engine import QueryError
+from rtp.errors import Location, ProjectError
+from rtp.ingest import (
     RowError,
     RowMapper,
     by_name,
@@ -20,7 +21,6 @@ from rtp.deploy.ingest import (
     read_records,
     refused_rows,
 )
-from rtp.errors import Location, ProjectError
 from rtp.project.model import Project
 
 

@@ -84,7 +84,7 @@ def start(compiled: CompiledProject) -> Session:
     Raises RtpError when the project can't be deployed or a fixture row doesn't fit.
     """
     from rtp.deploy import deploy
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     project = compiled.project
     started = time.perf_counter()

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rtp.deploy.backends.embedded import EmbeddedBackend
 from rtp.deploy.ddl import create_table
+from rtp.engine.embedded import EmbeddedBackend
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
 

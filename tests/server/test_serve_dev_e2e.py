@@ -1,4 +1,4 @@
-"""`rtp dev` as a process: deploy, fixtures, serve, redeploy on change. Needs rtp.deploy."""
+"""`rtp dev` as a process: deploy, fixtures, serve, redeploy on change."""
 
 from __future__ import annotations
 
@@ -9,15 +9,9 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from tests.server.conftest import EVENTS, RECS
 from tests.server.test_serve_e2e import ROOT, free_port
-
-deploy_api = pytest.importorskip("rtp.deploy")
-if not hasattr(deploy_api, "deploy") or not hasattr(deploy_api, "open_backend"):
-    pytest.skip("rtp.deploy.deploy/open_backend have not landed in this branch",
-                allow_module_level=True)
 
 
 def wait_for(fn, timeout=30.0):

@@ -31,7 +31,7 @@ def test_serve_process_ingests_and_answers(project_factory):
     # tables as `rtp deploy` would create them (another process: chDB allows one per path)
     setup = textwrap.dedent(f"""
         from pathlib import Path
-        from rtp.deploy.backends.embedded import EmbeddedBackend
+        from rtp.engine.embedded import EmbeddedBackend
         from rtp.deploy.ddl import create_table
         from rtp.project.load import load_project
         model, _ = load_project(Path({str(root)!r}))

@@ -20,7 +20,7 @@ class CheckContext:
     project: Project
     compiled: CompiledProject
     problems: Problems
-    backend: object  # rtp.deploy.backends.Backend, an in-memory scratch engine
+    backend: object  # rtp.engine.Backend, an in-memory scratch engine
     tables: set[str] = field(default_factory=set)  # datasources created without error
     failed_pipes: set[str] = field(default_factory=set)
     outputs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -53,7 +53,7 @@ def check_project(project: Project, problems: Problems, backend=None) -> CheckCo
     compiled = compile_project(project, problems)
     owned = backend is None
     if owned:
-        from rtp.deploy.backends.embedded import EmbeddedBackend
+        from rtp.engine.embedded import EmbeddedBackend
 
         backend = EmbeddedBackend(":memory:", database="rtp_check")
     ctx = CheckContext(project, compiled, problems, backend)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from rtp.deploy.backends import QueryError
+from rtp.engine import QueryError
 from rtp.errors import SqlError
 from rtp.sql.compose import CompiledNode, Composed, locate
 

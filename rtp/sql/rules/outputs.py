@@ -9,8 +9,8 @@ then really created in the scratch engine, proving ``rtp deploy`` will accept it
 
 from __future__ import annotations
 
-from rtp.deploy.backends import QueryError
 from rtp.deploy.ddl import create_materialized_view
+from rtp.engine import QueryError
 from rtp.errors import SqlError
 from rtp.sql.compose import locate
 from rtp.sql.escape import quote_string

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rtp.deploy.backends import QueryError
 from rtp.deploy.ddl import create_table
+from rtp.engine import QueryError
 from rtp.errors import SchemaError
 from rtp.project.model import Datasource, Engine
 

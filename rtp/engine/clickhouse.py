@@ -16,7 +16,7 @@ import threading
 import uuid
 from urllib.parse import unquote, urlparse
 
-from rtp.deploy.backends import QueryError, parse_clickhouse_error
+from rtp.engine import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
 from rtp.sql.escape import literal, quote_string
 

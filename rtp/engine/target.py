@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from rtp.deploy import owner
-from rtp.deploy.backends import Backend
+from rtp.engine import Backend, owner
 from rtp.errors import EngineError
 from rtp.project.model import Project
 
@@ -41,10 +40,10 @@ def open_backend(project: Project, target: str | None = None, *,
     """
     url = resolve_target(project, target)
     if url != "embedded":
-        from rtp.deploy.backends.clickhouse import ClickHouseBackend
+        from rtp.engine.clickhouse import ClickHouseBackend
 
         return ClickHouseBackend(url)
-    from rtp.deploy.backends.embedded import EmbeddedBackend
+    from rtp.engine.embedded import EmbeddedBackend
 
     root = project.root
     owner.claim(root, command)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from rtp.deploy.backends import MIN_VERSIONS, QueryError, version_tuple
+from rtp.engine import MIN_VERSIONS, QueryError, version_tuple
 from rtp.errors import ProjectError
 from rtp.project.model import Datasource
 from rtp.sql.params import INT_RANGES

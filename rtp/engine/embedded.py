@@ -4,7 +4,7 @@ A chDB connection must not run concurrent queries (parameters of one query leak 
 another, see DESIGN.md), so every call holds a per-backend lock. chDB is one engine per
 process: every ``chdb.connect`` in a process shares it, and a second *path* can't be
 opened until all connections are closed. Only one process may open a data folder;
-:func:`rtp.deploy.target.open_backend` names the holder instead of chDB's error.
+:func:`rtp.engine.target.open_backend` names the holder instead of chDB's error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import orjson
 
-from rtp.deploy.backends import QueryError, parse_clickhouse_error
+from rtp.engine import QueryError, parse_clickhouse_error
 from rtp.errors import EngineError
 
 # json.dumps(..., ensure_ascii=False, default=str) builds this encoder on every call
