@@ -99,8 +99,10 @@ def test_datafile_errors_point_at_their_line(project_factory):
 
 
 def test_unknown_directive(project_factory):
-    root = project_factory({"pipes/top.pipe": "NODE a\nSQL >\n    SELECT 1\n\nTYPO x\n"},
-                           base={"rtp.yaml": "name: tb\n"})
+    # a block ends at the next known keyword at column 0; TYPO is then read as a directive
+    root = project_factory({"pipes/top.pipe": "NODE a\nSQL >\n    SELECT 1\nTYPE endpoint\n"
+                                              "TYPO x\n"}, base={"rtp.yaml": "name: tb\n"})
     _, problems = load_project(root)
     [problem] = list(problems)
     assert (problem.code, problem.location.line) == ("RTP102", 5)
+    assert problem.hint == "did you mean 'TYPE'?"
