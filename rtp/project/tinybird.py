@@ -156,6 +156,8 @@ def _blocks(lines: list[_Line], rel: str, keywords: set[str]):
                 i += 1
             while block and not block[-1].text.strip():
                 block.pop()
+            while block and not block[0].text.strip():
+                block.pop(0)
             value = ""
         yield name, _unquote(value), block, line
 
@@ -219,9 +221,15 @@ def _token(out: Datafile, value: str, line: _Line) -> None:
     parts = value.split()
     name = _unquote(parts[0]) if parts else ""
     scope = parts[1].upper() if len(parts) > 1 else "READ"
-    if not name or scope not in TOKEN_SCOPES:
+    if not name:
         raise ProjectError("TOKEN is `TOKEN name READ` or `TOKEN name APPEND`",
                            code="RTP104", location=Location(line.file, line.no, 1))
+    if scope not in TOKEN_SCOPES:
+        out.warnings.append(ProjectError(
+            f"token scope {scope} is not one rtp grants; the token is not created",
+            code="RTP107", location=Location(line.file, line.no, 1), severity="warning",
+            hint="scopes in datafiles: READ (pipes, datasources) and APPEND (datasources)"))
+        return
     out.tokens.append((name, scope))
 
 
@@ -407,8 +415,8 @@ def parse_pipe(text: str, rel: str, *, path: Path | None = None, root: Path | No
         data["type"] = "internal" if forward else "endpoint"
     if engine_line is not None:
         out.warnings.append(ProjectError(
-            "ENGINE settings in a pipe (a target datasource declared by its materialized "
-            "pipe) are ignored", code="RTP107",
+            "ENGINE lines in a pipe are ignored: rtp takes a materialized or copy pipe's "
+            "target from the target's own .datasource file", code="RTP107",
             location=Location(engine_line.file, engine_line.no, 1), severity="warning",
             hint=f"declare the target in its own .datasource file "
             f"('{data.get('target', '<target>')}.datasource')",
