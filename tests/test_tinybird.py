@@ -61,9 +61,14 @@ TOKEN "read" READ
 
 
 def test_datafiles_load_into_the_model(project_factory):
-    root = project_factory({"datasources/events.datasource": EVENTS,
-                            "datasources/products.datasource": PRODUCTS,
-                            "pipes/top.pipe": TOP}, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {
+            "datasources/events.datasource": EVENTS,
+            "datasources/products.datasource": PRODUCTS,
+            "pipes/top.pipe": TOP,
+        },
+        base={"rtp.yaml": "name: tb\n"},
+    )
     model, problems = load_project(root)
     assert list(problems) == []
     events = model.datasources["events"]
@@ -87,10 +92,13 @@ def test_datafiles_load_into_the_model(project_factory):
 
 
 def test_datafile_errors_point_at_their_line(project_factory):
-    root = project_factory({
-        "datasources/events.datasource": EVENTS.replace("`price` Float64", "`price` Flot64"),
-        "pipes/top.pipe": TOP.replace("FROM filtered GROUP", "FROM filterd GROUP"),
-    }, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {
+            "datasources/events.datasource": EVENTS.replace("`price` Float64", "`price` Flot64"),
+            "pipes/top.pipe": TOP.replace("FROM filtered GROUP", "FROM filterd GROUP"),
+        },
+        base={"rtp.yaml": "name: tb\n"},
+    )
     model, problems = load_project(root)
     check_project(model, problems)
     found = {(p.code, p.location.file, p.location.line, p.location.column) for p in problems}
@@ -100,8 +108,10 @@ def test_datafile_errors_point_at_their_line(project_factory):
 
 def test_unknown_directive(project_factory):
     # a block ends at the next known keyword at column 0; TYPO is then read as a directive
-    root = project_factory({"pipes/top.pipe": "NODE a\nSQL >\n    SELECT 1\nTYPE endpoint\n"
-                                              "TYPO x\n"}, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {"pipes/top.pipe": "NODE a\nSQL >\n    SELECT 1\nTYPE endpoint\nTYPO x\n"},
+        base={"rtp.yaml": "name: tb\n"},
+    )
     _, problems = load_project(root)
     [problem] = list(problems)
     assert (problem.code, problem.location.line) == ("RTP102", 5)
@@ -205,16 +215,23 @@ def test_forward_layout_without_rtp_yaml_is_read_everywhere(project_factory, cli
     assert [p.name for p in model.endpoints] == ["by_user"]
     copy = model.pipes["snapshot"]
     assert (copy.type, copy.target, copy.schedule, copy.mode) == (
-        "copy", "daily", "0 * * * *", "replace")
+        "copy",
+        "daily",
+        "0 * * * *",
+        "replace",
+    )
     assert (model.pipes["daily_mv"].type, model.pipes["daily_mv"].target) == (
-        "materialized", "daily")
+        "materialized",
+        "daily",
+    )
     assert model.pipes["by_user"].tokens == (("public_read", "READ"),)
     assert model.datasources["landing"].tokens == (("ingest", "APPEND"),)
 
 
 def test_schema_comments_and_array_paths(project_factory):
-    root = project_factory({"datasources/landing.datasource": LANDING},
-                           base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {"datasources/landing.datasource": LANDING}, base={"rtp.yaml": "name: tb\n"}
+    )
     model, problems = load_project(root)
     landing = model.datasources["landing"]
     assert [(c.name, c.type, c.json_path, c.default) for c in landing.columns] == [
@@ -232,49 +249,63 @@ def test_array_element_paths_are_refused_at_their_column(project_factory, cli):
     assert code == 1
     [p] = [p for p in report["problems"] if p["severity"] == "error"]
     assert (p["code"], p["file"], p["line"], p["column"]) == (
-        "RTP107", "datasources/landing.datasource", 6, 32)
+        "RTP107",
+        "datasources/landing.datasource",
+        6,
+        32,
+    )
     assert "every array element" in p["message"]
 
 
 def test_sql_at_column_zero_keeps_file_positions(project_factory, cli):
-    root = project_factory({
-        "datasources/landing.datasource": LANDING,
-        "pipes/by_user.pipe": BY_USER.replace("FROM landing", "FROM landng"),
-    }, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {
+            "datasources/landing.datasource": LANDING,
+            "pipes/by_user.pipe": BY_USER.replace("FROM landing", "FROM landng"),
+        },
+        base={"rtp.yaml": "name: tb\n"},
+    )
     code, report = _check(cli, root)
     assert code == 1
     [p] = [p for p in report["problems"] if p["severity"] == "error"]
-    assert (p["code"], p["file"], p["line"], p["column"]) == ("RTP302", "pipes/by_user.pipe",
-                                                              5, 6)
+    assert (p["code"], p["file"], p["line"], p["column"]) == ("RTP302", "pipes/by_user.pipe", 5, 6)
 
 
 def test_include_with_variables(project_factory, cli):
-    root = project_factory({
-        "datasources/landing.datasource": LANDING,
-        "includes/spend.incl": "NODE spend\nSQL >\n    SELECT user_id FROM $SOURCE\n",
-        "pipes/by_user.pipe": 'INCLUDE "../includes/spend.incl" "SOURCE=landing"\n\n'
-                              "TYPE endpoint\nVERSION 2\n",
-    }, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {
+            "datasources/landing.datasource": LANDING,
+            "includes/spend.incl": "NODE spend\nSQL >\n    SELECT user_id FROM $SOURCE\n",
+            "pipes/by_user.pipe": 'INCLUDE "../includes/spend.incl" "SOURCE=landing"\n\n'
+            "TYPE endpoint\nVERSION 2\n",
+        },
+        base={"rtp.yaml": "name: tb\n"},
+    )
     code, report = _check(cli, root)
     assert code == 0, report["problems"]
     model, _ = load_project(root)
     assert model.pipes["by_user"].nodes[0].sql.strip() == "SELECT user_id FROM landing"
-    missing = project_factory({"pipes/other.pipe": 'INCLUDE "nope.incl"\n'},
-                              base={"rtp.yaml": "name: tb\n"})
+    missing = project_factory(
+        {"pipes/other.pipe": 'INCLUDE "nope.incl"\n'}, base={"rtp.yaml": "name: tb\n"}
+    )
     code, report = _check(cli, missing)
     assert code == 1
-    assert any(p["code"] == "RTP107" and p["file"] == "pipes/other.pipe" and p["line"] == 1
-               for p in report["problems"])
+    assert any(
+        p["code"] == "RTP107" and p["file"] == "pipes/other.pipe" and p["line"] == 1
+        for p in report["problems"]
+    )
 
 
 def test_unsupported_features_warn_by_name(project_factory, cli):
-    root = project_factory({
-        "datasources/landing.datasource": LANDING + 'KAFKA_CONNECTION_NAME "kafka"\n'
-                                                    'KAFKA_TOPIC "events"\n',
-        "connections/kafka.connection": 'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS "h:9092"\n',
-        "sinks/export.pipe": "NODE e\nSQL >\n    SELECT 1\n\nTYPE sink\n"
-                             'EXPORT_SERVICE "s3"\n',
-    }, base={"rtp.yaml": "name: tb\n"})
+    root = project_factory(
+        {
+            "datasources/landing.datasource": LANDING + 'KAFKA_CONNECTION_NAME "kafka"\n'
+            'KAFKA_TOPIC "events"\n',
+            "connections/kafka.connection": 'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS "h:9092"\n',
+            "sinks/export.pipe": 'NODE e\nSQL >\n    SELECT 1\n\nTYPE sink\nEXPORT_SERVICE "s3"\n',
+        },
+        base={"rtp.yaml": "name: tb\n"},
+    )
     code, report = _check(cli, root)
     assert code == 0, report["problems"]
     warnings = {(p["file"], p["line"]): p["message"] for p in report["problems"]}

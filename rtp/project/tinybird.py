@@ -26,15 +26,33 @@ from rtp.project.source import Doc, TextOrigin
 _COLUMN = re.compile(r"^`?(?P<name>[A-Za-z_][A-Za-z0-9_.]*)`?\s+(?P<rest>.+?)\s*,?\s*$")
 _JSON = re.compile(r"`json:(?P<path>[^`]+)`")
 
-_ENGINE_OPTIONS = {"ENGINE_VER": "ver", "ENGINE_IS_DELETED": "is_deleted",
-                   "ENGINE_SIGN": "sign", "ENGINE_VERSION": "version",
-                   "ENGINE_SUMMING_COLUMNS": "columns"}
-_DS_KEYS = {"ENGINE_SORTING_KEY": "sorting_key", "ENGINE_PRIMARY_KEY": "primary_key",
-            "ENGINE_PARTITION_KEY": "partition_key", "ENGINE_TTL": "ttl"}
+_ENGINE_OPTIONS = {
+    "ENGINE_VER": "ver",
+    "ENGINE_IS_DELETED": "is_deleted",
+    "ENGINE_SIGN": "sign",
+    "ENGINE_VERSION": "version",
+    "ENGINE_SUMMING_COLUMNS": "columns",
+}
+_DS_KEYS = {
+    "ENGINE_SORTING_KEY": "sorting_key",
+    "ENGINE_PRIMARY_KEY": "primary_key",
+    "ENGINE_PARTITION_KEY": "partition_key",
+    "ENGINE_TTL": "ttl",
+}
 # read and ignored: no effect on what rtp builds (VERSION is deprecated in Tinybird's CLI
 # too; TAGS and SHARED_WITH are Tinybird UI and workspace features)
-_IGNORED = {"VERSION", "TAGS", "SHARED_WITH", "FORWARD_QUERY", "BACKFILL",
-            "DEPLOYMENT_METHOD", "ON_DEMAND_COMPUTE", "SCOPE", "FILTER", "SOURCE"}
+_IGNORED = {
+    "VERSION",
+    "TAGS",
+    "SHARED_WITH",
+    "FORWARD_QUERY",
+    "BACKFILL",
+    "DEPLOYMENT_METHOD",
+    "ON_DEMAND_COMPUTE",
+    "SCOPE",
+    "FILTER",
+    "SOURCE",
+}
 # features rtp does not have: a warning naming the feature; the rest of the file loads
 _UNSUPPORTED = {
     "KAFKA": "Kafka connections from Tinybird datafiles",
@@ -44,25 +62,80 @@ _UNSUPPORTED = {
     "ENGINE_SAMPLING_KEY": "sampling keys",
 }
 DATASOURCE_KEYWORDS = {
-    "DESCRIPTION", "TOKEN", "SOURCE", "SCHEMA", "INDEXES", "ENGINE", "INCLUDE", "VERSION",
-    "TAGS", "SHARED_WITH", "FORWARD_QUERY", "BACKFILL", "ENGINE_SETTINGS",
-    "ENGINE_SAMPLING_KEY", *_ENGINE_OPTIONS, *_DS_KEYS,
-    "KAFKA_CONNECTION_NAME", "KAFKA_TOPIC", "KAFKA_GROUP_ID", "KAFKA_AUTO_OFFSET_RESET",
-    "KAFKA_STORE_RAW_VALUE", "KAFKA_STORE_HEADERS", "KAFKA_STORE_BINARY_HEADERS",
-    "KAFKA_KEY_FORMAT", "KAFKA_VALUE_FORMAT", "KAFKA_TARGET_PARTITIONS",
-    "IMPORT_CONNECTION_NAME", "IMPORT_SCHEDULE", "IMPORT_STRATEGY", "IMPORT_BUCKET_URI",
-    "IMPORT_FORMAT", "IMPORT_FROM_TIMESTAMP", "IMPORT_SERVICE", "IMPORT_EXTERNAL_DATASOURCE",
-    "IMPORT_QUERY", "IMPORT_TABLE_ARN", "IMPORT_EXPORT_BUCKET", "PG_CONNECTION_NAME",
-    "PG_TABLE", "EXPORT_SERVICE",
+    "DESCRIPTION",
+    "TOKEN",
+    "SOURCE",
+    "SCHEMA",
+    "INDEXES",
+    "ENGINE",
+    "INCLUDE",
+    "VERSION",
+    "TAGS",
+    "SHARED_WITH",
+    "FORWARD_QUERY",
+    "BACKFILL",
+    "ENGINE_SETTINGS",
+    "ENGINE_SAMPLING_KEY",
+    *_ENGINE_OPTIONS,
+    *_DS_KEYS,
+    "KAFKA_CONNECTION_NAME",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "KAFKA_AUTO_OFFSET_RESET",
+    "KAFKA_STORE_RAW_VALUE",
+    "KAFKA_STORE_HEADERS",
+    "KAFKA_STORE_BINARY_HEADERS",
+    "KAFKA_KEY_FORMAT",
+    "KAFKA_VALUE_FORMAT",
+    "KAFKA_TARGET_PARTITIONS",
+    "IMPORT_CONNECTION_NAME",
+    "IMPORT_SCHEDULE",
+    "IMPORT_STRATEGY",
+    "IMPORT_BUCKET_URI",
+    "IMPORT_FORMAT",
+    "IMPORT_FROM_TIMESTAMP",
+    "IMPORT_SERVICE",
+    "IMPORT_EXTERNAL_DATASOURCE",
+    "IMPORT_QUERY",
+    "IMPORT_TABLE_ARN",
+    "IMPORT_EXPORT_BUCKET",
+    "PG_CONNECTION_NAME",
+    "PG_TABLE",
+    "EXPORT_SERVICE",
 }
 PIPE_KEYWORDS = {
-    "NODE", "SCOPE", "DESCRIPTION", "TYPE", "DATASOURCE", "TAGS", "TARGET_DATASOURCE",
-    "COPY_SCHEDULE", "COPY_MODE", "MODE", "ON_DEMAND_COMPUTE", "FILTER", "TOKEN", "INCLUDE",
-    "SQL", "VERSION", "DEPLOYMENT_METHOD", "EXPORT_SERVICE", "EXPORT_CONNECTION_NAME",
-    "EXPORT_SCHEDULE", "EXPORT_BUCKET_URI", "EXPORT_FILE_TEMPLATE", "EXPORT_FORMAT",
-    "EXPORT_STRATEGY", "EXPORT_COMPRESSION", "EXPORT_WRITE_STRATEGY", "EXPORT_KAFKA_TOPIC",
+    "NODE",
+    "SCOPE",
+    "DESCRIPTION",
+    "TYPE",
+    "DATASOURCE",
+    "TAGS",
+    "TARGET_DATASOURCE",
+    "COPY_SCHEDULE",
+    "COPY_MODE",
+    "MODE",
+    "ON_DEMAND_COMPUTE",
+    "FILTER",
+    "TOKEN",
+    "INCLUDE",
+    "SQL",
+    "VERSION",
+    "DEPLOYMENT_METHOD",
+    "EXPORT_SERVICE",
+    "EXPORT_CONNECTION_NAME",
+    "EXPORT_SCHEDULE",
+    "EXPORT_BUCKET_URI",
+    "EXPORT_FILE_TEMPLATE",
+    "EXPORT_FORMAT",
+    "EXPORT_STRATEGY",
+    "EXPORT_COMPRESSION",
+    "EXPORT_WRITE_STRATEGY",
+    "EXPORT_KAFKA_TOPIC",
     # Classic materialized pipes could declare their target's engine
-    "ENGINE", *_ENGINE_OPTIONS, *_DS_KEYS, "ENGINE_SETTINGS",
+    "ENGINE",
+    *_ENGINE_OPTIONS,
+    *_DS_KEYS,
+    "ENGINE_SETTINGS",
 }
 TOKEN_SCOPES = {"READ", "APPEND"}
 
@@ -84,8 +157,9 @@ class _Line:
     text: str
 
 
-def _lines(text: str, rel: str, path: Path | None, root: Path | None, out: Datafile,
-           depth: int = 0) -> list[_Line]:
+def _lines(
+    text: str, rel: str, path: Path | None, root: Path | None, out: Datafile, depth: int = 0
+) -> list[_Line]:
     """The file's lines with INCLUDE lines replaced by the included file's lines."""
     result = []
     for no, raw in enumerate(text.splitlines(), 1):
@@ -95,28 +169,37 @@ def _lines(text: str, rel: str, path: Path | None, root: Path | None, out: Dataf
             continue
         loc = Location(rel, no, 1, len(raw))
         if len(words) < 2 or path is None or root is None:
-            raise ProjectError("INCLUDE needs a file name", code="RTP104", location=loc,
-                               hint='INCLUDE "includes/common.incl"')
+            raise ProjectError(
+                "INCLUDE needs a file name",
+                code="RTP104",
+                location=loc,
+                hint='INCLUDE "includes/common.incl"',
+            )
         name = _unquote(words[1])
         variables = {}
         for item in words[2:]:
             key, eq, value = _unquote(item).partition("=")
             if not eq:
-                raise ProjectError(f"include variable '{item}' is not NAME=value",
-                                   code="RTP104", location=loc)
+                raise ProjectError(
+                    f"include variable '{item}' is not NAME=value", code="RTP104", location=loc
+                )
             variables[key] = _unquote(value)
         found = next((p for p in (path.parent / name, root / name) if p.is_file()), None)
         if found is None:
-            raise ProjectError(f"included file '{name}' does not exist", code="RTP107",
-                               location=loc, hint="the path is relative to this file")
+            raise ProjectError(
+                f"included file '{name}' does not exist",
+                code="RTP107",
+                location=loc,
+                hint="the path is relative to this file",
+            )
         if depth > 10:
-            raise ProjectError("INCLUDE nests more than 10 files deep", code="RTP107",
-                               location=loc)
+            raise ProjectError("INCLUDE nests more than 10 files deep", code="RTP107", location=loc)
         try:
             inc_rel = found.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
-            raise ProjectError(f"included file '{name}' is outside the project",
-                               code="RTP107", location=loc) from None
+            raise ProjectError(
+                f"included file '{name}' is outside the project", code="RTP107", location=loc
+            ) from None
         out.includes.append(inc_rel)
         body = Template(found.read_text(encoding="utf-8")).safe_substitute(variables)
         result.extend(_lines(body, inc_rel, found, root, out, depth + 1))
@@ -141,8 +224,12 @@ def _blocks(lines: list[_Line], rel: str, keywords: set[str]):
                 hint = "blocks start with a directive ending in '>'"
             else:
                 hint = f"did you mean '{close[0]}'?" if close else None
-            raise ProjectError(f"unknown directive '{word[:40]}'", code="RTP102",
-                               location=Location(line.file, line.no, 1, len(word)), hint=hint)
+            raise ProjectError(
+                f"unknown directive '{word[:40]}'",
+                code="RTP102",
+                location=Location(line.file, line.no, 1, len(word)),
+                hint=hint,
+            )
         value = rest.strip()
         block: list[_Line] = []
         i += 1
@@ -204,16 +291,20 @@ def _strip_comment(text: str) -> str:
 
 
 def _unsupported(out: Datafile, name: str, line: _Line) -> bool:
-    feature = next((f for k, f in _UNSUPPORTED.items()
-                    if name == k or name.startswith(k + "_")), None)
+    feature = next(
+        (f for k, f in _UNSUPPORTED.items() if name == k or name.startswith(k + "_")), None
+    )
     if feature is None:
         return False
-    out.warnings.append(ProjectError(
-        f"{name}: {feature} are not supported by rtp; the directive is ignored",
-        code="RTP107", location=Location(line.file, line.no, 1, len(name)),
-        severity="warning",
-        hint="feed the datasource through the Events API (POST /v0/events) or `rtp append`",
-    ))
+    out.warnings.append(
+        ProjectError(
+            f"{name}: {feature} are not supported by rtp; the directive is ignored",
+            code="RTP107",
+            location=Location(line.file, line.no, 1, len(name)),
+            severity="warning",
+            hint="feed the datasource through the Events API (POST /v0/events) or `rtp append`",
+        )
+    )
     return True
 
 
@@ -222,19 +313,28 @@ def _token(out: Datafile, value: str, line: _Line) -> None:
     name = _unquote(parts[0]) if parts else ""
     scope = parts[1].upper() if len(parts) > 1 else "READ"
     if not name:
-        raise ProjectError("TOKEN is `TOKEN name READ` or `TOKEN name APPEND`",
-                           code="RTP104", location=Location(line.file, line.no, 1))
+        raise ProjectError(
+            "TOKEN is `TOKEN name READ` or `TOKEN name APPEND`",
+            code="RTP104",
+            location=Location(line.file, line.no, 1),
+        )
     if scope not in TOKEN_SCOPES:
-        out.warnings.append(ProjectError(
-            f"token scope {scope} is not one rtp grants; the token is not created",
-            code="RTP107", location=Location(line.file, line.no, 1), severity="warning",
-            hint="scopes in datafiles: READ (pipes, datasources) and APPEND (datasources)"))
+        out.warnings.append(
+            ProjectError(
+                f"token scope {scope} is not one rtp grants; the token is not created",
+                code="RTP107",
+                location=Location(line.file, line.no, 1),
+                severity="warning",
+                hint="scopes in datafiles: READ (pipes, datasources) and APPEND (datasources)",
+            )
+        )
         return
     out.tokens.append((name, scope))
 
 
-def parse_datasource(text: str, rel: str, *, path: Path | None = None,
-                     root: Path | None = None) -> Datafile:
+def parse_datasource(
+    text: str, rel: str, *, path: Path | None = None, root: Path | None = None
+) -> Datafile:
     """A ``.datasource`` file. Raises ProjectError on unreadable structure."""
     out = Datafile(Doc(rel, {}))
     doc = out.doc
@@ -281,21 +381,33 @@ def parse_datasource(text: str, rel: str, *, path: Path | None = None,
             for b in block:
                 if not b.text.strip():
                     continue
-                m = re.match(r"^\s*(\w+)\s+(.+?)\s+TYPE\s+(.+?)(?:\s+GRANULARITY\s+(\d+))?\s*,?$",
-                             _strip_comment(b.text))
+                m = re.match(
+                    r"^\s*(\w+)\s+(.+?)\s+TYPE\s+(.+?)(?:\s+GRANULARITY\s+(\d+))?\s*,?$",
+                    _strip_comment(b.text),
+                )
                 if not m:
-                    raise ProjectError("an index is `name expr TYPE type GRANULARITY n`",
-                                       code="RTP104", location=Location(b.file, b.no, 1))
-                index = {"name": m.group(1), "expr": m.group(2), "type": m.group(3),
-                         "granularity": int(m.group(4) or 1)}
+                    raise ProjectError(
+                        "an index is `name expr TYPE type GRANULARITY n`",
+                        code="RTP104",
+                        location=Location(b.file, b.no, 1),
+                    )
+                index = {
+                    "name": m.group(1),
+                    "expr": m.group(2),
+                    "type": m.group(3),
+                    "granularity": int(m.group(4) or 1),
+                }
                 ipath = ("indexes", len(data["indexes"]))
                 doc.marks[ipath] = (b.no, 1)
                 data["indexes"].append(index)
         elif name == "TOKEN":
             _token(out, value, line)
         elif name not in _IGNORED and not _unsupported(out, name, line):
-            raise ProjectError(f"unknown directive '{name}'", code="RTP102",
-                               location=Location(line.file, at, 1, len(name)))
+            raise ProjectError(
+                f"unknown directive '{name}'",
+                code="RTP102",
+                location=Location(line.file, at, 1, len(name)),
+            )
     if engine:
         data["engine"] = engine
     return out
@@ -304,14 +416,18 @@ def parse_datasource(text: str, rel: str, *, path: Path | None = None,
 def _json_path(path: str, ctype: str, line: _Line) -> str:
     """Tinybird's ``$.a[:]`` on an Array column reads the array itself; ``[:]`` anywhere
     else (``$.items[:].id``, one field of every element) rtp's ingest can't read."""
-    if path.endswith("[:]") and "[:]" not in path[:-3] and ctype.lstrip().startswith(
-            ("Array(", "Nullable(Array(")):
+    if (
+        path.endswith("[:]")
+        and "[:]" not in path[:-3]
+        and ctype.lstrip().startswith(("Array(", "Nullable(Array("))
+    ):
         return path[:-3]
     if "[:]" in path:
         col = line.text.find(path) + 1 or 1
         raise ProjectError(
             f"JSON path '{path}' reads a field of every array element, which rtp's "
-            "ingest does not support", code="RTP107",
+            "ingest does not support",
+            code="RTP107",
             location=Location(line.file, line.no, col, len(path)),
             hint="read the whole array (`$.items[:]` into an Array column) and take the "
             "field in a materialized pipe with arrayMap",
@@ -324,11 +440,14 @@ def _column(body: str, doc: Doc, line: _Line, index: int) -> dict:
     jm = _JSON.search(body)
     if jm:
         json_path = jm.group("path")
-        body = (body[: jm.start()] + body[jm.end():]).strip()
+        body = (body[: jm.start()] + body[jm.end() :]).strip()
     m = _COLUMN.match(body)
     if not m:
-        raise ProjectError(f"can't read column definition '{body[:40]}'", code="RTP104",
-                           location=Location(line.file, line.no, 1))
+        raise ProjectError(
+            f"can't read column definition '{body[:40]}'",
+            code="RTP104",
+            location=Location(line.file, line.no, 1),
+        )
     rest = m.group("rest")
     default = None
     dm = re.search(r"\s+DEFAULT\s+(.+)$", rest)
@@ -349,8 +468,14 @@ def _column(body: str, doc: Doc, line: _Line, index: int) -> dict:
     return column
 
 
-def parse_pipe(text: str, rel: str, *, path: Path | None = None, root: Path | None = None,
-               forward: bool = False) -> Datafile:
+def parse_pipe(
+    text: str,
+    rel: str,
+    *,
+    path: Path | None = None,
+    root: Path | None = None,
+    forward: bool = False,
+) -> Datafile:
     """A ``.pipe`` file. A pipe without ``TYPE`` is an endpoint in a Classic project (what
     ``tb push`` published) and internal in a Forward one. Raises ProjectError on
     unreadable structure."""
@@ -375,8 +500,9 @@ def parse_pipe(text: str, rel: str, *, path: Path | None = None, root: Path | No
                 node["description"] = description
         elif name == "SQL":
             if node is None:
-                raise ProjectError("SQL before any NODE", code="RTP104",
-                                   location=Location(line.file, at, 1))
+                raise ProjectError(
+                    "SQL before any NODE", code="RTP104", location=Location(line.file, at, 1)
+                )
             texts = [b.text for b in block]
             indent = min((len(t) - len(t.lstrip()) for t in texts if t.strip()), default=0)
             node["sql"] = "\n".join(t[indent:] for t in texts)
@@ -387,10 +513,15 @@ def parse_pipe(text: str, rel: str, *, path: Path | None = None, root: Path | No
         elif name == "TYPE":
             ptype = value.lower()
             if ptype == "sink":
-                out.warnings.append(ProjectError(
-                    "sink pipes are not supported by rtp; this pipe is kept as an internal "
-                    "pipe", code="RTP107", location=Location(line.file, at, 6, len(value)),
-                    severity="warning"))
+                out.warnings.append(
+                    ProjectError(
+                        "sink pipes are not supported by rtp; this pipe is kept as an internal "
+                        "pipe",
+                        code="RTP107",
+                        location=Location(line.file, at, 6, len(value)),
+                        severity="warning",
+                    )
+                )
                 ptype = "internal"
             data["type"] = ptype
             doc.marks[("type",)] = (at, 6)
@@ -409,18 +540,25 @@ def parse_pipe(text: str, rel: str, *, path: Path | None = None, root: Path | No
         elif name.startswith("ENGINE"):
             engine_line = engine_line or line
         elif name not in _IGNORED and not _unsupported(out, name, line):
-            raise ProjectError(f"unknown directive '{name}'", code="RTP102",
-                               location=Location(line.file, at, 1, len(name)))
+            raise ProjectError(
+                f"unknown directive '{name}'",
+                code="RTP102",
+                location=Location(line.file, at, 1, len(name)),
+            )
     if "type" not in data:
         data["type"] = "internal" if forward else "endpoint"
     if engine_line is not None:
-        out.warnings.append(ProjectError(
-            "ENGINE lines in a pipe are ignored: rtp takes a materialized or copy pipe's "
-            "target from the target's own .datasource file", code="RTP107",
-            location=Location(engine_line.file, engine_line.no, 1), severity="warning",
-            hint=f"declare the target in its own .datasource file "
-            f"('{data.get('target', '<target>')}.datasource')",
-        ))
+        out.warnings.append(
+            ProjectError(
+                "ENGINE lines in a pipe are ignored: rtp takes a materialized or copy pipe's "
+                "target from the target's own .datasource file",
+                code="RTP107",
+                location=Location(engine_line.file, engine_line.no, 1),
+                severity="warning",
+                hint=f"declare the target in its own .datasource file "
+                f"('{data.get('target', '<target>')}.datasource')",
+            )
+        )
     data["nodes"] = nodes
     doc.marks[("nodes",)] = (1, 1)
     return out

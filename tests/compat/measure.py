@@ -45,9 +45,16 @@ class Result:
     warnings: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "files": self.files, "ok": self.ok, "failed": self.failed,
-                "unread": self.unread, "check_exit": self.exit_code,
-                "groups": dict(self.groups), "warnings": dict(self.warnings)}
+        return {
+            "name": self.name,
+            "files": self.files,
+            "ok": self.ok,
+            "failed": self.failed,
+            "unread": self.unread,
+            "check_exit": self.exit_code,
+            "groups": dict(self.groups),
+            "warnings": dict(self.warnings),
+        }
 
 
 def _group(problem) -> str:
@@ -71,8 +78,11 @@ def measure(folder: Path, *, add_rtp_yaml: bool = False) -> Result:
         shutil.copytree(folder, root)
         if add_rtp_yaml and not (root / "rtp.yaml").exists():
             (root / "rtp.yaml").write_text(f"name: {folder.name.replace('-', '_')}\n")
-        files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                       if p.suffix in DATAFILES and p.is_file())
+        files = sorted(
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.suffix in DATAFILES and p.is_file()
+        )
         result.files = len(files)
         problems = Problems()
         read: set[str] = set()
@@ -120,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = held_out()
     names = args.names or sorted(
-        p.name for p in PROJECTS.iterdir() if p.is_dir()
-        and (args.all or (p.name in out) == args.held_out))
+        p.name
+        for p in PROJECTS.iterdir()
+        if p.is_dir() and (args.all or (p.name in out) == args.held_out)
+    )
     results = [measure(PROJECTS / n, add_rtp_yaml=args.add_rtp_yaml) for n in names]
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
@@ -132,13 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'project':32} {'files':>5} {'ok':>5} {'errors':>6} {'unread':>6}  check")
     for r in results:
         print(f"{r.name:32} {r.files:5} {r.ok:5} {r.failed:6} {r.unread:6}  exit {r.exit_code}")
-        total.update(files=r.files, ok=r.ok, failed=r.failed, unread=r.unread,
-                     check_ok=int(r.exit_code == 0))
+        total.update(
+            files=r.files, ok=r.ok, failed=r.failed, unread=r.unread, check_ok=int(r.exit_code == 0)
+        )
         groups.update(r.groups)
         warnings.update(r.warnings)
     pct = 100 * total["ok"] / max(1, total["files"])
-    print(f"{'TOTAL':32} {total['files']:5} {total['ok']:5} {total['failed']:6} "
-          f"{total['unread']:6}  {total['check_ok']}/{len(results)} exit 0   ({pct:.0f}% ok)")
+    print(
+        f"{'TOTAL':32} {total['files']:5} {total['ok']:5} {total['failed']:6} "
+        f"{total['unread']:6}  {total['check_ok']}/{len(results)} exit 0   ({pct:.0f}% ok)"
+    )
     for title, counter in (("errors (files)", groups), ("warnings", warnings)):
         if counter:
             print(f"\n{title}:")

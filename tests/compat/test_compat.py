@@ -20,4 +20,6 @@ def test_tuning_corpus_floor():
     assert ok >= FLOOR_OK, {r.name: dict(r.groups) for r in results if r.failed}
     # projects with no template problem pass `rtp check`
     assert {r.name for r in results if r.exit_code == 0} >= {
-        "llm-benchmark", "interactive-leaderboard"}
+        "llm-benchmark",
+        "interactive-leaderboard",
+    }
