@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from rtp.errors import Location, Problems, ProjectError, RtpError, SchemaError
@@ -47,8 +48,16 @@ PIPE_KEYS = {"description", "nodes", "type", "target", "schedule", "mode", "popu
 NODE_KEYS = {"name", "sql", "description"}
 
 
+TINYBIRD_MARKERS = ("tinyb", ".tinyb")  # Tinybird CLI's project file (Forward, Classic)
+DATAFILES = (".datasource", ".pipe")
+# folders never searched for datafiles: tools' own, and nested projects (own rtp.yaml/tinyb)
+SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
+
+
 def find_root(start: Path) -> Path:
-    """The nearest folder at or above ``start`` holding ``rtp.yaml``.
+    """The nearest folder at or above ``start`` holding ``rtp.yaml``; else the nearest
+    holding Tinybird's ``tinyb``/``.tinyb`` file; else ``start`` itself when it holds
+    Tinybird datafiles (a project read without ``rtp.yaml``, named after its folder).
 
     Raises ProjectError (RTP100) when there is none.
     """
@@ -56,79 +65,158 @@ def find_root(start: Path) -> Path:
     for folder in (start, *start.parents):
         if (folder / PROJECT_FILE).is_file():
             return folder
+    for folder in (start, *start.parents):
+        if any((folder / m).is_file() for m in TINYBIRD_MARKERS):
+            return folder
+    if start.is_dir() and next(_datafiles(start), None) is not None:
+        return start
     raise ProjectError(
         f"no {PROJECT_FILE} found in {start} or any folder above it",
         code="RTP100",
-        hint="run rtp inside a project, pass --project DIR, or create one with `rtp init`",
+        hint="run rtp inside a project, pass --project DIR, or create one with `rtp init`; "
+        "a Tinybird project is read from the folder holding its tinyb file or datafiles",
     )
 
 
+def _walk(root: Path, skip: set[str] = frozenset()):
+    """Every file under ``root`` (sorted), skipping hidden folders, ``skip`` (relative
+    folder paths) and nested projects."""
+    for path in sorted(root.iterdir()):
+        if path.is_file():
+            yield path
+        elif path.is_dir() and not path.name.startswith(".") and path.name not in SKIP_DIRS:
+            rel = _rel_any(root, path)
+            if rel in skip or any((path / m).is_file() for m in (PROJECT_FILE,
+                                                                  *TINYBIRD_MARKERS)):
+                continue
+            yield from (p for p in _walk(path) if _rel_any(root, p.parent) not in skip)
+
+
+def _rel_any(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _datafiles(root: Path, skip: set[str] = frozenset()):
+    return (p for p in _walk(root, skip) if p.suffix in DATAFILES)
+
+
+def _is_forward(root: Path) -> bool:
+    """Tinybird Forward's layout: its tinyb file or its resource-type folders."""
+    return any((root / m).is_file() for m in TINYBIRD_MARKERS) or any(
+        (root / d).is_dir() for d in ("materializations", "copies", "connections", "sinks"))
+
+
 def load_project(root: Path) -> tuple[Project, Problems]:
-    """Read ``rtp.yaml``, ``datasources/*.yaml`` and ``pipes/*.yaml`` under ``root``.
+    """Read ``rtp.yaml``, ``datasources/*.yaml``, ``pipes/*.yaml`` and Tinybird datafiles
+    (``.datasource``, ``.pipe``) anywhere under ``root`` (Forward's ``endpoints/``,
+    ``materializations/``, ``copies/``... included; not the tests and fixtures folders).
 
     Never raises for problems in the files: they are returned, and the project holds
-    whatever could be read. Raises ProjectError (RTP100) only when ``rtp.yaml`` is absent.
+    whatever could be read. Raises ProjectError (RTP100) only when ``root`` is no project
+    (neither ``rtp.yaml`` nor Tinybird's files).
     """
     root = Path(root).resolve()
-    if not (root / PROJECT_FILE).is_file():
-        find_root(root)  # raises with the standard message
     problems = Problems()
-    settings = _read_settings(root, problems)
+    if (root / PROJECT_FILE).is_file():
+        settings = _read_settings(root, problems)
+    else:
+        if find_root(root) != root:
+            raise ProjectError(f"no {PROJECT_FILE} found in {root}", code="RTP100",
+                               hint="pass the folder that holds the project's files")
+        name = re.sub(r"\W", "_", root.name)
+        name = name if NAME_RE.match(name) else f"_{name}"
+        settings = Settings(name=name)
+        problems.add(ProjectError(
+            f"no {PROJECT_FILE}: read as a Tinybird project named '{name}' (its folder)",
+            code="RTP100", location=Location(root.name), severity="warning",
+            hint=f"create {PROJECT_FILE} (`name: {name}`) to name it and choose targets",
+        ))
     datasources: dict[str, Datasource] = {}
     pipes: dict[str, Pipe] = {}
     seen: dict[str, str] = {}
-    for kind, reader, into, datafile in (
-        ("datasources", _read_datasource, datasources, ".datasource"),
-        ("pipes", _read_pipe, pipes, ".pipe"),
-    ):
+    forward = _is_forward(root)
+    skip = {settings.tests_dir.strip("/"), settings.fixtures_dir.strip("/")}
+    files: list[Path] = []
+    for kind in ("datasources", "pipes"):
         folder = root / kind
-        if not folder.is_dir():
+        if folder.is_dir():
+            files += [p for p in sorted(folder.iterdir())
+                      if p.is_file() and p.suffix in (".yaml", ".yml")]
+    for path in _walk(root, skip):
+        if path.suffix in DATAFILES:
+            files.append(path)
+        elif path.suffix == ".connection":
+            problems.add(ProjectError(
+                "Tinybird connections (Kafka, S3, GCS...) are not supported by rtp; the "
+                "datasources that use this one get no data from it", code="RTP107",
+                location=Location(_rel(root, path)), severity="warning",
+                hint="feed them through the Events API (POST /v0/events) or `rtp append`",
+            ))
+    for path in files:
+        reader, into = ((_read_datasource, datasources)
+                        if path.suffix == ".datasource" or path.parent.name == "datasources"
+                        and path.suffix != ".pipe" else (_read_pipe, pipes))
+        if path.suffix == ".yml":
+            problems.add(ProjectError(
+                "rtp reads .yaml files only", code="RTP106",
+                location=Location(_rel(root, path)), hint=f"rename it to {path.stem}.yaml",
+            ))
             continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix == ".yml":
-                problems.add(ProjectError(
-                    "rtp reads .yaml files only", code="RTP106",
-                    location=Location(_rel(root, path)), hint=f"rename it to {path.stem}.yaml",
-                ))
-                continue
-            if path.suffix not in (".yaml", datafile) or not path.is_file():
-                continue
-            rel = _rel(root, path)
-            name = path.stem
-            if not NAME_RE.match(name):
-                problems.add(ProjectError(
-                    f"'{name}' is not a valid name", code="RTP106", location=Location(rel),
-                    hint="file names become table and endpoint names: use letters, digits "
-                    "and underscores, starting with a letter",
-                ))
-                continue
-            if name in seen:
-                problems.add(ProjectError(
-                    f"'{name}' is defined twice: here and in {seen[name]}",
-                    code="RTP105", location=Location(rel),
-                    hint="datasources and pipes share one namespace; rename one of them",
-                ))
-                continue
-            seen[name] = rel
-            try:
-                doc = load_yaml(path, rel) if path.suffix == ".yaml" else _datafile(path, rel)
-            except RtpError as exc:
-                problems.add(exc)
-                continue
-            item = reader(name, doc, problems)
-            if item is not None:
-                into[name] = item
+        rel = _rel(root, path)
+        name = path.stem
+        if not NAME_RE.match(name):
+            problems.add(ProjectError(
+                f"'{name}' is not a valid name", code="RTP106", location=Location(rel),
+                hint="file names become table and endpoint names: use letters, digits "
+                "and underscores, starting with a letter",
+            ))
+            continue
+        if name in seen:
+            problems.add(ProjectError(
+                f"'{name}' is defined twice: here and in {seen[name]}",
+                code="RTP105", location=Location(rel),
+                hint="datasources and pipes share one namespace; rename one of them",
+            ))
+            continue
+        seen[name] = rel
+        tokens: tuple = ()
+        try:
+            if path.suffix == ".yaml":
+                doc = load_yaml(path, rel)
+            else:
+                datafile = _datafile(path, rel, root, forward)
+                doc, tokens = datafile.doc, tuple(datafile.tokens)
+                problems.extend(datafile.warnings)
+        except RtpError as exc:
+            problems.add(exc)
+            continue
+        item = reader(name, doc, problems)
+        if item is not None:
+            into[name] = replace(item, tokens=tokens) if tokens else item
+    if not datasources and not pipes and not any(p.location and p.location.file.endswith(
+            (".yaml", *DATAFILES)) for p in problems):
+        problems.add(ProjectError(
+            f"found no datasources or pipes in {root.name}", code="RTP100",
+            location=Location(PROJECT_FILE if (root / PROJECT_FILE).is_file() else root.name),
+            hint="datasources/*.yaml and pipes/*.yaml, or Tinybird .datasource and .pipe "
+            "files anywhere in the folder",
+        ))
     return Project(root, settings, datasources, pipes), problems
 
 
-def _datafile(path: Path, rel: str) -> Doc:
-    """A Tinybird ``.datasource`` or ``.pipe`` file, read into the same form as YAML."""
+def _datafile(path: Path, rel: str, root: Path, forward: bool = False):
+    """A Tinybird ``.datasource`` or ``.pipe`` file, read into the same form as YAML (a
+    :class:`rtp.project.tinybird.Datafile`: the Doc, its TOKEN lines and warnings)."""
     from rtp.project import tinybird
 
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"file is not UTF-8 text ({exc.reason})", code="RTP101",
+                           location=Location(rel)) from None
     if path.suffix == ".datasource":
-        return tinybird.parse_datasource(text, rel)
-    return tinybird.parse_pipe(text, rel)
+        return tinybird.parse_datasource(text, rel, path=path, root=root)
+    return tinybird.parse_pipe(text, rel, path=path, root=root, forward=forward)
 
 
 def _rel(root: Path, path: Path) -> str:

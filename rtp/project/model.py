@@ -74,6 +74,8 @@ class Datasource:
     indexes: tuple[Index, ...] = ()
     description: str = ""
     doc: Doc = field(default=None, compare=False, repr=False)
+    # Tinybird `TOKEN name READ|APPEND` lines: (token name, scope), for deploy to create
+    tokens: tuple[tuple[str, str], ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -103,6 +105,8 @@ class Pipe:
     populate: bool = False
     description: str = ""
     doc: Doc = field(default=None, compare=False, repr=False)
+    # Tinybird `TOKEN name READ` lines: (token name, scope), for deploy to create
+    tokens: tuple[tuple[str, str], ...] = ()
 
     @property
     def output(self) -> Node:
