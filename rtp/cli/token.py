@@ -81,7 +81,7 @@ def jwt(
                                     "(repeatable)."),
     fixed: list[str] = typer.Option([], "--fixed", "-f", help="param=value the caller "
                                     "can't override (applies to every scope; repeatable)."),
-    expires: int = typer.Option(3600, "--expires", help="Seconds until it expires."),
+    expires: int = typer.Option(3600, "--expires", min=1, help="Seconds until it expires."),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Mint an HS256 JWT signed with this project's secret (`rtp token secret` prints it
@@ -101,7 +101,8 @@ def jwt(
                 entry["fixed_params"] = params
             scopes.append(entry)
         store = _store(project)
-        claims = {"name": name, "exp": int(time.time()) + expires, "scopes": scopes}
+        now = int(time.time())
+        claims = {"name": name, "iat": now, "exp": now + expires, "scopes": scopes}
         print(encode_jwt(claims, store.jwt_secret))
     except RtpError as exc:
         fail(exc)
