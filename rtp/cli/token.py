@@ -14,6 +14,7 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail
+from rtp.engine import owner
 from rtp.errors import RtpError
 from rtp.server.tokens import TokenStore, encode_jwt, parse_scope
 
@@ -22,7 +23,8 @@ app = typer.Typer(help="Manage the tokens that callers send to `rtp serve`.",
 
 
 def tokens_file(root: Path) -> Path:
-    return root / ".rtp" / "tokens.json"
+    """``<root>/.rtp/tokens.json``; the ``.rtp`` folder is made private (0700) first."""
+    return owner.state_dir(root) / "tokens.json"
 
 
 def _store(project: Path | None) -> TokenStore:
