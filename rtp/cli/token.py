@@ -14,6 +14,7 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail
+from rtp.engine import owner
 from rtp.errors import RtpError
 from rtp.server.tokens import TokenStore, encode_jwt, parse_scope
 
@@ -22,7 +23,8 @@ app = typer.Typer(help="Manage the tokens that callers send to `rtp serve`.",
 
 
 def tokens_file(root: Path) -> Path:
-    return root / ".rtp" / "tokens.json"
+    """``<root>/.rtp/tokens.json``; the ``.rtp`` folder is made private (0700) first."""
+    return owner.state_dir(root) / "tokens.json"
 
 
 def _store(project: Path | None) -> TokenStore:
@@ -81,7 +83,7 @@ def jwt(
                                     "(repeatable)."),
     fixed: list[str] = typer.Option([], "--fixed", "-f", help="param=value the caller "
                                     "can't override (applies to every scope; repeatable)."),
-    expires: int = typer.Option(3600, "--expires", help="Seconds until it expires."),
+    expires: int = typer.Option(3600, "--expires", min=1, help="Seconds until it expires."),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Mint an HS256 JWT signed with this project's secret (`rtp token secret` prints it
@@ -101,7 +103,8 @@ def jwt(
                 entry["fixed_params"] = params
             scopes.append(entry)
         store = _store(project)
-        claims = {"name": name, "exp": int(time.time()) + expires, "scopes": scopes}
+        now = int(time.time())
+        claims = {"name": name, "iat": now, "exp": now + expires, "scopes": scopes}
         print(encode_jwt(claims, store.jwt_secret))
     except RtpError as exc:
         fail(exc)

@@ -3,17 +3,28 @@
 A target is a name from ``rtp.yaml`` (``targets:``), a ``clickhouse://`` URL, or
 ``embedded``. Without one, ``RTP_CLICKHOUSE_URL`` wins over the project's
 ``default_target``. The embedded engine keeps its data under ``<project>/.rtp/data``.
+
+chDB creates its files (parts of every insert and background merge, metadata, temporary
+files) with the process umask, long after the open: so while a process holds the
+embedded engine its umask is 0o077 and everything the engine writes is 0600/0700, under a
+``.rtp`` that is 0700 itself. The umask is restored when the last embedded engine of the
+process closes, so files the user asked rtp to write elsewhere keep their usual modes.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 from rtp.engine import Backend, owner
 from rtp.errors import EngineError
 from rtp.project.model import Project
 
 ENV_URL = "RTP_CLICKHOUSE_URL"
+PRIVATE_UMASK = 0o077  # no group or other bits on anything the embedded engine creates
+
+_umask_lock = threading.Lock()
+_umask_holds: list[int] = []  # the umask before the first hold; one entry per open engine
 
 
 def resolve_target(project: Project, target: str | None = None) -> str:
@@ -47,10 +58,29 @@ def open_backend(project: Project, target: str | None = None, *,
 
     root = project.root
     owner.claim(root, command)
-    data = root / ".rtp" / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    try:
-        return EmbeddedBackend(str(data), on_close=lambda: owner.release(root))
-    except EngineError:
+    _hold_private_umask()
+    data = owner.state_dir(root) / "data"
+    data.mkdir(mode=0o700, exist_ok=True)
+
+    def close() -> None:
         owner.release(root)
+        _release_private_umask()
+
+    try:
+        return EmbeddedBackend(str(data), on_close=close)
+    except EngineError:
+        close()
         raise
+
+
+def _hold_private_umask() -> None:
+    with _umask_lock:
+        _umask_holds.append(os.umask(PRIVATE_UMASK))
+
+
+def _release_private_umask() -> None:
+    with _umask_lock:
+        if _umask_holds:
+            before = _umask_holds.pop()
+            if not _umask_holds:
+                os.umask(before)

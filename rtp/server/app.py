@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import logging
 import threading
 import time
@@ -26,7 +25,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
-from rtp.server import deploy, events, openapi, pipes, sql, static, status
+from rtp.server import auth, deploy, events, openapi, pipes, sql, static, status
 from rtp.server.events import Batcher
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.settings import ServerSettings
@@ -69,6 +68,7 @@ class ServerState:
         self.project, self.problems, self.compiled = project, problems, compiled
         self.endpoints, self.mappers = endpoints, mappers
         self.metrics.pipes = set(endpoints)
+        self.metrics.datasources = set(project.datasources)
         self.openapi_cache = None
 
     async def run(self, fn, *args, **kwargs):
@@ -77,28 +77,9 @@ class ServerState:
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
     def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
-        """The caller's grant if it allows ``scope_type`` on ``resource``.
-
-        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
-        429 (RTP406) when the token is over its rate limit.
-        """
-        token = None
-        header = request.headers.get("authorization")
-        if header and header[:7].lower() == "bearer ":
-            token = header[7:].strip()
-        if not token:
-            token = request.query_params.get("token")
-        if self.control and token and hmac.compare_digest(hash_token(token), self.control):
-            grant = Grant("rtp-control", frozenset({"ADMIN"}))
-        else:
-            grant = self.tokens.grant(token)
-        if not grant.allows(scope_type, resource):
-            raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
-                               f"'{resource}'", code="RTP403", status=403,
-                               hint=f"create one with --scope {scope_type}:{resource}")
-        if self.settings.rate_limit:
-            self._rate(grant.name)
-        return grant
+        """The caller's grant if it allows ``scope_type`` on ``resource``
+        (:func:`rtp.server.auth.authorize`: 403 RTP403, 429 RTP406)."""
+        return auth.authorize(self, request, scope_type, resource)
 
     def _rate(self, name: str) -> None:
         # token bucket: rate_limit requests per second, bursts up to 2 s worth

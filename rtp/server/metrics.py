@@ -1,32 +1,54 @@
-"""Prometheus metrics, written in the plain text exposition format.
+"""Prometheus metrics through ``prometheus_client`` (its standard text exposition), one
+``CollectorRegistry`` per app: nothing global, so many apps can live in one process.
+
+Every label value comes from a closed set, so callers can't grow the number of series by
+sending made-up methods, paths or statuses (``/metrics`` is unauthenticated): method is
+one of :data:`METHODS` else ``other``; route is one of :data:`ROUTES`,
+``/v0/pipes/<endpoint>`` for the project's endpoints, ``/v0/pipes/<unknown>``, else
+``other``; status is a standard HTTP code (:class:`http.HTTPStatus`) else its class
+(``5xx``); datasource is one of the project's datasources.
 
 An ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs ~100 µs a request)
-counts requests by route and status and observes their latency.
+counts requests by route, method and status and observes their latency.
 """
 
 from __future__ import annotations
 
-import bisect
+import http
 import time
-from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_STATIC = {"/healthz", "/metrics", "/docs", "/v0/events", "/v0/pipes/openapi.json"}
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+ROUTES = frozenset({"/healthz", "/metrics", "/docs", "/v0/events", "/v0/sql", "/v0/deploy",
+                    "/v0/pipes/openapi.json"})
+STATUSES = frozenset(int(s) for s in http.HTTPStatus)
 
 
 class Metrics:
-    def __init__(self, pipes: set[str]) -> None:
+    """The app's metrics; ``pipes`` (the endpoint names) and ``datasources`` are the label
+    values allowed besides the fixed ones, swapped in when the project reloads."""
+
+    def __init__(self, pipes: set[str], datasources: set[str] | None = None) -> None:
         self.pipes = pipes
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.latency_count: dict[str, int] = defaultdict(int)
-        self.rows: dict[str, int] = defaultdict(int)
-        self.quarantined: dict[str, int] = defaultdict(int)
+        self.datasources = datasources or set()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter("rtp_requests_total",
+                                 "HTTP requests by route, method and status.",
+                                 ("route", "method", "status"), registry=self.registry)
+        self._latency = Histogram("rtp_request_seconds", "Time to answer a request.",
+                                  ("route",), buckets=BUCKETS, registry=self.registry)
+        self._rows = Counter("rtp_rows_ingested_total", "Event rows inserted, by datasource.",
+                             ("datasource",), registry=self.registry)
+        self._quarantined = Counter("rtp_rows_quarantined_total",
+                                    "Event rows sent to quarantine, by datasource.",
+                                    ("datasource",), registry=self.registry)
+        self._children: dict[tuple[str, str, str], tuple] = {}  # bounded: closed label sets
 
     def route(self, path: str) -> str:
-        """A bounded label: known routes as is, pipes by name, anything else 'other'."""
-        if path in _STATIC:
+        """A bounded label: known routes as is, endpoints by name, anything else 'other'."""
+        if path in ROUTES:
             return path
         if path.startswith("/v0/pipes/"):
             name = path[10:].rsplit(".", 1)[0]
@@ -34,44 +56,24 @@ class Metrics:
         return "other"
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
-        route = self.route(path)
-        self.requests[(route, method, status)] += 1
-        counts = self.latency.get(route)
-        if counts is None:
-            counts = self.latency[route] = [0] * (len(BUCKETS) + 1)
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum[route] += seconds
-        self.latency_count[route] += 1
+        key = (self.route(path), method if method in METHODS else "other",
+               str(status) if status in STATUSES else f"{status // 100}xx")
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self._requests.labels(*key),
+                                               self._latency.labels(key[0]))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def ingested(self, datasource: str, rows: int, quarantined: int) -> None:
-        self.rows[datasource] += rows
-        self.quarantined[datasource] += quarantined
+        if datasource not in self.datasources:
+            datasource = "other"
+        self._rows.labels(datasource).inc(rows)
+        self._quarantined.labels(datasource).inc(quarantined)
 
     def render(self) -> str:
-        out = ["# HELP rtp_requests_total HTTP requests by route, method and status.",
-               "# TYPE rtp_requests_total counter"]
-        for (route, method, status), n in sorted(self.requests.items()):
-            out.append(f'rtp_requests_total{{route="{route}",method="{method}",'
-                       f'status="{status}"}} {n}')
-        out += ["# HELP rtp_request_seconds Time to answer a request.",
-                "# TYPE rtp_request_seconds histogram"]
-        for route, counts in sorted(self.latency.items()):
-            total = 0
-            for bound, n in zip((*BUCKETS, "+Inf"), counts, strict=False):
-                total += n
-                out.append(f'rtp_request_seconds_bucket{{route="{route}",le="{bound}"}} {total}')
-            out.append(f'rtp_request_seconds_sum{{route="{route}"}} '
-                       f"{self.latency_sum[route]:.6f}")
-            out.append(f'rtp_request_seconds_count{{route="{route}"}} '
-                       f"{self.latency_count[route]}")
-        for name, help_text, data in (
-            ("rtp_rows_ingested_total", "Event rows inserted, by datasource.", self.rows),
-            ("rtp_rows_quarantined_total", "Event rows sent to quarantine, by datasource.",
-             self.quarantined),
-        ):
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-            out += [f'{name}{{datasource="{ds}"}} {n}' for ds, n in sorted(data.items())]
-        return "\n".join(out) + "\n"
+        """The Prometheus text exposition format (version 0.0.4)."""
+        return generate_latest(self.registry).decode()
 
 
 class MetricsMiddleware:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 
 from rtp.errors import RtpError
+from rtp.server import auth
 from rtp.server.query import FORMATS, endpoint_params
 from rtp.sql.params import INT_RANGES, Param
 
@@ -135,7 +136,7 @@ def describe(state, name: str) -> list[tuple[str, str]]:
 async def openapi_json(request: Request):
     """Every endpoint the caller's token may read (any valid token may ask)."""
     state = request.app.state.rtp
-    grant = _grant(state, request)
+    grant = auth.authenticate(state, request)
     if state.openapi_cache is None:
         columns = {n: await state.run(describe, state, n) for n in state.endpoints}
         state.openapi_cache = build_spec(state, columns)
@@ -145,12 +146,6 @@ async def openapi_json(request: Request):
         return spec
     return {**spec, "paths": {p: v for p, v in spec["paths"].items()
                               if p[10:].rsplit(".", 1)[0] in visible}}
-
-
-def _grant(state, request: Request):
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else None
-    return state.tokens.grant(token or request.query_params.get("token"))
 
 
 @router.get("/docs", include_in_schema=False)

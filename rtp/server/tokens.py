@@ -1,27 +1,31 @@
 """Tokens: who may call which route.
 
-Static tokens live in ``.rtp/tokens.json`` (mode 0600) as SHA-256 hashes with their
-scopes; the token text is shown once, when it is created. Scopes, Tinybird-style:
+Static tokens live in ``.rtp/tokens.json`` (mode 0600, replaced atomically, changed under
+``tokens.json.lock``) as SHA-256 hashes with their scopes; the token text is shown once,
+when it is created. Scopes, Tinybird-style:
 ``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``, ``DATASOURCES:READ:<ds>``
-(``*`` as the resource matches every one). JWTs (HS256, signed with the store's
-``jwt_secret``) carry ``scopes`` as ``[{"type": "PIPES:READ", "resource": "recs",
-"fixed_params": {"shop": 3}}]`` and an optional ``exp``; ``fixed_params`` override any
-value the caller sends.
+(``*`` as the resource matches every one). JWTs (HS256 only, signed with the store's
+``jwt_secret``, checked by PyJWT) carry ``scopes`` as ``[{"type": "PIPES:READ",
+"resource": "recs", "fixed_params": {"shop": 3}}]`` and a required ``exp``;
+``fixed_params`` override any value the caller sends.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
-import hmac
 import json
 import os
 import re
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jwt
 
 from rtp.errors import ProjectError, RequestError
 
@@ -108,13 +112,38 @@ class TokenStore:
         if mtime != self._mtime:
             self.load()
 
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold the store's lock file and re-read the tokens: every change is a
+        read-modify-write, and ``rtp token create`` may run while ``rtp serve`` writes."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.load()
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(self._data, out, indent=2)
-        os.replace(tmp, self.path)
+        """Replace the file atomically: a new private temp file (0600 from its creation,
+        a unique name so two writers never share one), flushed to disk, then renamed over
+        the old one. A crash at any point leaves the old file or the new one, whole."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
+                                   suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(self._data, out, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.path.parent)
         self.load()
 
     # -- management ----------------------------------------------------------------
@@ -125,8 +154,10 @@ class TokenStore:
     @property
     def jwt_secret(self) -> str:
         if not self._data.get("jwt_secret"):
-            self._data["jwt_secret"] = secrets.token_urlsafe(32)
-            self.save()
+            with self._locked():
+                if not self._data.get("jwt_secret"):
+                    self._data["jwt_secret"] = secrets.token_urlsafe(32)
+                    self.save()
         return self._data["jwt_secret"]
 
     def create(self, name: str, scopes: list[str]) -> str:
@@ -137,16 +168,18 @@ class TokenStore:
         canonical = sorted({parse_scope(s) for s in scopes})
         if not canonical:
             raise RequestError("a token needs at least one --scope", code="RTP400")
-        if any(t["name"] == name for t in self.tokens):
-            raise RequestError(f"a token named '{name}' exists", code="RTP400",
-                               hint="revoke it first or choose another name")
         token = PREFIX + secrets.token_urlsafe(32)
-        self._data.setdefault("tokens", []).append({
-            "name": name, "hash": hash_token(token), "scopes": canonical,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        })
-        self.jwt_secret  # noqa: B018 - creates the signing secret with the first token
-        self.save()
+        with self._locked():
+            if any(t["name"] == name for t in self.tokens):
+                raise RequestError(f"a token named '{name}' exists", code="RTP400",
+                                   hint="revoke it first or choose another name")
+            self._data.setdefault("tokens", []).append({
+                "name": name, "hash": hash_token(token), "scopes": canonical,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            })
+            # the signing secret comes with the first token
+            self._data["jwt_secret"] = self._data.get("jwt_secret") or secrets.token_urlsafe(32)
+            self.save()
         return token
 
     def ensure_admin(self) -> str | None:
@@ -157,11 +190,13 @@ class TokenStore:
 
     def revoke(self, name: str) -> None:
         """Remove a token. Raises RequestError (RTP404) when there is none of that name."""
-        kept = [t for t in self.tokens if t["name"] != name]
-        if len(kept) == len(self.tokens):
-            raise RequestError(f"there is no token named '{name}'", code="RTP404", status=404)
-        self._data["tokens"] = kept
-        self.save()
+        with self._locked():
+            kept = [t for t in self.tokens if t["name"] != name]
+            if len(kept) == len(self.tokens):
+                raise RequestError(f"there is no token named '{name}'", code="RTP404",
+                                   status=404)
+            self._data["tokens"] = kept
+            self.save()
 
     # -- checking ------------------------------------------------------------------
     def grant(self, token: str | None) -> Grant:
@@ -180,75 +215,81 @@ class TokenStore:
 
     def _jwt_grant(self, token: str) -> Grant:
         claims = decode_jwt(token, self._data.get("jwt_secret", ""))
+        # Tinybird's shape: {"workspace_id", "name", "exp", "scopes": [{"type", "resource",
+        # "fixed_params"}], "limits"}; claims rtp doesn't use are ignored
+        name = claims.get("name", "jwt")
+        if not isinstance(name, str):
+            raise _forbidden("invalid token: name must be a string")
+        items = claims.get("scopes")
+        if not isinstance(items, list):
+            raise _forbidden("invalid token: scopes must be a list")
         scopes, fixed = set(), {}
-        for item in claims.get("scopes", []):
+        for item in items:
             if not isinstance(item, dict):
                 raise _forbidden("invalid token: each scope must be an object")
             scope = f"{item.get('type', '')}:{item.get('resource', '')}"
             if not _SCOPE_RE.match(scope) or scope == "ADMIN":
                 raise _forbidden(f"invalid token: unknown scope {scope}")
             scopes.add(scope)
-            if item.get("fixed_params"):
+            if item.get("fixed_params") is not None:
                 if not isinstance(item["fixed_params"], dict):
                     raise _forbidden("invalid token: fixed_params must be an object")
                 fixed[scope] = dict(item["fixed_params"])
-        return Grant(str(claims.get("name", "jwt")), frozenset(scopes), fixed)
+        return Grant(name, frozenset(scopes), fixed)
 
 
-def _forbidden(message: str) -> RequestError:
-    return RequestError(message, code="RTP403", status=403)
+def _fsync_dir(path: Path) -> None:
+    # the rename is durable once the folder's entry is on disk
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _forbidden(message: str, hint: str | None = None) -> RequestError:
+    return RequestError(message, code="RTP403", status=403, hint=hint)
 
 
 # -- JWT HS256 -------------------------------------------------------------------------
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+JWT_ALGORITHM = "HS256"  # the only one accepted: no "none", no RS*/ES*, no HS384/512
+JWT_LEEWAY = 30  # seconds of clock skew allowed on exp, nbf and iat, between servers
 
 
 def encode_jwt(claims: dict, secret: str) -> str:
     """An HS256 JWT for ``claims``."""
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    body = _b64(json.dumps(claims, separators=(",", ":"), default=str).encode())
-    signing = f"{head}.{body}".encode()
-    sig = hmac.new(secret.encode(), signing, hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(sig)}"
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_jwt(token: str, secret: str, now: float | None = None) -> dict:
-    """The claims of an HS256 ``token`` signed with ``secret``.
+def decode_jwt(token: str, secret: str) -> dict:
+    """The claims of an HS256 ``token`` signed with ``secret``, checked by PyJWT.
 
-    Raises RequestError (RTP403) for a bad signature, another algorithm, or an expired
-    ``exp``.
+    ``exp`` is required (as Tinybird requires it); ``exp``, ``nbf`` and ``iat`` are checked
+    with :data:`JWT_LEEWAY` seconds of leeway. Raises RequestError (RTP403) for anything
+    else: another algorithm, a bad signature, an expired or not yet valid token, or a
+    token that isn't a JWT at all.
     """
     if not secret:
         raise _forbidden("invalid token: this server has no JWT secret yet")
     try:
-        head_b64, body_b64, sig_b64 = token.split(".")
-        header = json.loads(_unb64(head_b64))
-        signature = _unb64(sig_b64)
-    except (ValueError, TypeError):
+        return jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], leeway=JWT_LEEWAY,
+                          options={"require": ["exp"]})
+    except jwt.ExpiredSignatureError:
+        raise _forbidden("token expired", hint="mint a new one") from None
+    except jwt.ImmatureSignatureError:
+        raise _forbidden("invalid token: not yet valid (nbf or iat is in the future)",
+                         hint="check the clock of the machine that signed it") from None
+    except jwt.InvalidAlgorithmError:
+        raise _forbidden(f"invalid token: only {JWT_ALGORITHM} JWTs are accepted") from None
+    except jwt.InvalidSignatureError:
+        raise _forbidden("invalid token: bad signature") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _forbidden(f"invalid token: the '{exc.claim}' claim is required") from None
+    except jwt.InvalidTokenError as exc:
+        raise _forbidden(f"invalid token: {exc}") from None
+    except (ValueError, TypeError, OverflowError):  # PyJWT wraps these; a guard all the same
         raise _forbidden("invalid token: not a JWT") from None
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        raise _forbidden("invalid token: only HS256 JWTs are accepted")
-    expected = hmac.new(secret.encode(), f"{head_b64}.{body_b64}".encode(),
-                        hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
-        raise _forbidden("invalid token: bad signature")
-    try:
-        claims = json.loads(_unb64(body_b64))
-    except ValueError:
-        raise _forbidden("invalid token: unreadable claims") from None
-    if not isinstance(claims, dict):
-        raise _forbidden("invalid token: claims must be an object")
-    exp = claims.get("exp")
-    if exp is not None and (not isinstance(exp, int | float) or (now or time.time()) >= exp):
-        raise _forbidden("token expired")
-    return claims
 
 
 class NoAuth:

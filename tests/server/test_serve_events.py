@@ -133,9 +133,9 @@ async def test_metrics_count_ingested_and_quarantined(serve):
     await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
                         content=ndjson(GOOD, GOOD, {"x": 1}))
     text = (await s.client.get("/metrics")).text
-    assert 'rtp_rows_ingested_total{datasource="events"} 2' in text
-    assert 'rtp_rows_quarantined_total{datasource="events"} 1' in text
-    assert 'rtp_requests_total{route="/v0/events",method="POST",status="202"} 1' in text
+    assert 'rtp_rows_ingested_total{datasource="events"} 2.0' in text
+    assert 'rtp_rows_quarantined_total{datasource="events"} 1.0' in text
+    assert 'rtp_requests_total{method="POST",route="/v0/events",status="202"} 1.0' in text
 
 
 async def test_datasource_not_deployed_is_404_and_nothing_is_claimed(serve):

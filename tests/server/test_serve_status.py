@@ -59,12 +59,12 @@ async def test_metrics_count_requests_by_route_and_status(serve):
     await s.client.get("/v0/pipes/zzz.json", params={"token": s.admin})
     text = (await s.client.get("/metrics")).text
     lines = set(text.splitlines())
-    assert 'rtp_requests_total{route="/v0/pipes/recs",method="GET",status="200"} 2' in lines
-    assert 'rtp_requests_total{route="/v0/pipes/recs",method="GET",status="400"} 1' in lines
-    assert ('rtp_requests_total{route="/v0/pipes/<unknown>",method="GET",status="404"} 1'
+    assert 'rtp_requests_total{method="GET",route="/v0/pipes/recs",status="200"} 2.0' in lines
+    assert 'rtp_requests_total{method="GET",route="/v0/pipes/recs",status="400"} 1.0' in lines
+    assert ('rtp_requests_total{method="GET",route="/v0/pipes/<unknown>",status="404"} 1.0'
             in lines)
-    assert 'rtp_request_seconds_count{route="/v0/pipes/recs"} 3' in lines
-    assert 'rtp_request_seconds_bucket{route="/v0/pipes/recs",le="+Inf"} 3' in lines
+    assert 'rtp_request_seconds_count{route="/v0/pipes/recs"} 3.0' in lines
+    assert 'rtp_request_seconds_bucket{le="+Inf",route="/v0/pipes/recs"} 3.0' in lines
     assert "# TYPE rtp_request_seconds histogram" in lines
 
 
