@@ -82,6 +82,19 @@ class ServerState:
         Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
         429 (RTP406) when the token is over its rate limit.
         """
+        grant = self.caller(request)
+        if not grant.allows(scope_type, resource):
+            raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
+                               f"'{resource}'", code="RTP403", status=403,
+                               hint=f"create one with --scope {scope_type}:{resource}")
+        if self.settings.rate_limit:
+            self._rate(grant.name)
+        return grant
+
+    def caller(self, request: Request) -> Grant:
+        """The grant of the token ``request`` carries, before any scope check (``/v0/sql``
+        decides what to check from it). Raises RequestError 403 (RTP403) for a missing or
+        invalid token."""
         token = None
         header = request.headers.get("authorization")
         if header and header[:7].lower() == "bearer ":
@@ -92,12 +105,6 @@ class ServerState:
             grant = Grant("rtp-control", frozenset({"ADMIN"}))
         else:
             grant = self.tokens.grant(token)
-        if not grant.allows(scope_type, resource):
-            raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
-                               f"'{resource}'", code="RTP403", status=403,
-                               hint=f"create one with --scope {scope_type}:{resource}")
-        if self.settings.rate_limit:
-            self._rate(grant.name)
         return grant
 
     def _rate(self, name: str) -> None:
