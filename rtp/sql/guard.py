@@ -203,7 +203,7 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdic
         )
     try:
         trees = [t for t in sqlglot.parse(text, read="clickhouse") if t is not None]
-    except (ParseError, TokenError, ValueError, SqlglotError) as exc:
+    except (ParseError, TokenError, ValueError, SqlglotError, RecursionError) as exc:
         if admin:  # the engine has the last word on an ADMIN's query
             return Verdict(text, (), head)
         raise RequestError(
@@ -219,8 +219,11 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdic
         raise _not_read_only(head)
     if admin:
         return Verdict(text, (), head)
-    _check_nodes(tree, database)
-    return Verdict(text, tuple(sorted(_tables_read(tree, database))), head)
+    try:
+        _check_nodes(tree, database)
+        return Verdict(text, tuple(sorted(_tables_read(tree, database))), head)
+    except RecursionError:
+        raise RequestError("the query is nested too deeply to be analysed", code="RTP400") from None
 
 
 class _Tokenizer(ClickHouse.Tokenizer):

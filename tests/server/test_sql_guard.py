@@ -297,6 +297,7 @@ UNIT = [
     ("SET readonly = 0", True, "RTP400"),
     ("SELECT 1 +* 2", False, "RTP400"),
     ("", True, "RTP400"),
+    ("SELECT " + "(" * 300 + "1" + ")" * 300, False, "RTP400"),  # not a 500
 ]
 
 
