@@ -81,6 +81,11 @@ class ServerState:
         (:func:`rtp.server.auth.authorize`: 403 RTP403, 429 RTP406)."""
         return auth.authorize(self, request, scope_type, resource)
 
+    def caller(self, request: Request) -> Grant:
+        """The grant of the token ``request`` carries, before any scope check (``/v0/sql``
+        decides what to check from it; :func:`rtp.server.auth.authenticate`)."""
+        return auth.authenticate(self, request)
+
     def _rate(self, name: str) -> None:
         # token bucket: rate_limit requests per second, bursts up to 2 s worth
         rate = self.settings.rate_limit

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 
 from rtp.engine import QueryError
@@ -96,8 +97,38 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
             raise EngineError(f"the query took longer than {timeout:g} s", code="RTP507",
                               hint="narrow the parameters or read a materialized view"
                               ) from None
-        raise RequestError(f"the engine refused the query: {exc.detail}", code="RTP304"
-                           ) from None
+        raise engine_refusal(exc) from None
+
+
+# Parts of ClickHouse's messages that quote the statement (or an expression of it with
+# its literals): "In scope SELECT ...", "While processing ...", "while executing
+# 'FUNCTION ...'", "(in query: ...)", a syntax error's echo of the text after the position.
+_QUOTES_SQL = re.compile(r"[\s:.,]*(?:\bIn scope\b|\bwhile (?:processing|executing)\b|"
+                         r"\(in query:|Stack trace).*", re.I | re.S)
+
+
+def public_detail(detail: str) -> str:
+    """ClickHouse's message without the statement text it quotes: what went wrong, the
+    column, function or setting it names, the engine's suggestions ("Maybe you meant"),
+    but not the composed SQL (an endpoint's nodes are not its callers' to read)."""
+    if "failed at position" in detail:
+        head, _, tail = detail.partition("failed at position")
+        expected = tail.rfind("Expected one of:")
+        position = re.match(r"\s*\d+", tail)
+        detail = (head + "failed at position" + (position.group(0) if position else "")
+                  + (". " + tail[expected:] if expected >= 0 else ""))
+        return detail.strip()
+    return _QUOTES_SQL.sub("", detail).strip() or "the message quotes the query"
+
+
+def engine_refusal(exc: QueryError, *, reveal: bool = False) -> RequestError:
+    """RTP304 for a query the engine refused. ClickHouse's error name and message,
+    without the statement's text unless ``reveal`` (an ADMIN's own query)."""
+    if reveal:
+        return RequestError(f"the engine refused the query: {exc.detail}", code="RTP304")
+    name = f" ({exc.ch_name})" if exc.ch_name else ""
+    return RequestError(f"the engine refused the query: {public_detail(exc.detail)}{name}",
+                        code="RTP304")
 
 
 def format_result(backend, sql: str, fmt: str) -> bytes:

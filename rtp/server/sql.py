@@ -1,10 +1,11 @@
 """``GET /v0/sql?q=`` and ``POST /v0/sql``: a read-only query on the project's engine
 (Tinybird's Query API; ``rtp sql`` uses it while a server holds the embedded database).
 
-Only SELECT / WITH / SHOW / DESCRIBE / EXPLAIN / EXISTS run here; anything else is a 400
-(changes go through ``/v0/deploy`` and ``/v0/events``). An ADMIN token may read anything;
-other tokens need ``DATASOURCES:READ`` on every table the query reads, and may read
-nothing but the project's tables (no table functions, no ``system.*``).
+One read-only statement runs here; anything else is a 400 (changes go through
+``/v0/deploy`` and ``/v0/events``). An ADMIN token may run SELECT / WITH / SHOW /
+DESCRIBE / EXPLAIN / EXISTS; other tokens run SELECT / WITH queries that read nothing but
+the project's datasources, with ``DATASOURCES:READ`` on each (:mod:`rtp.sql.guard`
+decides on the parsed statement), and see the engine's refusals without the statement.
 ``format`` is ``json`` (default, ClickHouse's JSON: ``meta``, ``data``, ``rows``,
 ``statistics``), ``csv``, ``ndjson`` or ``parquet``.
 """
@@ -12,99 +13,66 @@ nothing but the project's tables (no table functions, no ``system.*``).
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 
-import sqlglot
 from fastapi import APIRouter, Request, Response
-from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
 
 from rtp.engine import QueryError
 from rtp.errors import RequestError
 from rtp.server.events import read_body
-from rtp.server.query import FORMATS, format_result
-from rtp.sql.analysis import analyze
+from rtp.server.query import FORMATS, engine_refusal, format_result
+from rtp.sql.guard import guard_query
 
 router = APIRouter()
 
-READ_ONLY = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
-_COMMENTS = re.compile(r"\s*(--[^\n]*\n?|/\*.*?\*/)", re.S)
-_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
-
-
-def _first_word(sql: str) -> str:
-    head = _COMMENTS.sub(" ", sql).lstrip(" (\n\t")
-    return head.split(None, 1)[0].upper() if head.strip() else ""
-
 
 def check_read_only(sql: str) -> str:
-    """The statement without a trailing ``;``. Raises RequestError (RTP400) when it is
-    empty, more than one statement, or not a read-only statement."""
-    text = sql.strip().rstrip(";").strip()
-    word = _first_word(text)
-    if not word:
-        raise RequestError("the query is empty", code="RTP400", hint="pass ?q=SELECT ...")
-    query = True
-    if word in ("SELECT", "WITH"):
-        facts = analyze(text)  # sqlglot knows queries; SHOW, EXPLAIN ... it can't parse
-        single = facts.statements == 1 if facts.parsed else ";" not in text
-        query = facts.is_query if facts.parsed else True
-    else:
-        single = ";" not in text
-    if not single:
-        raise RequestError("send one statement at a time", code="RTP400")
-    if word not in READ_ONLY or not query or _OUTFILE.search(text):
-        raise RequestError(
-            f"only read-only statements run through /v0/sql, not {word}", code="RTP400",
-            hint="SELECT, WITH, SHOW, DESCRIBE, EXPLAIN or EXISTS; change tables with "
-            "`rtp deploy` and add rows with POST /v0/events")
-    return text
+    """The statement without a trailing ``;``, if an ADMIN may run it here. Raises
+    RequestError (RTP400) when it is empty, more than one statement, not read-only or
+    writes a file (``INTO OUTFILE``)."""
+    return guard_query(sql, admin=True).sql
 
 
 def tables_read(sql: str) -> list[str] | None:
-    """The plain tables a read-only statement reads (its CTEs left out), or None when
-    it reads anything else (a table function, another database) or isn't a query
-    sqlglot can read."""
-    if _first_word(sql) not in ("SELECT", "WITH"):
-        return None
+    """The tables a non-admin query reads (CTEs resolved), or None when a non-admin may
+    not run it at all (a table function, another database, a denied function ...)."""
     try:
-        trees = [t for t in sqlglot.parse(sql, read="clickhouse") if t is not None]
-    except (ParseError, TokenError, ValueError):
+        return list(guard_query(sql, admin=False).tables)
+    except RequestError:
         return None
-    if len(trees) != 1 or not isinstance(trees[0], exp.Query):
-        return None
-    tree = trees[0]
-    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    names: list[str] = []
-    for table in tree.find_all(exp.Table):
-        if table.args.get("db") or not isinstance(table.this, exp.Identifier):
-            return None
-        if table.name not in ctes and table.name not in names:
-            names.append(table.name)
-    return sorted(names)
 
 
-def authorize(state, request: Request, sql: str) -> None:
-    """ADMIN, or DATASOURCES:READ on every datasource the query reads. Raises
-    RequestError 403 (RTP403) otherwise."""
-    tables = tables_read(sql)
-    if tables is None or any(t not in state.project.datasources for t in tables):
-        # only an ADMIN token reads beyond the project's datasources
-        grant = state.authorize(request, "DATASOURCES:READ", "*")
-        if "ADMIN" not in grant.scopes:
-            raise RequestError(f"the token '{grant.name}' may read the project's "
-                               "datasources only", code="RTP403", status=403,
-                               hint="use an ADMIN token for other tables, table "
-                               "functions, SHOW or DESCRIBE")
-        return
-    first, *rest = tables or ["*"]
-    grant = state.authorize(request, "DATASOURCES:READ", first)
-    for name in rest:
+def authorize(state, request: Request, sql: str) -> tuple[str, bool]:
+    """(the statement to run, whether the caller is ADMIN). ADMIN runs any read-only
+    statement; another token runs what :func:`rtp.sql.guard.guard_query` lets through
+    and needs DATASOURCES:READ on every datasource it reads.
+
+    Raises RequestError 400 (RTP400) for a statement the caller may not send, 403
+    (RTP403) for a missing token, a table or function beyond the token's scope."""
+    grant = state.caller(request)
+    if "ADMIN" in grant.scopes:
+        verdict = guard_query(sql, admin=True)
+        return verdict.sql, True
+    # qualified names (db.table) are refused: the project's tables are read unqualified
+    verdict = guard_query(sql, admin=False, database=None)
+    for name in verdict.tables:
+        if name not in state.project.datasources:
+            raise RequestError(f"'{name}' is not a datasource of the project",
+                               code="RTP403", status=403, hint="a non-admin token reads "
+                               "the project's datasources only")
         if not grant.allows("DATASOURCES:READ", name):
             raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope on "
                                f"'{name}'", code="RTP403", status=403,
                                hint=f"create one with --scope DATASOURCES:READ:{name}")
+    readable = [s.split(":", 2)[2] for s in sorted(grant.scopes)
+                if s.startswith("DATASOURCES:READ:")]
+    # a query that reads no table (SELECT 1) still needs some DATASOURCES:READ scope
+    resource = verdict.tables[0] if verdict.tables else (readable or ["*"])[0]
+    if not grant.allows("DATASOURCES:READ", resource):
+        raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope",
+                           code="RTP403", status=403,
+                           hint=f"create one with --scope DATASOURCES:READ:{resource}")
+    return verdict.sql, False
 
 
 async def _request_values(request: Request) -> tuple[str, str]:
@@ -136,14 +104,13 @@ async def _request_values(request: Request) -> tuple[str, str]:
     return query, (fmt or "json").lower()
 
 
-def _run(backend, sql: str, fmt: str) -> bytes:
+def _run(backend, sql: str, fmt: str, admin: bool = False) -> bytes:
     try:
         if hasattr(backend, "query_bytes"):
             return backend.query_bytes(sql, FORMATS[fmt][0])
         return format_result(backend, sql, fmt)
     except QueryError as exc:
-        raise RequestError(f"the engine refused the query: {exc.detail}",
-                           code="RTP304") from None
+        raise engine_refusal(exc, reveal=admin) from None
 
 
 async def run_sql(request: Request) -> Response:
@@ -152,9 +119,8 @@ async def run_sql(request: Request) -> Response:
     if fmt not in FORMATS:
         raise RequestError(f"unknown format '{fmt}'", code="RTP400",
                            hint="format: json, csv, ndjson or parquet")
-    sql = check_read_only(query)
-    authorize(state, request, sql)
-    body = await state.run(_run, state.backend, sql, fmt)
+    sql, admin = authorize(state, request, query)
+    body = await state.run(_run, state.backend, sql, fmt, admin)
     return Response(body, media_type=FORMATS[fmt][1])
 
 
