@@ -284,11 +284,26 @@ SQL_AND_OPERATORS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "n
 
 def split_condition(key: str) -> tuple[str, str]:
     """``col__op`` -> (column, operator suffix), as Tinybird splits it: at the last
-    ``__``; a key whose suffix is no operator is a column name with no operator."""
+    ``__``. A key whose suffix is no operator is a column name (ClickHouse allows ``__``
+    in names) compared with ``=``; ``rtp check`` warns about it, it is most likely a
+    misspelt operator."""
     col, sep, op = key.rpartition("__")
-    if not sep or not col:
+    if not sep or not col or op not in SQL_AND_OPERATORS:
         return key, ""
     return col, op
+
+
+def unknown_operators(template: Template) -> list[tuple[str, int]]:
+    """(key, template line) of each ``sql_and(...)`` keyword whose ``__suffix`` is not
+    an operator, for ``rtp check`` to warn about."""
+    found = []
+    for call in _ENV.parse(template.source).find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "sql_and":
+            for kw in call.kwargs:
+                col, sep, op = kw.key.rpartition("__")
+                if sep and col and op not in SQL_AND_OPERATORS:
+                    found.append((kw.key, call.lineno))
+    return found
 
 
 def _sql_and(**conditions):
@@ -297,11 +312,6 @@ def _sql_and(**conditions):
         if not _defined(value) or (isinstance(value, ParamValue) and value.value is None):
             continue  # not sent: no condition (Tinybird's `defined=False` idiom)
         col, op = split_condition(key)
-        if op not in SQL_AND_OPERATORS:
-            raise RequestError(f"sql_and: unknown operator '__{op}' in '{key}'",
-                               code="RTP400",
-                               hint="operators: " + ", ".join(
-                                   f"__{o}" for o in SQL_AND_OPERATORS if o))
         items = value.value if isinstance(value, ParamValue) else value
         if op in ("in", "not_in"):
             if isinstance(items, str) and not isinstance(value, ParamValue):
