@@ -236,3 +236,19 @@ async def test_sql_and_array_from_a_json_body(serve):
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == []  # IN an empty list matches nothing
+
+
+async def test_openapi_describes_arrays_as_comma_separated_lists(serve):
+    pipe = """
+        nodes:
+          - name: pick
+            sql: |
+              SELECT product_id FROM events
+              WHERE product_id IN {{ Array(ids, 'String', 'p1,p2', example='p3') }}
+    """
+    s = serve({"pipes/pick.yaml": pipe})
+    r = await s.client.get("/v0/pipes/openapi.json", params={"token": s.admin})
+    assert r.status_code == 200, r.text
+    [ids] = r.json()["paths"]["/v0/pipes/pick.json"]["get"]["parameters"]
+    assert ids["schema"] == {"type": "array", "items": {"type": "string"}, "default": ["p1", "p2"]}
+    assert (ids["style"], ids["explode"], ids["example"]) == ("form", False, ["p3"])
