@@ -18,9 +18,16 @@ from rtp.sql.params import INT_RANGES, Param
 router = APIRouter()
 
 
-def json_schema(ch_type: str) -> dict:
+# How ClickHouse's JSON output writes DateTime and DateTime64 values: not RFC 3339
+# (a space, no offset), so not OpenAPI's "date-time" format.
+_CH_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$"
+
+
+def json_schema(ch_type: str, *, output: bool = False) -> dict:
     """A JSON schema for a ClickHouse (or parameter) type, as ClickHouse's JSON output
-    writes it (since 25.x integers of every width are numbers, 128 and 256 bits quoted)."""
+    writes it (since 25.x integers of every width are numbers, 128 and 256 bits quoted).
+    ``output``: the schema of a result column (date-times as ClickHouse writes them)
+    rather than of a parameter (date-times as RFC 3339, which parameters accept)."""
     t = ch_type.strip()
     nullable = False
     while True:
@@ -30,7 +37,7 @@ def json_schema(ch_type: str) -> dict:
         nullable = nullable or m.group(1) == "Nullable"
         t = m.group(2).strip()
     if t.startswith("Array("):
-        schema = {"type": "array", "items": json_schema(t[6:-1])}
+        schema = {"type": "array", "items": json_schema(t[6:-1], output=output)}
     elif t in INT_RANGES and not re.search(r"(128|256)$", t):
         schema = {"type": "integer"}
     elif t in INT_RANGES:
@@ -41,6 +48,8 @@ def json_schema(ch_type: str) -> dict:
         schema = {"type": "boolean"}
     elif t.startswith("Date32") or t == "Date":
         schema = {"type": "string", "format": "date"}
+    elif t.startswith("DateTime") and output:
+        schema = {"type": "string", "pattern": _CH_DATETIME}
     elif t.startswith("DateTime"):
         schema = {"type": "string", "format": "date-time"}
     else:
@@ -51,23 +60,36 @@ def json_schema(ch_type: str) -> dict:
 
 
 def _parameter(param: Param) -> dict:
-    schema = json_schema(param.type)
-    if param.is_array:
-        schema = {"type": "string", "description": f"comma-separated {param.element_type}"}
-    if param.default is not None:
-        schema["default"] = param.default
+    schema = json_schema(param.element_type)
     if param.enum:
         schema["enum"] = list(param.enum)
     if param.min is not None:
         schema["minimum"] = param.min
     if param.max is not None:
         schema["maximum"] = param.max
+    if param.is_array:
+        # ?ids=1,2,3 (rtp also takes ?ids=1&ids=2): OpenAPI's form style, not exploded
+        schema = {"type": "array", "items": schema}
+    if param.default is not None:
+        schema["default"] = _listed(param, param.default)
     out = {"name": param.name, "in": "query", "required": bool(param.required
                                                               and param.default is None),
            "description": param.description or f"{param.type} parameter", "schema": schema}
+    if param.is_array:
+        out.update(style="form", explode=False)
     if param.example is not None:
-        out["example"] = param.example
+        out["example"] = _listed(param, param.example)
     return out
+
+
+def _listed(param: Param, value):
+    """An array parameter's default or example as the list it stands for ('a,b' in a
+    template is ['a', 'b'])."""
+    if not param.is_array:
+        return value
+    if isinstance(value, str):
+        return value.split(",") if value else []
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {
@@ -80,7 +102,7 @@ def build_spec(state, columns: dict[str, list[tuple[str, str]]]) -> dict:
     for name in state.endpoints:
         pipe = state.project.pipes[name]
         params = [_parameter(p) for p in endpoint_params(state.compiled, name).values()]
-        row = {"type": "object", "properties": {c: json_schema(t)
+        row = {"type": "object", "properties": {c: json_schema(t, output=True)
                                                 for c, t in columns.get(name, [])}}
         body = {"type": "object", "properties": {
             "meta": {"type": "array", "items": {"type": "object", "properties": {

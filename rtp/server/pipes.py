@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 from fastapi import APIRouter, Request, Response
 from starlette.routing import Route
@@ -16,7 +17,12 @@ router = APIRouter()
 
 async def _params(request: Request) -> dict:
     """Query-string values (a repeated name gives a list), then a POST's JSON or form
-    body on top."""
+    body on top.
+
+    Raises RequestError RTP407: 400 for a body that is not a JSON object or not UTF-8
+    form text, 415 for multipart/form-data (parameters are short text: send them as
+    application/x-www-form-urlencoded, JSON or in the query string).
+    """
     query = request.query_params
     raw: dict = {}
     for key in query:
@@ -24,7 +30,7 @@ async def _params(request: Request) -> dict:
             values = query.getlist(key)
             raw[key] = values[0] if len(values) == 1 else values
     if request.method == "POST":
-        kind = request.headers.get("content-type", "")
+        kind = request.headers.get("content-type", "").lower()
         body = await read_body(request, request.app.state.rtp.settings.max_body_bytes)
         if body and "json" in kind:
             try:
@@ -35,10 +41,29 @@ async def _params(request: Request) -> dict:
                 raise RequestError("the JSON body must be an object of parameters",
                                    code="RTP407")
             raw.update({k: v for k, v in data.items() if k not in RESERVED})
-        elif body and "form" in kind:
-            form = await request.form()
-            raw.update({k: v for k, v in form.items() if k not in RESERVED})
+        elif "multipart/" in kind:
+            raise RequestError("multipart bodies are not read here", code="RTP407",
+                               status=415, hint="send the parameters as application/"
+                               "x-www-form-urlencoded, JSON or in the query string")
+        elif body and "x-www-form-urlencoded" in kind:
+            # parsed here, not with request.form(): that needs python-multipart, and
+            # read_body has already consumed the stream
+            raw.update(_form(body))
     return raw
+
+
+def _form(body: bytes) -> dict:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError("the form body is not UTF-8", code="RTP407") from None
+    try:
+        form = urllib.parse.parse_qs(text, keep_blank_values=True, errors="strict",
+                                     max_num_fields=10_000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(f"the form body is not readable: {exc}", code="RTP407"
+                           ) from None
+    return {k: v[0] if len(v) == 1 else v for k, v in form.items() if k not in RESERVED}
 
 
 async def get_pipe(request: Request) -> Response:

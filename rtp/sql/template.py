@@ -176,6 +176,22 @@ def _declaration(fname: str, call: nodes.Call) -> Param:
                 f"{fname}() has no option '{key}'", line=line, token=key, code="RTP301",
                 hint="options: default, " + ", ".join(PARAM_OPTIONS),
             )
+    for key in ("min", "max"):
+        bound = kwargs.get(key)
+        if bound is not None and (isinstance(bound, bool)
+                                  or not isinstance(bound, int | float)):
+            raise TemplateError(f"{fname}({name}, {key}=...) must be a number", line=line,
+                                token=key, code="RTP301")
+    timezone = kwargs.get("timezone")
+    if timezone is not None:
+        try:
+            coerce(Param(name, "DateTime", timezone=str(timezone)),
+                   "2000-01-01T00:00:00+00:00")
+        except RequestError:
+            raise TemplateError(f"{fname}({name}, timezone={timezone!r}): unknown timezone",
+                                line=line, token=name, code="RTP301",
+                                hint="an IANA name such as 'UTC' or 'Europe/Madrid'"
+                                ) from None
     enum = kwargs.get("enum") or ()
     if isinstance(enum, str):
         enum = tuple(e.strip() for e in enum.split(","))
@@ -184,6 +200,7 @@ def _declaration(fname: str, call: nodes.Call) -> Param:
         description=str(kwargs.get("description") or ""),
         required=bool(kwargs.get("required", False)), example=kwargs.get("example"),
         enum=tuple(enum), min=kwargs.get("min"), max=kwargs.get("max"), line=line,
+        timezone=str(timezone) if timezone is not None else None,
     )
     for what in ("default", "example"):
         value = getattr(param, what)
@@ -199,21 +216,38 @@ def _declaration(fname: str, call: nodes.Call) -> Param:
 # -- runtime functions -----------------------------------------------------------------
 
 
+class ParamValue(escape.SqlText):
+    """What a type function renders: the escaped literal, with the typed value kept
+    (None for a missing optional value) so ``sql_and`` can build ``IN (...)`` lists and
+    leave out conditions whose value was not sent."""
+
+    value: object = None
+
+
+def _rendered(sql: str, value) -> ParamValue:
+    out = ParamValue(sql)
+    out.value = value
+    return out
+
+
 def _param_function(type_name: str):
     def function(value=None, default=None, *args, **options):
+        name = "parameter"
         if isinstance(value, Undefined) or value is None:
-            name = getattr(value, "_undefined_name", None) or "parameter"
+            name = getattr(value, "_undefined_name", None) or name
             if default is None and options.get("default") is not None:
                 default = options["default"]
             if default is None:
                 if options.get("required"):
                     raise RequestError(f"parameter '{name}' is required", code="RTP401")
-                return escape.SqlText("NULL")
-            value = coerce(Param(name, type_name), default)
+                return _rendered("NULL", None)
+            value = default
         # Values normally arrive coerced (Template.coerce_values names the parameter in
         # its errors); coercing again here keeps a raw value from ever reaching SQL.
-        value = coerce(Param("parameter", type_name), value)
-        return escape.literal(value)
+        timezone = options.get("timezone")
+        value = coerce(Param(name, type_name, timezone=timezone if isinstance(
+            timezone, str) else None), value)
+        return _rendered(escape.literal(value), value)
 
     function.__name__ = type_name
     return function
@@ -242,25 +276,66 @@ def _columns(value=None, default=None):
     return escape.SqlText(", ".join(escape.identifier(n.strip()) for n in names if n.strip()))
 
 
-_OPERATORS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "not": "!=",
-              "in": "IN", "not_in": "NOT IN"}
+# Tinybird's sql_and operators (its sql_template: in, not_in, gt, lt, gte, lte; no
+# suffix is `=`), plus rtp's `__not` for `!=`.
+SQL_AND_OPERATORS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "not": "!=",
+                     "in": "IN", "not_in": "NOT IN"}
+
+
+def split_condition(key: str) -> tuple[str, str]:
+    """``col__op`` -> (column, operator suffix), as Tinybird splits it: at the last
+    ``__``. A key whose suffix is no operator is a column name (ClickHouse allows ``__``
+    in names) compared with ``=``; ``rtp check`` warns about it, it is most likely a
+    misspelt operator."""
+    col, sep, op = key.rpartition("__")
+    if not sep or not col or op not in SQL_AND_OPERATORS:
+        return key, ""
+    return col, op
+
+
+def unknown_operators(template: Template) -> list[tuple[str, int]]:
+    """(key, template line) of each ``sql_and(...)`` keyword whose ``__suffix`` is not
+    an operator, for ``rtp check`` to warn about."""
+    found = []
+    for call in _ENV.parse(template.source).find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "sql_and":
+            for kw in call.kwargs:
+                col, sep, op = kw.key.rpartition("__")
+                if sep and col and op not in SQL_AND_OPERATORS:
+                    found.append((kw.key, call.lineno))
+    return found
 
 
 def _sql_and(**conditions):
     parts = []
     for key, value in conditions.items():
-        if not _defined(value):
-            continue
-        col, _, op = key.partition("__")
-        if op not in _OPERATORS:
-            raise RequestError(f"sql_and: unknown operator '__{op}'", code="RTP400")
+        if not _defined(value) or (isinstance(value, ParamValue) and value.value is None):
+            continue  # not sent: no condition (Tinybird's `defined=False` idiom)
+        col, op = split_condition(key)
+        items = value.value if isinstance(value, ParamValue) else value
         if op in ("in", "not_in"):
-            items = value if isinstance(value, list | tuple) else str(value).split(",")
-            rendered = "(" + ", ".join(escape.literal(v) for v in items) + ")"
+            if isinstance(items, str) and not isinstance(value, ParamValue):
+                items = items.split(",")  # an undeclared name: text, comma-separated
+            elif not isinstance(items, list | tuple):
+                items = [items]
+            if not items:  # IN an empty list: nothing matches (everything for NOT IN)
+                parts.append("0" if op == "in" else "1")
+                continue
+            rendered = "(" + ", ".join(_literal(v) for v in items) + ")"
+        elif isinstance(items, list | tuple):
+            raise RequestError(f"sql_and: '{key}' compares with one value, not a list",
+                               code="RTP400", hint="use __in or __not_in for lists")
         else:
-            rendered = escape.literal(value)
-        parts.append(f"{escape.identifier(col)} {_OPERATORS[op]} {rendered}")
+            rendered = value if isinstance(value, ParamValue) else _literal(value)
+        parts.append(f"{escape.identifier(col)} {SQL_AND_OPERATORS[op]} {rendered}")
     return escape.SqlText(" AND ".join(parts) if parts else "1")
+
+
+def _literal(value) -> escape.SqlText:
+    try:
+        return escape.literal(value)
+    except ValueError as exc:
+        raise RequestError(f"cannot render value: {exc}", code="RTP400") from None
 
 
 def _error(message="error", status=400):
