@@ -29,13 +29,19 @@ from rtp.project.model import COPY_MODES, ENGINES, PIPE_TYPES, REQUIRED_ENGINE_O
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME_HINT = "use letters, digits and underscores, starting with a letter or underscore"
-SCHEMA_ID = "https://rtp.dev/schemas/{kind}.schema.json"
 
 
 def kind_of(value) -> str:
     """How a value reads to a person: 'a mapping', 'text', 'empty'..."""
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false",
-            int: "a number", float: "a number", type(None): "empty"}.get(type(value), "a value")
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "empty",
+    }.get(type(value), "a value")
 
 
 # -- value types --------------------------------------------------------------------------
@@ -62,8 +68,9 @@ def _exprs(value):
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise PydanticCustomError("rtp_exprs", "must be a list of expressions",
-                                  {"kind": kind_of(value)})
+        raise PydanticCustomError(
+            "rtp_exprs", "must be a list of expressions", {"kind": kind_of(value)}
+        )
     return value
 
 
@@ -84,10 +91,12 @@ def _choice(values: tuple[str, ...], message: str, suggest: bool):
         value = _text(value) or None  # empty means "the default", as it always has
         if value is not None and value not in values:
             close = difflib.get_close_matches(value, values, n=1) if suggest else []
-            hint = ((f"did you mean '{close[0]}'? " if close else "")
-                    + f"one of: {', '.join(values)}") if suggest else None
-            raise PydanticCustomError("rtp_choice", message.format(value=value),
-                                      {"hint": hint})
+            hint = (
+                ((f"did you mean '{close[0]}'? " if close else "") + f"one of: {', '.join(values)}")
+                if suggest
+                else None
+            )
+            raise PydanticCustomError("rtp_choice", message.format(value=value), {"hint": hint})
         return value
 
     return check
@@ -102,29 +111,49 @@ def _engine(value):
     if isinstance(value, str):
         return {"type": value}
     if value is not None and not isinstance(value, dict):
-        raise PydanticCustomError("rtp_mapping", "must be a mapping",
-                                  {"kind": kind_of(value)})
+        raise PydanticCustomError("rtp_mapping", "must be a mapping", {"kind": kind_of(value)})
     return value
 
 
 _TEXT_SCHEMA = {"type": ["string", "number", "null"]}
 Text = Annotated[str | None, BeforeValidator(_text), WithJsonSchema(_TEXT_SCHEMA)]
-RequiredText = Annotated[str | None, BeforeValidator(_text),
-                         WithJsonSchema({"type": ["string", "number"]})]
-Name = Annotated[str | None, BeforeValidator(_name),
-                 WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern})]
-Exprs = Annotated[list[Text], BeforeValidator(_exprs), WithJsonSchema({
-    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "number"]}},
-              {"type": "null"}]})]
+RequiredText = Annotated[
+    str | None, BeforeValidator(_text), WithJsonSchema({"type": ["string", "number"]})
+]
+Name = Annotated[
+    str | None,
+    BeforeValidator(_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern}),
+]
+Exprs = Annotated[
+    list[Text],
+    BeforeValidator(_exprs),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": ["string", "number"]}},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 Flag = Annotated[bool, BeforeValidator(_flag)]
-Granularity = Annotated[int, BeforeValidator(_granularity),
-                        WithJsonSchema({"type": "integer", "minimum": 1})]
-PipeType = Annotated[str | None, BeforeValidator(_choice(PIPE_TYPES, "unknown pipe type "
-                                                         "'{value}'", True)),
-                     WithJsonSchema({"enum": list(PIPE_TYPES), "default": "endpoint"})]
-CopyMode = Annotated[str | None, BeforeValidator(_choice(
-    COPY_MODES, f"copy mode must be one of {', '.join(COPY_MODES)}", False)),
-    WithJsonSchema({"enum": list(COPY_MODES), "default": "append"})]
+Granularity = Annotated[
+    int, BeforeValidator(_granularity), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+PipeType = Annotated[
+    str | None,
+    BeforeValidator(_choice(PIPE_TYPES, "unknown pipe type '{value}'", True)),
+    WithJsonSchema({"enum": list(PIPE_TYPES), "default": "endpoint"}),
+]
+CopyMode = Annotated[
+    str | None,
+    BeforeValidator(
+        _choice(COPY_MODES, f"copy mode must be one of {', '.join(COPY_MODES)}", False)
+    ),
+    WithJsonSchema({"enum": list(COPY_MODES), "default": "append"}),
+]
 
 
 def _engine_schema() -> dict:
@@ -134,11 +163,19 @@ def _engine_schema() -> dict:
     for name, options in ENGINES.items():
         props: dict = {"type": {"const": name}}
         for option in options:
-            props[option] = ({"anyOf": [{"type": "string"}, {"type": "array",
-                                                             "items": {"type": "string"}}]}
-                             if option == "columns" else {"type": ["string", "number"]})
-        forms.append({"type": "object", "properties": props, "additionalProperties": False,
-                      "required": ["type", *REQUIRED_ENGINE_OPTIONS.get(name, ())]})
+            props[option] = (
+                {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+                if option == "columns"
+                else {"type": ["string", "number"]}
+            )
+        forms.append(
+            {
+                "type": "object",
+                "properties": props,
+                "additionalProperties": False,
+                "required": ["type", *REQUIRED_ENGINE_OPTIONS.get(name, ())],
+            }
+        )
     return {"anyOf": forms}
 
 
@@ -160,8 +197,7 @@ class EngineSpec(BaseModel):
     type: Text = Field(None, title="engine type")
 
 
-Engine = Annotated[EngineSpec | None, BeforeValidator(_engine),
-                   WithJsonSchema(_engine_schema())]
+Engine = Annotated[EngineSpec | None, BeforeValidator(_engine), WithJsonSchema(_engine_schema())]
 
 
 class ColumnFile(_Model):
@@ -169,8 +205,12 @@ class ColumnFile(_Model):
     mapping_what: ClassVar[str] = "a column"
     name: Name = Field(title="column name")
     type: RequiredText = Field(title="column type", description="a ClickHouse type")
-    json_: Text = Field(None, alias="json", title="json path",
-                        description="where the value sits in an ingested JSON row, e.g. $.user.id")
+    json_: Text = Field(
+        None,
+        alias="json",
+        title="json path",
+        description="where the value sits in an ingested JSON row, e.g. $.user.id",
+    )
     default: Text = Field(None, title="default", description="DEFAULT expression")
     codec: Text = Field(None, title="codec", description="CODEC(...) arguments")
     comment: Text = Field(None, title="comment")
@@ -198,8 +238,9 @@ class DatasourceFile(_Model):
     primary_key: Exprs = Field(default_factory=list, title="primary_key")
     partition_key: Text = Field(None, title="partition_key")
     ttl: Text = Field(None, title="ttl")
-    settings: dict[Any, Any] | None = Field(None, title="settings",
-                                            description="MergeTree table settings")
+    settings: dict[Any, Any] | None = Field(
+        None, title="settings", description="MergeTree table settings"
+    )
     indexes: list[IndexFile] | None = Field(None, title="indexes")
 
 
@@ -220,8 +261,9 @@ class PipeFile(_Model):
     description: Text = Field(None, title="description")
     nodes: list[NodeFile] | None = Field(title="nodes", json_schema_extra={"minItems": 1})
     type: PipeType = Field(None, title="type")
-    target: Name = Field(None, title="target",
-                         description="the datasource a materialized or copy pipe writes")
+    target: Name = Field(
+        None, title="target", description="the datasource a materialized or copy pipe writes"
+    )
     schedule: Text = Field(None, title="schedule", description="copy pipes: cron or @hourly")
     mode: CopyMode = Field(None, title="mode", description="copy pipes: append or replace")
     populate: Flag = Field(False, title="populate")
@@ -236,17 +278,22 @@ class ProjectFile(_Model):
     name: Name = Field(title="project name")
     description: Text = Field(None, title="description")
     targets: Annotated[dict[Any, Text] | None, BeforeValidator(_mapping_or_empty)] = Field(
-        None, title="targets",
-        description="name -> 'embedded' or clickhouse://user:password@host:9000/database")
+        None,
+        title="targets",
+        description="name -> 'embedded' or clickhouse://user:password@host:9000/database",
+    )
     default_target: Text = Field(None, title="default_target")
     tests_dir: Text = Field(None, title="tests_dir")
     fixtures_dir: Text = Field(None, title="fixtures_dir")
     static: dict[Any, Text] | None = Field(
-        None, title="static", description="URL name -> folder served by rtp serve and rtp dev")
+        None, title="static", description="URL name -> folder served by rtp serve and rtp dev"
+    )
 
 
 FILES: dict[str, type[_Model]] = {
-    "project": ProjectFile, "datasource": DatasourceFile, "pipe": PipeFile,
+    "project": ProjectFile,
+    "datasource": DatasourceFile,
+    "pipe": PipeFile,
 }
 # the value of a mapping field, in messages: "target 'prod' must be text"
 ITEM_WHAT = {"targets": "target '{key}'", "static": "static folder '{key}'"}
@@ -255,9 +302,21 @@ ITEM_WHAT = {"targets": "target '{key}'", "static": "static folder '{key}'"}
 def json_schema(kind: str) -> dict:
     """The published JSON Schema of one kind of file (``project``, ``datasource``,
     ``pipe``). Raises KeyError for another kind."""
-    schema = FILES[kind].model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": SCHEMA_ID.format(kind=kind), **schema}
+    schema = _drop_null_defaults(FILES[kind].model_json_schema(by_alias=True))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def _drop_null_defaults(value):
+    """``default: null`` says nothing to an editor (and hides ``type``'s real default)."""
+    if isinstance(value, dict):
+        return {
+            k: _drop_null_defaults(v)
+            for k, v in value.items()
+            if not (k == "default" and v is None)
+        }
+    if isinstance(value, list):
+        return [_drop_null_defaults(v) for v in value]
+    return value
 
 
 def json_schema_text(kind: str) -> str:
