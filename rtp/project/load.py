@@ -74,28 +74,39 @@ def load_project(root: Path) -> tuple[Project, Problems]:
             continue
         for path in sorted(folder.iterdir()):
             if path.suffix == ".yml":
-                problems.add(ProjectError(
-                    "rtp reads .yaml files only", code="RTP106",
-                    location=Location(_rel(root, path)), hint=f"rename it to {path.stem}.yaml",
-                ))
+                problems.add(
+                    ProjectError(
+                        "rtp reads .yaml files only",
+                        code="RTP106",
+                        location=Location(_rel(root, path)),
+                        hint=f"rename it to {path.stem}.yaml",
+                    )
+                )
                 continue
             if path.suffix not in (".yaml", datafile) or not path.is_file():
                 continue
             rel = _rel(root, path)
             name = path.stem
             if not NAME_RE.match(name):
-                problems.add(ProjectError(
-                    f"'{name}' is not a valid name", code="RTP106", location=Location(rel),
-                    hint="file names become table and endpoint names: use letters, digits "
-                    "and underscores, starting with a letter",
-                ))
+                problems.add(
+                    ProjectError(
+                        f"'{name}' is not a valid name",
+                        code="RTP106",
+                        location=Location(rel),
+                        hint="file names become table and endpoint names: use letters, digits "
+                        "and underscores, starting with a letter",
+                    )
+                )
                 continue
             if name in seen:
-                problems.add(ProjectError(
-                    f"'{name}' is defined twice: here and in {seen[name]}",
-                    code="RTP105", location=Location(rel),
-                    hint="datasources and pipes share one namespace; rename one of them",
-                ))
+                problems.add(
+                    ProjectError(
+                        f"'{name}' is defined twice: here and in {seen[name]}",
+                        code="RTP105",
+                        location=Location(rel),
+                        hint="datasources and pipes share one namespace; rename one of them",
+                    )
+                )
                 continue
             seen[name] = rel
             try:
@@ -145,8 +156,9 @@ def _validate(model: type, doc: Doc, data, problems: Problems, *, item_lists=())
         file, errors = None, exc.errors(include_url=False)
     # rtp's order at one place: unknown keys, then missing ones by name, then the rest
     rank = {"extra_forbidden": 0, "invalid_key": 0, "missing": 1}
-    errors.sort(key=lambda e: (rank.get(e["type"], 2),
-                               str(e["loc"][-1]) if e["type"] == "missing" else ""))
+    errors.sort(
+        key=lambda e: (rank.get(e["type"], 2), str(e["loc"][-1]) if e["type"] == "missing" else "")
+    )
     for err in errors:
         problems.add(_problem(model, doc, err))
     if any(not err["loc"] for err in errors):
@@ -173,14 +185,18 @@ def _problem(model: type, doc: Doc, err: dict) -> RtpError:
         allowed = sorted(f.alias or n for n, f in container.model_fields.items())
         close = difflib.get_close_matches(str(key), allowed, n=1)
         return ProjectError(
-            f"unknown key '{key}' in {container.what}", code="RTP102",
+            f"unknown key '{key}' in {container.what}",
+            code="RTP102",
             location=doc.loc((*loc[:-1], key), key=True),
             hint=f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}",
         )
     if etype == "missing":
         container, *_ = _at(model, loc[:-1])
-        return ProjectError(f"{container.what} is missing the required key '{loc[-1]}'",
-                            code="RTP103", location=doc.loc(loc[:-1]))
+        return ProjectError(
+            f"{container.what} is missing the required key '{loc[-1]}'",
+            code="RTP103",
+            location=doc.loc(loc[:-1]),
+        )
     here, title, field, extra = _at(model, loc)
     if extra and field in schema.ITEM_WHAT:
         what = schema.ITEM_WHAT[field].format(key=extra[0])
@@ -191,29 +207,40 @@ def _problem(model: type, doc: Doc, err: dict) -> RtpError:
     location = doc.loc(loc)
     if etype in ("model_type", "dict_type", "rtp_mapping"):
         what = here.mapping_what if here is not None else what
-        return ProjectError(f"{what} must be a mapping of keys to values, not "
-                            f"{schema.kind_of(value)}", code="RTP104", location=location)
+        return ProjectError(
+            f"{what} must be a mapping of keys to values, not {schema.kind_of(value)}",
+            code="RTP104",
+            location=location,
+        )
     if etype == "list_type":
         return ProjectError(f"{field} must be a list", code="RTP104", location=location)
     if etype == "rtp_text":
-        return ProjectError(f"{what} must be text, not {ctx['kind']}", code="RTP104",
-                            location=location)
+        return ProjectError(
+            f"{what} must be text, not {ctx['kind']}", code="RTP104", location=location
+        )
     if etype == "rtp_exprs":
-        return ProjectError(f"{what} must be a list of expressions, not {ctx['kind']}",
-                            code="RTP104", location=location)
+        return ProjectError(
+            f"{what} must be a list of expressions, not {ctx['kind']}",
+            code="RTP104",
+            location=location,
+        )
     if etype == "rtp_name":
-        return ProjectError(f"{what} '{ctx['name']}' is not a valid name", code="RTP106",
-                            location=location, hint=schema.NAME_HINT)
+        return ProjectError(
+            f"{what} '{ctx['name']}' is not a valid name",
+            code="RTP106",
+            location=location,
+            hint=schema.NAME_HINT,
+        )
     if etype == "rtp_flag":
         return ProjectError(f"{what} must be true or false", code="RTP104", location=location)
     if etype == "rtp_granularity":
-        return SchemaError(f"{what} must be a positive whole number", code="RTP204",
-                           location=location)
+        return SchemaError(
+            f"{what} must be a positive whole number", code="RTP204", location=location
+        )
     if etype == "rtp_choice":
         return ProjectError(err["msg"], code="RTP107", location=location, hint=ctx.get("hint"))
     # a rule the models gained without a wording here: still located, never a traceback
-    return ProjectError(f"{what or 'this value'}: {err['msg']}", code="RTP104",
-                        location=location)
+    return ProjectError(f"{what or 'this value'}: {err['msg']}", code="RTP104", location=location)
 
 
 def _at(model: type, loc: tuple):
@@ -253,8 +280,9 @@ def _model_in(annotation, base: type):
     return None
 
 
-def _repeated_names(model: type, doc: Doc, data: dict, errors: list, item_lists,
-                    problems: Problems) -> set[tuple]:
+def _repeated_names(
+    model: type, doc: Doc, data: dict, errors: list, item_lists, problems: Problems
+) -> set[tuple]:
     """Items of ``columns``/``indexes``/``nodes`` whose valid name an earlier item has:
     each is reported (RTP105) and left out."""
     failed = {tuple(e["loc"]) for e in errors}
@@ -272,8 +300,13 @@ def _repeated_names(model: type, doc: Doc, data: dict, errors: list, item_lists,
             if (field, i, "name") in failed or not isinstance(name, str):
                 continue
             if name in seen:
-                problems.add(ProjectError(f"{what} '{name}' is defined twice", code="RTP105",
-                                          location=doc.loc((field, i, "name"))))
+                problems.add(
+                    ProjectError(
+                        f"{what} '{name}' is defined twice",
+                        code="RTP105",
+                        location=doc.loc((field, i, "name")),
+                    )
+                )
                 repeated.add((field, i))
             seen.add(name)
     return repeated
@@ -293,8 +326,9 @@ def _prune(model: type, data: dict, errors: list, item_lists, repeated: set[tupl
         if loc[0] in item_lists and len(loc) >= 2:
             item_model = _at(model, loc[:2])[0]
             info = _field(item_model, loc[2]) if len(loc) == 3 else None
-            if len(loc) == 3 and (etype == "extra_forbidden"
-                                  or (info is not None and not info.is_required())):
+            if len(loc) == 3 and (
+                etype == "extra_forbidden" or (info is not None and not info.is_required())
+            ):
                 deletions.append(loc)  # an unknown key or a wrong optional value
             else:
                 dropped.add(loc[:2])
@@ -304,8 +338,9 @@ def _prune(model: type, data: dict, errors: list, item_lists, repeated: set[tupl
             data[loc[0]] = None
         elif etype != "missing":
             deletions.append(loc)
-    for loc in sorted(deletions, key=lambda p: [str(type(x)) + str(x).zfill(9) for x in p],
-                      reverse=True):
+    for loc in sorted(
+        deletions, key=lambda p: [str(type(x)) + str(x).zfill(9) for x in p], reverse=True
+    ):
         parent = data
         for seg in loc[:-1]:
             parent = parent[seg]
@@ -326,8 +361,11 @@ def _text(doc: Doc, path: tuple, value, problems: Problems, *, what: str) -> str
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        problems.add(ProjectError(f"{what} must be text, not {kind_of(value)}",
-                                  code="RTP104", location=doc.loc(path)))
+        problems.add(
+            ProjectError(
+                f"{what} must be text, not {kind_of(value)}", code="RTP104", location=doc.loc(path)
+            )
+        )
         return None
     return str(value)
 
@@ -340,11 +378,17 @@ def _text_list(doc: Doc, path: tuple, value, problems: Problems, *, what: str):
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, list):
-        problems.add(ProjectError(f"{what} must be a list of expressions, not "
-                                  f"{kind_of(value)}", code="RTP104", location=doc.loc(path)))
+        problems.add(
+            ProjectError(
+                f"{what} must be a list of expressions, not {kind_of(value)}",
+                code="RTP104",
+                location=doc.loc(path),
+            )
+        )
         return ()
-    out = (_text(doc, (*path, i), item, problems, what=f"{what} item")
-           for i, item in enumerate(value))
+    out = (
+        _text(doc, (*path, i), item, problems, what=f"{what} item") for i, item in enumerate(value)
+    )
     return tuple(s for s in out if s is not None)
 
 
@@ -368,20 +412,26 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
         if url is None:
             continue
         if url != "embedded" and not url.startswith(("clickhouse://", "clickhouses://")):
-            problems.add(ProjectError(
-                f"target '{tname}' must be 'embedded' or a clickhouse:// URL",
-                code="RTP107", location=doc.loc(("targets", tname)),
-                hint="e.g. clickhouse://default:secret@127.0.0.1:9000/shop",
-            ))
+            problems.add(
+                ProjectError(
+                    f"target '{tname}' must be 'embedded' or a clickhouse:// URL",
+                    code="RTP107",
+                    location=doc.loc(("targets", tname)),
+                    hint="e.g. clickhouse://default:secret@127.0.0.1:9000/shop",
+                )
+            )
             continue
         targets = [t for t in targets if t.name != tname] + [Target(str(tname), url)]
     default = file.default_target or "embedded"
     if default not in {t.name for t in targets}:
-        problems.add(ProjectError(
-            f"default_target '{default}' is not one of the targets",
-            code="RTP107", location=doc.loc(("default_target",)),
-            hint=f"targets: {', '.join(t.name for t in targets)}",
-        ))
+        problems.add(
+            ProjectError(
+                f"default_target '{default}' is not one of the targets",
+                code="RTP107",
+                location=doc.loc(("default_target",)),
+                hint=f"targets: {', '.join(t.name for t in targets)}",
+            )
+        )
         default = "embedded"
     return Settings(
         name=file.name or root.name,
@@ -404,18 +454,25 @@ def _read_static(root: Path, doc: Doc, static, problems: Problems) -> tuple[tupl
             continue
         name = str(name)
         if not STATIC_NAME_RE.match(name) or name in RESERVED_PATHS:
-            problems.add(ProjectError(
-                f"'{name}' can't be a URL path for static files", code="RTP106",
-                location=doc.loc(path, key=True),
-                hint="use letters, digits, '-', '_' and '.'; v0, docs, healthz and "
-                "metrics are the server's own",
-            ))
+            problems.add(
+                ProjectError(
+                    f"'{name}' can't be a URL path for static files",
+                    code="RTP106",
+                    location=doc.loc(path, key=True),
+                    hint="use letters, digits, '-', '_' and '.'; v0, docs, healthz and "
+                    "metrics are the server's own",
+                )
+            )
             continue
         if not (root / folder).is_dir():
-            problems.add(ProjectError(
-                f"static folder '{folder}' does not exist", code="RTP107",
-                location=doc.loc(path), hint="a folder relative to rtp.yaml",
-            ))
+            problems.add(
+                ProjectError(
+                    f"static folder '{folder}' does not exist",
+                    code="RTP107",
+                    location=doc.loc(path),
+                    hint="a folder relative to rtp.yaml",
+                )
+            )
             continue
         out.append((name, folder))
     return tuple(out)
@@ -427,27 +484,44 @@ def _read_static(root: Path, doc: Doc, static, problems: Problems) -> tuple[tupl
 def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | None:
     from rtp.project.schema import DatasourceFile
 
-    file, kept = _validate(DatasourceFile, doc, doc.data, problems,
-                           item_lists=("columns", "indexes"))
+    file, kept = _validate(
+        DatasourceFile, doc, doc.data, problems, item_lists=("columns", "indexes")
+    )
     if file is None:
         return None
     if doc.data.get("columns") == []:
-        problems.add(SchemaError("a datasource needs at least one column", code="RTP103",
-                                 location=doc.loc(("columns",))))
+        problems.add(
+            SchemaError(
+                "a datasource needs at least one column",
+                code="RTP103",
+                location=doc.loc(("columns",)),
+            )
+        )
     columns: list[Column] = []
     for i, col in zip(kept.get("columns", ()), file.columns or (), strict=True):
         if col.name is None or col.type is None:
             continue
         path = ("columns", i)
         if col.json_ is not None and not col.json_.startswith("$"):
-            problems.add(SchemaError(
-                f"json path '{col.json_}' must start with '$'", code="RTP107",
-                location=doc.loc((*path, "json")), hint="e.g. $.user.id",
-            ))
-        columns.append(Column(
-            name=col.name, type=col.type.strip(), json_path=col.json_ or f"$.{col.name}",
-            default=col.default, codec=col.codec, comment=col.comment, path=path,
-        ))
+            problems.add(
+                SchemaError(
+                    f"json path '{col.json_}' must start with '$'",
+                    code="RTP107",
+                    location=doc.loc((*path, "json")),
+                    hint="e.g. $.user.id",
+                )
+            )
+        columns.append(
+            Column(
+                name=col.name,
+                type=col.type.strip(),
+                json_path=col.json_ or f"$.{col.name}",
+                default=col.default,
+                codec=col.codec,
+                comment=col.comment,
+                path=path,
+            )
+        )
     indexes = [
         Index(idx.name, idx.expr, idx.type, idx.granularity, ("indexes", i))
         for i, idx in zip(kept.get("indexes", ()), file.indexes or (), strict=True)
@@ -477,26 +551,38 @@ def _read_engine(doc: Doc, spec, problems: Problems) -> Engine:
     type_path = ("engine",) if isinstance(doc.data.get("engine"), str) else ("engine", "type")
     etype = spec.type
     if etype is None:
-        problems.add(ProjectError("engine is missing the required key 'type'", code="RTP103",
-                                  location=doc.loc(("engine",))))
+        problems.add(
+            ProjectError(
+                "engine is missing the required key 'type'",
+                code="RTP103",
+                location=doc.loc(("engine",)),
+            )
+        )
         return Engine()
     if etype not in ENGINES:
         close = difflib.get_close_matches(etype, list(ENGINES), n=1)
-        problems.add(SchemaError(
-            f"unknown engine '{etype}'", code="RTP201", location=doc.loc(type_path),
-            hint=(f"did you mean '{close[0]}'? " if close else "")
-            + f"supported: {', '.join(ENGINES)}",
-        ))
+        problems.add(
+            SchemaError(
+                f"unknown engine '{etype}'",
+                code="RTP201",
+                location=doc.loc(type_path),
+                hint=(f"did you mean '{close[0]}'? " if close else "")
+                + f"supported: {', '.join(ENGINES)}",
+            )
+        )
         return Engine()
     allowed = set(ENGINES[etype])
     options = []
     for key, value in (spec.model_extra or {}).items():
         if key not in allowed:
-            problems.add(SchemaError(
-                f"{etype} has no option '{key}'", code="RTP202",
-                location=doc.loc(("engine", key), key=True),
-                hint=f"{etype} takes: {', '.join(ENGINES[etype]) or 'no options'}",
-            ))
+            problems.add(
+                SchemaError(
+                    f"{etype} has no option '{key}'",
+                    code="RTP202",
+                    location=doc.loc(("engine", key), key=True),
+                    hint=f"{etype} takes: {', '.join(ENGINES[etype]) or 'no options'}",
+                )
+            )
             continue
         if key == "columns":
             cols = _text_list(doc, ("engine", key), value, problems, what="columns")
@@ -507,11 +593,14 @@ def _read_engine(doc: Doc, spec, problems: Problems) -> Engine:
             options.append((key, sval))
     for req in REQUIRED_ENGINE_OPTIONS.get(etype, ()):
         if req not in dict(options):
-            problems.add(SchemaError(
-                f"{etype} needs the option '{req}'", code="RTP202",
-                location=doc.loc(("engine",)),
-                hint=f"write engine: {{type: {etype}, {req}: <column>}}",
-            ))
+            problems.add(
+                SchemaError(
+                    f"{etype} needs the option '{req}'",
+                    code="RTP202",
+                    location=doc.loc(("engine",)),
+                    hint=f"write engine: {{type: {etype}, {req}: <column>}}",
+                )
+            )
     return Engine(etype, tuple(options))
 
 
@@ -528,32 +617,61 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
     ptype = file.type or "endpoint"
     target = file.target
     if ptype in ("materialized", "copy") and target is None and "target" not in data:
-        problems.add(ProjectError(
-            f"a {ptype} pipe needs a target datasource", code="RTP103",
-            location=doc.loc(("type",)), hint="add `target: <datasource name>`",
-        ))
+        problems.add(
+            ProjectError(
+                f"a {ptype} pipe needs a target datasource",
+                code="RTP103",
+                location=doc.loc(("type",)),
+                hint="add `target: <datasource name>`",
+            )
+        )
     if ptype not in ("materialized", "copy") and "target" in data:
-        problems.add(ProjectError(
-            f"only materialized and copy pipes have a target, this one is {ptype}",
-            code="RTP107", location=doc.loc(("target",), key=True),
-        ))
+        problems.add(
+            ProjectError(
+                f"only materialized and copy pipes have a target, this one is {ptype}",
+                code="RTP107",
+                location=doc.loc(("target",), key=True),
+            )
+        )
     for key in ("schedule", "mode"):
         if key in data and ptype != "copy":
-            problems.add(ProjectError(f"'{key}' applies to copy pipes only", code="RTP107",
-                                      location=doc.loc((key,), key=True)))
+            problems.add(
+                ProjectError(
+                    f"'{key}' applies to copy pipes only",
+                    code="RTP107",
+                    location=doc.loc((key,), key=True),
+                )
+            )
     if data.get("nodes") == []:
-        problems.add(ProjectError("nodes must be a non-empty list of {name, sql}",
-                                  code="RTP104", location=doc.loc(("nodes",))))
+        problems.add(
+            ProjectError(
+                "nodes must be a non-empty list of {name, sql}",
+                code="RTP104",
+                location=doc.loc(("nodes",)),
+            )
+        )
     nodes = [
-        Node(name=node.name, sql=node.sql, description=node.description or "",
-             origin=doc.origin(("nodes", i, "sql")), path=("nodes", i))
+        Node(
+            name=node.name,
+            sql=node.sql,
+            description=node.description or "",
+            origin=doc.origin(("nodes", i, "sql")),
+            path=("nodes", i),
+        )
         for i, node in zip(kept.get("nodes", ()), file.nodes or (), strict=True)
         if node.name is not None and node.sql is not None
     ]
     if not nodes:
         return None
     return Pipe(
-        name=name, file=doc.file, nodes=tuple(nodes), type=ptype, target=target,
-        schedule=file.schedule, mode=file.mode or "append", populate=file.populate,
-        description=file.description or "", doc=doc,
+        name=name,
+        file=doc.file,
+        nodes=tuple(nodes),
+        type=ptype,
+        target=target,
+        schedule=file.schedule,
+        mode=file.mode or "append",
+        populate=file.populate,
+        description=file.description or "",
+        doc=doc,
     )

@@ -150,13 +150,17 @@ class _DocLoader(yaml.SafeLoader):
                         f"key '{key}' appears twice in the same mapping",
                         code="RTP105",
                         location=Location(
-                            doc.file, key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1, len(str(key)),
+                            doc.file,
+                            key_node.start_mark.line + 1,
+                            key_node.start_mark.column + 1,
+                            len(str(key)),
                         ),
                         hint="remove one of them",
                     )
                 doc.key_marks[child] = (
-                    key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
                 out[key] = self._build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -179,5 +183,9 @@ def _record_text(node: yaml.ScalarNode, path: Path_, doc: Doc, lines: list[str])
     else:
         quoted = 1 if node.style in ("'", '"') else 0
         doc.origins[path] = TextOrigin(doc.file, start.line + 1, start.column + 1 + quoted, False)
-    doc.lengths[path] = max(1, min(len(node.value), node.end_mark.column - start.column)
-                            if node.end_mark.line == start.line else len(node.value.split("\n")[0]))
+    doc.lengths[path] = max(
+        1,
+        min(len(node.value), node.end_mark.column - start.column)
+        if node.end_mark.line == start.line
+        else len(node.value.split("\n")[0]),
+    )
