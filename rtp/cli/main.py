@@ -11,7 +11,7 @@ import sys
 import typer
 
 from rtp import __version__
-from rtp.cli import append, check, copy, deploy, dev, graph, init, serve, sql, test, token
+from rtp.cli import append, check, copy, deploy, dev, graph, init, schema, serve, sql, test, token
 from rtp.cli.output import fail
 from rtp.errors import RtpError
 
@@ -51,6 +51,7 @@ app.add_typer(copy.app, name="copy")
 app.command("serve")(serve.serve)
 app.command("dev")(dev.dev)
 app.add_typer(token.app, name="token")
+app.command("schema")(schema.schema)
 
 
 def main() -> None:

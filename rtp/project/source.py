@@ -92,10 +92,18 @@ def load_yaml(path: Path, rel: str) -> Doc:
 
 
 def parse_yaml(text: str, rel: str) -> Doc:
-    """Parse YAML text; see :func:`load_yaml`."""
+    """Parse YAML text; see :func:`load_yaml`.
+
+    Each call gets its own loader (:class:`_DocLoader`): PyYAML's constructor remembers
+    every node it built until its document ends, so a shared one would keep every parsed
+    file alive for the life of the process (``rtp dev`` reloads on each edit) and let two
+    threads loading at once mix their state.
+    """
+    loader = _DocLoader(text, rel)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return loader.load_doc()
     except yaml.MarkedYAMLError as exc:
+        # a syntax error, or a tag no safe constructor knows (`!!python/name:...`, `!foo`)
         mark = exc.problem_mark or exc.context_mark
         loc = Location(rel, mark.line + 1, mark.column + 1) if mark else Location(rel)
         problem = exc.problem or "invalid YAML"
@@ -107,47 +115,60 @@ def parse_yaml(text: str, rel: str) -> Doc:
         ) from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"YAML error: {exc}", code="RTP101", location=Location(rel)) from None
-    doc = Doc(rel, None)
-    lines = text.splitlines()
-    if node is None:
-        doc.data = None
-        return doc
-    doc.data = _build(node, (), doc, lines)
-    return doc
+    finally:
+        loader.dispose()
 
 
-_constructor = yaml.SafeLoader("")
+class _DocLoader(yaml.SafeLoader):
+    """A safe loader for one document that builds plain values and records, for each,
+    where it sits in the file. Holds no state beyond the document it reads."""
 
+    def __init__(self, text: str, rel: str) -> None:
+        super().__init__(text)
+        self.doc = Doc(rel, None)
+        self.lines = text.splitlines()
 
-def _build(node: yaml.Node, path: Path_, doc: Doc, lines: list[str]):
-    doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    doc.spans[path] = (node.start_mark.index, node.end_mark.index)
-    if isinstance(node, yaml.MappingNode):
-        out: dict = {}
-        for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                key = str(key)
-            child = (*path, key)
-            if key in out:
-                raise ProjectError(
-                    f"key '{key}' appears twice in the same mapping",
-                    code="RTP105",
-                    location=Location(
-                        doc.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                        len(str(key)),
-                    ),
-                    hint="remove one of them",
+    def load_doc(self) -> Doc:
+        node = self.get_single_node()
+        if node is not None:
+            self.doc.data = self._build(node, ())
+        return self.doc
+
+    def _build(self, node: yaml.Node, path: Path_):
+        doc = self.doc
+        doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        doc.spans[path] = (node.start_mark.index, node.end_mark.index)
+        if isinstance(node, yaml.MappingNode):
+            out: dict = {}
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    key = str(key)
+                child = (*path, key)
+                if key in out:
+                    raise ProjectError(
+                        f"key '{key}' appears twice in the same mapping",
+                        code="RTP105",
+                        location=Location(
+                            doc.file,
+                            key_node.start_mark.line + 1,
+                            key_node.start_mark.column + 1,
+                            len(str(key)),
+                        ),
+                        hint="remove one of them",
+                    )
+                doc.key_marks[child] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
                 )
-            doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _build(value_node, child, doc, lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), doc, lines) for i, item in enumerate(node.value)]
-    value = _constructor.construct_object(node, deep=True)
-    if isinstance(value, str):
-        _record_text(node, path, doc, lines)
-    return value
+                out[key] = self._build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+        value = self.construct_object(node, deep=True)
+        if isinstance(value, str):
+            _record_text(node, path, doc, self.lines)
+        return value
 
 
 def _record_text(node: yaml.ScalarNode, path: Path_, doc: Doc, lines: list[str]) -> None:
@@ -162,5 +183,9 @@ def _record_text(node: yaml.ScalarNode, path: Path_, doc: Doc, lines: list[str])
     else:
         quoted = 1 if node.style in ("'", '"') else 0
         doc.origins[path] = TextOrigin(doc.file, start.line + 1, start.column + 1 + quoted, False)
-    doc.lengths[path] = max(1, min(len(node.value), node.end_mark.column - start.column)
-                            if node.end_mark.line == start.line else len(node.value.split("\n")[0]))
+    doc.lengths[path] = max(
+        1,
+        min(len(node.value), node.end_mark.column - start.column)
+        if node.end_mark.line == start.line
+        else len(node.value.split("\n")[0]),
+    )

@@ -1,0 +1,323 @@
+"""What each project file may hold: pydantic models of ``rtp.yaml``, ``datasources/*.yaml``
+and ``pipes/*.yaml``.
+
+One description serves two readers: :mod:`rtp.project.load` validates every raw
+document against it (then turns each pydantic error into an rtp problem at the file's
+line and column), and ``rtp schema`` publishes it as JSON Schema for editors.
+
+Values follow rtp's reading of YAML, not pydantic's defaults: text fields also take
+numbers (``default: 0``), an empty value (``ttl:``) means "not set", and a single
+expression stands for a list of one (``sorting_key: user_id``). Checks that need more
+than one field or the rest of the project (engine options per engine, target URLs,
+static folders, names used twice) stay as code in :mod:`rtp.project.load`.
+
+Every rejection is a ``PydanticCustomError`` whose type names the rtp rule (``rtp_text``
+...) so :func:`rtp.project.load` words it the way rtp always has.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from rtp.project.model import COPY_MODES, ENGINES, PIPE_TYPES, REQUIRED_ENGINE_OPTIONS
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_HINT = "use letters, digits and underscores, starting with a letter or underscore"
+
+
+def kind_of(value) -> str:
+    """How a value reads to a person: 'a mapping', 'text', 'empty'..."""
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        type(None): "empty",
+    }.get(type(value), "a value")
+
+
+# -- value types --------------------------------------------------------------------------
+
+
+def _text(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise PydanticCustomError("rtp_text", "must be text", {"kind": kind_of(value)})
+
+
+def _name(value):
+    value = _text(value)
+    if value is not None and not NAME_RE.match(value):
+        raise PydanticCustomError("rtp_name", "is not a valid name", {"name": value})
+    return value
+
+
+def _exprs(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError(
+            "rtp_exprs", "must be a list of expressions", {"kind": kind_of(value)}
+        )
+    return value
+
+
+def _flag(value):
+    if not isinstance(value, bool):
+        raise PydanticCustomError("rtp_flag", "must be true or false", {})
+    return value
+
+
+def _granularity(value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PydanticCustomError("rtp_granularity", "must be a positive whole number", {})
+    return value
+
+
+def _choice(values: tuple[str, ...], message: str, suggest: bool):
+    def check(value):
+        value = _text(value) or None  # empty means "the default", as it always has
+        if value is not None and value not in values:
+            close = difflib.get_close_matches(value, values, n=1) if suggest else []
+            hint = (
+                ((f"did you mean '{close[0]}'? " if close else "") + f"one of: {', '.join(values)}")
+                if suggest
+                else None
+            )
+            raise PydanticCustomError("rtp_choice", message.format(value=value), {"hint": hint})
+        return value
+
+    return check
+
+
+def _mapping_or_empty(value):
+    """``targets:`` written empty, ``[]`` or ``''`` reads as no extra targets."""
+    return value if value else {}
+
+
+def _engine(value):
+    if isinstance(value, str):
+        return {"type": value}
+    if value is not None and not isinstance(value, dict):
+        raise PydanticCustomError("rtp_mapping", "must be a mapping", {"kind": kind_of(value)})
+    return value
+
+
+_TEXT_SCHEMA = {"type": ["string", "number", "null"]}
+Text = Annotated[str | None, BeforeValidator(_text), WithJsonSchema(_TEXT_SCHEMA)]
+RequiredText = Annotated[
+    str | None, BeforeValidator(_text), WithJsonSchema({"type": ["string", "number"]})
+]
+Name = Annotated[
+    str | None,
+    BeforeValidator(_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern}),
+]
+Exprs = Annotated[
+    list[Text],
+    BeforeValidator(_exprs),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": ["string", "number"]}},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Granularity = Annotated[
+    int, BeforeValidator(_granularity), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+PipeType = Annotated[
+    str | None,
+    BeforeValidator(_choice(PIPE_TYPES, "unknown pipe type '{value}'", True)),
+    WithJsonSchema({"enum": list(PIPE_TYPES), "default": "endpoint"}),
+]
+CopyMode = Annotated[
+    str | None,
+    BeforeValidator(
+        _choice(COPY_MODES, f"copy mode must be one of {', '.join(COPY_MODES)}", False)
+    ),
+    WithJsonSchema({"enum": list(COPY_MODES), "default": "append"}),
+]
+
+
+def _engine_schema() -> dict:
+    """``engine: MergeTree`` or ``engine: {type: ..., <that engine's options>}``; built from
+    :data:`rtp.project.model.ENGINES` so the schema knows each engine's options."""
+    forms: list[dict] = [{"enum": list(ENGINES), "description": "an engine without options"}]
+    for name, options in ENGINES.items():
+        props: dict = {"type": {"const": name}}
+        for option in options:
+            props[option] = (
+                {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+                if option == "columns"
+                else {"type": ["string", "number"]}
+            )
+        forms.append(
+            {
+                "type": "object",
+                "properties": props,
+                "additionalProperties": False,
+                "required": ["type", *REQUIRED_ENGINE_OPTIONS.get(name, ())],
+            }
+        )
+    return {"anyOf": forms}
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str]  # how messages name one of these: "unknown key 'x' in column"
+    mapping_what: ClassVar[str]  # "a column must be a mapping ..."
+
+
+class EngineSpec(BaseModel):
+    """The type; its options are checked per engine by the loader."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    what: ClassVar[str] = "engine"
+    mapping_what: ClassVar[str] = "engine"
+    type: Text = Field(None, title="engine type")
+
+
+Engine = Annotated[EngineSpec | None, BeforeValidator(_engine), WithJsonSchema(_engine_schema())]
+
+
+class ColumnFile(_Model):
+    what: ClassVar[str] = "column"
+    mapping_what: ClassVar[str] = "a column"
+    name: Name = Field(title="column name")
+    type: RequiredText = Field(title="column type", description="a ClickHouse type")
+    json_: Text = Field(
+        None,
+        alias="json",
+        title="json path",
+        description="where the value sits in an ingested JSON row, e.g. $.user.id",
+    )
+    default: Text = Field(None, title="default", description="DEFAULT expression")
+    codec: Text = Field(None, title="codec", description="CODEC(...) arguments")
+    comment: Text = Field(None, title="comment")
+
+
+class IndexFile(_Model):
+    what: ClassVar[str] = "index"
+    mapping_what: ClassVar[str] = "a index"
+    name: Name = Field(title="index name")
+    expr: RequiredText = Field(title="index expr")
+    type: RequiredText = Field(title="index type", description="e.g. bloom_filter, minmax")
+    granularity: Granularity = Field(1, title="index granularity")
+
+
+class DatasourceFile(_Model):
+    """``datasources/<name>.yaml``: one table."""
+
+    model_config = ConfigDict(title="rtp datasource")
+    what: ClassVar[str] = "datasource"
+    mapping_what: ClassVar[str] = "a datasource file"
+    description: Text = Field(None, title="description")
+    columns: list[ColumnFile] | None = Field(title="columns", json_schema_extra={"minItems": 1})
+    engine: Engine = Field(None, title="engine")
+    sorting_key: Exprs = Field(default_factory=list, title="sorting_key")
+    primary_key: Exprs = Field(default_factory=list, title="primary_key")
+    partition_key: Text = Field(None, title="partition_key")
+    ttl: Text = Field(None, title="ttl")
+    settings: dict[Any, Any] | None = Field(
+        None, title="settings", description="MergeTree table settings"
+    )
+    indexes: list[IndexFile] | None = Field(None, title="indexes")
+
+
+class NodeFile(_Model):
+    what: ClassVar[str] = "node"
+    mapping_what: ClassVar[str] = "a node"
+    name: Name = Field(title="node name")
+    sql: RequiredText = Field(title="sql", description="a SELECT; Jinja2 template")
+    description: Text = Field(None, title="description")
+
+
+class PipeFile(_Model):
+    """``pipes/<name>.yaml``: nodes of SQL; the last one is the pipe's result."""
+
+    model_config = ConfigDict(title="rtp pipe")
+    what: ClassVar[str] = "pipe"
+    mapping_what: ClassVar[str] = "a pipe file"
+    description: Text = Field(None, title="description")
+    nodes: list[NodeFile] | None = Field(title="nodes", json_schema_extra={"minItems": 1})
+    type: PipeType = Field(None, title="type")
+    target: Name = Field(
+        None, title="target", description="the datasource a materialized or copy pipe writes"
+    )
+    schedule: Text = Field(None, title="schedule", description="copy pipes: cron or @hourly")
+    mode: CopyMode = Field(None, title="mode", description="copy pipes: append or replace")
+    populate: Flag = Field(False, title="populate")
+
+
+class ProjectFile(_Model):
+    """``rtp.yaml``: the project's name, targets and server settings."""
+
+    model_config = ConfigDict(title="rtp project")
+    what: ClassVar[str] = "rtp.yaml"
+    mapping_what: ClassVar[str] = "rtp.yaml"
+    name: Name = Field(title="project name")
+    description: Text = Field(None, title="description")
+    targets: Annotated[dict[Any, Text] | None, BeforeValidator(_mapping_or_empty)] = Field(
+        None,
+        title="targets",
+        description="name -> 'embedded' or clickhouse://user:password@host:9000/database",
+    )
+    default_target: Text = Field(None, title="default_target")
+    tests_dir: Text = Field(None, title="tests_dir")
+    fixtures_dir: Text = Field(None, title="fixtures_dir")
+    static: dict[Any, Text] | None = Field(
+        None, title="static", description="URL name -> folder served by rtp serve and rtp dev"
+    )
+
+
+FILES: dict[str, type[_Model]] = {
+    "project": ProjectFile,
+    "datasource": DatasourceFile,
+    "pipe": PipeFile,
+}
+# the value of a mapping field, in messages: "target 'prod' must be text"
+ITEM_WHAT = {"targets": "target '{key}'", "static": "static folder '{key}'"}
+
+
+def json_schema(kind: str) -> dict:
+    """The published JSON Schema of one kind of file (``project``, ``datasource``,
+    ``pipe``). Raises KeyError for another kind."""
+    schema = _drop_null_defaults(FILES[kind].model_json_schema(by_alias=True))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def _drop_null_defaults(value):
+    """``default: null`` says nothing to an editor (and hides ``type``'s real default)."""
+    if isinstance(value, dict):
+        return {
+            k: _drop_null_defaults(v)
+            for k, v in value.items()
+            if not (k == "default" and v is None)
+        }
+    if isinstance(value, list):
+        return [_drop_null_defaults(v) for v in value]
+    return value
+
+
+def json_schema_text(kind: str) -> str:
+    return json.dumps(json_schema(kind), indent=2, sort_keys=False) + "\n"
