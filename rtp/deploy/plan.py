@@ -294,6 +294,23 @@ def _select_of(ddl: str) -> str:
     return ddl.split("\nAS\n", 1)[1]
 
 
+def _backfill(table: str, ddl: str, target: Datasource) -> str:
+    """``INSERT INTO table (the view's output columns) <the view's query>``: a view fills
+    its target by column name, an INSERT by position, so the columns are named (a target
+    with more columns than the view produces takes their defaults)."""
+    import sqlglot
+
+    select = _select_of(ddl)
+    try:
+        names = sqlglot.parse_one(select, read="clickhouse").named_selects
+    except sqlglot.errors.SqlglotError:
+        names = []
+    known = {c.name for c in target.columns}
+    if names and "*" not in names and set(names) <= known and len(set(names)) == len(names):
+        return f"INSERT INTO `{table}` ({', '.join(f'`{n}`' for n in names)})\n{select}"
+    return f"INSERT INTO `{table}`\n{select}"
+
+
 def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     names: set[str] = set()
     for name in [*compiled.pipes_read(pipe_name), pipe_name]:
@@ -352,7 +369,7 @@ def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
     new = f"{target}{NEW}"
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
              create_table(project.datasources[target], name=new),
-             f"INSERT INTO `{new}`\n{_select_of(ddl)}",
+             _backfill(new, ddl, project.datasources[target]),
              f"DROP TABLE IF EXISTS `{name}`",
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
@@ -370,7 +387,7 @@ def _backfill_target(pipe: Pipe, ddl: str, project: Project, record: Record) -> 
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
              create_table(project.datasources[target], name=new),
              f"INSERT INTO `{new}` ({cols}) SELECT {cols} FROM `{target}`",
-             f"INSERT INTO `{new}`\n{_select_of(ddl)}",
+             _backfill(new, ddl, project.datasources[target]),
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
     return Change("create", "view", name, f"materialized pipe -> {target}, backfilled",
