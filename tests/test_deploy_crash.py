@@ -223,13 +223,24 @@ def same_as_clean(state: dict, clean: dict) -> None:
     assert state["targets"] == clean["targets"]
 
 
+# The v2 deploy has 33 steps (statements and state records): 1-9 rebuild table events
+# (2 views dropped, leftovers dropped, fresh copy created, rows copied, renamed, old
+# dropped, record), 10-11 create buyers, 12-13 alter per_product, 14-22 buyers_mv's
+# backfill through a fresh copy of buyers, 23-31 product_mv's target rebuilt, 32-33
+# spend_mv recreated. By default one crash point per kind of step (the suite runs on a
+# shared 2-core machine: all 33 took 415 s there); RTP_TEST_CRASH_POINTS=all runs every one.
+SAMPLE = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 17, 18, 19, 20, 26, 27, 32, 33)
+
+
 def test_crash_after_every_step_then_deploy_finishes(deployed_v1, clean_v2, tmp_path):
+    every = os.environ.get("RTP_TEST_CRASH_POINTS") == "all"
+    points = range(1, 200) if every else SAMPLE
     crashed_at = []
-    for n in range(1, 200):
+    for n in points:
         root = tmp_path / f"n{n}"
         shutil.copytree(deployed_v1, root, symlinks=True)
         killed = rtp(root, "deploy", env={"RTP_TEST_DEPLOY_CRASH_AFTER": str(n)})
-        if killed.returncode == 0:  # n is past the last step: the deploy finished
+        if killed.returncode == 0 and every:  # n is past the last step: it finished
             break
         assert killed.returncode == 137, killed.stdout + killed.stderr
         crashed_at.append(n)
@@ -243,8 +254,7 @@ def test_crash_after_every_step_then_deploy_finishes(deployed_v1, clean_v2, tmp_
         assert "resuming unfinished deploy" in resumed.stdout, resumed.stdout
         same_as_clean(dump(root), clean_v2)
         shutil.rmtree(root)
-    # every step of the v2 deploy was a crash point (33 steps: statements and records)
-    assert len(crashed_at) >= 30, crashed_at
+    assert crashed_at == (list(range(1, 34)) if every else list(SAMPLE))
 
 
 def free_port() -> int:
