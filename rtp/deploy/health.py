@@ -24,8 +24,10 @@ def missing_views(project: Project, backend, compiled=None) -> dict[str, list[st
     if not views:
         return {}
     compiled = compiled or compile_project(project, Problems())
-    _, rows = backend.query("SELECT name FROM system.tables WHERE database = "
-                            "currentDatabase() AND engine = 'MaterializedView'")
+    _, rows = backend.query(
+        "SELECT name FROM system.tables WHERE database = "
+        "currentDatabase() AND engine = 'MaterializedView'"
+    )
     live = {r[0] for r in rows}
     missing: dict[str, list[str]] = {}
     for view in sorted(views):
@@ -43,8 +45,10 @@ def describe_missing(backend, missing: dict[str, list[str]]) -> str:
     except EngineError:
         unfinished = None
     if unfinished is not None:
-        return (f"deploy {unfinished.deploy_id} was interrupted; run `rtp deploy` to "
-                "finish it, then send the rows again")
+        return (
+            f"deploy {unfinished.deploy_id} was interrupted; run `rtp deploy` to "
+            "finish it, then send the rows again"
+        )
     return "run `rtp deploy` to create them, then send the rows again"
 
 
@@ -52,7 +56,10 @@ def refuse_ingest(missing: dict[str, list[str]], datasource: str, hint: str = ""
     """Raise EngineError RTP508 (HTTP 503) when ``datasource`` has missing views."""
     views = missing.get(datasource)
     if views:
-        raise EngineError(f"datasource '{datasource}' can't take rows: its materialized "
-                          f"view(s) {', '.join(views)} are missing on the engine, so they "
-                          "would never see them", code="RTP508",
-                          hint=hint or "run `rtp deploy`, then send the rows again")
+        raise EngineError(
+            f"datasource '{datasource}' can't take rows: its materialized "
+            f"view(s) {', '.join(views)} are missing on the engine, so they "
+            "would never see them",
+            code="RTP508",
+            hint=hint or "run `rtp deploy`, then send the rows again",
+        )

@@ -49,20 +49,46 @@ _steps_run = 0  # steps this process ran, for the test hook
 
 
 def changes_to_json(changes) -> list[dict]:
-    return [{"action": c.action, "kind": c.kind, "name": c.name, "reason": c.reason,
-             "steps": list(c.steps), "destructive": c.destructive,
-             "record": None if c.record is None else {
-                 "name": c.record.name, "kind": c.record.kind, "hash": c.record.hash,
-                 "spec": c.record.spec}} for c in changes]
+    return [
+        {
+            "action": c.action,
+            "kind": c.kind,
+            "name": c.name,
+            "reason": c.reason,
+            "steps": list(c.steps),
+            "destructive": c.destructive,
+            "record": None
+            if c.record is None
+            else {
+                "name": c.record.name,
+                "kind": c.record.kind,
+                "hash": c.record.hash,
+                "spec": c.record.spec,
+            },
+        }
+        for c in changes
+    ]
 
 
 def changes_from_json(data: list[dict]):
     from rtp.deploy.plan import Change
 
-    return [Change(d["action"], d["kind"], d["name"], d["reason"], list(d["steps"]),
-                   d["destructive"], None if d["record"] is None else Record(
-                       d["record"]["name"], d["record"]["kind"], d["record"]["hash"],
-                       d["record"]["spec"])) for d in data]
+    return [
+        Change(
+            d["action"],
+            d["kind"],
+            d["name"],
+            d["reason"],
+            list(d["steps"]),
+            d["destructive"],
+            None
+            if d["record"] is None
+            else Record(
+                d["record"]["name"], d["record"]["kind"], d["record"]["hash"], d["record"]["spec"]
+            ),
+        )
+        for d in data
+    ]
 
 
 def ops(changes) -> list[tuple[int, int, str]]:
@@ -83,18 +109,28 @@ class Journal:
         self.id = deploy_id or uuid.uuid4().hex[:16]
 
     def _write(self, seq: int, kind: str, body: dict) -> None:
-        self.backend.insert_json(JOURNAL_TABLE, [{
-            "deploy_id": self.id, "seq": seq, "kind": kind,
-            "body": json.dumps(body, sort_keys=True), "version": time.time_ns(),
-            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}])
+        self.backend.insert_json(
+            JOURNAL_TABLE,
+            [
+                {
+                    "deploy_id": self.id,
+                    "seq": seq,
+                    "kind": kind,
+                    "body": json.dumps(body, sort_keys=True),
+                    "version": time.time_ns(),
+                    "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                }
+            ],
+        )
 
     def begin(self, target: str, changes) -> None:
         self.backend.execute(JOURNAL_DDL)
         self._write(0, "plan", {"target": target, "changes": changes_to_json(changes)})
 
     def step(self, seq: int, change, ci: int, si: int, sql: str) -> None:
-        self._write(seq, "step", {"change": ci, "step": si, "what": change.describe(),
-                                  "statement": sql})
+        self._write(
+            seq, "step", {"change": ci, "step": si, "what": change.describe(), "statement": sql}
+        )
 
     def finish(self) -> None:
         self._write(0, "done", {})
@@ -112,18 +148,22 @@ class Unfinished:
 
     def remaining(self) -> list[tuple[int, int, str]]:
         all_ops = ops(self.changes)
-        return all_ops[max(self.last - 1, 0):]
+        return all_ops[max(self.last - 1, 0) :]
 
     def describe(self) -> str:
         all_ops = ops(self.changes)
-        lines = [f"unfinished deploy {self.deploy_id} (started {self.started_at} UTC, "
-                 f"{len(self.changes)} change(s), {len(all_ops)} steps)"]
+        lines = [
+            f"unfinished deploy {self.deploy_id} (started {self.started_at} UTC, "
+            f"{len(self.changes)} change(s), {len(all_ops)} steps)"
+        ]
         if self.last:
             ci, si, sql = all_ops[self.last - 1]
             change = self.changes[ci]
-            lines.append(f"  stopped at step {self.last} of {len(all_ops)}: "
-                         f"{change.describe()}, step {si + 1} of {len(change.steps) + 1}: "
-                         f"{_first_line(sql)}")
+            lines.append(
+                f"  stopped at step {self.last} of {len(all_ops)}: "
+                f"{change.describe()}, step {si + 1} of {len(change.steps) + 1}: "
+                f"{_first_line(sql)}"
+            )
         else:
             lines.append("  stopped before its first step")
         left = {ci for ci, _, _ in self.remaining()}
@@ -135,27 +175,43 @@ def find_unfinished(backend) -> Unfinished | None:
     """The oldest deploy of the target that never finished, or None. Reads only."""
     _, exists = backend.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() "
-        f"AND name = {quote_string(JOURNAL_TABLE)}")
+        f"AND name = {quote_string(JOURNAL_TABLE)}"
+    )
     if not exists:
         return None
     _, rows = backend.query(
         f"SELECT deploy_id, toString(min(at)) FROM `{JOURNAL_TABLE}` GROUP BY deploy_id "
         "HAVING countIf(kind = 'done') = 0 AND countIf(kind = 'plan') = 1 "
-        "ORDER BY min(version) LIMIT 1")
+        "ORDER BY min(version) LIMIT 1"
+    )
     if not rows:
         return None
     deploy_id, started = rows[0]
     _, rows = backend.query(
         f"SELECT kind, seq, body FROM `{JOURNAL_TABLE}` WHERE deploy_id = "
-        f"{quote_string(deploy_id)} ORDER BY version")
+        f"{quote_string(deploy_id)} ORDER BY version"
+    )
     plan_body = next(json.loads(b) for k, _, b in rows if k == "plan")
     steps = [int(s) for k, s, _ in rows if k == "step"]
-    return Unfinished(deploy_id, started, plan_body["target"],
-                      changes_from_json(plan_body["changes"]), steps[-1] if steps else 0)
+    return Unfinished(
+        deploy_id,
+        started,
+        plan_body["target"],
+        changes_from_json(plan_body["changes"]),
+        steps[-1] if steps else 0,
+    )
 
 
-def run(backend, journal: Journal, changes, start: int, *, guard_first: bool,
-        record: Callable, progress: Callable | None = None) -> None:
+def run(
+    backend,
+    journal: Journal,
+    changes,
+    start: int,
+    *,
+    guard_first: bool,
+    record: Callable,
+    progress: Callable | None = None,
+) -> None:
     """Run ``ops(changes)[start:]``, journaling each step before it runs; ``record``
     writes a change's state row. Raises QueryError from the engine (see apply)."""
     all_ops = ops(changes)
@@ -192,8 +248,10 @@ def restart_point(changes, last: int) -> tuple[int, bool]:
     # half-done (or done) backfill into x__rtp_new is thrown away, never doubled
     for d in range(min(si, len(steps) - 1), -1, -1):
         if _NEW_DROP.match(steps[d]):
-            rename = next((r for r in range(d + 1, len(steps))
-                           if steps[r].startswith("RENAME TABLE")), len(steps))
+            rename = next(
+                (r for r in range(d + 1, len(steps)) if steps[r].startswith("RENAME TABLE")),
+                len(steps),
+            )
             if si < rename:
                 return all_ops.index((ci, d, steps[d])), False
             break
@@ -227,9 +285,12 @@ def _run_guarded(backend, sql: str) -> None:
 
 
 def _exists(backend, name: str) -> bool:
-    return bool(backend.query(
-        "SELECT 1 FROM system.tables WHERE database = currentDatabase() "
-        f"AND name = {quote_string(name)}")[1])
+    return bool(
+        backend.query(
+            "SELECT 1 FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {quote_string(name)}"
+        )[1]
+    )
 
 
 def after_step() -> None:
