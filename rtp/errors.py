@@ -80,6 +80,8 @@ CODES: dict[str, str] = {
     "RTP505": "cannot read input data",
     "RTP506": "unknown target",
     "RTP507": "query timed out",
+    "RTP508": "datasource's materialized views are missing",
+    "RTP509": "an interrupted deploy must be finished first",
 }
 
 
@@ -152,7 +154,8 @@ class EngineError(RtpError):
 
 
 # error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-_HTTP_STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409}
+_HTTP_STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409, "RTP508": 503,
+                "RTP509": 409}
 
 
 def http_status(error: RtpError) -> int:

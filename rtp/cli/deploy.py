@@ -1,4 +1,8 @@
-"""``rtp deploy``: bring a target to the project (``--plan`` shows what would change)."""
+"""``rtp deploy``: bring a target to the project (``--plan`` shows what would change).
+
+An interrupted deploy (killed, or stopped by a failing statement) is finished first from
+its journal in the target, then the project is planned again (see docs/deploy.md).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from rich.markup import escape
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
-from rtp.deploy import apply, plan
-from rtp.errors import RtpError
+from rtp.deploy import apply, plan, resume
+from rtp.deploy.journal import Journal, find_unfinished
+from rtp.errors import EngineError, RtpError
 
 
 def deploy(
@@ -22,6 +27,9 @@ def deploy(
     allow_destructive: bool = typer.Option(
         False, "--allow-destructive", help="Allow changes that can lose data (drops, "
         "rebuilds that drop columns or change the engine, TTL changes)."),
+    discard_journal: bool = typer.Option(
+        False, "--discard-journal", help="Give up an interrupted deploy that can't be "
+        "finished (its remaining steps are not run) and plan from the target as it is."),
 ) -> None:
     """Create and migrate the project's tables and materialized views on the target.
     Re-running on an unchanged project changes nothing."""
@@ -29,6 +37,10 @@ def deploy(
     try:
         server = remote.server_for(model, target)
         if server is not None:
+            if discard_journal:
+                raise EngineError("--discard-journal works on the engine directly",
+                                  code="RTP509", hint=f"stop {server.command} (process "
+                                  f"{server.pid}) first")
             _through(server, show_plan, allow_destructive, sql)
             return
     except RtpError as exc:
@@ -38,6 +50,19 @@ def deploy(
         raise typer.Exit(1) from None
     backend = open_target(model, target, "rtp deploy")
     try:
+        if show_plan:
+            unfinished = find_unfinished(backend)
+            if unfinished is not None:
+                console.print(f"[yellow]{escape(unfinished.describe())}[/yellow]\n"
+                              "`rtp deploy` finishes it first (no --allow-destructive "
+                              "needed: its plan was approved), then plans the project again.")
+                return
+        elif discard_journal:
+            _discard(backend)
+        else:
+            resume(backend, progress=lambda c: console.print(escape(c.describe())),
+                   announce=lambda u: console.print(
+                       f"[yellow]resuming[/yellow] {escape(u.describe())}"))
         result = plan(model, backend)
         if show_plan:
             console.print(escape(result.render(sql=sql)))
@@ -58,6 +83,15 @@ def deploy(
         backend.close()
 
 
+def _discard(backend) -> None:
+    unfinished = find_unfinished(backend)
+    if unfinished is None:
+        console.print("no interrupted deploy to discard")
+        return
+    Journal(backend, unfinished.deploy_id).finish()
+    console.print(f"[yellow]discarded[/yellow] {escape(unfinished.describe())}")
+
+
 def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> None:
     """Deploy through the server that holds the embedded database (it re-reads the
     project's files, plans, applies and serves the result)."""
@@ -67,6 +101,8 @@ def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> Non
     if show_plan:
         console.print(escape(answer["plan"]))
         return
+    if answer.get("resumed"):
+        console.print(f"[yellow]resumed[/yellow] {escape(answer['resumed'])}")
     for note in answer.get("drift", []):
         console.print(f"[yellow]drift:[/yellow] {escape(note)}")
     if answer.get("up_to_date"):

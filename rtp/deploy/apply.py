@@ -2,19 +2,26 @@
 
 The whole apply holds the backend (``backend.exclusive()``): on the embedded engine,
 where every writer goes through the one owning process, no insert lands between a
-view's backfill and its creation, so nothing is lost or counted twice. A failing
-statement stops the apply: finished changes are recorded, so running deploy again
-resumes from the failed change (rebuilds start by dropping their leftovers).
+view's backfill and its creation, so nothing is lost or counted twice.
+
+Every step is journaled before it runs (see :mod:`rtp.deploy.journal`): a deploy killed
+at any point, or stopped by a failing statement, is finished by the next ``apply`` /
+``deploy`` / ``rtp deploy`` from its journal before anything new is planned, without
+``--allow-destructive`` (its plan was approved when it started).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from rtp.deploy.journal import Journal, Unfinished, find_unfinished, restart_point, run
 from rtp.deploy.plan import Change, Plan, plan
 from rtp.deploy.state import Record, read_live, write_record
 from rtp.engine import QueryError
 from rtp.errors import EngineError, RtpError
+
+log = logging.getLogger("rtp.deploy")
 
 
 def apply(plan: Plan, backend, *, allow_destructive: bool = False,
@@ -22,39 +29,73 @@ def apply(plan: Plan, backend, *, allow_destructive: bool = False,
     """Run the plan's changes; returns those applied. ``progress`` is called before each.
 
     Raises EngineError RTP504 (before running anything) when a change is destructive
-    and ``allow_destructive`` is false, and RTP503 naming the change and statement when
-    a statement fails.
+    and ``allow_destructive`` is false, RTP509 when an unfinished deploy's journal is
+    on the target (finish it with :func:`resume` first) and RTP503 naming the change and
+    statement when a statement fails (the journal stays: the next deploy resumes it).
     """
     if plan.destructive and not allow_destructive:
         names = ", ".join(f"{c.action} {c.kind} {c.name}" for c in plan.destructive)
         raise EngineError(f"the plan would lose data: {names}", code="RTP504",
                           hint="review `rtp deploy --plan`, then pass --allow-destructive")
-    done: list[Change] = []
+    pending = plan.pending
+    if not pending:
+        return []
     with backend.exclusive():
-        for change in plan.pending:
-            if progress is not None:
-                progress(change)
-            for i, sql in enumerate(change.steps, 1):
-                try:
-                    backend.execute(sql)
-                except QueryError as exc:
-                    raise EngineError(
-                        f"deploy stopped at {change.action} {change.kind} {change.name}, "
-                        f"step {i} of {len(change.steps)}: {exc.message}", code="RTP503",
-                        hint=f"statement: {_first_line(sql)}. Changes before this one were "
-                        "applied and recorded; fix the cause and run `rtp deploy` again to "
-                        "resume") from None
-            _record(backend, change)
-            done.append(change)
-    return done
+        unfinished = find_unfinished(backend)
+        if unfinished is not None:
+            raise EngineError(f"deploy {unfinished.deploy_id} on {plan.target} did not "
+                              "finish; it must be finished first", code="RTP509",
+                              hint="run `rtp deploy` (it finishes the journaled deploy "
+                              "and then plans again)")
+        journal = Journal(backend)
+        journal.begin(plan.target, pending)
+        _run(backend, journal, pending, 0, False, progress)
+        journal.finish()
+    return pending
+
+
+def resume(backend, *, progress: Callable[[Change], None] | None = None,
+           announce: Callable[[Unfinished], None] | None = None) -> Unfinished | None:
+    """Finish the target's unfinished deploy, if there is one, from its journal (roll
+    forward); returns what was finished, or None. ``announce`` is called before anything
+    runs (default: a warning in the log). Raises EngineError RTP503 as :func:`apply`.
+    """
+    with backend.exclusive():
+        unfinished = find_unfinished(backend)
+        if unfinished is None:
+            return None
+        (announce or (lambda u: log.warning("resuming %s", u.describe())))(unfinished)
+        start, guard = restart_point(unfinished.changes, unfinished.last)
+        journal = Journal(backend, unfinished.deploy_id)
+        _run(backend, journal, unfinished.changes, start, guard, progress)
+        journal.finish()
+    return unfinished
 
 
 def deploy(project, backend, *, allow_destructive: bool = False) -> Plan:
-    """Plan and apply in one call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it).
-    Returns the plan that was applied. Raises as :func:`plan` and :func:`apply`."""
+    """Finish an interrupted deploy (see :func:`resume`), then plan and apply in one
+    call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it). Returns the plan that was
+    applied. Raises as :func:`plan` and :func:`apply`."""
+    resume(backend)
     result = plan(project, backend)
     apply(result, backend, allow_destructive=allow_destructive)
     return result
+
+
+def _run(backend, journal: Journal, changes: list[Change], start: int, guard: bool,
+         progress) -> None:
+    try:
+        run(backend, journal, changes, start, guard_first=guard, record=_record,
+            progress=progress)
+    except QueryError as exc:
+        ci, si = getattr(exc, "step", (None, None))
+        change = changes[ci] if ci is not None else None
+        where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
+                 f"{len(change.steps)}" if change else "a guarded step")
+        raise EngineError(
+            f"deploy stopped at {where}: {exc.message}", code="RTP503",
+            hint=f"statement: {_first_line(exc.sql or '')}. The deploy is journaled in "
+            "the target: fix the cause and run `rtp deploy` again to finish it") from None
 
 
 def _record(backend, change: Change) -> None:
@@ -69,9 +110,10 @@ def _record(backend, change: Change) -> None:
     except RtpError as exc:
         raise EngineError(f"{change.name} was deployed but recording it in the deploy "
                           f"state failed: {exc.message}", code="RTP503",
-                          hint="run `rtp deploy` again; it adopts what exists") from None
+                          hint="run `rtp deploy` again; it finishes the journaled "
+                          "deploy") from None
 
 
 def _first_line(sql: str) -> str:
-    line = sql.strip().splitlines()[0]
+    line = sql.strip().splitlines()[0] if sql.strip() else ""
     return line if len(line) < 120 else line[:117] + "..."

@@ -221,7 +221,7 @@ def _rebuild(ds: Datasource, live: Live, record: Record, reason: str, *,
         cols = ", ".join(common)
         steps.append(f"INSERT INTO `{name}{NEW}` ({cols}) SELECT {cols} FROM `{name}`")
     steps += [f"RENAME TABLE `{name}` TO `{name}{OLD}`, `{name}{NEW}` TO `{name}`",
-              f"DROP TABLE `{name}{OLD}`"]
+              f"DROP TABLE IF EXISTS `{name}{OLD}`"]
     return Change("rebuild", "table", name, reason, steps, destructive, record)
 
 
@@ -294,6 +294,23 @@ def _select_of(ddl: str) -> str:
     return ddl.split("\nAS\n", 1)[1]
 
 
+def _backfill(table: str, ddl: str, target: Datasource) -> str:
+    """``INSERT INTO table (the view's output columns) <the view's query>``: a view fills
+    its target by column name, an INSERT by position, so the columns are named (a target
+    with more columns than the view produces takes their defaults)."""
+    import sqlglot
+
+    select = _select_of(ddl)
+    try:
+        names = sqlglot.parse_one(select, read="clickhouse").named_selects
+    except sqlglot.errors.SqlglotError:
+        names = []
+    known = {c.name for c in target.columns}
+    if names and "*" not in names and set(names) <= known and len(set(names)) == len(names):
+        return f"INSERT INTO `{table}` ({', '.join(f'`{n}`' for n in names)})\n{select}"
+    return f"INSERT INTO `{table}`\n{select}"
+
+
 def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     names: set[str] = set()
     for name in [*compiled.pipes_read(pipe_name), pipe_name]:
@@ -306,7 +323,6 @@ def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
                  project: Project, dropped: bool, drift: list[str]) -> Change:
     name, target = pipe.name, pipe.target
     record = Record(name, "view", digest(ddl), {"target": target, "populate": pipe.populate})
-    backfill = f"INSERT INTO `{target}`\n{_select_of(ddl)}"
     if rec is None and live is not None and live.engine == "MaterializedView":
         # e.g. a deploy stopped before recording it: whether its backfill ran is unknown,
         # so with populate the target is rebuilt from the source
@@ -319,11 +335,16 @@ def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
     if rec is None or live is None:
         if rec is not None:
             drift.append(f"view {name} was dropped by hand")
-        # create, then backfill: if CREATE fails nothing was copied; under the backend's
-        # exclusive hold (see apply) no row reaches the view before the backfill reads
-        steps = [ddl] + ([backfill] if pipe.populate else [])
-        return Change("create", "view", name, f"materialized pipe -> {target}"
-                      + (", backfilled" if pipe.populate else ""), steps, record=record)
+            if pipe.populate:
+                # its target holds the view's rows up to the drop and misses those since:
+                # backfilling on top would count the old ones twice
+                return _rebuild_target(pipe, ddl, project, record,
+                                       f"missing on the target; {target} rebuilt from "
+                                       "the source")
+        if not pipe.populate:
+            return Change("create", "view", name, f"materialized pipe -> {target}",
+                          [ddl], record=record)
+        return _backfill_target(pipe, ddl, project, record)
     if live.hash != rec.live_hash:
         drift.append(f"view {name} was changed by hand")
     if rec.hash == record.hash and live.hash == rec.live_hash:
@@ -348,8 +369,26 @@ def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
     new = f"{target}{NEW}"
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
              create_table(project.datasources[target], name=new),
-             f"INSERT INTO `{new}`\n{_select_of(ddl)}",
+             _backfill(new, ddl, project.datasources[target]),
              f"DROP TABLE IF EXISTS `{name}`",
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
-             ddl, f"DROP TABLE `{target}{OLD}`"]
+             ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
     return Change("rebuild", "view", name, reason, steps, record=record)
+
+
+def _backfill_target(pipe: Pipe, ddl: str, project: Project, record: Record) -> Change:
+    """A new view with populate: a fresh copy of its target gets the target's rows and
+    the backfill, is swapped in, and the view attached. A backfill killed half-way
+    leaves rows only in the fresh table, which a resumed deploy drops and fills again
+    (see rtp.deploy.journal): the target never holds a row twice."""
+    name, target = pipe.name, pipe.target
+    new = f"{target}{NEW}"
+    cols = ", ".join(f"`{c.name}`" for c in project.datasources[target].columns)
+    steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
+             create_table(project.datasources[target], name=new),
+             f"INSERT INTO `{new}` ({cols}) SELECT {cols} FROM `{target}`",
+             _backfill(new, ddl, project.datasources[target]),
+             f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
+             ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
+    return Change("create", "view", name, f"materialized pipe -> {target}, backfilled",
+                  steps, record=record)

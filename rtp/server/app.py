@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rtp.deploy.health import describe_missing, missing_views
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
@@ -70,6 +71,21 @@ class ServerState:
         self.metrics.pipes = set(endpoints)
         self.metrics.datasources = set(project.datasources)
         self.openapi_cache = None
+        self.check_views()
+
+    def check_views(self) -> None:
+        """Which datasources have materialized views missing on the engine (POST
+        /v0/events refuses those with RTP508); at start, on reload, after deploys."""
+        try:
+            missing = missing_views(self.project, self.backend, self.compiled)
+            hint = describe_missing(self.backend, missing) if missing else ""
+        except Exception as exc:  # noqa: BLE001 — an engine that can't answer fails inserts anyway
+            log.warning("could not check the materialized views: %s", exc)
+            missing, hint = {}, ""
+        for name, views in missing.items():
+            log.warning("datasource %s refuses rows: materialized view(s) %s missing",
+                        name, ", ".join(views))
+        self.missing_views, self.missing_hint = missing, hint
 
     async def run(self, fn, *args, **kwargs):
         """Run a blocking engine call on a worker thread (the backend serializes)."""

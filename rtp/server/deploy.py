@@ -8,7 +8,9 @@ holds the embedded database. After an apply, the new project is swapped into the
 running app the way ``rtp dev`` does on a file change.
 
 Answer: ``{"target", "plan" (the rendered plan), "drift", "changes" (each described),
-"applied" (what was done), "up_to_date"}``. A project with errors answers 400 with
+"applied" (what was done), "up_to_date", "resumed"}`` (``resumed``: the interrupted
+deploy that was finished first, described, or null; with ``plan_only`` the unfinished
+one is described and nothing runs). A project with errors answers 400 with
 ``problems``; a destructive plan without ``allow_destructive`` answers 409 (RTP504).
 """
 
@@ -19,7 +21,8 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rtp.deploy import apply, plan
+from rtp.deploy import apply, plan, resume
+from rtp.deploy.journal import find_unfinished
 from rtp.errors import Problems, RequestError, RtpError
 from rtp.project.load import load_project
 from rtp.server.events import read_body
@@ -42,8 +45,11 @@ def run_deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool = F
     whatever planning or applying raises (RTP503, RTP504 ...).
     """
     with state.deploying:
-        return _deploy(state, plan_only=plan_only, allow_destructive=allow_destructive,
-                       sql=sql)
+        try:
+            return _deploy(state, plan_only=plan_only, allow_destructive=allow_destructive,
+                           sql=sql)
+        finally:  # a deploy that stopped half-way may have dropped views: refuse their rows
+            state.check_views()
 
 
 def _deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool) -> dict:
@@ -55,8 +61,17 @@ def _deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool) -> di
         problems = Problems([exc])
     if problems.errors:
         return {"problems": [p.to_dict() for p in problems.sorted() if p.severity == "error"]}
+    if plan_only:
+        unfinished = find_unfinished(state.backend)
+        if unfinished is not None:
+            return {"target": unfinished.target, "plan": unfinished.describe() + "\n`rtp "
+                    "deploy` finishes it first, then plans the project again.",
+                    "drift": [], "changes": [], "applied": [], "up_to_date": False,
+                    "unfinished": unfinished.describe()}
+    resumed = resume(state.backend)
     result = plan(project, state.backend)
     answer = {"target": result.target, "plan": result.render(sql=sql),
+              "resumed": resumed.describe() if resumed else None,
               "drift": list(result.drift),
               "changes": [c.describe() for c in result.pending], "applied": [],
               "up_to_date": not result.pending}

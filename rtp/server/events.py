@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from rtp.deploy.health import refuse_ingest
 from rtp.engine import QueryError
 from rtp.errors import RequestError
 from rtp.ingest import insert
@@ -150,6 +151,7 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
         raise RequestError(f"there is no datasource '{name}'", code="RTP404", status=404,
                            hint="pass ?name=<datasource>, one of: "
                            + ", ".join(sorted(state.mappers)))
+    refuse_ingest(state.missing_views, name, state.missing_hint)  # RTP508: views missing
     body = await read_body(request, state.settings.max_body_bytes)
     lines = body.split(b"\n")
     if len(body) > 65536:  # keep the event loop free while big bodies are checked
