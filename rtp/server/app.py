@@ -26,7 +26,18 @@ from starlette.middleware.cors import CORSMiddleware
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
-from rtp.server import deploy, events, openapi, pipes, sql, static, status
+from rtp.server import (
+    datasources,
+    deploy,
+    events,
+    openapi,
+    pipes,
+    pipes_info,
+    sql,
+    static,
+    status,
+    tokens_api,
+)
 from rtp.server.events import Batcher
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.settings import ServerSettings
@@ -76,12 +87,10 @@ class ServerState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
-        """The caller's grant if it allows ``scope_type`` on ``resource``.
-
-        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
-        429 (RTP406) when the token is over its rate limit.
-        """
+    def caller(self, request: Request) -> Grant:
+        """The grant of the caller's token, before any scope check (list routes filter
+        what they show by it). Raises RequestError 403 (RTP403) for a missing or invalid
+        token and 429 (RTP406) when the token is over its rate limit."""
         token = None
         header = request.headers.get("authorization")
         if header and header[:7].lower() == "bearer ":
@@ -92,12 +101,21 @@ class ServerState:
             grant = Grant("rtp-control", frozenset({"ADMIN"}))
         else:
             grant = self.tokens.grant(token)
+        if self.settings.rate_limit:
+            self._rate(grant.name)
+        return grant
+
+    def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
+        """The caller's grant if it allows ``scope_type`` on ``resource``.
+
+        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
+        429 (RTP406) when the token is over its rate limit.
+        """
+        grant = self.caller(request)
         if not grant.allows(scope_type, resource):
             raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
                                f"'{resource}'", code="RTP403", status=403,
                                hint=f"create one with --scope {scope_type}:{resource}")
-        if self.settings.rate_limit:
-            self._rate(grant.name)
         return grant
 
     def _rate(self, name: str) -> None:
@@ -153,7 +171,9 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(Exception, handle_any)
-    for module in (status, openapi, pipes, events, sql, deploy):
+    # pipes_info after openapi and pipes: /v0/pipes/{name} would match their paths too
+    for module in (status, openapi, pipes, pipes_info, events, sql, deploy, datasources,
+                   tokens_api):
         app.include_router(module.router)
     state.pages = static.mount(app, project)  # static: folders of rtp.yaml, e.g. /storefront/
     if settings.cors_origins:
