@@ -26,16 +26,17 @@ def test_reserved_parameter_names_are_refused_at_their_place(project_factory, cl
     problems = json.loads(result.output)["problems"]
     found = [p for p in problems if p["code"] == "RTP301"]
     assert len(found) == 1, problems
-    assert (found[0]["file"], found[0]["line"], found[0]["column"]) == (
-        "pipes/by_user.yaml", 6, 33)
+    assert (found[0]["file"], found[0]["line"], found[0]["column"]) == ("pipes/by_user.yaml", 6, 33)
     assert f"'{name}'" in found[0]["message"] and "reserved" in found[0]["message"]
 
 
 def test_a_pipe_read_by_an_endpoint_is_checked_too(project_factory, cli):
-    root = project_factory({
-        "pipes/by_user.yaml": BY_USER.format(name="q").replace("endpoint", "internal"),
-        "pipes/top.yaml": "nodes:\n  - {name: t, sql: SELECT * FROM by_user}\n",
-    })
+    root = project_factory(
+        {
+            "pipes/by_user.yaml": BY_USER.format(name="q").replace("endpoint", "internal"),
+            "pipes/top.yaml": "nodes:\n  - {name: t, sql: SELECT * FROM by_user}\n",
+        }
+    )
     problems = json.loads(cli("check", "-p", root, "--format", "json").output)["problems"]
     assert [p["file"] for p in problems if p["code"] == "RTP301"] == ["pipes/by_user.yaml"]
 

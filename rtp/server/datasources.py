@@ -53,22 +53,40 @@ BATCH = 50_000  # rows per INSERT: well under ClickHouse's max_insert_block_size
 
 
 def datasource_info(ds, stats: dict | None = None) -> dict:
-    columns = [{
-        "name": c.name, "type": c.type, "codec": c.codec, "default_value": c.default,
-        "jsonpath": c.json_path, "nullable": c.type.startswith("Nullable("),
-        "normalized_name": c.name, "description": c.comment,
-    } for c in ds.columns]
-    engine = {"engine": ds.engine.type,
-              "engine_sorting_key": ", ".join(ds.sorting_key) or None,
-              "engine_primary_key": ", ".join(ds.primary_key) or None,
-              "engine_partition_key": ds.partition_key, "engine_ttl": ds.ttl}
+    columns = [
+        {
+            "name": c.name,
+            "type": c.type,
+            "codec": c.codec,
+            "default_value": c.default,
+            "jsonpath": c.json_path,
+            "nullable": c.type.startswith("Nullable("),
+            "normalized_name": c.name,
+            "description": c.comment,
+        }
+        for c in ds.columns
+    ]
+    engine = {
+        "engine": ds.engine.type,
+        "engine_sorting_key": ", ".join(ds.sorting_key) or None,
+        "engine_primary_key": ", ".join(ds.primary_key) or None,
+        "engine_partition_key": ds.partition_key,
+        "engine_ttl": ds.ttl,
+    }
     engine.update({f"engine_{k}": v for k, v in ds.engine.options})
     rows, size = (stats or {}).get(ds.name, (0, 0))
-    return {"id": ds.name, "name": ds.name, "description": ds.description or None,
-            "type": "ndjson", "engine": engine, "columns": columns,
-            "schema": {"columns": columns},
-            "statistics": {"row_count": rows, "bytes": size},
-            "created_at": None, "updated_at": None}
+    return {
+        "id": ds.name,
+        "name": ds.name,
+        "description": ds.description or None,
+        "type": "ndjson",
+        "engine": engine,
+        "columns": columns,
+        "schema": {"columns": columns},
+        "statistics": {"row_count": rows, "bytes": size},
+        "created_at": None,
+        "updated_at": None,
+    }
 
 
 def table_stats(backend) -> dict[str, tuple[int, int]]:
@@ -77,7 +95,8 @@ def table_stats(backend) -> dict[str, tuple[int, int]]:
     try:
         _, rows = backend.query(
             "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts "
-            "WHERE database = currentDatabase() AND active GROUP BY table")
+            "WHERE database = currentDatabase() AND active GROUP BY table"
+        )
     except RtpError:
         return {}
     return {str(t): (int(r), int(b)) for t, r, b in rows}
@@ -86,8 +105,12 @@ def table_stats(backend) -> dict[str, tuple[int, int]]:
 def _datasource(state, name: str):
     ds = state.project.datasources.get(name)
     if ds is None:
-        raise RequestError(f"there is no datasource '{name}'", code="RTP404", status=404,
-                           hint="GET /v0/datasources lists them")
+        raise RequestError(
+            f"there is no datasource '{name}'",
+            code="RTP404",
+            status=404,
+            hint="GET /v0/datasources lists them",
+        )
     return ds
 
 
@@ -100,9 +123,13 @@ async def list_datasources(request: Request):
     state = request.app.state.rtp
     grant = state.caller(request)
     stats = await state.run(table_stats, state.backend)
-    return {"datasources": [datasource_info(ds, stats)
-                            for name, ds in sorted(state.project.datasources.items())
-                            if _may_read(grant, name)]}
+    return {
+        "datasources": [
+            datasource_info(ds, stats)
+            for name, ds in sorted(state.project.datasources.items())
+            if _may_read(grant, name)
+        ]
+    }
 
 
 @router.get("/v0/datasources/{name}")
@@ -126,7 +153,8 @@ async def _form(request: Request, body: bytes) -> dict:
         return {k: (v.encode(), None) for k, v in pairs}
     if "multipart/form-data" in kind:  # the stdlib reads it: no python-multipart needed
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + kind.encode("latin-1") + b"\r\n\r\n" + body)
+            b"Content-Type: " + kind.encode("latin-1") + b"\r\n\r\n" + body
+        )
         fields = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
@@ -138,8 +166,11 @@ async def _form(request: Request, body: bytes) -> dict:
 
 def _suffix_kind(name: str | None) -> str | None:
     path = (name or "").split("?")[0].lower().removesuffix(".gz")
-    for kind, suffixes in (("ndjson", (".ndjson", ".jsonl", ".json")), ("csv", (".csv",)),
-                           ("parquet", (".parquet",))):
+    for kind, suffixes in (
+        ("ndjson", (".ndjson", ".jsonl", ".json")),
+        ("csv", (".csv",)),
+        ("parquet", (".parquet",)),
+    ):
         if path.endswith(suffixes):
             return kind
     return None
@@ -150,8 +181,9 @@ def _kind(request: Request, fmt: str, name_hint: str | None) -> str:
     if fmt in KINDS:
         return fmt
     if fmt:
-        raise RequestError(f"unknown format '{fmt}'", code="RTP400",
-                           hint="format: csv, ndjson or parquet")
+        raise RequestError(
+            f"unknown format '{fmt}'", code="RTP400", hint="format: csv, ndjson or parquet"
+        )
     kind = _suffix_kind(name_hint)
     if kind:
         return kind
@@ -168,27 +200,30 @@ def fetch_url(url: str, limit: int) -> bytes:
     scheme, 413 (RTP405) past ``limit`` bytes, 400 (RTP407) when it can't be read."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise RequestError(f"url must be http or https, not '{scheme or url}'",
-                           code="RTP400")
+        raise RequestError(f"url must be http or https, not '{scheme or url}'", code="RTP400")
     try:
         with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - checked
             data = response.read(limit + 1)
     except (OSError, ValueError) as exc:
         raise RequestError(f"cannot fetch {url}: {exc}", code="RTP407") from None
     if len(data) > limit:
-        raise RequestError(f"the file at url is larger than {limit} bytes", code="RTP405",
-                           status=413, hint="split it, or use rtp append")
+        raise RequestError(
+            f"the file at url is larger than {limit} bytes",
+            code="RTP405",
+            status=413,
+            hint="split it, or use rtp append",
+        )
     if data[:2] == b"\x1f\x8b":
         import gzip
 
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise RequestError(f"the file at url is not valid gzip: {exc}",
-                               code="RTP407") from None
+            raise RequestError(f"the file at url is not valid gzip: {exc}", code="RTP407") from None
         if len(data) > limit:
-            raise RequestError(f"the file at url is larger than {limit} bytes expanded",
-                               code="RTP405", status=413)
+            raise RequestError(
+                f"the file at url is larger than {limit} bytes expanded", code="RTP405", status=413
+            )
     return data
 
 
@@ -197,8 +232,9 @@ def _load(backend, name: str, rows: list[dict], bad: list, mode: str) -> tuple[i
     if mode == "append":
         ok = quarantined = 0
         for start in range(0, max(len(rows), 1), BATCH):
-            done, failed = insert(backend, name, rows[start:start + BATCH],
-                                  bad if start == 0 else [])
+            done, failed = insert(
+                backend, name, rows[start : start + BATCH], bad if start == 0 else []
+            )
             ok, quarantined = ok + done, quarantined + failed
         return ok, quarantined
     staging = f"{name}__rtp_replace_{uuid.uuid4().hex[:8]}"
@@ -206,13 +242,14 @@ def _load(backend, name: str, rows: list[dict], bad: list, mode: str) -> tuple[i
     try:
         bad = list(bad)
         for start in range(0, len(rows), BATCH):
-            batch = rows[start:start + BATCH]
+            batch = rows[start : start + BATCH]
             try:
                 backend.insert_json(staging, batch)
             except QueryError:  # find the refused rows; they go to the quarantine
-                bad += [(f"rejected by ClickHouse: {err.detail}",
-                         json.dumps(batch[i], default=str))
-                        for i, err in refused_rows(backend, staging, batch)]
+                bad += [
+                    (f"rejected by ClickHouse: {err.detail}", json.dumps(batch[i], default=str))
+                    for i, err in refused_rows(backend, staging, batch)
+                ]
         with backend.exclusive():
             backend.execute(f"TRUNCATE TABLE `{name}`")
             backend.execute(f"INSERT INTO `{name}` SELECT * FROM `{staging}`")
@@ -227,12 +264,13 @@ def _load(backend, name: str, rows: list[dict], bad: list, mode: str) -> tuple[i
 async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONResponse:
     state = request.app.state.rtp
     if mode == "create":
-        raise RequestError("datasources are created by deploys, not through this API",
-                           code="RTP400", hint="add datasources/<name>.yaml and run "
-                           "`rtp deploy`; then append with mode=append")
+        raise RequestError(
+            "datasources are created by deploys, not through this API",
+            code="RTP400",
+            hint="add datasources/<name>.yaml and run `rtp deploy`; then append with mode=append",
+        )
     if mode not in ("append", "replace"):
-        raise RequestError(f"unknown mode '{mode}'", code="RTP400",
-                           hint="mode: append or replace")
+        raise RequestError(f"unknown mode '{mode}'", code="RTP400", hint="mode: append or replace")
     if not name:
         raise RequestError("pass ?name=<datasource>", code="RTP400")
     ds = _datasource(state, name)
@@ -241,14 +279,16 @@ async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONRespo
     else:
         grant = state.authorize(request, "DATASOURCES:APPEND", name)
         if "ADMIN" not in grant.scopes:
-            raise RequestError(f"the token '{grant.name}' may append to '{name}' but "
-                               "not replace its rows", code="RTP403", status=403,
-                               hint="replace, truncate and delete need an ADMIN token")
+            raise RequestError(
+                f"the token '{grant.name}' may append to '{name}' but not replace its rows",
+                code="RTP403",
+                status=403,
+                hint="replace, truncate and delete need an ADMIN token",
+            )
     limit = state.settings.max_body_bytes
     body = await read_body(request, limit)
     form = await _form(request, body)
-    url = request.query_params.get("url") or (form["url"][0].decode() if "url" in form
-                                              else None)
+    url = request.query_params.get("url") or (form["url"][0].decode() if "url" in form else None)
     hint = url
     if url:
         data = await state.run(fetch_url, url, limit)
@@ -259,8 +299,9 @@ async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONRespo
         # every file, NDJSON and Parquet too, as the field "csv"
         hint = filename if _suffix_kind(filename) else f"x.{field}"
     elif form:
-        raise RequestError("send the rows as the body, as a csv/ndjson/parquet form field, "
-                           "or url=", code="RTP407")
+        raise RequestError(
+            "send the rows as the body, as a csv/ndjson/parquet form field, or url=", code="RTP407"
+        )
     else:
         data = body
     kind = _kind(request, fmt, hint)
@@ -276,22 +317,35 @@ async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONRespo
         ok, quarantined = await state.run(_load, state.backend, name, rows, bad, mode)
     except QueryError as exc:
         if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
-            raise RequestError(f"datasource '{name}' is not deployed", code="RTP404",
-                               status=404, hint="run `rtp deploy` first") from None
+            raise RequestError(
+                f"datasource '{name}' is not deployed",
+                code="RTP404",
+                status=404,
+                hint="run `rtp deploy` first",
+            ) from None
         raise
     state.metrics.ingested(name, ok, quarantined)
     import_id = uuid.uuid4().hex
     info = datasource_info(ds, await state.run(table_stats, state.backend))
     # no "error" key on success: Tinybird's CLI client treats its presence as a failure
-    return JSONResponse({"id": import_id, "import_id": import_id, "datasource": info,
-                         "successful_rows": ok, "quarantined_rows": quarantined,
-                         "quarantine_rows": quarantined, "invalid_lines": 0,
-                         "mode": mode})
+    return JSONResponse(
+        {
+            "id": import_id,
+            "import_id": import_id,
+            "datasource": info,
+            "successful_rows": ok,
+            "quarantined_rows": quarantined,
+            "quarantine_rows": quarantined,
+            "invalid_lines": 0,
+            "mode": mode,
+        }
+    )
 
 
 @router.post("/v0/datasources")
-async def post_datasources(request: Request, name: str = "", mode: str = "create",
-                           format: str = ""):  # noqa: A002 - Tinybird's parameter name
+async def post_datasources(
+    request: Request, name: str = "", mode: str = "create", format: str = ""
+):  # noqa: A002 - Tinybird's parameter name
     return await _ingest(request, name, mode.lower(), format)
 
 
@@ -306,8 +360,12 @@ async def post_datasource_v1(request: Request, name: str, mode: str, format: str
 def _admin(state, request: Request, name: str, what: str) -> None:
     grant = state.caller(request)
     if "ADMIN" not in grant.scopes:
-        raise RequestError(f"the token '{grant.name}' may not {what} '{name}'",
-                           code="RTP403", status=403, hint="this needs an ADMIN token")
+        raise RequestError(
+            f"the token '{grant.name}' may not {what} '{name}'",
+            code="RTP403",
+            status=403,
+            hint="this needs an ADMIN token",
+        )
 
 
 @router.post("/v0/datasources/{name}/truncate")
@@ -324,22 +382,34 @@ def check_condition(condition: str) -> str:
     row's columns. Raises RequestError 400 (RTP400) otherwise."""
     text = condition.strip()
     if not text:
-        raise RequestError("delete_condition is required", code="RTP400",
-                           hint="e.g. delete_condition=user_id = 'u1'")
+        raise RequestError(
+            "delete_condition is required",
+            code="RTP400",
+            hint="e.g. delete_condition=user_id = 'u1'",
+        )
     try:
         tree = sqlglot.parse_one(text, read="clickhouse")
     except (ParseError, TokenError, ValueError) as exc:
-        raise RequestError(f"cannot read delete_condition: {str(exc).splitlines()[0]}",
-                           code="RTP400") from None
-    if tree is None or isinstance(tree, exp.Query | exp.Command) or not isinstance(
-            tree, exp.Expression) or tree.find(exp.Query, exp.Table, exp.Subquery):
-        raise RequestError("delete_condition must be one expression over the datasource's "
-                           "columns, with no subquery", code="RTP400")
+        raise RequestError(
+            f"cannot read delete_condition: {str(exc).splitlines()[0]}", code="RTP400"
+        ) from None
+    if (
+        tree is None
+        or isinstance(tree, exp.Query | exp.Command)
+        or not isinstance(tree, exp.Expression)
+        or tree.find(exp.Query, exp.Table, exp.Subquery)
+    ):
+        raise RequestError(
+            "delete_condition must be one expression over the datasource's "
+            "columns, with no subquery",
+            code="RTP400",
+        )
     for func in tree.find_all(exp.Func):
         fname = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
         if fname in DENIED or fname.startswith("dictget"):
-            raise RequestError(f"function {fname}() is not allowed in delete_condition",
-                               code="RTP400")
+            raise RequestError(
+                f"function {fname}() is not allowed in delete_condition", code="RTP400"
+            )
     return text
 
 
@@ -352,8 +422,11 @@ def _delete(backend, name: str, condition: str, dry_run: bool) -> int:
             # older servers run the mutation in the background
             from rtp.engine import version_tuple
 
-            sync = " SETTINGS mutations_sync = 1" if version_tuple(
-                backend.version()) >= (19, 14) else ""
+            sync = (
+                " SETTINGS mutations_sync = 1"
+                if version_tuple(backend.version()) >= (19, 14)
+                else ""
+            )
             backend.execute(f"ALTER TABLE `{name}` DELETE {where}{sync}")
     return count
 
@@ -367,14 +440,26 @@ async def delete_rows(request: Request, name: str):
     form = {k: v.decode("utf-8", "replace") for k, (v, _) in (await _form(request, body)).items()}
     condition = form.get("delete_condition") or request.query_params.get("delete_condition", "")
     dry_run = (form.get("dry_run") or request.query_params.get("dry_run", "")).lower() in (
-        "true", "1", "yes")
+        "true",
+        "1",
+        "yes",
+    )
     text = check_condition(condition)
     try:
         count = await state.run(_delete, state.backend, name, text, dry_run)
     except QueryError as exc:
-        raise RequestError(f"the engine refused the delete_condition: {exc.detail}",
-                           code="RTP304") from None
+        raise RequestError(
+            f"the engine refused the delete_condition: {exc.detail}", code="RTP304"
+        ) from None
     job = uuid.uuid4().hex
-    return {"id": job, "job_id": job, "delete_id": job, "kind": "delete_data",
-            "status": "done", "delete_condition": condition, "dry_run": dry_run,
-            "rows_affected": count, "datasource": {"id": name, "name": name}}
+    return {
+        "id": job,
+        "job_id": job,
+        "delete_id": job,
+        "kind": "delete_data",
+        "status": "done",
+        "delete_condition": condition,
+        "dry_run": dry_run,
+        "rows_affected": count,
+        "datasource": {"id": name, "name": name},
+    }

@@ -21,20 +21,61 @@ from sqlglot.errors import ParseError, TokenError
 from rtp.errors import RequestError
 
 # functions that read outside the pipe's result: files, URLs, other servers, tables
-DENIED = frozenset(name.lower() for name in (
-    "file", "url", "urlCluster", "remote", "remoteSecure", "cluster", "clusterAllReplicas",
-    "s3", "s3Cluster", "gcs", "hdfs", "hdfsCluster", "azureBlobStorage", "azureBlobStorageCluster",
-    "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable",
-    "input", "merge", "view", "viewIfPermitted", "numbers", "zeros", "generateRandom",
-    "dictionary", "joinGet", "joinGetOrNull", "hasColumnInTable", "deltaLake", "iceberg",
-    "hudi", "loop", "fuzzJSON", "format", "mergeTreeIndex", "getSetting",
-))
+DENIED = frozenset(
+    name.lower()
+    for name in (
+        "file",
+        "url",
+        "urlCluster",
+        "remote",
+        "remoteSecure",
+        "cluster",
+        "clusterAllReplicas",
+        "s3",
+        "s3Cluster",
+        "gcs",
+        "hdfs",
+        "hdfsCluster",
+        "azureBlobStorage",
+        "azureBlobStorageCluster",
+        "mysql",
+        "postgresql",
+        "mongodb",
+        "redis",
+        "sqlite",
+        "jdbc",
+        "odbc",
+        "executable",
+        "input",
+        "merge",
+        "view",
+        "viewIfPermitted",
+        "numbers",
+        "zeros",
+        "generateRandom",
+        "dictionary",
+        "joinGet",
+        "joinGetOrNull",
+        "hasColumnInTable",
+        "deltaLake",
+        "iceberg",
+        "hudi",
+        "loop",
+        "fuzzJSON",
+        "format",
+        "mergeTreeIndex",
+        "getSetting",
+    )
+)
 
 
 def _refused(message: str, *, status: int = 400, code: str = "RTP400") -> RequestError:
-    return RequestError(f"q: {message}", code=code, status=status,
-                        hint="q runs one SELECT over the endpoint's result, named _: "
-                        "e.g. q=SELECT count() FROM _")
+    return RequestError(
+        f"q: {message}",
+        code=code,
+        status=status,
+        hint="q runs one SELECT over the endpoint's result, named _: e.g. q=SELECT count() FROM _",
+    )
 
 
 def check_over_result(q: str, *, admin: bool = False) -> tuple[str, list[tuple[int, int, bool]]]:
@@ -58,8 +99,9 @@ def check_over_result(q: str, *, admin: bool = False) -> tuple[str, list[tuple[i
         raise _refused(f"only a SELECT runs here, not {tree.key.upper()}")
     for node in tree.walk():
         if isinstance(node, exp.Query) and (node.args.get("settings") or node.args.get("format")):
-            raise _refused("SETTINGS and FORMAT clauses are not allowed; the format is the "
-                           "URL's extension")
+            raise _refused(
+                "SETTINGS and FORMAT clauses are not allowed; the format is the URL's extension"
+            )
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     if "_" in ctes:
         raise _refused("_ is the endpoint's result; name the CTE otherwise")
@@ -82,13 +124,11 @@ def check_over_result(q: str, *, admin: bool = False) -> tuple[str, list[tuple[i
     if admin:
         return text, spans
     if others:
-        raise _refused(f"it may read only _, not {', '.join(others)}", status=403,
-                       code="RTP403")
+        raise _refused(f"it may read only _, not {', '.join(others)}", status=403, code="RTP403")
     for func in tree.find_all(exp.Func):
         name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
         if name in DENIED or name.startswith("dictget"):
-            raise _refused(f"function {name}() is not allowed here", status=403,
-                           code="RTP403")
+            raise _refused(f"function {name}() is not allowed here", status=403, code="RTP403")
     if not spans:
         raise _refused("it must read the endpoint's result, _")
     return text, spans

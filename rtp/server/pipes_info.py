@@ -18,15 +18,24 @@ from rtp.sql.params import Param
 router = APIRouter()
 
 # rtp pipe type -> Tinybird's (an internal pipe is a "default" one there)
-TYPES = {"endpoint": "endpoint", "materialized": "materialized", "copy": "copy",
-         "internal": "default"}
+TYPES = {
+    "endpoint": "endpoint",
+    "materialized": "materialized",
+    "copy": "copy",
+    "internal": "default",
+}
 
 
 def param_info(param: Param) -> dict:
-    return {"name": param.name, "type": param.type, "default": _jsonable(param.default),
-            "required": bool(param.required and param.default is None),
-            "description": param.description or None,
-            "example": _jsonable(param.example), "enum": list(param.enum) or None}
+    return {
+        "name": param.name,
+        "type": param.type,
+        "default": _jsonable(param.default),
+        "required": bool(param.required and param.default is None),
+        "description": param.description or None,
+        "example": _jsonable(param.example),
+        "enum": list(param.enum) or None,
+    }
 
 
 def _jsonable(value):
@@ -42,24 +51,32 @@ def pipe_info(compiled: CompiledProject, cpipe: CompiledPipe, base_url: str) -> 
     nodes = []
     for i, cnode in enumerate(cpipe.nodes):
         node_type = kind if i == last and kind != "default" else "standard"
-        nodes.append({
-            "id": cnode.node.name, "name": cnode.node.name, "sql": cnode.node.sql,
-            "description": cnode.node.description or None,
-            "dependencies": sorted({r.name for r in cnode.refs}),
-            "materialized": pipe.target if node_type == "materialized" else None,
-            "node_type": node_type,
-            "params": [param_info(p) for p in cnode.template.params.values() if p.declared],
-        })
+        nodes.append(
+            {
+                "id": cnode.node.name,
+                "name": cnode.node.name,
+                "sql": cnode.node.sql,
+                "description": cnode.node.description or None,
+                "dependencies": sorted({r.name for r in cnode.refs}),
+                "materialized": pipe.target if node_type == "materialized" else None,
+                "node_type": node_type,
+                "params": [param_info(p) for p in cnode.template.params.values() if p.declared],
+            }
+        )
     info = {
-        "id": pipe.name, "name": pipe.name, "description": pipe.description or None,
-        "type": kind, "endpoint": cpipe.nodes[last].node.name
-        if kind == "endpoint" and cpipe.nodes else None,
-        "created_at": None, "updated_at": None, "parent": None, "nodes": nodes,
+        "id": pipe.name,
+        "name": pipe.name,
+        "description": pipe.description or None,
+        "type": kind,
+        "endpoint": cpipe.nodes[last].node.name if kind == "endpoint" and cpipe.nodes else None,
+        "created_at": None,
+        "updated_at": None,
+        "parent": None,
+        "nodes": nodes,
     }
     if kind == "endpoint" and pipe.name not in compiled.broken:
         info["url"] = f"{base_url}/v0/pipes/{pipe.name}.json"
-        info["params"] = [param_info(p) for p in compiled.params(pipe.name).values()
-                          if p.declared]
+        info["params"] = [param_info(p) for p in compiled.params(pipe.name).values() if p.declared]
     if kind in ("materialized", "copy"):
         info["target_datasource"] = pipe.target
     if kind == "copy":
@@ -77,9 +94,13 @@ async def list_pipes(request: Request):
     grant = state.caller(request)
     compiled = state.compiled
     base = _base_url(request)
-    return {"pipes": [pipe_info(compiled, compiled.pipes[name], base)
-                      for name in sorted(compiled.pipes)
-                      if grant.allows("PIPES:READ", name)]}
+    return {
+        "pipes": [
+            pipe_info(compiled, compiled.pipes[name], base)
+            for name in sorted(compiled.pipes)
+            if grant.allows("PIPES:READ", name)
+        ]
+    }
 
 
 @router.get("/v0/pipes/{name}")
@@ -87,7 +108,8 @@ async def get_pipe_info(request: Request, name: str):
     state = request.app.state.rtp
     cpipe = state.compiled.pipes.get(name)
     if cpipe is None:  # 404 before the token check names no scope, as for endpoints
-        raise RequestError(f"there is no pipe '{name}'", code="RTP404", status=404,
-                           hint="GET /v0/pipes lists them")
+        raise RequestError(
+            f"there is no pipe '{name}'", code="RTP404", status=404, hint="GET /v0/pipes lists them"
+        )
     state.authorize(request, "PIPES:READ", name)
     return pipe_info(state.compiled, cpipe, _base_url(request))

@@ -34,9 +34,15 @@ def scope_info(scope: str) -> dict:
 
 
 def token_info(entry: dict, text: str | None = None) -> dict:
-    return {"id": entry["name"], "name": entry["name"], "description": None,
-            "scopes": [scope_info(s) for s in entry["scopes"]], "token": text,
-            "origin": {"type": "C"}, "created_at": entry.get("created")}
+    return {
+        "id": entry["name"],
+        "name": entry["name"],
+        "description": None,
+        "scopes": [scope_info(s) for s in entry["scopes"]],
+        "token": text,
+        "origin": {"type": "C"},
+        "created_at": entry.get("created"),
+    }
 
 
 def _store(state):
@@ -90,20 +96,24 @@ def _jwt(store, body: dict, expiration: str) -> dict:
     try:
         exp = int(expiration)
     except ValueError:
-        raise RequestError("expiration_time must be a Unix time in seconds",
-                           code="RTP400") from None
+        raise RequestError(
+            "expiration_time must be a Unix time in seconds", code="RTP400"
+        ) from None
     name = str(body.get("name") or "")
     scopes = body.get("scopes")
     if not name or not isinstance(scopes, list) or not scopes:
-        raise RequestError('a JWT needs {"name": ..., "scopes": [{"type", "resource"}]}',
-                           code="RTP400")
+        raise RequestError(
+            'a JWT needs {"name": ..., "scopes": [{"type", "resource"}]}', code="RTP400"
+        )
     for item in scopes:
         if not isinstance(item, dict):
-            raise RequestError("each scope is an object with type and resource",
-                               code="RTP400")
+            raise RequestError("each scope is an object with type and resource", code="RTP400")
         scope = parse_scope(f"{item.get('type', '')}:{item.get('resource', '')}")
-        if scope == "ADMIN" or "fixed_params" in item and not isinstance(
-                item["fixed_params"], dict):
+        if (
+            scope == "ADMIN"
+            or "fixed_params" in item
+            and not isinstance(item["fixed_params"], dict)
+        ):
             raise RequestError(f"scope {scope} can't be in a JWT", code="RTP400")
     claims = {"name": name, "scopes": scopes, "exp": exp}
     if isinstance(body.get("limits"), dict):
@@ -124,9 +134,10 @@ async def create_token(request: Request):
     scopes = query.getlist("scope") or body.get("scope") or body.get("scopes") or []
     if isinstance(scopes, str):
         scopes = [scopes]
-    scopes = [s if isinstance(s, str) else
-              ":".join(x for x in (s.get("type"), s.get("resource")) if x)
-              for s in scopes]
+    scopes = [
+        s if isinstance(s, str) else ":".join(x for x in (s.get("type"), s.get("resource")) if x)
+        for s in scopes
+    ]
     if not name:
         raise RequestError("pass name=<token name>", code="RTP400")
     text = store.create(str(name), scopes)

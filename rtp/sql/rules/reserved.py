@@ -25,7 +25,9 @@ def reserved(ctx) -> None:
                 error = SqlError(
                     f"parameter '{pname}' has a reserved name: the HTTP API keeps "
                     f"'{pname}' for itself, so the caller's value would never reach it",
-                    code="RTP301", hint="rename it (e.g. 'search' for a search text); "
-                    "reserved: " + ", ".join(RESERVED))
+                    code="RTP301",
+                    hint="rename it (e.g. 'search' for a search text); "
+                    "reserved: " + ", ".join(RESERVED),
+                )
                 error.line = param.line
                 ctx.problems.add(_at(error, cnode.node, token=pname))
