@@ -2,8 +2,8 @@
 base URL: ``tinybird-python-sdk`` (PyPI, package ``tb``: ``Datasource`` buffers NDJSON
 events to /v0/events, ``API`` is its generic REST client) and, when a Python with
 Tinybird's CLI package (``tinybird``, client class ``TinyB``) is named in
-``RTP_TINYBIRD_PYTHON``, that client too (its dependencies clash with rtp's, so it runs
-in its own environment)."""
+``RTP_TINYBIRD_PYTHON``, that client too (it pins exact versions of pydantic, click,
+urllib3, PyJWT ... that would replace those of rtp's environment, so it runs in its own)."""
 
 from __future__ import annotations
 
