@@ -143,7 +143,7 @@ function miniItem(p, note) {
 
 async function loadCatalogue() {
   const rows = remember(await pipe("catalogue", {
-    category: state.category, q: state.query, per_category: state.category || state.query ? 60 : 4,
+    category: state.category, search: state.query, per_category: state.category || state.query ? 60 : 4,
   }));
   $("grid-title").textContent = state.query ? `Results for “${state.query}”`
     : state.category ? state.category[0].toUpperCase() + state.category.slice(1) : "All products";

@@ -26,7 +26,19 @@ from rtp.deploy.health import describe_missing, missing_views
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
-from rtp.server import auth, deploy, events, openapi, pipes, sql, static, status
+from rtp.server import (
+    auth,
+    datasources,
+    deploy,
+    events,
+    openapi,
+    pipes,
+    pipes_info,
+    sql,
+    static,
+    status,
+    tokens_api,
+)
 from rtp.server.events import Batcher
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.settings import ServerSettings
@@ -155,7 +167,9 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(Exception, handle_any)
-    for module in (status, openapi, pipes, events, sql, deploy):
+    # pipes_info after openapi and pipes: /v0/pipes/{name} would match their paths too
+    for module in (status, openapi, pipes, pipes_info, events, sql, deploy, datasources,
+                   tokens_api):
         app.include_router(module.router)
     state.pages = static.mount(app, project)  # static: folders of rtp.yaml, e.g. /storefront/
     if settings.cors_origins:

@@ -74,7 +74,8 @@ async def get_pipe(request: Request) -> Response:
     raw = await _params(request)
     body, media_type = await state.run(
         run_pipe, state.compiled, state.backend, name, raw, fmt,
-        grant.fixed("PIPES:READ", name), timeout=state.settings.query_timeout)
+        grant.fixed("PIPES:READ", name), timeout=state.settings.query_timeout,
+        q=request.query_params.get("q"), admin="ADMIN" in grant.scopes)
     return Response(body, media_type=media_type)
 
 

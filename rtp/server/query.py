@@ -17,6 +17,7 @@ import time
 
 from rtp.engine import QueryError
 from rtp.errors import EngineError, RequestError
+from rtp.server.pipe_sql import over_result
 from rtp.sql.compose import CompiledProject
 from rtp.sql.params import Param, coerce
 
@@ -68,8 +69,11 @@ def coerce_params(params: dict[str, Param], raw: dict, fixed: dict | None = None
 
 def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
              fmt: str = "json", fixed_params: dict | None = None, *,
-             timeout: float | None = None) -> tuple[bytes, str]:
-    """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type).
+             timeout: float | None = None, q: str | None = None,
+             admin: bool = False) -> tuple[bytes, str]:
+    """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
+    ``q``, the answer of that SQL over the pipe's result as ``_`` (see
+    :mod:`rtp.server.pipe_sql`; ``admin`` lifts its read-only-``_`` limit).
 
     Raises RequestError: 404 unknown pipe or format, 400 bad parameter or SQL the engine
     refused; EngineError RTP507 (status 408) when the query ran longer than ``timeout``
@@ -81,6 +85,8 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
     sql = compiled.compose(pipe, values).sql
+    if q:
+        sql = over_result(q, sql, admin=admin)
     # A second SETTINGS clause is valid after the user's own. max_query_size: long
     # parameter values may push the statement past ClickHouse's 256 KiB parser limit.
     settings = [f"max_query_size = {len(sql.encode()) + 1024}"]

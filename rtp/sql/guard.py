@@ -268,7 +268,9 @@ def function_name(node: exp.Func) -> str:
     return node.sql_name().lower()
 
 
-def _denied(node: exp.Func) -> bool:
+def denied(node: exp.Func) -> bool:
+    """Whether a function call reads beyond the query's tables (files, URLs, other
+    servers, tables or dictionaries by name, the host's configuration)."""
     name = function_name(node)
     return (
         name in DENIED_FUNCTIONS
@@ -280,7 +282,7 @@ def _denied(node: exp.Func) -> bool:
 def _check_nodes(tree: exp.Expression, database: str | None) -> None:
     """Every node of a non-admin query: functions, sources, settings, FORMAT, INTO."""
     for node in tree.walk():
-        if isinstance(node, exp.Func) and _denied(node):
+        if isinstance(node, exp.Func) and denied(node):
             name = node.name if isinstance(node, exp.Anonymous) else function_name(node)
             raise _out_of_scope(f"the function {name}() is not allowed")
         if isinstance(node, exp.Table):

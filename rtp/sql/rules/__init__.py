@@ -40,10 +40,11 @@ def _rules():
     from rtp.sql.rules.explain import explain
     from rtp.sql.rules.operators import operators
     from rtp.sql.rules.outputs import outputs
+    from rtp.sql.rules.reserved import reserved
     from rtp.sql.rules.schemas import schemas
     from rtp.sql.rules.statements import statements
 
-    return (statements, operators, schemas, explain, outputs)
+    return (statements, reserved, operators, schemas, explain, outputs)
 
 
 def check_project(project: Project, problems: Problems, backend=None) -> CheckContext:
