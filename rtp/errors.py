@@ -72,6 +72,8 @@ CODES: dict[str, str] = {
     "RTP602": "fixture for an unknown datasource",
     "RTP603": "fixture row doesn't fit its datasource",
     "RTP604": "test case expects nothing",
+    "RTP605": "test name repeated in a file",
+    "RTP606": "test file in a format rtp can't run",
     "RTP500": "engine error",
     "RTP501": "engine unavailable",
     "RTP502": "ClickHouse server too old for a feature",

@@ -9,7 +9,7 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, fail, render_problem
-from rtp.errors import RtpError
+from rtp.errors import Problems, RtpError
 from rtp.project.load import load_project
 from rtp.testing import report, runner
 
@@ -25,13 +25,16 @@ def test(
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Deploy the project into a fresh in-memory ClickHouse, load fixtures/, and run
-    `tests/<pipe>.yaml` against the endpoints. Exit 0 all pass, 1 failures, 2 project or
-    usage errors."""
+    `tests/<pipe>.yaml` against the endpoints (Tinybird's Forward and Classic test files
+    too). Exit 0 all pass, 1 failures, 2 project or usage errors, or a bad test file (the
+    other files still run)."""
     started = time.perf_counter()
     try:
         root = project_root(project)
         model, problems = load_project(root)
-        cases, compiled = runner.prepare(model, problems)
+        file_problems = Problems()
+        if not problems.errors:
+            cases, compiled = runner.prepare(model, file_problems)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(2) from None
@@ -41,6 +44,12 @@ def test(
         console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them "
                       "(`rtp check` shows the project's) and run again")
         raise typer.Exit(2)
+    for problem in file_problems.sorted():
+        render_problem(problem, root)
+    bad_files = len(file_problems.errors)
+    if bad_files:
+        console.print(f"[red]{bad_files} error(s) in test files[/red]: those cases are left "
+                      "out; the others run", markup=True)
     unknown = [p for p in pipes or [] if p not in model.pipes]
     if unknown:
         fail(RtpError(f"no pipe named {', '.join(unknown)}", code="RTP600"))
@@ -49,7 +58,7 @@ def test(
     if not selected:
         console.print("no test cases found" + (" matching the filter" if pipes or keyword
                                                 else f" in {model.settings.tests_dir}/"))
-        raise typer.Exit(0)
+        raise typer.Exit(2 if bad_files else 0)
 
     def show(o: runner.Outcome) -> None:
         mark = "[green]PASS[/green]" if o.passed else "[red]FAIL[/red]"
@@ -58,6 +67,8 @@ def test(
             console.print(f"       [dim]{o.case.location}[/dim]")
             for line in o.failures:
                 console.print(f"       {line}", markup=False)
+        for line in o.notes:
+            console.print(f"       {line}", markup=False, style="dim")
 
     try:
         session, outcomes = runner.run(compiled, selected, on_result=show)
@@ -79,6 +90,9 @@ def test(
                 console.print(f"       was: {line}", markup=False)
     if junit:
         report.write_junit(junit, outcomes, elapsed)
-    console.print(f"{passed} passed, {failed} failed", markup=False)
+    console.print(f"{passed} passed, {failed} failed"
+                  + (f", {bad_files} test file error(s)" if bad_files else ""), markup=False)
+    if bad_files:
+        raise typer.Exit(2)
     if failed > len(fixed):
         raise typer.Exit(1)

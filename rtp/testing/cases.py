@@ -17,8 +17,16 @@
   max_elapsed_ms: 50
 ```
 
+The same file written by Tinybird Forward (``tb test create``/``update``) runs unchanged:
+``.yaml`` or ``.yml``, ``parameters`` as a query string, and for an error case
+``expected_http_status: 400`` with the error's text in ``expected_result`` (compared with
+the answer's ``error`` exactly, as ``tb test run`` does; runs of spaces and line breaks
+count as one space, since YAML folds long values). Tinybird Classic's test files are read
+by :mod:`rtp.testing.classic`.
+
 Files under the tests folder that are not such lists (pytest files, other YAML) are
-ignored, so a project's own test suite can live beside them.
+ignored, so a project's own test suite can live beside them. A bad case is reported with
+its file and line and left out; the other cases still run.
 """
 
 from __future__ import annotations
@@ -49,6 +57,15 @@ class Case:
     expected_result: list[dict] | None = None
     expected_status: int | None = None
     expected_error: str | None = None
+    # Tinybird: the whole error text, in expected_result of a case expecting a 4xx/5xx
+    expected_error_text: str | None = None
+    # "endpoint": call the pipe; "sql": Classic data-quality SQL, passes when no rows;
+    # "command": a Classic ``.test`` command whose output must equal ``expected_text``
+    kind: str = "endpoint"
+    sql: str | None = None
+    max_time: float | None = None
+    max_bytes_read: int | None = None
+    expected_text: str | None = None
     ignore_order: bool = False
     row_count: int | None = None
     max_rows_read: int | None = None
@@ -66,24 +83,56 @@ def is_test_file(data) -> bool:
             and all(isinstance(c, dict) and "name" in c for c in data))
 
 
-def load_cases(project: Project, problems: Problems) -> list[Case]:
-    """Every case under the project's tests folder; problems are located in their file."""
+def test_files(project: Project) -> list:
+    """The tests folder's ``.yaml``, ``.yml`` and ``.test`` files (not its subfolders:
+    the repository's own pytest suite may keep other projects there)."""
     folder = project.root / project.settings.tests_dir
-    cases: list[Case] = []
     if not folder.is_dir():
-        return cases
-    for path in sorted(folder.glob("*.yaml")):
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix in (".yaml", ".yml", ".test"))
+
+
+def load_cases(project: Project, problems: Problems) -> list[Case]:
+    """Every case under the project's tests folder. Problems are located in their file
+    and the case (or file) they concern is left out; the others are returned."""
+    from rtp.testing import classic
+
+    cases: list[Case] = []
+    for path in test_files(project):
         rel = path.relative_to(project.root).as_posix()
+        if path.suffix == ".test":
+            cases.extend(classic.read_command_file(project, path, rel, problems))
+            continue
         try:
             doc = load_yaml(path, rel)
         except RtpError as exc:
             if path.stem in project.pipes:
                 problems.add(exc)
             continue
-        if not is_test_file(doc.data):
-            continue
-        cases.extend(_read_file(project, path.stem, doc, problems))
+        if is_test_file(doc.data):
+            cases.extend(_read_file(project, path.stem, doc, problems))
+        elif classic.is_tinyunit_file(doc.data):
+            cases.extend(classic.read_tinyunit_file(project, path.stem, doc, problems))
+        elif classic.is_regression_file(doc.data):
+            problems.add(ProjectError(
+                f"{rel} is a Tinybird regression-test configuration (`tb env "
+                "regression-tests`): it compares a branch with a live workspace's requests, "
+                "which rtp can't replay; the file is skipped", code="RTP606",
+                location=doc.loc(()), severity="warning",
+                hint="write the cases you need as tests/<pipe>.yaml"))
     return cases
+
+
+def warn_repeated(doc: Doc, i: int, name: str, names: set[str], problems: Problems) -> None:
+    """Tinybird runs every case of a file, whatever its name: so does rtp, with a
+    warning, since reports and ``-k`` then can't tell the two apart."""
+    if name in names:
+        problems.add(ProjectError(
+            f"test '{name}' is defined twice in {doc.file}; both run", code="RTP605",
+            location=doc.loc((i, "name")) if (i, "name") in doc.marks else doc.loc((i,)),
+            severity="warning", hint="give each case its own name"))
+    names.add(name)
 
 
 def _read_file(project: Project, pipe_name: str, doc: Doc, problems: Problems) -> list[Case]:
@@ -102,11 +151,7 @@ def _read_file(project: Project, pipe_name: str, doc: Doc, problems: Problems) -
         case = _read_case(pipe_name, doc, i, raw, problems)
         if case is None:
             continue
-        if case.name in names:
-            problems.add(ProjectError(f"test '{case.name}' is defined twice", code="RTP105",
-                                      location=doc.loc((i, "name"))))
-            continue
-        names.add(case.name)
+        warn_repeated(doc, i, case.name, names, problems)
         out.append(case)
     return out
 
@@ -129,7 +174,11 @@ def _read_case(pipe: str, doc: Doc, i: int, raw: dict, problems: Problems) -> Ca
     case = Case(pipe=pipe, name=str(raw["name"]), file=doc.file, index=i,
                 location=doc.loc((i, "name")), doc=doc)
     case.parameters = _parameters(doc, i, raw.get("parameters"), problems)
-    if "expected_result" in raw:
+    status = raw.get("expected_http_status")
+    if isinstance(status, int) and status >= 400 and isinstance(raw.get("expected_result"), str):
+        # Tinybird's error case: the text of the answer's "error"
+        case.expected_error_text = raw["expected_result"]
+    elif "expected_result" in raw:
         case.expected_result = _rows(doc, i, raw["expected_result"], problems)
     for key, attr, kind in (("expected_http_status", "expected_status", int),
                             ("row_count", "row_count", int),

@@ -1,6 +1,12 @@
 """Fixtures: ``fixtures/<datasource>.ndjson|.jsonl|.csv|.parquet`` loaded into a deployed
 engine, by ``rtp test`` (strict) and ``rtp dev`` (bad rows quarantined).
 
+Tinybird's layouts are read too: Classic keeps fixtures in ``datasources/fixtures/``;
+Forward loads one file per datasource, ``.ndjson`` before ``.csv``, and when there is
+neither, the rows of ``fixtures/<datasource>.sql`` (a SELECT, as ``tb mock`` writes it),
+run in the test engine. In a folder read without ``rtp.yaml`` (a Tinybird project), a
+fixture naming no datasource is skipped, as Tinybird does.
+
 Rows go in through the one ingestion path (:mod:`rtp.ingest`: JSON paths for
 NDJSON, column names for CSV and Parquet, the same type checks as ``POST /v0/events``),
 so materialized views fire on fixture inserts exactly as in production.
@@ -8,10 +14,11 @@ so materialized views fire on fixture inserts exactly as in production.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rtp.engine import QueryError
-from rtp.errors import Location, ProjectError
+from rtp.errors import Location, ProjectError, RtpError
 from rtp.ingest import (
     RowError,
     RowMapper,
@@ -23,13 +30,23 @@ from rtp.ingest import (
 )
 from rtp.project.model import Project
 
+CLASSIC_DIR = "datasources/fixtures"
+ORDER = (".ndjson", ".jsonl", ".csv", ".parquet", ".sql")  # Tinybird: .ndjson, .csv, .sql
+
 
 def fixture_files(project: Project) -> list[Path]:
-    folder = project.root / project.settings.fixtures_dir
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix != ".json" and kind_of(p.name))
+    """One file per name: the first of ``ORDER``, from ``fixtures/`` before Classic's
+    ``datasources/fixtures/``."""
+    chosen: dict[str, Path] = {}
+    for rel in (project.settings.fixtures_dir, CLASSIC_DIR):
+        folder = project.root / rel
+        if not folder.is_dir():
+            continue
+        found = [p for p in folder.iterdir() if p.is_file() and p.suffix in ORDER
+                 and (p.suffix == ".sql" or kind_of(p.name))]
+        for path in sorted(found, key=lambda p: (p.stem, ORDER.index(p.suffix))):
+            chosen.setdefault(path.stem, path)
+    return sorted(chosen.values(), key=lambda p: p.stem)
 
 
 def load_fixtures(project: Project, backend, *,
@@ -45,18 +62,24 @@ def load_fixtures(project: Project, backend, *,
     EngineError when the engine fails.
     """
     done: dict[str, tuple[int, int]] = {}
+    tinybird = not (project.root / "rtp.yaml").is_file()
     for path in fixture_files(project):
         rel = path.relative_to(project.root).as_posix()
         ds = project.datasources.get(path.stem)
         if ds is None:
-            if quarantine:
+            if quarantine or tinybird or rel.startswith(CLASSIC_DIR + "/"):
                 continue
             raise ProjectError(
                 f"fixture {rel} names no datasource", code="RTP602", location=Location(rel),
                 hint="fixtures are named fixtures/<datasource>.ndjson|.csv|.parquet")
-        kind = kind_of(path.name)
+        if path.suffix == ".sql":
+            kind = "ndjson"
+            data = _sql_rows(backend, path, rel)
+        else:
+            kind = kind_of(path.name)
+            data = path.read_bytes()
         mapper = RowMapper(ds, by_name=by_name(kind))
-        records = read_records(path.read_bytes(), kind, exact=mapper.exact)
+        records = read_records(data, kind, exact=mapper.exact)
         if quarantine:
             result = insert(backend, ds.name, *mapper.map_records(records))
         else:
@@ -64,6 +87,29 @@ def load_fixtures(project: Project, backend, *,
         before = done.get(ds.name, (0, 0))
         done[ds.name] = (before[0] + result[0], before[1] + result[1])
     return done
+
+
+def _sql_rows(backend, path: Path, rel: str) -> bytes:
+    """The NDJSON rows of a ``.sql`` fixture's query, run in the test engine (Tinybird
+    runs it, keeps its rows as the fixture and appends them as NDJSON).
+
+    Raises ProjectError RTP603 when the query is not one read-only statement or the
+    engine refuses it."""
+    from rtp.server.sql import check_read_only
+
+    sql = path.read_text(encoding="utf-8")
+    try:
+        sql = check_read_only(sql)
+        if hasattr(backend, "query_bytes"):
+            return backend.query_bytes(sql, "JSONEachRow")
+        columns, rows = backend.query(sql)
+    except (QueryError, RtpError) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
+        raise ProjectError(f"fixture query failed: {detail}", code="RTP603",
+                           location=Location(rel, 1, 1)) from None
+    names = [c[0] for c in columns]
+    return "".join(json.dumps(dict(zip(names, r, strict=True)), default=str) + "\n"
+                   for r in rows).encode()
 
 
 def _insert_strict(backend, mapper: RowMapper, records: list, rel: str) -> tuple[int, int]:
