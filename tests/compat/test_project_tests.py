@@ -1,19 +1,14 @@
 """The corpus projects' own tests (`tests/*.yaml`, as their authors run them with
 `tb test run`), run unchanged by `rtp test` through the CLI.
 
-The corpus copies only datafiles and tests (SOURCES.md); the fixtures the tests were
-written against stay in the upstream repositories. They are read, at the commit
-SOURCES.md pins, from a local git copy of the upstream repository when one is at hand
-(``$RTP_COMPAT_UPSTREAM/<owner>+<name>/repo``, default ``/work/.mirror``), and the test
-skips saying so when not.
+The fixtures the tests were written against are in the corpus too
+(`projects/<name>/fixtures/`, copied from the same commit, SOURCES.md).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +19,6 @@ from rtp.sql.compose import compile_project
 
 HERE = Path(__file__).parent
 PROJECTS = HERE / "projects"
-UPSTREAM = Path(os.environ.get("RTP_COMPAT_UPSTREAM", "/work/.mirror"))
 
 
 def _sources() -> dict[str, tuple[str, str, str]]:
@@ -38,35 +32,6 @@ def _sources() -> dict[str, tuple[str, str, str]]:
 
 
 WITH_TESTS = sorted(p.name for p in PROJECTS.iterdir() if (p / "tests").is_dir())
-
-
-def _fixtures(name: str, dest: Path) -> list[str]:
-    """Copy the upstream fixtures of ``name`` into ``dest/fixtures``; their names."""
-    repo, folder, commit = _sources()[name]
-    git_dir = UPSTREAM / repo.replace("/", "+") / "repo"
-    if not git_dir.is_dir():
-        pytest.skip(
-            f"{name}'s fixtures are not in the corpus and no copy of {repo} is at "
-            f"{git_dir} (set RTP_COMPAT_UPSTREAM)"
-        )
-    listing = subprocess.run(
-        ["git", "-C", str(git_dir), "ls-tree", "--name-only", f"{commit}:{folder}/fixtures"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if listing.returncode:
-        pytest.skip(f"{repo} at {commit[:8]} has no {folder}/fixtures")
-    names = [n for n in listing.stdout.split() if n.endswith((".ndjson", ".csv", ".sql"))]
-    (dest / "fixtures").mkdir(exist_ok=True)
-    for n in names:
-        data = subprocess.run(
-            ["git", "-C", str(git_dir), "show", f"{commit}:{folder}/fixtures/{n}"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        (dest / "fixtures" / n).write_bytes(data)
-    return names
 
 
 def _template_gaps(root: Path) -> list[str]:
@@ -87,7 +52,7 @@ def test_corpus_has_tests():
 def test_project_tests_pass(name, tmp_path, cli):
     root = tmp_path / name
     shutil.copytree(PROJECTS / name, root)
-    assert _fixtures(name, root), f"no fixtures upstream for {name}"
+    assert list((root / "fixtures").iterdir()), f"{name} has no fixtures in the corpus"
     result = cli("test", "-p", root)
     out = result.stdout + result.stderr
     summary = out.strip().splitlines()[-1]
