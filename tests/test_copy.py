@@ -1,69 +1,231 @@
-"""Copy pipes: cron matching and the scheduler loop on a real engine."""
+"""Copy pipes: schedules (croniter), `rtp check` on a bad schedule, and the server's
+scheduler on a real engine with a stepped clock (tests/server/test_serve_schedules_e2e.py
+runs it in a real `rtp serve`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import json
+import os
+import time
+import uuid
+from types import SimpleNamespace
 
 import pytest
 from deploy_helpers import SHOP, drop, memory_backend, scalar
 
 from rtp.deploy import deploy
-from rtp.deploy.copy import cron_matches, run_copy, run_schedules
-from rtp.errors import ProjectError
+from rtp.deploy.copy import next_run, run_copy
+from rtp.errors import EngineError, Problems, ProjectError
 from rtp.project import load_project
+from rtp.server.scheduler import Scheduler
+from rtp.sql.compose import compile_project
 
-AT = dt.datetime(2030, 1, 6, 14, 30)  # a Sunday
-
-
-@pytest.mark.parametrize(("expr", "expected"), [
-    ("* * * * *", True), ("30 14 * * *", True), ("*/15 * * * *", True),
-    ("*/7 * * * *", False), ("0 * * * *", False), ("25-35 14 6 1 0", True),
-    ("30 14 * * 7", True), ("30 14 * * 1-5", False), ("0,30 9,14 * * *", True),
-])
-def test_cron_matches(expr, expected):
-    assert cron_matches(expr, AT) is expected
+UTC = dt.timezone.utc
+AT = dt.datetime(2030, 1, 6, 14, 30, 10, tzinfo=UTC)  # a Sunday
 
 
-def test_cron_rejects_malformed():
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("* * * * *", "2030-01-06 14:31:00"),
+        ("*/15 * * * *", "2030-01-06 14:45:00"),
+        ("0 3 * * mon-fri", "2030-01-07 03:00:00"),
+        ("0,45 9,14 * * *", "2030-01-06 14:45:00"),
+        ("@hourly", "2030-01-06 15:00:00"),
+        ("@daily", "2030-01-07 00:00:00"),
+        ("0 0 1 jan *", "2031-01-01 00:00:00"),
+        ("* * * * * */20", "2030-01-06 14:30:20"),
+    ],
+)
+def test_next_run(expr, expected):
+    assert next_run(expr, AT) == dt.datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "0 0 31 2 *", "@every 5m"])
+def test_next_run_rejects(expr):
     with pytest.raises(ValueError):
-        cron_matches("* * *", AT)
+        next_run(expr, AT)
 
 
-def test_scheduler_appends_on_schedule(project_factory):
-    copy = """
-        nodes:
-          - name: snap
-            sql: SELECT user_id, sum(price) AS total, count() AS n FROM events GROUP BY user_id
-        type: copy
-        target: snapshot
-        schedule: "*/5 * * * *"
-    """
-    snapshot = SHOP["datasources/spend.yaml"].replace("SummingMergeTree", "MergeTree")
-    model, problems = load_project(project_factory(
-        {**SHOP, "pipes/snap.yaml": copy, "datasources/snapshot.yaml": snapshot}, base=None))
+COPY = """
+    nodes:
+      - name: snap
+        sql: SELECT user_id, sum(price) AS total, count() AS n FROM events GROUP BY user_id
+    type: copy
+    target: snapshot
+"""
+SNAPSHOT = SHOP["datasources/spend.yaml"].replace("SummingMergeTree", "MergeTree")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "error"),
+    [
+        ("'*/5 * * *'", "4 fields"),
+        ("'61 * * * *'", "out of range"),
+        ("'0 0 31 2 *'", "failed to find next date"),
+        ("'@every 5m'", "unknown shortcut"),
+    ],
+)
+def test_check_reports_a_bad_schedule_at_its_line(project_factory, cli, schedule, error):
+    root = project_factory(
+        {
+            "pipes/snap.yaml": COPY + f"    schedule: {schedule}\n",
+            "datasources/snapshot.yaml": SNAPSHOT,
+        },
+        base=SHOP,
+    )
+    result = cli("check", "-p", root, "--format", "json")
+    assert result.exit_code == 1
+    [problem] = [p for p in json.loads(result.stdout)["problems"] if p["severity"] == "error"]
+    assert problem["code"] == "RTP107" and error in problem["message"]
+    assert (problem["file"], problem["line"], problem["column"]) == ("pipes/snap.yaml", 6, 11)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "kept"),
+    [
+        ("'@hourly'", "@hourly"),
+        ("'@daily'", "@daily"),
+        ("'@on-demand'", None),
+        ("'0 3 * * mon-fri'", "0 3 * * mon-fri"),
+        ("'* * * * * */10'", "* * * * * */10"),
+    ],
+)
+def test_good_schedules_load(project_factory, schedule, kept):
+    root = project_factory(
+        {
+            "pipes/snap.yaml": COPY + f"    schedule: {schedule}\n",
+            "datasources/snapshot.yaml": SNAPSHOT,
+        },
+        base=SHOP,
+    )
+    model, problems = load_project(root)
+    assert not problems.errors
+    assert model.pipes["snap"].schedule == kept
+
+
+def test_tinybird_copy_schedule_checked_at_its_line(project_factory, cli):
+    pipe = (
+        "NODE snap\nSQL >\n    SELECT user_id, sum(price) AS total, count() AS n\n"
+        "    FROM events GROUP BY user_id\n\nTYPE copy\nTARGET_DATASOURCE snapshot\n"
+        "COPY_SCHEDULE 0 25 * * *\n"
+    )
+    root = project_factory(
+        {"copies/snap.pipe": pipe, "datasources/snapshot.yaml": SNAPSHOT}, base=SHOP
+    )
+    result = cli("check", "-p", root, "--format", "json")
+    [problem] = [p for p in json.loads(result.stdout)["problems"] if p["severity"] == "error"]
+    assert (problem["code"], problem["file"], problem["line"]) == ("RTP107", "copies/snap.pipe", 8)
+
+
+class Clock:
+    def __init__(self, start: dt.datetime):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def wait_idle(scheduler: Scheduler, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(job["running"] for job in scheduler.status().values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_scheduler_runs_on_schedule_and_retries_failures(project_factory):
+    root = project_factory(
+        {
+            **SHOP,
+            "pipes/snap.yaml": COPY + "    schedule: '*/5 * * * *'\n",
+            "datasources/snapshot.yaml": SNAPSHOT,
+        },
+        base=None,
+    )
+    model, problems = load_project(root)
     assert not problems.errors
     backend = memory_backend()
     try:
         deploy(model, backend)
         backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p', 1), (now(), 'u2', 'p', 1)")
-        ticks = iter([AT.replace(minute=5), AT.replace(minute=5), AT.replace(minute=6),
-                      AT.replace(minute=10)])
-        stop = threading.Event()
-
-        def clock():
-            try:
-                return next(ticks)
-            except StopIteration:
-                stop.set()
-                return AT.replace(minute=10)
-
-        stop_wait = stop.wait
-        stop.wait = lambda timeout: stop_wait(0)  # no real sleeping in the test
-        run_schedules(model, backend, stop, clock=clock)
-        # minutes 5 and 10 match, 6 doesn't; minute 5 runs once though seen twice
+        state = SimpleNamespace(backend=backend, compiled=compile_project(model, Problems()))
+        clock = Clock(AT.replace(minute=4, second=0))
+        scheduler = Scheduler(state, timeout=30, clock=clock)
+        scheduler.refresh()
+        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:05:00+00:00"
+        for minute in (4, 5, 5, 6, 10):  # 5 and 10 fire; 5 runs once though seen twice
+            clock.now = AT.replace(minute=minute, second=0)
+            scheduler.tick()
+            wait_idle(scheduler)
         assert scalar(backend, "SELECT count() FROM snapshot") == 4
+        job = scheduler.status()["snap"]
+        assert (job["runs"], job["failures"], job["last_rows"]) == (2, 0, 4)
+        assert job["next_run"] == "2030-01-06T14:15:00+00:00"
+
+        backend.execute("DROP TABLE snapshot")  # fails at 14:15, logged, tried at 14:20
+        for minute in (15, 20):
+            clock.now = AT.replace(minute=minute, second=0)
+            scheduler.tick()
+            wait_idle(scheduler)
+        job = scheduler.status()["snap"]
+        assert job["failures"] == 2 and "snapshot" in job["last_error"]
+        backend.execute(SNAPSHOT_DDL)
+        clock.now = AT.replace(minute=25, second=0)
+        scheduler.tick()
+        wait_idle(scheduler)
+        job = scheduler.status()["snap"]
+        assert (job["runs"], job["last_error"], job["last_rows"]) == (3, None, 2)
         with pytest.raises(ProjectError):
             run_copy(model, backend, "spend_mv")
     finally:
         drop(backend)
+
+
+SNAPSHOT_DDL = (
+    "CREATE TABLE snapshot (user_id String, total Float64, n UInt64) "
+    "ENGINE = MergeTree ORDER BY user_id"
+)
+
+
+SERVER_URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
+
+
+@pytest.fixture(params=["embedded", "server"])
+def engine_backend(request):
+    if request.param == "embedded":
+        backend = memory_backend()
+        yield backend
+        drop(backend)
+        return
+    if not SERVER_URL:
+        pytest.skip("RTP_TEST_CLICKHOUSE_URL is not set (a ClickHouse server to test on)")
+    from rtp.engine.clickhouse import ClickHouseBackend
+
+    base = SERVER_URL.rsplit("/", 1)[0]
+    backend = ClickHouseBackend(f"{base}/rtp_test_copy_{uuid.uuid4().hex[:10]}")
+    yield backend
+    backend.execute(f"DROP DATABASE IF EXISTS `{backend.database}`")
+    backend.close()
+
+
+def test_copy_deadline_is_the_engines(project_factory, engine_backend):
+    # 18.16 wants whole seconds for max_execution_time and names no TIMEOUT_EXCEEDED
+    slow = COPY.replace(
+        "sum(price) AS total",
+        "sum(price) + (SELECT toFloat64(sum(number)) FROM numbers(10000000000)) AS total",
+    )
+    root = project_factory(
+        {**SHOP, "pipes/snap.yaml": slow, "datasources/snapshot.yaml": SNAPSHOT}, base=None
+    )
+    model, problems = load_project(root)
+    assert not problems.errors
+    backend = engine_backend
+    deploy(model, backend)
+    backend.execute("INSERT INTO events SELECT now(), 'u1', 'p', 1")
+    started = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        run_copy(model, backend, "snap", timeout=1)
+    assert caught.value.code == "RTP507", caught.value
+    assert time.monotonic() - started < 20  # 10^10 rows to sum: minutes without it
+    assert scalar(backend, "SELECT count() FROM snapshot") == 0

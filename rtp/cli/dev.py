@@ -39,12 +39,14 @@ def dev(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
-    interval: float = typer.Option(0.5, "--interval", help="Seconds between file checks."),
+    interval: float = typer.Option(0.5, "--interval", help="Seconds between file checks "
+                                   "where the OS gives no file events (else unused)."),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Develop locally: deploy to embedded ClickHouse, load fixtures/ if the engine is
-    empty, serve, and redeploy whenever a file in datasources/, pipes/ or rtp.yaml
-    changes."""
+    empty, serve, and redeploy whenever a project file changes (rtp.yaml, YAML, Tinybird
+    .datasource/.pipe/.connection/.incl files anywhere but hidden folders, tests/ and
+    fixtures/)."""
     try:
         root = project_root(project)
         model, problems = load_project(root)

@@ -684,6 +684,30 @@ def _read_engine(doc: Doc, spec, problems: Problems) -> Engine:
 # -- pipes ------------------------------------------------------------------------------
 
 
+_CRON_WORDS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly",
+               "@annually")  # croniter's; @on-demand means no schedule
+
+
+def _schedule_error(schedule: str) -> str | None:
+    """Why croniter can't run ``schedule`` (None when it can): the server runs exactly
+    what passed here (rtp.deploy.copy.next_run)."""
+    import datetime as dt
+
+    from croniter import croniter
+
+    fields = schedule.split()
+    if schedule.startswith("@"):
+        if schedule.lower() not in _CRON_WORDS:
+            return f"unknown shortcut, use one of {', '.join(_CRON_WORDS)}"
+    elif len(fields) not in (5, 6):
+        return f"{len(fields)} fields, expected 5 (or 6 with seconds)"
+    try:
+        croniter(schedule, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)).get_next()
+    except Exception as exc:  # croniter: bad expression, or a date that never comes
+        return str(exc)
+    return None
+
+
 def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
     from rtp.project.schema import PipeFile
 
@@ -719,6 +743,22 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
                     location=doc.loc((key,), key=True),
                 )
             )
+    schedule = file.schedule
+    if schedule is not None and schedule.strip().lower() in ("@on-demand", "@on_demand"):
+        schedule = None  # Tinybird's word for "run only when asked"
+    if schedule is not None and ptype == "copy":
+        error = _schedule_error(schedule)
+        if error:
+            problems.add(
+                ProjectError(
+                    f"schedule {schedule!r} is not a cron expression: {error}",
+                    code="RTP107",
+                    location=doc.loc(("schedule",)),
+                    hint="5 fields, UTC (minute hour day month weekday: '*/15 * * * *', "
+                    "'0 3 * * mon-fri'), a 6th for seconds, @hourly, @daily or @on-demand",
+                )
+            )
+            schedule = None
     if data.get("nodes") == []:
         problems.add(
             ProjectError(
@@ -746,7 +786,7 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
         nodes=tuple(nodes),
         type=ptype,
         target=target,
-        schedule=file.schedule,
+        schedule=schedule,
         mode=file.mode or "append",
         populate=file.populate,
         description=file.description or "",

@@ -41,6 +41,7 @@ from rtp.server import (
 )
 from rtp.server.events import Batcher
 from rtp.server.metrics import Metrics, MetricsMiddleware
+from rtp.server.scheduler import Scheduler
 from rtp.server.settings import ServerSettings
 from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
 from rtp.sql.compose import compile_project
@@ -131,9 +132,15 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     """The HTTP API for ``project`` on ``backend`` (already deployed)."""
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)
+    scheduler = Scheduler(state, timeout=settings.copy_timeout)
+    state.scheduler = scheduler  # /healthz reports its copy pipes
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if settings.schedules:
+            scheduler.start()
         yield
+        await asyncio.to_thread(scheduler.stop)  # waits for a running copy (its deadline)
         state.executor.shutdown(wait=True)
 
     app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,

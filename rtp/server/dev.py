@@ -8,26 +8,48 @@ half-typed edit never stops the server.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from rtp.errors import Problems, RtpError
-from rtp.project.load import load_project
+from rtp.project.load import SKIP_DIRS, load_project
 from rtp.project.model import Project
 from rtp.sql.compose import compile_project
 
-WATCHED = ("rtp.yaml", "datasources", "pipes")
+# what a project is read from (rtp.project.load): rtp.yaml, YAML under datasources/,
+# pipes/, connections/, and Tinybird's files anywhere (Forward's endpoints/, copies/...)
+SUFFIXES = (".yaml", ".yml", ".datasource", ".pipe", ".connection", ".incl")
+NAMES = ("tinyb", ".tinyb")
+QUIET_MS = 100  # a save is often several writes (temp file, rename): wait for quiet
 
 
-def snapshot(root: Path) -> dict[str, int]:
-    """Modification times of the files a project is made of (rtp.yaml, datasources/,
-    pipes/); any difference between two snapshots means "redeploy"."""
+def relevant(root: Path, path: Path, skip: tuple[str, ...] = ("tests", "fixtures")) -> bool:
+    """Whether a change to ``path`` can change the project: a project file, not under a
+    hidden folder (``.rtp/`` with the engine's data, ``.git/``), a tool's folder
+    (``__pycache__``, ``node_modules``) or ``skip`` (the tests and fixtures folders)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if not parts or (parts[0] in skip and len(parts) > 1):
+        return False
+    if any(p.startswith(".") or p in SKIP_DIRS for p in parts[:-1]):
+        return False
+    return path.suffix in SUFFIXES or parts[-1] in NAMES
+
+
+def snapshot(root: Path, skip: tuple[str, ...] = ("tests", "fixtures")) -> dict[str, int]:
+    """Modification times of the files the project is made of (see :func:`relevant`);
+    any difference between two snapshots means "redeploy"."""
     out: dict[str, int] = {}
-    for name in WATCHED:
-        path = root / name
-        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
-        for file in files:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS]
+        for name in files:
+            file = Path(folder) / name
+            if not relevant(root, file, skip):
+                continue
             try:
                 out[str(file)] = file.stat().st_mtime_ns
             except OSError:  # deleted between listing and stat
@@ -48,23 +70,29 @@ def is_empty(project: Project, backend) -> bool:
 
 
 class Reloader:
-    """Polls the project's files; on a change, checks, redeploys and swaps the app's
+    """Watches the project's files; on a change, checks, redeploys and swaps the app's
     project. ``deploy(project, backend)`` is ``rtp.deploy.deploy``; ``say`` prints."""
 
-    def __init__(self, root: Path, state, deploy: Callable, say: Callable[[str], None],
-                 report: Callable[[RtpError], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        state,
+        deploy: Callable,
+        say: Callable[[str], None],
+        report: Callable[[RtpError], None] | None = None,
+    ) -> None:
         self.root = root
         self.state = state
         self.deploy = deploy
         self.say = say
         self.report = report or (lambda error: say(str(error)))
-        self.seen = snapshot(root)
+        self.seen = snapshot(root, self.skip())
         self.reloads = 0
 
     def poll(self) -> bool | None:
         """Redeploy if a file changed: True when the new project is served, False when
         it has problems (the old one stays), None when nothing changed."""
-        now = snapshot(self.root)
+        now = snapshot(self.root, self.skip())
         if now == self.seen:
             return None
         self.seen = now
@@ -90,14 +118,53 @@ class Reloader:
             self.say("deploy failed; still serving the previous version")
             return False
         self.reloads += 1
-        self.say(f"redeployed: {len(project.datasources)} datasources, "
-                 f"{len(self.state.endpoints)} endpoints")
+        self.say(
+            f"redeployed: {len(project.datasources)} datasources, "
+            f"{len(self.state.endpoints)} endpoints"
+        )
         return True
 
+    def skip(self) -> tuple[str, ...]:
+        settings = self.state.project.settings
+        return (settings.tests_dir.strip("/"), settings.fixtures_dir.strip("/"))
+
     def watch(self, stop: threading.Event, interval: float = 0.5) -> None:
-        """Poll until ``stop`` is set; never raises (a failed round is reported)."""
-        while not stop.wait(interval):
+        """Redeploy on every change the OS reports under the project's folder (watchfiles:
+        inotify, FSEvents...; polling every ``interval`` seconds where there are none),
+        changes within ``QUIET_MS`` of each other taken as one, until ``stop`` is set.
+        Never raises (a failed round is reported)."""
+        import watchfiles
+
+        root = self.root.resolve()
+
+        def project_file(change, path: str) -> bool:
+            return relevant(root, Path(path), self.skip())
+
+        polling = None  # watchfiles decides; True after the OS refused file events
+        while not stop.is_set():
             try:
-                self.poll()
-            except Exception as exc:  # keep watching whatever one round did
-                self.say(f"reload failed: {exc}")
+                for _changes in watchfiles.watch(
+                    root,
+                    watch_filter=project_file,
+                    stop_event=stop,
+                    step=QUIET_MS,
+                    debounce=1600,
+                    force_polling=polling,
+                    poll_delay_ms=int(interval * 1000),
+                    raise_interrupt=False,
+                    rust_timeout=1000,
+                ):
+                    self._round()
+            except (OSError, RuntimeError) as exc:  # e.g. out of inotify watches
+                if polling:
+                    self.say(f"watching failed: {exc}")
+                    return
+                self.say(f"file events unavailable ({exc}); polling every {interval:g} s")
+                polling = True
+
+    def _round(self) -> None:
+        try:
+            self.seen = snapshot(self.root, self.skip())
+            self.reload()
+        except Exception as exc:  # keep watching whatever one round did
+            self.say(f"reload failed: {exc}")

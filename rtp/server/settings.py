@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,13 @@ class ServerSettings:
     control_token: str | None = None  # ADMIN credential for local rtp commands (owner.json)
     docs_url: str = "docs/errors.md"  # errors link here as <docs_url>#<code>
     extra: dict = field(default_factory=dict)
+    # scheduled copy pipes (rtp.server.scheduler): the engine's deadline for each run, and
+    # whether this process runs them (off on all but one of several servers on one target)
+    copy_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("RTP_COPY_TIMEOUT", "300")))
+    schedules: bool = field(
+        default_factory=lambda: os.environ.get("RTP_SCHEDULES", "on").lower()
+        not in ("off", "0", "false", "no"))
 
     def __post_init__(self) -> None:
         for name in ("query_timeout", "batch_wait"):

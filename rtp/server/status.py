@@ -15,8 +15,12 @@ async def healthz(request: Request):
         version = await state.run(state.backend.version)
     except Exception as exc:  # an unhealthy engine is an answer here, not an error
         return JSONResponse({"status": "error", "error": str(exc)}, status_code=503)
-    return {"status": "ok", "engine": state.backend.name, "version": version,
+    body = {"status": "ok", "engine": state.backend.name, "version": version,
             "endpoints": len(state.endpoints)}
+    copies = state.scheduler.status()  # scheduled copy pipes: next/last run, last error
+    if copies:
+        body["copies"] = copies
+    return body
 
 
 @router.get("/metrics")
