@@ -114,6 +114,7 @@ class Reloader:
                 self.deploy(project, self.state.backend)
                 self.state.reload(project)
         except RtpError as exc:
+            self.state.check_views()  # a deploy stopped half-way may have dropped views
             self.report(exc)
             self.say("deploy failed; still serving the previous version")
             return False
