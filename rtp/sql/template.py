@@ -57,6 +57,12 @@ class TemplateError(SqlError):
         self.token = token
 
 
+class SampleValues(dict):
+    """Values for an offline check: rendering them marks the render as a check, where a
+    name without a value renders a placeholder and ``error()`` a comment, as Tinybird's
+    test mode does."""
+
+
 @dataclass
 class Template:
     source: str
@@ -64,9 +70,13 @@ class Template:
     _compiled: object = None
     jinja: str = ""  # ``source`` in Jinja spelling (same lines)
 
-    def sample_values(self) -> dict:
-        """Values for offline checks: each parameter's example, default or a neutral value."""
-        return {name: p.sample() for name, p in self.params.items() if p.declared}
+    def sample_values(self) -> SampleValues:
+        """Values for offline checks: each parameter's example or default. A parameter
+        with neither is left undefined, as Tinybird checks a template: its
+        ``{% if defined(x) %}`` branches drop out, and a type function called without
+        it renders a placeholder of its type (``Param.sample``)."""
+        return SampleValues({name: p.sample() for name, p in self.params.items()
+                             if p.declared and (p.example is not None or p.default is not None)})
 
     def coerce_values(self, raw: dict) -> dict:
         """Check a caller's values against the declared parameters.
@@ -93,7 +103,7 @@ class Template:
             return self.source
         context = {**_FUNCTIONS, **{k: v for k, v in values.items() if v is not None}}
         context["__params__"] = self.params
-        context["__check__"] = check
+        context["__check__"] = check or isinstance(values, SampleValues)
         return self._compiled.render(context)
 
 
@@ -133,9 +143,11 @@ def compile_template(sql: str) -> Template:
 # -- discovery -------------------------------------------------------------------------
 
 
-def _const(node: nodes.Node, what: str, line: int):
+def _const(node: nodes.Node, what: str, line: int, names: dict | None = None):
     if isinstance(node, nodes.Const):
         return node.value
+    if isinstance(node, nodes.Name) and names and node.name in names:
+        return names[node.name]  # `{% set default_x = 10 %}` ... Int32(x, default_x)
     if isinstance(node, nodes.List | nodes.Tuple):
         return tuple(_const(item, what, line) for item in node.items)
     if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const):
@@ -145,6 +157,8 @@ def _const(node: nodes.Node, what: str, line: int):
 
 def _discover(ast: nodes.Template) -> dict[str, Param]:
     params: dict[str, Param] = {}
+    constants = {a.target.name: a.node.value for a in ast.find_all(nodes.Assign)
+                 if isinstance(a.target, nodes.Name) and isinstance(a.node, nodes.Const)}
     known = set(PARAM_FUNCTIONS) | set(HELPERS) | set(BUILTINS) | set(_JINJA_GLOBALS)
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for call in ast.find_all(nodes.Call):
@@ -160,7 +174,7 @@ def _discover(ast: nodes.Template) -> dict[str, Param]:
             )
         if fname not in PARAM_FUNCTIONS and fname not in TYPE_ALIASES:
             continue
-        param = _declaration(fname, call)
+        param = _declaration(fname, call, constants)
         prev = params.get(param.name)
         if prev is not None and prev.type != param.type:
             raise TemplateError(
@@ -186,7 +200,7 @@ def _looks_typed(arg) -> bool:
     return isinstance(arg, str) and arg[:1].isupper() and arg.isalnum()
 
 
-def _declaration(fname: str, call: nodes.Call) -> Param:
+def _declaration(fname: str, call: nodes.Call, constants: dict | None = None) -> Param:
     line = call.lineno
     if not call.args or not isinstance(call.args[0], nodes.Name):
         raise TemplateError(
@@ -194,8 +208,9 @@ def _declaration(fname: str, call: nodes.Call) -> Param:
             line=line, token=fname, code="RTP301",
         )
     name = call.args[0].name
-    args = [_const(a, f"{fname}({name}, ...) argument", line) for a in call.args[1:]]
-    kwargs = {kw.key: _const(kw.value, f"{fname}({name}, {kw.key}=...)", line)
+    args = [_const(a, f"{fname}({name}, ...) argument", line, constants)
+            for a in call.args[1:]]
+    kwargs = {kw.key: _const(kw.value, f"{fname}({name}, {kw.key}=...)", line, constants)
               for kw in call.kwargs}
     ptype = TYPE_ALIASES.get(fname, fname)
     if fname == "Array":
@@ -271,7 +286,8 @@ def _required(value, what: str = "parameter") -> RequestError:
 
 
 def _param_function(type_name: str):
-    def function(value=None, default=None, *args, **options):
+    @pass_context
+    def function(context, value=None, default=None, *args, **options):
         name = "parameter"
         if _missing(value):
             name = getattr(value, "_undefined_name", None) or name
@@ -280,7 +296,12 @@ def _param_function(type_name: str):
             if default is None:
                 if options.get("defined", True) is False:
                     return None  # Tinybird's `defined=False`: no value, no condition
-                raise _required(value)
+                if not context.get("__check__"):
+                    raise _required(value)
+                # a check renders what Tinybird's test mode does: a placeholder
+                param = context.get("__params__", {}).get(name)
+                return (param if param and param.type == type_name
+                        else Param(name, type_name)).sample()
             value = default
         # Values normally arrive coerced (Template.coerce_values names the parameter in
         # its errors); coercing again here keeps a raw value from ever reaching SQL.
@@ -292,12 +313,13 @@ def _param_function(type_name: str):
     return function
 
 
-def _array(value=None, element="String", default=None, **options):
+@pass_context
+def _array(context, value=None, element="String", default=None, **options):
     if "type" in options:
         element = options.pop("type")
     elif element not in SCALAR_TYPES:  # Array(x, 'a,b'): Tinybird's default, as text
         element, default = "String", element if default is None else default
-    return _param_function(f"Array({element})")(value, default, **options)
+    return _param_function(f"Array({element})")(context, value, default, **options)
 
 
 def _defined(value=None) -> bool:
@@ -560,12 +582,18 @@ def _literal(value) -> escape.SqlText:
         raise RequestError(f"cannot render value: {exc}", code="RTP400") from None
 
 
-def _error(message="error", status=400):
+@pass_context
+def _error(context, message="error", status=400):
+    if context.get("__check__"):  # Tinybird's test mode renders it as a comment
+        return escape.SqlText("/* error */")
     raise RequestError(str(message), code="RTP402", status=int(status))
 
 
-def _custom_error(body=None, status=400):
+@pass_context
+def _custom_error(context, body=None, status=400):
     """Tinybird's custom_error({'error': ..., 'code': ...}[, status])."""
+    if context.get("__check__"):
+        return escape.SqlText("/* error */")
     message = body.get("error", body) if isinstance(body, dict) else body
     raise RequestError(str(message), code="RTP402", status=int(status))
 
