@@ -47,7 +47,7 @@ def to_jinja(source: str) -> str:
     for match in _TAG.finditer(source):
         tag = match.group(0)
         line = source.count("\n", 0, match.start()) + 1
-        out.append(source[pos:match.start()])
+        out.append(source[pos : match.start()])
         pos = match.end()
         if stack and stack[-1] == "raw" and not re.fullmatch(r"\{%-?\s*endraw\s*-?%\}", tag):
             out.append(tag)
@@ -78,7 +78,8 @@ def to_jinja(source: str) -> str:
             stack.append("set")
         elif word == "while":
             raise TornadoSyntaxError(
-                "{% while %} loops are not supported; use {% for x in range(n) %}", line)
+                "{% while %} loops are not supported; use {% for x in range(n) %}", line
+            )
         elif word == "comment":
             out.append("{#" + tag[2:-2].replace("#}", "# }") + "#}")
             continue
@@ -86,7 +87,8 @@ def to_jinja(source: str) -> str:
             stack.append(word)
         if word in ("if", "elif", "for", "set"):
             body = _is_none(body)
-        out.append("{%" + block.group(1) + block.group(2) + body + block.group(4)
-                   + block.group(5) + "%}")
+        out.append(
+            "{%" + block.group(1) + block.group(2) + body + block.group(4) + block.group(5) + "%}"
+        )
     out.append(source[pos:])
     return "".join(out)
