@@ -85,8 +85,12 @@ def test_missing_parameter_is_tinybirds_required_error():
         "Required parameter is not defined. Check the parameters x. Please provide a value "
         "or set a default value in the pipe code."
     )
-    # defined=False: no value and no condition (sql_and leaves it out)
-    assert render("{{ sql_and(x=String(x, defined=False)) }}") == "1"
+    for sql in ("{{ Int32(x) + 1 }}", "{% if Int32(x) > 3 %}a{% end %}", "{{ x * 2 }}"):
+        with pytest.raises(RequestError) as info:
+            render(sql)
+        assert info.value.code == "RTP401" and "parameters x." in info.value.message
+    # sql_and leaves out a condition whose value was not sent (defined=False or not)
+    assert render("{{ sql_and(x=String(x, defined=False), y=Int32(y)) }}") == "1"
 
 
 @pytest.mark.parametrize(

@@ -297,7 +297,9 @@ def _param_function(type_name: str):
                 if options.get("defined", True) is False:
                     return None  # Tinybird's `defined=False`: no value, no condition
                 if not context.get("__check__"):
-                    raise _required(value)
+                    # missing: rendering it, or computing with it, is Tinybird's
+                    # "Required parameter is not defined"; sql_and leaves it out
+                    return _Missing(name=name)
                 # a check renders what Tinybird's test mode does: a placeholder
                 param = context.get("__params__", {}).get(name)
                 return (param if param and param.type == type_name
@@ -650,9 +652,19 @@ def _finalize(context, value):
 
 
 class _Missing(Undefined):
-    """A name without a value: Tinybird's None (`x is None` holds)."""
+    """A name without a value: Tinybird's None (`x is None` holds). Anything computed
+    from it is Tinybird's "Required parameter is not defined" (RTP401)."""
 
     __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args, **kwargs):
+        raise _required(self)
+
+
+# Jinja binds the operators to the base class's method: rebind them to ours
+for _name, _attr in vars(Undefined).items():
+    if _attr is Undefined._fail_with_undefined_error:
+        setattr(_Missing, _name, _Missing._fail_with_undefined_error)
 
 
 class TryExtension(Extension):
