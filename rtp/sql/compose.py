@@ -16,7 +16,7 @@ from rtp.errors import Location, Problems, RequestError, SqlError
 from rtp.project.model import Node, Pipe, Project
 from rtp.sql.analysis import SqlFacts, TableRef, analyze
 from rtp.sql.params import Param
-from rtp.sql.template import Template, TemplateError, compile_template
+from rtp.sql.template import SampleValues, Template, TemplateError, compile_template
 
 
 @dataclass
@@ -80,7 +80,17 @@ class CompiledProject:
         return out
 
     def sample_values(self, pipe_name: str) -> dict:
-        return {n: p.sample() for n, p in self.params(pipe_name).items() if p.declared}
+        """Values to check (and deploy) a pipe with. An endpoint's: each parameter's
+        example or default, the others undefined, rendered as a check (placeholders,
+        see ``Template.sample_values``). A materialized or copy pipe's: none at all,
+        rendered for real, because Tinybird creates the view (and runs a copy without
+        parameters) from exactly that text: ``{% if defined(x) %}`` drops out, a
+        parameter's default applies, and one without a default is an error."""
+        if self.pipes[pipe_name].pipe.type in ("materialized", "copy"):
+            return {}
+        return SampleValues({n: p.sample() for n, p in self.params(pipe_name).items()
+                             if p.declared and (p.example is not None
+                                                or p.default is not None)})
 
     def compose(self, pipe_name: str, values: dict, node_name: str | None = None) -> Composed:
         """One statement for the pipe's output (or for ``node_name``) with ``values``.
@@ -188,17 +198,17 @@ def compile_project(project: Project, problems: Problems) -> CompiledProject:
 
 def _resolve(compiled: CompiledProject, cpipe: CompiledPipe, problems: Problems) -> None:
     project = compiled.project
-    values: dict = {}
-    for cnode in cpipe.nodes:
-        values.update(cnode.template.sample_values())
+    values = compiled.sample_values(cpipe.name)
+    unparameterized = not isinstance(values, SampleValues)
     earlier: list[str] = []
     all_nodes = [n.node.name for n in cpipe.nodes]
     for cnode in cpipe.nodes:
         try:
             cnode.sample_sql = clean(cnode.template.render(values))
         except RequestError as exc:
-            problems.add(_at(SqlError(f"rendering with sample values failed: {exc.message}",
-                                      code="RTP301",
+            what = ("rendering without parameters (as a materialized or copy pipe runs) "
+                    if unparameterized else "rendering with sample values ")
+            problems.add(_at(SqlError(f"{what}failed: {exc.message}", code="RTP301",
                                       hint="give the parameter an example= or a default"),
                              cnode.node))
             compiled.broken.add(cpipe.name)

@@ -76,7 +76,7 @@ def _neutral(type_name: str, param: Param):
     if param.enum:
         return coerce(Param(param.name, type_name), param.enum[0])
     if type_name == "String":
-        return ""
+        return "__no_value__"  # Tinybird's placeholder: checks render what it renders
     if type_name in INT_RANGES:
         lo, hi = INT_RANGES[type_name]
         value = 0 if param.min is None else int(math.ceil(param.min))
@@ -86,8 +86,8 @@ def _neutral(type_name: str, param: Param):
     if type_name == "Boolean":
         return False
     if type_name == "Date":
-        return dt.date(1970, 1, 1)
-    return dt.datetime(1970, 1, 1)
+        return dt.date(2019, 1, 1)
+    return dt.datetime(2019, 1, 1)
 
 
 def coerce(param: Param, value):
