@@ -113,12 +113,33 @@ class CompiledProject:
                 rendered[key] = clean(cnode.template.render(values))
             return rendered[key]
 
+        body = render(target)  # first, as Tinybird does: its error() checks come first
         ctes: list[tuple[str, str]] = []
         for other in self._pipes_for(cpipe, index):
             ctes.append((other, self.compose(other, values).sql))
-        for cnode in self._nodes_for(cpipe, index):
+        for cnode in self._nodes_needed(cpipe, index, render):
             ctes.append((cnode.node.name, render(cnode)))
-        return with_ctes(ctes, render(target))
+        return with_ctes(ctes, body)
+
+    def _nodes_needed(self, cpipe: CompiledPipe, index: int, render) -> list[CompiledNode]:
+        """Earlier nodes that node ``index`` reads with these values, in pipe order: the
+        node names in each rendered text (a template may read a node in one branch of an
+        ``{% if %}`` only, which the check's sample rendering never saw), plus the refs
+        found at compile time. A word that only looks like a node name adds an unused
+        CTE, which ClickHouse never runs."""
+        names = {n.node.name: i for i, n in enumerate(cpipe.nodes[:index])}
+        needed: set[int] = set()
+        stack = [index]
+        while stack:
+            i = stack.pop()
+            cnode = cpipe.nodes[i]
+            words = {r.name for r in cnode.refs} | set(_WORD.findall(render(cnode)))
+            for word in words:
+                j = names.get(word)
+                if j is not None and j < i and j not in needed:
+                    needed.add(j)
+                    stack.append(j)
+        return [cpipe.nodes[i] for i in sorted(needed)]
 
     def unread_nodes(self, pipe_name: str) -> list[str]:
         """Nodes of a pipe that its output node doesn't read, directly or not."""
@@ -150,6 +171,7 @@ class CompiledProject:
 
 
 _LEADING_WITH = re.compile(r"^\s*WITH\b", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def clean(sql: str) -> str:

@@ -97,6 +97,11 @@ def start(compiled: CompiledProject) -> Session:
     backend = EmbeddedBackend(":memory:", database=f"rtp_test_{uuid.uuid4().hex[:12]}")
     try:
         deploy(project, backend)
+        # Fixtures are timeless: a datasource's TTL must not delete them (a fixture written
+        # in 2025 is past a 180-day TTL today, and a background merge drops its rows).
+        for name, datasource in project.datasources.items():
+            if datasource.ttl:
+                backend.execute(f"SYSTEM STOP TTL MERGES `{backend.database}`.`{name}`")
         fixtures = {name: ok for name, (ok, _) in load_fixtures(project, backend).items()}
     except BaseException:
         backend.close()

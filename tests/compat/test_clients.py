@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +29,9 @@ CSV = (
     "2030-01-02 00:00:00,u9,p9,1.5,2\n"
     "2030-01-02 00:00:01,u9,p8,,1\n"
 )
+
+# a Python with `pip install tinybird` (.ci/run makes /tmp/tbvenv)
+TINYBIRD_PYTHON = os.environ.get("RTP_TINYBIRD_PYTHON", "/tmp/tbvenv/bin/python")
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +150,14 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(
-    not os.environ.get("RTP_TINYBIRD_PYTHON"),
+    not Path(TINYBIRD_PYTHON).is_file(),
     reason="set RTP_TINYBIRD_PYTHON to a Python with `pip install tinybird` "
     "(its pinned dependencies clash with rtp's, so it isn't a dev extra)",
 )
 def test_tinybird_cli_client(server):
     base, admin = server
     result = subprocess.run(
-        [os.environ["RTP_TINYBIRD_PYTHON"], "-c", TINYB_SCRIPT, base, admin, CSV],
+        [TINYBIRD_PYTHON, "-c", TINYB_SCRIPT, base, admin, CSV],
         capture_output=True,
         text=True,
         timeout=120,
