@@ -126,14 +126,37 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     gzipped = "gzip" in request.headers.get("content-encoding", "").lower()
     if gzipped or body[:2] == b"\x1f\x8b":
+        body = gunzip(body, limit)
+    return body
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip stream (RFC 1952 allows several, concatenated), expanded.
+
+    Raises RequestError 400 (RTP407) when the stream is truncated, broken, or followed by
+    bytes that are not another member: the whole body is refused, nothing is stored. Raises
+    413 (RTP405) as soon as the expanded size passes ``limit`` (never inflates more).
+    """
+    out, size = [], 0
+    while True:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            body = inflater.decompress(body, limit + 1)
+            chunk = inflater.decompress(data, limit + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit or inflater.unconsumed_tail:
+                raise _too_large(limit)
+            if not inflater.eof:  # the member ends before its trailer (CRC, length)
+                raise RequestError("the gzip body is truncated", code="RTP407",
+                                   hint="send the whole compressed body")
         except zlib.error as exc:
             raise RequestError(f"the body is not valid gzip: {exc}", code="RTP407") from None
-        if len(body) > limit or inflater.unconsumed_tail:
-            raise _too_large(limit)
-    return body
+        data = inflater.unused_data
+        if not data:
+            return b"".join(out)
+        if data[:2] != b"\x1f\x8b":
+            raise RequestError(f"the gzip body has {len(data)} byte(s) of trailing data "
+                               "that are not a gzip member", code="RTP407")
 
 
 def _too_large(limit: int) -> RequestError:
