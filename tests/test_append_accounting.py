@@ -30,3 +30,19 @@ def test_append_quarantines_an_overflowing_timestamp_and_keeps_its_neighbours(
     assert errors[0].startswith("column 'timestamp' ($.timestamp): 1e+20 is not a Unix "
                                 "timestamp"), errors
     assert errors[1].startswith("not JSON"), errors
+
+
+def test_append_again_after_a_crash_stores_nothing_twice(project_factory, cli, tmp_path):
+    shop = project_factory(SHOP, base=None)
+    assert cli("deploy", "-p", shop).exit_code == 0
+    data = tmp_path / "events.ndjson"
+    data.write_text("".join(json.dumps({"timestamp": "2030-01-01 10:00:00", "user_id": "u",
+                                        "product": {"id": "p", "price": 1}}) + "\n"
+                            for _ in range(12_000)), encoding="utf-8")  # 3 batches
+    for _ in range(2):  # the second run is the retry of a run that may have crashed
+        assert cli("append", "events", data, "-p", shop).exit_code == 0
+    count = "SELECT (SELECT count() FROM events) AS c, (SELECT sum(n) FROM spend) AS n"
+    assert cli("sql", count, "-p", shop, "-f", "csv").output == "c,n\n12000,12000\n"
+    # on purpose: the same file once more
+    assert cli("append", "events", data, "-p", shop, "--no-dedupe").exit_code == 0
+    assert cli("sql", count, "-p", shop, "-f", "csv").output == "c,n\n24000,24000\n"

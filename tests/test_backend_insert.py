@@ -91,3 +91,21 @@ def test_append_to_a_server_without_the_table_fails_loudly(project_factory, cli,
     assert result.exit_code != 0, result.output
     assert "appended" not in result.output
     assert "events" in result.output and "RTP" in result.output, result.output
+
+
+def test_a_token_dedupes_where_the_engine_can_and_is_refused_where_it_cannot(backend):
+    from rtp.deploy.ddl import DEDUP_SETTING
+    from rtp.errors import EngineError
+    from rtp.ingest import supports_tokens
+
+    window = f" SETTINGS {DEDUP_SETTING} = 1000" if supports_tokens(backend) else ""
+    backend.execute(TABLE + window)
+    if not supports_tokens(backend):  # ClickHouse 18.16: no insert_deduplication_token
+        with pytest.raises(EngineError, match="22.2"):
+            backend.insert_json("t", _rows(3), token="k1")
+        assert backend.query("SELECT count() FROM t")[1] == [[0]]
+        return
+    for _ in range(2):
+        backend.insert_json("t", _rows(3), token="k1")
+        backend.insert_json("t", _rows(3))  # no token: identical rows are stored again
+    assert backend.query("SELECT count() FROM t")[1] == [[9]]

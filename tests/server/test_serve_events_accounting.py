@@ -81,3 +81,29 @@ async def test_gzip_members_count_together_against_the_limit(serve):
     assert r.status_code == 200
     r = await _post(s, member + member, **{"Content-Encoding": "gzip"})
     assert r.status_code == 413 and r.json()["code"] == "RTP405"
+
+
+async def test_a_retried_keyed_request_stores_nothing_twice(serve):
+    s = serve(seed=False)
+    body = _ndjson([_event(i) for i in range(10)] + [b"{bad"])
+    key = {"Idempotency-Key": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+    for _ in range(3):
+        r = await _post(s, body, **key)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"successful_rows": 10, "quarantined_rows": 1}
+    assert s.rows("SELECT count() FROM events") == [[10]]
+    assert s.rows("SELECT count() FROM events_quarantine") == [[1]]
+    # the same key with another body is not taken for a retry: stored
+    r = await _post(s, _ndjson([_event(99)]), **key)
+    assert r.json() == {"successful_rows": 1, "quarantined_rows": 0}
+    # identical bodies without a key are two requests: both stored
+    for _ in range(2):
+        await _post(s, _ndjson([_event(7)]))
+    assert s.rows("SELECT count() FROM events") == [[13]]
+
+
+async def test_a_malformed_key_is_400(serve):
+    s = serve(seed=False)
+    r = await _post(s, _ndjson([_event(1)]), **{"Idempotency-Key": "x" * 201})
+    assert r.status_code == 400 and r.json()["code"] == "RTP408"
+    assert s.rows("SELECT count() FROM events") == [[0]]
