@@ -45,6 +45,11 @@ class EmbeddedBackend:
                 hint="another rtp command in this process or another process holds it; "
                 "stop it (see .rtp/owner.json) or send the command to its server",
             ) from None
+        # Datasources keep an insert deduplication window (rtp.deploy.ddl) for inserts
+        # that carry a token; any other insert (copies, `rtp sql`, views' backfills) must
+        # not be dropped for having the same rows as a recent one. chDB 25+ has the switch.
+        with contextlib.suppress(QueryError):
+            self.execute("SET deduplicate_insert = 'disable'")
         if database != "default":
             self.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
             self.execute(f"USE `{database}`")
@@ -103,9 +108,10 @@ def _settings(token: str | None) -> str:
     """An insert's deduplication settings. Without a token, a unique one: datasources keep
     a deduplication window, and ClickHouse would otherwise drop an insert whose rows are
     identical to a recent one (two shoppers' identical events are two events)."""
-    token = token if token is not None else uuid.uuid4().hex
+    settings = {"deduplicate_insert": "enable"} if token is not None else {}
+    settings |= dedup_settings(token if token is not None else uuid.uuid4().hex)
     return ", ".join(f"{k} = {quote_string(v) if isinstance(v, str) else v}"
-                     for k, v in dedup_settings(token).items())
+                     for k, v in settings.items())
 
 
 __all__ = ["EmbeddedBackend", "QueryError"]

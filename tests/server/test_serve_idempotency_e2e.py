@@ -119,10 +119,12 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
                     return
                 with lock:
                     acked.add(i)
+                    history.append((kills, i))
 
     kills = 0
     proc = admin = None
     errors: list[str] = []
+    history: list[tuple[int, int]] = []  # (round, request) of each 2xx
     try:
         while True:
             assert time.monotonic() - started < 120, f"acked {len(acked)}, errors {errors}"
@@ -160,6 +162,12 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
             assert r.status_code == 200, r.text
             return list(r.json()["data"][0].values())
 
+        r = httpx.get(f"http://127.0.0.1:{port}/v0/sql", headers=auth, params={
+            "q": f"SELECT intDiv(id, {ROWS}) AS i, count() AS c FROM events GROUP BY i "
+                 f"HAVING c != {ROWS} ORDER BY i"})
+        wrong = r.json()["data"]
+        assert not wrong, f"requests with missing/extra rows {wrong}; 2xx at (round, " \
+            f"request): {[h for h in history if h[1] in {w['i'] for w in wrong}]}"
         total = REQUESTS * ROWS
         amount = sum(1 + j % 3 for j in range(ROWS)) * REQUESTS
         assert one("SELECT count() AS c, uniqExact(id) AS u, sum(amount) AS s FROM events") \
