@@ -67,6 +67,8 @@ CODES: dict[str, str] = {
     "RTP405": "request body too large",
     "RTP406": "rate limited",
     "RTP407": "unreadable request body",
+    "RTP408": "malformed idempotency key",
+    "RTP409": "idempotent insert unsupported by the engine",
     "RTP600": "test names an unknown endpoint",
     "RTP601": "test sends an unknown parameter",
     "RTP602": "fixture for an unknown datasource",

@@ -7,6 +7,7 @@ JSON events client-side with the datasource's own column mapping.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import typer
@@ -15,7 +16,15 @@ from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
 from rtp.cli.output import console, fail
 from rtp.errors import ProjectError, RtpError
-from rtp.ingest import RowMapper, by_name, insert, kind_of, quarantine_table, read_records
+from rtp.ingest import (
+    RowMapper,
+    by_name,
+    insert,
+    kind_of,
+    quarantine_table,
+    read_records,
+    supports_tokens,
+)
 
 BATCH = 5000
 
@@ -25,6 +34,11 @@ def append(
     source: str = typer.Argument(..., help="A .csv, .ndjson/.jsonl or .parquet file or URL."),
     project: Path = PROJECT_OPTION,
     target: str = TARGET_OPTION,
+    dedupe: bool = typer.Option(
+        True, "--dedupe/--no-dedupe",
+        help="Each batch carries an idempotency key made of the file's content and the "
+        "batch's place: running the same append again (after a crash) stores nothing "
+        "twice. --no-dedupe appends the same file again on purpose."),
 ) -> None:
     """Append rows to a datasource; rows that don't fit its schema go to
     `<datasource>_quarantine` with the reason."""
@@ -42,16 +56,23 @@ def append(
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(1) from None
+    # the file's digest and each batch's first record: the same file sent again (a
+    # retry) has the same keys, and the engine drops what it already stored
+    digest = hashlib.sha256(data).hexdigest()[:32] if dedupe else None
     if server is not None:
         backend = None
 
-        def send(batch):
-            return server.append(ds.name, batch, mapper, kind)
+        def send(batch, start):
+            key = None if digest is None else f"append-{digest}-{start}"
+            return server.append(ds.name, batch, mapper, kind, key=key)
     else:
         backend = open_target(model, target, "rtp append")
+        if digest is not None and not supports_tokens(backend):
+            digest = None  # ClickHouse < 22.2: no insert deduplication (docs/ingest.md)
 
-        def send(batch):
-            return insert(backend, ds.name, *mapper.map_records(batch))
+        def send(batch, start):
+            token = None if digest is None else f"rtp:{ds.name}:append-{digest}-{start}"
+            return insert(backend, ds.name, *mapper.map_records(batch), token=token)
     ok = bad = 0
     try:
         # imported here: every command loads this module, only append needs these
@@ -62,7 +83,7 @@ def append(
             task = bar.add_task("rows", total=len(records))
             for start in range(0, len(records), BATCH):
                 batch = records[start:start + BATCH]
-                done, failed = send(batch)
+                done, failed = send(batch, start)
                 ok, bad = ok + done, bad + failed
                 bar.advance(task, len(batch))
     except RtpError as exc:

@@ -77,11 +77,12 @@ class Server:
         return meta, rows
 
     def append(self, datasource: str, records: list, mapper: RowMapper,
-               kind: str) -> tuple[int, int]:
+               kind: str, key: str | None = None) -> tuple[int, int]:
         """``POST /v0/events``: records read from a file; returns (rows inserted, rows
         quarantined). NDJSON lines go as they are; CSV and Parquet records are turned
         into JSON events with the datasource's column mapping, so the server checks
-        and quarantines them as it would locally."""
+        and quarantines them as it would locally. ``key``: each request carries the
+        Idempotency-Key ``key.<n>`` (n: its place among the requests)."""
         lines = []
         for record in records:
             if kind == "ndjson" or record.error is not None or not isinstance(record.value,
@@ -91,11 +92,14 @@ class Server:
                 lines.append(json.dumps(mapper.to_event(record.value), ensure_ascii=False,
                                         default=str))
         ok = bad = 0
-        for chunk in _chunks(lines, MAX_REQUEST_BYTES):
+        for n, chunk in enumerate(_chunks(lines, MAX_REQUEST_BYTES)):
             body = gzip.compress(("\n".join(chunk) + "\n").encode("utf-8"))
+            headers = {"Content-Encoding": "gzip"}
+            if key is not None:
+                headers["Idempotency-Key"] = f"{key}.{n}"
             answer = self.request("POST", "/v0/events",
                                   params={"name": datasource, "wait": "true"},
-                                  content=body, headers={"Content-Encoding": "gzip"}).json()
+                                  content=body, headers=headers).json()
             ok += int(answer["successful_rows"])
             bad += int(answer["quarantined_rows"])
         return ok, bad

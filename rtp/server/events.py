@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from fastapi.responses import JSONResponse
 from rtp.deploy.health import refuse_ingest
 from rtp.engine import QueryError
 from rtp.errors import RequestError
-from rtp.ingest import insert
+from rtp.ingest import insert, supports_tokens
 
 router = APIRouter()
 
@@ -53,13 +55,19 @@ class Batcher:
         self.ensured: set[str] = set()  # quarantine tables known to exist
         self.flushes = 0  # insert rounds, for tests and metrics
 
-    async def submit(self, datasource: str, rows: list[dict],
-                     bad: list[tuple[str, str]]) -> tuple[int, int]:
+    async def submit(self, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
+                     token: str | None = None) -> tuple[int, int]:
         """Queue rows and wait until they are inserted; returns (inserted, quarantined).
+
+        A request with an idempotency ``token`` is inserted alone, not group-committed:
+        its retry must repeat the same INSERT with the same token, whichever other
+        requests arrive with it.
 
         Raises RequestError 429 when too many rows are already waiting, and whatever the
         insert raised (every waiter of a failed batch gets the error).
         """
+        if token is not None:
+            return await self.run(self._insert_keyed, datasource, rows, bad, token)
         queue = self.queues.setdefault(datasource, _Queue())
         if queue.rows + len(rows) > self.max_pending and queue.entries:
             raise RequestError(f"too many events are waiting to be written to "
@@ -92,6 +100,14 @@ class Batcher:
                 if not entry.future.done():
                     entry.future.set_result(result)
 
+    def _insert_keyed(self, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
+                      token: str) -> tuple[int, int]:
+        self.flushes += 1
+        try:
+            return insert(self.backend, datasource, rows, bad, self.ensured, token=token)
+        except QueryError as exc:
+            raise _not_deployed(datasource, exc) from None
+
     def _flush(self, datasource: str, batch: list[_Entry]) -> list[tuple[int, int]]:
         self.flushes += 1
         rows = [r for e in batch for r in e.rows]
@@ -101,12 +117,47 @@ class Batcher:
             return [(len(e.rows), len(e.bad)) for e in batch]
         except QueryError as exc:
             if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
-                raise RequestError(f"datasource '{datasource}' is not deployed",
-                                   code="RTP404", status=404,
-                                   hint="run `rtp deploy` first") from None
+                raise _not_deployed(datasource, exc) from None
             # some row the engine refuses: attribute per request, row by row
             return [insert(self.backend, datasource, e.rows, e.bad, self.ensured)
                     for e in batch]
+
+
+def _not_deployed(datasource: str, exc: QueryError) -> Exception:
+    if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
+        return RequestError(f"datasource '{datasource}' is not deployed", code="RTP404",
+                            status=404, hint="run `rtp deploy` first")
+    return exc
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def idempotency_token(request: Request, datasource: str, body: bytes, backend) -> str | None:
+    """The insert deduplication token of a request sending ``Idempotency-Key``, or None.
+
+    The token is the key and a digest of the (expanded) body: a retry (same key, same
+    body) is dropped by the engine; the same key with another body is not mistaken for
+    a retry and is stored. Raises RequestError 400 (RTP408) for a malformed key and 501
+    (RTP409) when the engine has no insert deduplication (ClickHouse older than 22.2).
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise RequestError(f"the {IDEMPOTENCY_HEADER} header must be 1 to 200 printable "
+                           "ASCII characters", code="RTP408",
+                           hint="use a UUID, or a digest of what the request sends")
+    if not supports_tokens(backend):
+        raise RequestError(
+            f"{IDEMPOTENCY_HEADER} needs insert deduplication, which this server's "
+            f"ClickHouse ({backend.version()}) lacks (22.2 or newer has it)",
+            code="RTP409", status=501,
+            hint="send the request without the header (a retry may then double rows), "
+            "or upgrade ClickHouse")
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    return f"rtp:{datasource}:{key}:{digest}"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -127,14 +178,37 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     gzipped = "gzip" in request.headers.get("content-encoding", "").lower()
     if gzipped or body[:2] == b"\x1f\x8b":
+        body = gunzip(body, limit)
+    return body
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip stream (RFC 1952 allows several, concatenated), expanded.
+
+    Raises RequestError 400 (RTP407) when the stream is truncated, broken, or followed by
+    bytes that are not another member: the whole body is refused, nothing is stored. Raises
+    413 (RTP405) as soon as the expanded size passes ``limit`` (never inflates more).
+    """
+    out, size = [], 0
+    while True:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            body = inflater.decompress(body, limit + 1)
+            chunk = inflater.decompress(data, limit + 1 - size)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit or inflater.unconsumed_tail:
+                raise _too_large(limit)
+            if not inflater.eof:  # the member ends before its trailer (CRC, length)
+                raise RequestError("the gzip body is truncated", code="RTP407",
+                                   hint="send the whole compressed body")
         except zlib.error as exc:
             raise RequestError(f"the body is not valid gzip: {exc}", code="RTP407") from None
-        if len(body) > limit or inflater.unconsumed_tail:
-            raise _too_large(limit)
-    return body
+        data = inflater.unused_data
+        if not data:
+            return b"".join(out)
+        if data[:2] != b"\x1f\x8b":
+            raise RequestError(f"the gzip body has {len(data)} byte(s) of trailing data "
+                               "that are not a gzip member", code="RTP407")
 
 
 def _too_large(limit: int) -> RequestError:
@@ -153,12 +227,13 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
                            + ", ".join(sorted(state.mappers)))
     refuse_ingest(state.missing_views, name, state.missing_hint)  # RTP508: views missing
     body = await read_body(request, state.settings.max_body_bytes)
+    token = idempotency_token(request, name, body, state.backend)
     lines = body.split(b"\n")
     if len(body) > 65536:  # keep the event loop free while big bodies are checked
         rows, bad = await asyncio.to_thread(mapper.map_lines, lines)
     else:
         rows, bad = mapper.map_lines(lines)
-    ok, quarantined = await state.batcher.submit(name, rows, bad)
+    ok, quarantined = await state.batcher.submit(name, rows, bad, token)
     state.metrics.ingested(name, ok, quarantined)
     waited = wait.lower() in ("true", "1", "yes")
     return JSONResponse({"successful_rows": ok, "quarantined_rows": quarantined},
