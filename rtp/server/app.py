@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from rtp.engine.limits import Limits
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
@@ -53,6 +54,7 @@ class ServerState:
         # backend's lock, so two at once could both plan the same CREATE
         self.deploying = threading.Lock()
         self.metrics = Metrics(set())
+        self.stopping = False  # set when shutdown starts: /readyz answers 503
         self.reload(project)
         self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
                                max_rows=settings.batch_max_rows,
@@ -72,16 +74,34 @@ class ServerState:
         self.openapi_cache = None
 
     async def run(self, fn, *args, **kwargs):
-        """Run a blocking engine call on a worker thread (the backend serializes)."""
+        """Run a blocking engine call on a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
-        """The caller's grant if it allows ``scope_type`` on ``resource``.
+    async def run_query(self, fn, *args, limits: Limits, started: float | None = None,
+                        **kwargs):
+        """Run a caller's query ``fn(*args, limits=..., **kwargs)`` on a worker thread.
+        The deadline counts from ``started`` (the request's arrival, time.monotonic()):
+        the time it waited for a worker is spent, and the engine gets what is left.
 
-        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
-        429 (RTP406) when the token is over its rate limit.
+        Raises EngineError RTP507 (408), without running ``fn``, when nothing is left.
         """
+        started = time.monotonic() if started is None else started
+
+        def call():
+            left = limits.deadline - (time.monotonic() - started)
+            if left < 0.01:
+                raise EngineError(
+                    f"the request waited {time.monotonic() - started:.1f} s for the engine, "
+                    f"past its deadline of {limits.deadline:g} s", code="RTP507",
+                    hint="the server is busy; retry later")
+            return fn(*args, limits=limits.within(left), **kwargs)
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, call)
+
+    def grant_of(self, request: Request) -> Grant:
+        """The caller's grant (its token's scopes), without checking any scope."""
         token = None
         header = request.headers.get("authorization")
         if header and header[:7].lower() == "bearer ":
@@ -89,9 +109,16 @@ class ServerState:
         if not token:
             token = request.query_params.get("token")
         if self.control and token and hmac.compare_digest(hash_token(token), self.control):
-            grant = Grant("rtp-control", frozenset({"ADMIN"}))
-        else:
-            grant = self.tokens.grant(token)
+            return Grant("rtp-control", frozenset({"ADMIN"}))
+        return self.tokens.grant(token)
+
+    def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
+        """The caller's grant if it allows ``scope_type`` on ``resource``.
+
+        Raises RequestError 403 (RTP403) for a missing, invalid or insufficient token and
+        429 (RTP406) when the token is over its rate limit.
+        """
+        grant = self.grant_of(request)
         if not grant.allows(scope_type, resource):
             raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
                                f"'{resource}'", code="RTP403", status=403,
@@ -120,6 +147,7 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        state.stopping = True
         state.executor.shutdown(wait=True)
 
     app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from fastapi import APIRouter, Request, Response
 from starlette.routing import Route
@@ -42,14 +43,17 @@ async def _params(request: Request) -> dict:
 
 
 async def get_pipe(request: Request) -> Response:
+    started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     name, fmt = request.path_params["name"], request.path_params["fmt"]
     endpoint_params(state.compiled, name)  # 404 before the token check names no scope
     grant = state.authorize(request, "PIPES:READ", name)
     raw = await _params(request)
-    body, media_type = await state.run(
+    limits = state.settings.limits(admin="ADMIN" in grant.scopes)
+    body, media_type = await state.run_query(
         run_pipe, state.compiled, state.backend, name, raw, fmt,
-        grant.fixed("PIPES:READ", name), timeout=state.settings.query_timeout)
+        grant.fixed("PIPES:READ", name), limits=limits, started=started,
+        timeout=limits.deadline)
     return Response(body, media_type=media_type)
 
 

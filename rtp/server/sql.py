@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 
 import sqlglot
@@ -23,7 +24,8 @@ from sqlglot.errors import ParseError, TokenError
 from rtp.engine import QueryError
 from rtp.errors import RequestError
 from rtp.server.events import read_body
-from rtp.server.query import FORMATS, format_result
+from rtp.engine.limits import Limits
+from rtp.server.query import FORMATS, read, refused
 from rtp.sql.analysis import analyze
 
 router = APIRouter()
@@ -136,17 +138,15 @@ async def _request_values(request: Request) -> tuple[str, str]:
     return query, (fmt or "json").lower()
 
 
-def _run(backend, sql: str, fmt: str) -> bytes:
+def _run(backend, sql: str, fmt: str, deadline: float, limits: Limits) -> bytes:
     try:
-        if hasattr(backend, "query_bytes"):
-            return backend.query_bytes(sql, FORMATS[fmt][0])
-        return format_result(backend, sql, fmt)
+        return read(backend, sql, fmt, limits)
     except QueryError as exc:
-        raise RequestError(f"the engine refused the query: {exc.detail}",
-                           code="RTP304") from None
+        raise refused(exc, deadline) from None
 
 
 async def run_sql(request: Request) -> Response:
+    started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     query, fmt = await _request_values(request)
     if fmt not in FORMATS:
@@ -154,7 +154,10 @@ async def run_sql(request: Request) -> Response:
                            hint="format: json, csv, ndjson or parquet")
     sql = check_read_only(query)
     authorize(state, request, sql)
-    body = await state.run(_run, state.backend, sql, fmt)
+    admin = "ADMIN" in state.grant_of(request).scopes
+    limits = state.settings.limits(admin=admin, callers_sql=True)
+    body = await state.run_query(_run, state.backend, sql, fmt, limits.deadline, limits=limits,
+                                 started=started)
     return Response(body, media_type=FORMATS[fmt][1])
 
 
