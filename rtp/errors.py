@@ -80,6 +80,7 @@ CODES: dict[str, str] = {
     "RTP505": "cannot read input data",
     "RTP506": "unknown target",
     "RTP507": "query timed out",
+    "RTP508": "query over its memory or row limits",
 }
 
 

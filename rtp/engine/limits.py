@@ -53,8 +53,13 @@ class Limits:
     def __post_init__(self) -> None:
         if self.deadline <= 0:
             raise ValueError("deadline must be > 0")
-        for name in ("max_memory_usage", "max_rows_to_read", "max_bytes_to_read",
-                     "max_result_rows", "max_result_bytes"):
+        for name in (
+            "max_memory_usage",
+            "max_rows_to_read",
+            "max_bytes_to_read",
+            "max_result_rows",
+            "max_result_bytes",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
@@ -83,7 +88,8 @@ class Limits:
         """The settings as a trailing ``SETTINGS`` clause, on its own line (a caller's
         trailing ``-- comment`` can't swallow it)."""
         return "\nSETTINGS " + ", ".join(
-            f"{name} = {_literal(value)}" for name, value in self.settings(extra).items())
+            f"{name} = {_literal(value)}" for name, value in self.settings(extra).items()
+        )
 
 
 def _literal(value) -> str:

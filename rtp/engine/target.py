@@ -49,8 +49,13 @@ def open_backend(project: Project, target: str | None = None, *,
     owner.claim(root, command)
     data = root / ".rtp" / "data"
     data.mkdir(parents=True, exist_ok=True)
+    # the engine's user_files_path: an empty folder of rtp's (chDB 26.9 doesn't confine
+    # file() to it yet; the embedded backend refuses callers' file() itself)
+    user_files = root / ".rtp" / "user_files"
+    user_files.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        return EmbeddedBackend(str(data), on_close=lambda: owner.release(root))
+        return EmbeddedBackend(str(data), on_close=lambda: owner.release(root),
+                               user_files=user_files)
     except EngineError:
         owner.release(root)
         raise

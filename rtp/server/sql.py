@@ -22,9 +22,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from rtp.engine import QueryError
+from rtp.engine.limits import Limits
 from rtp.errors import RequestError
 from rtp.server.events import read_body
-from rtp.engine.limits import Limits
 from rtp.server.query import FORMATS, read, refused
 from rtp.sql.analysis import analyze
 
