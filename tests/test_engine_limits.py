@@ -290,3 +290,54 @@ def test_server_backend_applies_the_limits_and_serves_threads():
     finally:
         backend.execute("DROP TABLE IF EXISTS lim")
         backend.close()
+
+
+SERVE_URL = os.environ.get("RTP_TEST_CLICKHOUSE_SERVE_URL")
+
+
+@pytest.mark.skipif(
+    not (SERVER and SERVE_URL),
+    reason="RTP_TEST_CLICKHOUSE_URL and "
+    "RTP_TEST_CLICKHOUSE_SERVE_URL (the rtp_server user that "
+    ".ci/services/clickhouse.sh adds) name no ClickHouse server",
+)
+def test_the_serving_user_reads_and_ingests_but_changes_no_table():
+    from urllib.parse import urlparse
+
+    from rtp.engine.clickhouse import ClickHouseBackend
+    from rtp.errors import EngineError
+
+    # the database and table come from the deploying user (default)
+    database = urlparse(SERVER).path.strip("/")
+    serve_url = SERVE_URL.rsplit("/", 1)[0] + "/" + database
+    admin = ClickHouseBackend(SERVER)
+    admin.execute("DROP TABLE IF EXISTS served")
+    admin.execute("CREATE TABLE served (n UInt32) ENGINE = MergeTree ORDER BY n")
+    try:
+        try:
+            backend = ClickHouseBackend(serve_url)
+        except EngineError as exc:
+            pytest.skip(
+                f"no rtp_server user on this server (started before "
+                f".ci/services/clickhouse.sh added it): {exc}"
+            )
+        try:
+            backend.insert_json("served", [{"n": 1}, {"n": 2}])  # ingestion works
+            assert backend.query("SELECT sum(n) FROM served", Limits())[1] == [[3]]
+            for sql in (
+                "CREATE TABLE x (n UInt8) ENGINE = Memory",
+                "DROP TABLE served",
+                "TRUNCATE TABLE served",
+            ):
+                with pytest.raises(QueryError) as info:
+                    backend.execute(sql)
+                assert info.value.ch_code == 392, info.value  # QUERY_IS_PROHIBITED
+            with pytest.raises(QueryError) as info:  # a caller's write: READONLY
+                backend.query("INSERT INTO served SELECT 3", Limits())
+            assert info.value.ch_code == 164
+            assert admin.query("SELECT count() FROM served")[1] == [[2]]
+        finally:
+            backend.close()
+    finally:
+        admin.execute("DROP TABLE IF EXISTS served")
+        admin.close()

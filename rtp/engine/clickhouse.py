@@ -87,8 +87,10 @@ class ClickHouseBackend:
         # the database may not exist yet: connect without it, create it, then use it
         first = new_client("default")
         self._idle.put(first)
-        self._call("SELECT 1")
-        self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        exists = self._call("SELECT count() FROM system.databases WHERE name = "
+                            f"{quote_string(self.database)}")[0][0]
+        if not exists:  # a serving user without DDL rights can't even CREATE IF NOT EXISTS
+            self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         first.connection.database = self.database
         first.disconnect()
 

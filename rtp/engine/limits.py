@@ -46,6 +46,9 @@ class Limits:
     max_bytes_to_read: int = 100 * GiB  # uncompressed bytes read from tables
     max_result_rows: int = 1_000_000  # rows in the answer
     max_result_bytes: int = 1 * GiB  # uncompressed bytes in the answer
+    # threads one query may use (0: ClickHouse's default, all cores); /v0/sql gets half,
+    # so endpoints keep a core while an analyst's scan runs
+    max_threads: int = 0
     # the statement is the caller's own text (/v0/sql): the engine's parser checks it
     # for file() before it runs (chDB does not confine file(), see embedded.py)
     callers_sql: bool = False
@@ -82,6 +85,8 @@ class Limits:
             "max_result_bytes": self.max_result_bytes,
             "result_overflow_mode": "throw",
         }
+        if self.max_threads:
+            ours["max_threads"] = self.max_threads
         return {**(extra or {}), **ours}
 
     def clause(self, extra: dict | None = None) -> str:

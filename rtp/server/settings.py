@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ class ServerSettings:
     max_result_rows: int = 1_000_000
     max_result_bytes: int = 1 * GiB
     admin_max_memory_usage: int = 8 * GiB  # ADMIN tokens: only memory and the deadline
+    # threads a /v0/sql query may use: half the cores, so endpoints keep the rest
+    sql_max_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     ready_exclusive_max: float = 30.0  # /readyz says 503 past this long a deploy's hold
     max_body_bytes: int = 10 * 1024 * 1024  # ingest request, compressed and expanded
     batch_wait: float = 0.005  # seconds a flush waits for more ingest requests
@@ -45,7 +48,8 @@ class ServerSettings:
                 raise ValueError(f"{name} must be >= 0")
         if self.query_timeout <= 0:
             raise ValueError("query_timeout must be > 0")
-        for name in ("max_body_bytes", "batch_max_rows", "max_pending_rows", "workers"):
+        for name in ("max_body_bytes", "batch_max_rows", "max_pending_rows", "workers",
+                     "sql_max_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.rate_limit < 0:
