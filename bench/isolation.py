@@ -52,6 +52,10 @@ HUGE = (
     "SELECT length(groupArray(concat(user_id, toString(r)))) FROM events "
     "ARRAY JOIN range(20000) AS r"
 )  # 1e5 rows x 2e4
+# memory that grows as it goes: 1e10 joined rows into one array (~80 GB if allowed)
+GROWING = (
+    "SELECT length(groupArray(rowNumberInAllBlocks())) FROM events AS a CROSS JOIN events AS b"
+)
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -214,6 +218,20 @@ def run(
                 f"~20 GB query by a read token: {r.status_code} {r.json().get('code')} "
                 f"in {result['huge_query']['seconds']:.1f} s; peak RSS "
                 f"{before / 1024:.0f} -> {vm_hwm_kib(pid) / 1024:.0f} MiB"
+            )
+            t = time.monotonic()
+            r = client.get("/v0/sql", params={"q": GROWING, "token": server.reader})
+            result["growing_query"] = {
+                "status": r.status_code,
+                "code": r.json().get("code"),
+                "seconds": time.monotonic() - t,
+                "error": r.json().get("error", "")[:200],
+                "peak_rss_after_mib": vm_hwm_kib(pid) / 1024,
+            }
+            log(
+                f"growing query by a read token: {r.status_code} {r.json().get('code')} "
+                f"in {result['growing_query']['seconds']:.1f} s; peak RSS "
+                f"{vm_hwm_kib(pid) / 1024:.0f} MiB: {result['growing_query']['error'][:90]}"
             )
             ok = client.get("/v0/pipes/light.json", params={"token": server.reader})
             result["after"] = {"light_status": ok.status_code}
