@@ -23,7 +23,7 @@ class NoEngine:
 
     name = "none"
 
-    def query_bytes(self, sql: str, fmt: str) -> bytes:
+    def query_bytes(self, sql: str, fmt: str, limits=None, settings=None) -> bytes:
         return b"{}"
 
 

@@ -69,6 +69,7 @@ CODES: dict[str, str] = {
     "RTP407": "unreadable request body",
     "RTP408": "malformed idempotency key",
     "RTP409": "idempotent insert unsupported by the engine",
+    "RTP410": "query over its memory or row limits",
     "RTP600": "test names an unknown endpoint",
     "RTP601": "test sends an unknown parameter",
     "RTP602": "fixture for an unknown datasource",

@@ -20,6 +20,29 @@ PY
 if ! _ch_ping; then
   mkdir -p "$CH_HOME/data" "$CH_HOME/log"
   cp /etc/clickhouse-server/users.xml "$CH_HOME/users.xml"
+  # rtp's least-privilege users (docs/serve.md, "Running against a ClickHouse server"),
+  # merged into users.xml by the server from the users.d folder next to it
+  mkdir -p "$CH_HOME/users.d"
+  cat > "$CH_HOME/users.d/rtp.xml" <<'XML'
+<yandex>
+  <profiles>
+    <!-- rtp serve: reads and ingests; no DDL; limits rtp can tighten per query -->
+    <rtp_serve>
+      <allow_ddl>0</allow_ddl>
+      <max_execution_time>60</max_execution_time>
+      <max_memory_usage>4294967296</max_memory_usage>
+    </rtp_serve>
+  </profiles>
+  <users>
+    <rtp_server>
+      <password>rtp_server</password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>rtp_serve</profile>
+      <quota>default</quota>
+    </rtp_server>
+  </users>
+</yandex>
+XML
   sed -e "s#<path>/var/lib/clickhouse/</path>#<path>$CH_HOME/data/</path>#" \
       -e "s#<tmp_path>/var/lib/clickhouse/tmp/</tmp_path>#<tmp_path>$CH_HOME/data/tmp/</tmp_path>#" \
       -e "s#<user_files_path>[^<]*</user_files_path>#<user_files_path>$CH_HOME/data/user_files/</user_files_path>#" \
@@ -44,4 +67,5 @@ if ! _ch_ping; then
   fi
 fi
 export RTP_TEST_CLICKHOUSE_URL="clickhouse://default@127.0.0.1:${CH_TCP_PORT}/rtp_test"
+export RTP_TEST_CLICKHOUSE_SERVE_URL="clickhouse://rtp_server:rtp_server@127.0.0.1:${CH_TCP_PORT}/rtp_test"
 echo "clickhouse-server on 127.0.0.1:${CH_TCP_PORT} (RTP_TEST_CLICKHOUSE_URL=$RTP_TEST_CLICKHOUSE_URL)"

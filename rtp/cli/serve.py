@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import signal
 from pathlib import Path
@@ -40,6 +41,18 @@ def announce_admin(root: Path) -> None:
         print(admin, flush=True)
 
 
+_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024,
+          "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_bytes(text: str) -> int:
+    """``'2GiB'`` -> 2147483648. Raises typer.BadParameter."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).upper() not in _UNITS:
+        raise typer.BadParameter(f"not a size: {text!r} (e.g. 2GiB, 512MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
 def _exit(signum, frame):
     raise SystemExit(0)
 
@@ -60,8 +73,14 @@ def serve(
     target: str = TARGET_OPTION,
     cors: list[str] = typer.Option([], "--cors", help="Allowed browser origin (repeatable; "
                                    "default: any)."),
-    timeout: float = typer.Option(10.0, "--timeout", help="Seconds before a query "
-                                  "answers 408."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds from a request's "
+                                  "arrival before its query answers 408."),
+    max_memory: str = typer.Option("2GiB", "--max-memory", help="Memory one caller's "
+                                   "query may use (ADMIN tokens: 4x)."),
+    max_rows_to_read: int = typer.Option(1_000_000_000, "--max-rows-to-read",
+                                         help="Rows one caller's query may read."),
+    max_result_rows: int = typer.Option(1_000_000, "--max-result-rows",
+                                        help="Rows one caller's answer may hold."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without "
                                  "tokens (local development only)."),
     project: Path = PROJECT_OPTION,
@@ -81,7 +100,10 @@ def serve(
     try:
         settings = ServerSettings(
             tokens_file=None if no_auth else tokens_file(root), query_timeout=timeout,
-            cors_origins=tuple(cors) or ("*",), control_token=control)
+            cors_origins=tuple(cors) or ("*",), control_token=control,
+            max_memory_usage=parse_bytes(max_memory),
+            admin_max_memory_usage=4 * parse_bytes(max_memory),
+            max_rows_to_read=max_rows_to_read, max_result_rows=max_result_rows)
         if not no_auth:
             announce_admin(root)
         from rtp.server import create_app  # FastAPI loads only for this command

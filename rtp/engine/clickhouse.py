@@ -3,7 +3,15 @@
 URL: ``clickhouse://user:password@host:9000/database`` (``clickhouses://`` for TLS).
 Driver exceptions become :class:`QueryError` (the server refused a statement) or
 :class:`EngineError` RTP501 (bad credentials, unreachable host, timeouts) here and
-nowhere else. The driver's client is not thread-safe, so every call holds a lock.
+nowhere else. The driver's client is not thread-safe (one connection, one query at a
+time), so each call borrows a client from a small pool: reads run together, and
+:meth:`exclusive` (a deploy's swaps) waits for them and holds off new ones.
+
+Callers' reads carry :class:`~rtp.engine.limits.Limits` as the driver's query settings
+(sent beside the text, so no text can swallow them). The server applies a SELECT's own
+SETTINGS after them, but under ``readonly = 1`` that clause fails (READONLY). 18.16
+truncates a fractional ``max_execution_time`` (0.5 -> 0 = no limit), so it is rounded
+up to whole seconds here.
 """
 
 from __future__ import annotations
@@ -11,8 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import math
+import queue
 import re
-import threading
 import uuid
 from urllib.parse import unquote, urlparse
 
@@ -24,6 +33,8 @@ from rtp.engine import (
     require,
     version_tuple,
 )
+from rtp.engine.limits import Limits
+from rtp.engine.rwlock import RWLock
 from rtp.errors import EngineError
 from rtp.sql.escape import literal, quote_string
 
@@ -68,45 +79,67 @@ class ClickHouseBackend:
         self.url = redact(url)
         self.database = args["database"]
         self._where = f"{args['host']}:{args['port']}"
-        self._lock = threading.RLock()
+        self.rw = RWLock()
         self._version: str | None = None
-        self._client = Client(
-            args["host"], port=args["port"], user=args["user"], password=args["password"],
-            secure=args["secure"], connect_timeout=connect_timeout,
-            send_receive_timeout=timeout, sync_request_timeout=timeout,
-        )
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()  # clients not in use
+
+        def new_client(database: str = self.database):
+            return Client(
+                args["host"], port=args["port"], user=args["user"],
+                password=args["password"], database=database, secure=args["secure"],
+                connect_timeout=connect_timeout, send_receive_timeout=timeout,
+                sync_request_timeout=timeout)
+
+        self._new_client = new_client
         # the database may not exist yet: connect without it, create it, then use it
-        self._call("SELECT 1")
-        self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        self._client.connection.database = self.database
-        self._client.disconnect()
+        first = new_client("default")
+        self._idle.put(first)
+        exists = self._call("SELECT count() FROM system.databases WHERE name = "
+                            f"{quote_string(self.database)}")[0][0]
+        if not exists:  # a serving user without DDL rights can't even CREATE IF NOT EXISTS
+            self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        first.connection.database = self.database
+        first.disconnect()
+
+    def _borrow(self):
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._new_client()
 
     def _call(self, sql: str, **kwargs):
+        client = self._borrow()
+        with self.rw.shared():
+            try:
+                return self._client_call(client, sql, **kwargs)
+            finally:
+                self._idle.put(client)
+
+    def _client_call(self, client, sql: str, **kwargs):
         from clickhouse_driver import errors
 
-        with self._lock:
-            try:
-                return self._client.execute(sql, **kwargs)
-            except errors.ServerException as exc:
-                if exc.code in _AUTH_CODES:
-                    raise EngineError(
-                        f"ClickHouse at {self._where} refused the credentials: "
-                        f"{_first_line(exc.message)}", code="RTP501",
-                        hint="check the user and password in the target URL") from None
-                raise parse_clickhouse_error(f"Code: {exc.code}. {_first_line(exc.message)}",
-                                             sql) from None
-            except (errors.NetworkError, errors.SocketTimeoutError, OSError,
-                    EOFError) as exc:
-                self._client.disconnect()
-                timed_out = "timed out" in str(exc) or isinstance(
-                    exc, (TimeoutError, errors.SocketTimeoutError))
-                what = "timed out" if timed_out else "is unreachable"
+        try:
+            return client.execute(sql, **kwargs)
+        except errors.ServerException as exc:
+            if exc.code in _AUTH_CODES:
                 raise EngineError(
-                    f"ClickHouse at {self._where} {what}: {_first_line(str(exc))}",
-                    code="RTP501", hint="check the host and port in the target URL and "
-                    "that the server runs; slow queries: raise the timeout") from None
-            except errors.Error as exc:
-                raise QueryError(_first_line(str(exc)), sql=sql) from None
+                    f"ClickHouse at {self._where} refused the credentials: "
+                    f"{_first_line(exc.message)}", code="RTP501",
+                    hint="check the user and password in the target URL") from None
+            raise parse_clickhouse_error(f"Code: {exc.code}. {_first_line(exc.message)}",
+                                         sql) from None
+        except (errors.NetworkError, errors.SocketTimeoutError, OSError,
+                EOFError) as exc:
+            client.disconnect()
+            timed_out = "timed out" in str(exc) or isinstance(
+                exc, (TimeoutError, errors.SocketTimeoutError))
+            what = "timed out" if timed_out else "is unreachable"
+            raise EngineError(
+                f"ClickHouse at {self._where} {what}: {_first_line(str(exc))}",
+                code="RTP501", hint="check the host and port in the target URL and "
+                "that the server runs; slow queries: raise the timeout") from None
+        except errors.Error as exc:
+            raise QueryError(_first_line(str(exc)), sql=sql) from None
 
     def execute(self, sql: str) -> None:
         sql = self._without_dedup_window(sql)
@@ -126,8 +159,14 @@ class ClickHouseBackend:
         sql = _DEDUP_WINDOW.sub("", sql)
         return re.sub(r"\n?SETTINGS\s*$", "", sql.rstrip())
 
-    def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
-        rows, columns = self._call(sql, with_column_types=True)
+    def query(self, sql: str, limits: Limits | None = None, settings: dict | None = None
+              ) -> tuple[list[tuple[str, str]], list[list]]:
+        """Run a query; with ``limits``, read-only under them (``settings``: rtp's own
+        extra settings, sent beside the text too)."""
+        if limits is not None:
+            settings = limits.settings(settings)
+            settings["max_execution_time"] = max(1, math.ceil(limits.deadline))
+        rows, columns = self._call(sql, with_column_types=True, settings=settings)
         return [(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows]
 
     def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
@@ -137,12 +176,12 @@ class ClickHouseBackend:
         # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        limits = {}
+        settings: dict = {}
         if token is not None:
             require(self, "insert deduplication tokens", "an idempotent insert")
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
             # a unique token for a keyless insert: see embedded._settings
-            limits.update(dedup_settings(token if token is not None else uuid.uuid4().hex))
+            settings.update(dedup_settings(token if token is not None else uuid.uuid4().hex))
         columns = {name: (ch_type, kind, expr) for name, ch_type, kind, expr in self.query(
             "SELECT name, type, default_kind, default_expression FROM system.columns "
             f"WHERE database = currentDatabase() AND table = {quote_string(table)}")[1]}
@@ -162,17 +201,17 @@ class ClickHouseBackend:
             for row in rows)
         listed = ", ".join(f"`{c}`" for c in names)
         # one statement of any size: raise the parser's limits for this query only
-        limits |= {"max_query_size": len(selects) + 4096,
+        settings |= {"max_query_size": len(selects) + 4096,
                   "max_ast_elements": 50_000 + 20 * len(rows) * len(names),
                   "max_expanded_ast_elements": 500_000 + 20 * len(rows) * len(names)}
-        with self._lock:
+        with self.rw.shared():
             # convert every value first, so that a refused value leaves nothing behind
             self._call(f"SELECT count() FROM ({selects}) WHERE NOT ignore({listed})",
-                       settings=limits)
-            self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=limits)
+                       settings=settings)
+            self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=settings)
 
     def exclusive(self):
-        return self._lock
+        return self.rw.exclusive()
 
     def version(self) -> str:
         if self._version is None:
@@ -180,7 +219,11 @@ class ClickHouseBackend:
         return self._version
 
     def close(self) -> None:
-        self._client.disconnect()
+        while True:
+            try:
+                self._idle.get_nowait().disconnect()
+            except queue.Empty:
+                return
 
 
 def _default(ch_type: str, kind: str, expr: str) -> str:

@@ -61,13 +61,17 @@ def open_backend(project: Project, target: str | None = None, *,
     _hold_private_umask()
     data = owner.state_dir(root) / "data"
     data.mkdir(mode=0o700, exist_ok=True)
+    # the engine's user_files_path: an empty folder of rtp's (chDB 26.9 doesn't confine
+    # file() to it yet; the embedded backend refuses callers' file() itself)
+    user_files = owner.state_dir(root) / "user_files"
+    user_files.mkdir(mode=0o700, exist_ok=True)
 
     def close() -> None:
         owner.release(root)
         _release_private_umask()
 
     try:
-        return EmbeddedBackend(str(data), on_close=close)
+        return EmbeddedBackend(str(data), on_close=close, user_files=user_files)
     except EngineError:
         close()
         raise

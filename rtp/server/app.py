@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from rtp.deploy.health import describe_missing, missing_views
+from rtp.engine.limits import Limits
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
@@ -66,6 +67,7 @@ class ServerState:
         # backend's lock, so two at once could both plan the same CREATE
         self.deploying = threading.Lock()
         self.metrics = Metrics(set())
+        self.stopping = False  # set when shutdown starts: /readyz answers 503
         self.reload(project)
         self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
                                max_rows=settings.batch_max_rows,
@@ -101,9 +103,31 @@ class ServerState:
         self.missing_views, self.missing_hint = missing, hint
 
     async def run(self, fn, *args, **kwargs):
-        """Run a blocking engine call on a worker thread (the backend serializes)."""
+        """Run a blocking engine call on a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def run_query(self, fn, *args, limits: Limits, started: float | None = None,
+                        **kwargs):
+        """Run a caller's query ``fn(*args, limits=..., **kwargs)`` on a worker thread.
+        The deadline counts from ``started`` (the request's arrival, time.monotonic()):
+        the time it waited for a worker is spent, and the engine gets what is left.
+
+        Raises EngineError RTP507 (408), without running ``fn``, when nothing is left.
+        """
+        started = time.monotonic() if started is None else started
+
+        def call():
+            left = limits.deadline - (time.monotonic() - started)
+            if left < 0.01:
+                raise EngineError(
+                    f"the request waited {time.monotonic() - started:.1f} s for the engine, "
+                    f"past its deadline of {limits.deadline:g} s", code="RTP507",
+                    hint="the server is busy; retry later")
+            return fn(*args, limits=limits.within(left), **kwargs)
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, call)
 
     def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
         """The caller's grant if it allows ``scope_type`` on ``resource``
@@ -140,6 +164,7 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
         if settings.schedules:
             scheduler.start()
         yield
+        state.stopping = True
         await asyncio.to_thread(scheduler.stop)  # waits for a running copy (its deadline)
         state.executor.shutdown(wait=True)
 

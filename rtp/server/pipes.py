@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 
 from fastapi import APIRouter, Request, Response
@@ -67,15 +68,18 @@ def _form(body: bytes) -> dict:
 
 
 async def get_pipe(request: Request) -> Response:
+    started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     name, fmt = request.path_params["name"], request.path_params["fmt"]
     endpoint_params(state.compiled, name)  # 404 before the token check names no scope
     grant = state.authorize(request, "PIPES:READ", name)
     raw = await _params(request)
-    body, media_type = await state.run(
+    q = request.query_params.get("q")  # the caller's SQL over the result: checked as such
+    limits = state.settings.limits(admin="ADMIN" in grant.scopes, callers_sql=bool(q))
+    body, media_type = await state.run_query(
         run_pipe, state.compiled, state.backend, name, raw, fmt,
-        grant.fixed("PIPES:READ", name), timeout=state.settings.query_timeout,
-        q=request.query_params.get("q"), admin="ADMIN" in grant.scopes)
+        grant.fixed("PIPES:READ", name), limits=limits, started=started,
+        timeout=limits.deadline, q=q, admin="ADMIN" in grant.scopes)
     return Response(body, media_type=media_type)
 
 

@@ -16,6 +16,7 @@ import re
 import time
 
 from rtp.engine import QueryError
+from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError
 from rtp.server.pipe_sql import over_result
 from rtp.sql.compose import CompiledProject
@@ -69,15 +70,18 @@ def coerce_params(params: dict[str, Param], raw: dict, fixed: dict | None = None
 
 def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
              fmt: str = "json", fixed_params: dict | None = None, *,
-             timeout: float | None = None, q: str | None = None,
-             admin: bool = False) -> tuple[bytes, str]:
+             timeout: float | None = None, limits: Limits | None = None,
+             q: str | None = None, admin: bool = False) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
     :mod:`rtp.server.pipe_sql`; ``admin`` lifts its read-only-``_`` limit).
 
+    ``limits`` (the server's): the query runs read-only under them; else ``timeout``
+    seconds bound it (``rtp test``).
+
     Raises RequestError: 404 unknown pipe or format, 400 bad parameter or SQL the engine
-    refused; EngineError RTP507 (status 408) when the query ran longer than ``timeout``
-    seconds, RTP501 when the engine is unavailable.
+    refused, RTP410 (400) over a memory or row limit; EngineError RTP507 (status 408)
+    when the query ran past its deadline, RTP501 when the engine is unavailable.
     """
     if fmt not in FORMATS:
         raise RequestError(f"unknown format '.{fmt}'", code="RTP404", status=404,
@@ -87,23 +91,22 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     sql = compiled.compose(pipe, values).sql
     if q:
         sql = over_result(q, sql, admin=admin)
-    # A second SETTINGS clause is valid after the user's own. max_query_size: long
-    # parameter values may push the statement past ClickHouse's 256 KiB parser limit.
-    settings = [f"max_query_size = {len(sql.encode()) + 1024}"]
-    if timeout:
-        settings.append(f"max_execution_time = {float(timeout)!r}")
-    sql += "\nSETTINGS " + ", ".join(settings)
+    # max_query_size: long parameter values may push the statement past ClickHouse's
+    # 256 KiB parser limit.
+    settings = {"max_query_size": len(sql.encode()) + 4096}
     ch_format, media_type = FORMATS[fmt]
     try:
+        if limits is not None:
+            return read(backend, sql, fmt, limits, settings), media_type
+        # A second SETTINGS clause is valid after the user's own.
+        if timeout:
+            settings["max_execution_time"] = float(timeout)
+        sql += "\nSETTINGS " + ", ".join(f"{k} = {v!r}" for k, v in settings.items())
         if hasattr(backend, "query_bytes"):
             return backend.query_bytes(sql, ch_format), media_type
         return format_result(backend, sql, fmt), media_type
     except QueryError as exc:
-        if exc.ch_name == "TIMEOUT_EXCEEDED":
-            raise EngineError(f"the query took longer than {timeout:g} s", code="RTP507",
-                              hint="narrow the parameters or read a materialized view"
-                              ) from None
-        raise engine_refusal(exc) from None
+        raise refused(exc, timeout or (limits.deadline if limits else 0)) from None
 
 
 # Parts of ClickHouse's messages that quote the statement (or an expression of it with
@@ -137,10 +140,38 @@ def engine_refusal(exc: QueryError, *, reveal: bool = False) -> RequestError:
                         code="RTP304")
 
 
-def format_result(backend, sql: str, fmt: str) -> bytes:
+def read(backend, sql: str, fmt: str, limits: Limits, settings: dict | None = None
+         ) -> bytes:
+    """A caller's query ``sql`` run read-only under ``limits``, as ``fmt`` bytes.
+    Raises QueryError."""
+    if hasattr(backend, "query_bytes"):
+        return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)
+    return format_result(backend, sql, fmt, limits, settings)
+
+
+def refused(exc: QueryError, deadline: float, *, reveal: bool = False):
+    """The error a caller sees for a query the engine refused: RTP507 (408) past the
+    deadline, RTP410 (400) over a limit, RTP304 (400) otherwise."""
+    if exc.ch_code == TIMEOUT_EXCEEDED or exc.ch_name == "TIMEOUT_EXCEEDED":
+        return EngineError(f"the query took longer than {deadline:g} s",
+                           code="RTP507",
+                           hint="narrow the parameters or read a materialized view")
+    if exc.ch_code in LIMIT_ERRORS:
+        return RequestError(f"the query went over {LIMIT_ERRORS[exc.ch_code]}: "
+                            f"{exc.detail if reveal else public_detail(exc.detail)}",
+                            code="RTP410",
+                            hint="read less: narrow the filters, or aggregate first")
+    return engine_refusal(exc, reveal=reveal)
+
+
+def format_result(backend, sql: str, fmt: str, limits: Limits | None = None,
+                  settings: dict | None = None) -> bytes:
     """Tinybird's shapes from ``backend.query`` rows (for backends without raw output)."""
     started = time.perf_counter()
-    columns, rows = backend.query(sql)
+    if limits is None:
+        columns, rows = backend.query(sql)
+    else:
+        columns, rows = backend.query(sql, limits, settings)
     names = [c[0] for c in columns]
     if fmt == "json":
         return json.dumps({

@@ -13,14 +13,16 @@ decides on the parsed statement), and see the engine's refusals without the stat
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 
 from fastapi import APIRouter, Request, Response
 
 from rtp.engine import QueryError
+from rtp.engine.limits import Limits
 from rtp.errors import RequestError
 from rtp.server.events import read_body
-from rtp.server.query import FORMATS, engine_refusal, format_result
+from rtp.server.query import FORMATS, read, refused
 from rtp.sql.guard import guard_query
 
 router = APIRouter()
@@ -42,8 +44,9 @@ def tables_read(sql: str) -> list[str] | None:
         return None
 
 
-def authorize(state, request: Request, sql: str) -> tuple[str, bool]:
-    """(the statement to run, whether the caller is ADMIN). ADMIN runs any read-only
+def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
+    """(the statement to run, whether the caller is ADMIN, its allowed output settings).
+    ADMIN runs any read-only
     statement; another token runs what :func:`rtp.sql.guard.guard_query` lets through
     and needs DATASOURCES:READ on every datasource it reads.
 
@@ -52,7 +55,7 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool]:
     grant = state.caller(request)
     if "ADMIN" in grant.scopes:
         verdict = guard_query(sql, admin=True)
-        return verdict.sql, True
+        return verdict.sql, True, dict(verdict.settings)
     # qualified names (db.table) are refused: the project's tables are read unqualified
     verdict = guard_query(sql, admin=False, database=None)
     for name in verdict.tables:
@@ -72,7 +75,8 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool]:
         raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope",
                            code="RTP403", status=403,
                            hint=f"create one with --scope DATASOURCES:READ:{resource}")
-    return verdict.sql, False
+    # the allowed output settings go in rtp's read-only clause (see guard._lift_settings)
+    return verdict.sql, False, dict(verdict.settings)
 
 
 async def _request_values(request: Request) -> tuple[str, str]:
@@ -104,23 +108,26 @@ async def _request_values(request: Request) -> tuple[str, str]:
     return query, (fmt or "json").lower()
 
 
-def _run(backend, sql: str, fmt: str, admin: bool = False) -> bytes:
+def _run(backend, sql: str, fmt: str, deadline: float, limits: Limits, admin: bool = False,
+         settings: dict | None = None) -> bytes:
     try:
-        if hasattr(backend, "query_bytes"):
-            return backend.query_bytes(sql, FORMATS[fmt][0])
-        return format_result(backend, sql, fmt)
+        return read(backend, sql, fmt, limits, settings or None)
     except QueryError as exc:
-        raise engine_refusal(exc, reveal=admin) from None
+        raise refused(exc, deadline, reveal=admin) from None
 
 
 async def run_sql(request: Request) -> Response:
+    started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     query, fmt = await _request_values(request)
     if fmt not in FORMATS:
         raise RequestError(f"unknown format '{fmt}'", code="RTP400",
                            hint="format: json, csv, ndjson or parquet")
-    sql, admin = authorize(state, request, query)
-    body = await state.run(_run, state.backend, sql, fmt, admin)
+    sql, admin, settings = authorize(state, request, query)
+    limits = state.settings.limits(admin=admin, callers_sql=True)
+    body = await state.run_query(_run, state.backend, sql, fmt, limits.deadline, admin=admin,
+                                 settings=settings,
+                                 limits=limits, started=started)
     return Response(body, media_type=FORMATS[fmt][1])
 
 

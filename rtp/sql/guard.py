@@ -165,9 +165,11 @@ _DENIED_CLASSES: tuple[type, ...] = ()
 class Verdict:
     """A statement :func:`guard_query` lets through."""
 
-    sql: str  # the statement as sent, without a trailing ';'
+    sql: str  # the statement as sent, without a trailing ';' (and, for a non-admin, its
+    # final SETTINGS clause, lifted into ``settings``)
     tables: tuple[str, ...]  # plain tables it reads (CTEs resolved), sorted
     kind: str  # first keyword: SELECT, WITH, SHOW ...
+    settings: tuple[tuple[str, str], ...] = ()  # allow-listed settings (name, literal)
 
 
 def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdict:
@@ -217,13 +219,44 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdic
     tree = trees[0]
     if not isinstance(tree, exp.Query):
         raise _not_read_only(head)
-    if admin:
-        return Verdict(text, (), head)
+    if admin:  # any setting, but in rtp's read-only clause too (see _lift_settings)
+        sql, settings = _lift_settings(text, tokens)
+        return Verdict(sql, (), head, settings)
     try:
         _check_nodes(tree, database)
-        return Verdict(text, tuple(sorted(_tables_read(tree, database))), head)
+        tables = tuple(sorted(_tables_read(tree, database)))
     except RecursionError:
         raise RequestError("the query is nested too deeply to be analysed", code="RTP400") from None
+    text, settings = _lift_settings(text, tokens)
+    return Verdict(text, tables, head, settings)
+
+
+def _lift_settings(text: str, tokens: list) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The statement without its final top-level ``SETTINGS`` clause, and that clause's
+    (allow-listed, already checked) settings. A caller's query runs under rtp's
+    ``readonly = 1``, which refuses any SETTINGS of the query's own; the allowed output
+    settings travel in rtp's clause instead. Inner SETTINGS clauses stay (the engine
+    ignores a subquery's settings under readonly)."""
+    depth, start = 0, None
+    for i, token in enumerate(tokens):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and token.text.upper() == "SETTINGS" and "STRING" not in (
+                token.token_type.name):
+            start = i
+    if start is None:
+        return text, ()
+    clause = tokens[start + 1:]
+    pairs = []
+    for j in range(0, len(clause), 4):  # name = value [,]
+        name, eq, value = (clause + [None, None, None])[j:j + 3]
+        if name is None or eq is None or value is None or eq.text != "=":
+            raise RequestError("the SETTINGS clause can't be read", code="RTP400")
+        literal = f"'{value.text}'" if value.token_type == TokenType.STRING else value.text
+        pairs.append((name.text.lower(), literal))
+    return text[: tokens[start].start].rstrip(), tuple(pairs)
 
 
 class _Tokenizer(ClickHouse.Tokenizer):
