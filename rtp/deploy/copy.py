@@ -50,17 +50,20 @@ def run_copy(
         select += f"\nSETTINGS max_execution_time = {max(1, math.ceil(timeout))}"
     target = pipe.target
     try:
-        with backend.exclusive():
-            if pipe.mode == "replace":
-                tmp = f"{target}__rtp_copy"
-                backend.execute(f"DROP TABLE IF EXISTS `{tmp}`")
-                backend.execute(create_table(project.datasources[target], name=tmp))
-                backend.execute(f"INSERT INTO `{tmp}`\n{select}")
-                backend.execute(f"RENAME TABLE `{target}` TO `{tmp}_old`, `{tmp}` TO `{target}`")
+        # The copy's query runs like any insert (reads go on beside it); only a
+        # replace's swap takes the exclusive hold, so no reader sees the target missing.
+        if pipe.mode == "replace":
+            tmp = f"{target}__rtp_copy"
+            backend.execute(f"DROP TABLE IF EXISTS `{tmp}`")
+            backend.execute(create_table(project.datasources[target], name=tmp))
+            backend.execute(f"INSERT INTO `{tmp}`\n{select}")
+            with backend.exclusive():
+                backend.execute(
+                    f"RENAME TABLE `{target}` TO `{tmp}_old`, `{tmp}` TO `{target}`")
                 backend.execute(f"DROP TABLE `{tmp}_old`")
-            else:
-                backend.execute(f"INSERT INTO `{target}`\n{select}")
-            return int(backend.query(f"SELECT count() FROM `{target}`")[1][0][0])
+        else:
+            backend.execute(f"INSERT INTO `{target}`\n{select}")
+        return int(backend.query(f"SELECT count() FROM `{target}`")[1][0][0])
     except QueryError as exc:
         if exc.ch_name == "TIMEOUT_EXCEEDED" or exc.ch_code == 159:  # 18.16: no name
             raise EngineError(

@@ -5,6 +5,7 @@ control token reads /v0/pipes/openapi.json), private files while the server inse
 from __future__ import annotations
 
 import json
+import time
 import random
 import string
 import subprocess
@@ -67,7 +68,11 @@ def test_openapi_authorizes_like_every_route(server):
         assert paths(r.json()) == {"/v0/pipes/recs", "/v0/pipes/other"}
     r = rtp("token", "create", "reader", "--scope", "PIPES:READ:recs", "-p", server["root"])
     reader = r.stdout.strip().splitlines()[-1]
-    r = httpx.get(url, params={"token": reader})
+    for _ in range(30):  # a running server re-reads tokens.json within a second
+        r = httpx.get(url, params={"token": reader})
+        if r.status_code == 200:
+            break
+        time.sleep(0.1)
     assert r.status_code == 200, r.text
     assert paths(r.json()) == {"/v0/pipes/recs"}
     for params in ({}, {"token": "rtp_nope"}, {"token": "a.b.c"}):
