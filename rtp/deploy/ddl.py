@@ -39,6 +39,14 @@ def engine_sql(ds: Datasource) -> str:
     return f"{engine.type}({', '.join(a for a in args if a is not None)})"
 
 
+# Inserts retried with the same idempotency key are dropped if the table still remembers
+# the key among its last DEDUP_WINDOW inserts (non-replicated MergeTree keeps no window
+# unless told; Replicated tables have replicated_deduplication_window). A table setting:
+# it must be there when the table is created. See docs/ingest.md.
+DEDUP_WINDOW = 1000
+DEDUP_SETTING = "non_replicated_deduplication_window"
+
+
 def create_table(ds: Datasource, database: str | None = None, *, name: str | None = None,
                  if_not_exists: bool = False) -> str:
     """``CREATE TABLE`` for a datasource (``name`` overrides the table name)."""
@@ -58,8 +66,12 @@ def create_table(ds: Datasource, database: str | None = None, *, name: str | Non
     sql += f"\nORDER BY ({', '.join(ds.sorting_key)})" if ds.sorting_key else "\nORDER BY tuple()"
     if ds.ttl:
         sql += f"\nTTL {ds.ttl}"
-    if ds.settings:
-        sql += "\nSETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in ds.settings)
+    settings = list(ds.settings)
+    if (ds.engine.type.endswith("MergeTree") and not ds.engine.type.startswith("Replicated")
+            and DEDUP_SETTING not in dict(settings)):
+        settings.append((DEDUP_SETTING, DEDUP_WINDOW))
+    if settings:
+        sql += "\nSETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings)
     return sql
 
 

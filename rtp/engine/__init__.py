@@ -26,6 +26,8 @@ MIN_VERSIONS: dict[str, tuple[int, int]] = {
     "data skipping indexes": (19, 6),
     "DateTime64": (20, 1),
     "window functions": (21, 3),
+    # insert_deduplication_token (22.2); non_replicated_deduplication_window is 20.x
+    "insert deduplication tokens": (22, 2),
 }
 
 
@@ -51,6 +53,14 @@ def parse_clickhouse_error(text: str, sql: str = "") -> QueryError:
     detail = m.group(2).strip().rstrip(".")
     detail = re.sub(r"\s*\(version [^)]*\)$", "", detail)
     return QueryError(detail, ch_code=int(m.group(1)), ch_name=m.group(3) or "", sql=sql)
+
+
+def dedup_settings(token: str) -> dict[str, object]:
+    """Query settings of an insert that a retry with the same ``token`` must not double:
+    dropped in the table and in every materialized view's target (each keeps a window
+    of recent tokens, see rtp.deploy.ddl.DEDUP_WINDOW). ClickHouse 22.2 or newer."""
+    return {"insert_deduplicate": 1, "insert_deduplication_token": token,
+            "deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -84,9 +94,13 @@ class Backend(Protocol):
     def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
         """Run a query; returns (columns as (name, type), rows as lists)."""
 
-    def insert_json(self, table: str, rows: list[dict]) -> None:
+    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
         """Insert rows (column name -> JSON value) into ``table`` as one INSERT: all or
-        none. Raises QueryError when ClickHouse refuses a value."""
+        none. ``token``: an insert deduplication token; a second insert with the same
+        token is dropped, in the table and in its materialized views' targets (tables
+        created with ``non_replicated_deduplication_window``). Raises QueryError when
+        ClickHouse refuses a value or the table is missing, EngineError RTP502 for a
+        token on a ClickHouse older than 22.2."""
 
     def exclusive(self) -> AbstractContextManager:
         """Hold this backend for a sequence of statements: no other statement through

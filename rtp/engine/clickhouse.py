@@ -16,12 +16,19 @@ import threading
 import uuid
 from urllib.parse import unquote, urlparse
 
-from rtp.engine import QueryError, parse_clickhouse_error
+from rtp.engine import (
+    MIN_VERSIONS,
+    QueryError,
+    dedup_settings,
+    parse_clickhouse_error,
+    require,
+    version_tuple,
+)
 from rtp.errors import EngineError
 from rtp.sql.escape import literal, quote_string
 
 _INLINE_DATA = re.compile(r"\s*INSERT\b.*?\b(VALUES|FORMAT\s+\w+)\s*\S", re.I | re.S)
-_ROWS_PER_STATEMENT = 200
+_DEDUP_WINDOW = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+(?=\s*(,|$))")
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
@@ -102,45 +109,67 @@ class ClickHouseBackend:
                 raise QueryError(_first_line(str(exc)), sql=sql) from None
 
     def execute(self, sql: str) -> None:
+        sql = self._without_dedup_window(sql)
         if _INLINE_DATA.match(sql):
             # the driver would wait for data blocks that never come, until the timeout
             raise QueryError("INSERT with inline VALUES/FORMAT data can't be sent over the "
                              "native protocol; use INSERT ... SELECT or `rtp append`", sql=sql)
         self._call(sql)
 
+    def _without_dedup_window(self, sql: str) -> str:
+        """Servers older than 22.2 have no insert deduplication tokens (and before 20.12
+        no ``non_replicated_deduplication_window`` setting): the window rtp adds to each
+        table (rtp.deploy.ddl) is left out there; idempotent inserts are refused there."""
+        if "non_replicated_deduplication_window" not in sql or version_tuple(
+                self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
+            return sql
+        sql = _DEDUP_WINDOW.sub("", sql)
+        return re.sub(r"\n?SETTINGS\s*$", "", sql.rstrip())
+
     def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
         rows, columns = self._call(sql, with_column_types=True)
         return [(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows]
 
-    def insert_json(self, table: str, rows: list[dict]) -> None:
-        # The driver can't send inline FORMAT data, so rows become INSERT ... SELECT with
-        # every value cast to its column's type: ClickHouse, not Python, judges each value.
+    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
+        # The driver can't send inline FORMAT data, so rows become one INSERT ... SELECT
+        # with every value cast to its column's type: ClickHouse, not Python, judges each
+        # value. One statement for all rows: all or none (it used to send one INSERT per
+        # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        types = dict(self.query(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-            f"AND table = {quote_string(table)}")[1])
-        groups: dict[tuple, list[dict]] = {}
-        for row in rows:
-            groups.setdefault(tuple(k for k in row if k in types), []).append(row)
-        statements = []
-        for columns, group in groups.items():
-            casts = [", ".join(f"CAST({_value(row[c])} AS {types[c]}) AS `{c}`"
-                               for c in columns) or "1 AS _" for row in group]
-            names = ", ".join(f"`{c}`" for c in columns)
-            # stay well under the server's max_query_size (256 KiB by default)
-            for start in range(0, len(casts), _ROWS_PER_STATEMENT):
-                union = " UNION ALL ".join(
-                    f"SELECT {c}" for c in casts[start:start + _ROWS_PER_STATEMENT])
-                statements.append((names, union))
+        limits = {}
+        if token is not None:
+            require(self, "insert deduplication tokens", "an idempotent insert")
+        if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
+            # a unique token for a keyless insert: see embedded._settings
+            limits.update(dedup_settings(token if token is not None else uuid.uuid4().hex))
+        columns = {name: (ch_type, kind, expr) for name, ch_type, kind, expr in self.query(
+            "SELECT name, type, default_kind, default_expression FROM system.columns "
+            f"WHERE database = currentDatabase() AND table = {quote_string(table)}")[1]}
+        if not columns:
+            raise QueryError(f"Table {self.database}.{table} doesn't exist", ch_code=60,
+                             ch_name="UNKNOWN_TABLE", sql=f"INSERT INTO `{table}`")
+        present = {k for row in rows for k in row}
+        names = [c for c, (_, kind, _) in columns.items()
+                 if c in present and kind not in ("MATERIALIZED", "ALIAS")]
+        if not names:
+            raise QueryError(f"no column of {table} in the rows", sql=f"INSERT INTO `{table}`")
+        missing = {c: _default(*columns[c]) for c in names}
+        selects = " UNION ALL ".join(
+            "SELECT " + ", ".join(
+                f"CAST({_value(row[c])} AS {columns[c][0]}) AS `{c}`" if c in row
+                else f"{missing[c]} AS `{c}`" for c in names)
+            for row in rows)
+        listed = ", ".join(f"`{c}`" for c in names)
+        # one statement of any size: raise the parser's limits for this query only
+        limits |= {"max_query_size": len(selects) + 4096,
+                  "max_ast_elements": 50_000 + 20 * len(rows) * len(names),
+                  "max_expanded_ast_elements": 500_000 + 20 * len(rows) * len(names)}
         with self._lock:
-            # rows missing different keys need separate INSERTs (the columns they leave
-            # out take their defaults); convert every value first so all go in, or none
-            for names, union in statements:
-                self._call(f"SELECT count() FROM ({union}) WHERE NOT ignore({names or 1})")
-            for names, union in statements:
-                if names:
-                    self._call(f"INSERT INTO `{table}` ({names}) {union}")
+            # convert every value first, so that a refused value leaves nothing behind
+            self._call(f"SELECT count() FROM ({selects}) WHERE NOT ignore({listed})",
+                       settings=limits)
+            self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=limits)
 
     def exclusive(self):
         return self._lock
@@ -152,6 +181,18 @@ class ClickHouseBackend:
 
     def close(self) -> None:
         self._client.disconnect()
+
+
+def _default(ch_type: str, kind: str, expr: str) -> str:
+    """What a row that lacks the column stores: its DEFAULT, else the type's zero."""
+    if kind == "DEFAULT" and expr:
+        return f"CAST(({expr}) AS {ch_type})"
+    if ch_type.startswith("Nullable("):
+        return f"CAST(NULL AS {ch_type})"
+    if ch_type.startswith(("Array(", "LowCardinality(", "Tuple(", "Map(")):
+        return f"CAST('[]' AS {ch_type})" if ch_type.startswith("Array(") else \
+            f"CAST(defaultValueOfTypeName({quote_string(ch_type)}) AS {ch_type})"
+    return f"assumeNotNull(CAST(NULL AS Nullable({ch_type})))"
 
 
 def _value(value) -> str:

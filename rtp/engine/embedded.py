@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import uuid
 from collections.abc import Callable
 
 import orjson
 
-from rtp.engine import QueryError, parse_clickhouse_error
+from rtp.engine import QueryError, dedup_settings, parse_clickhouse_error
 from rtp.errors import EngineError
+from rtp.sql.escape import quote_string
 
 # json.dumps(..., ensure_ascii=False, default=str) builds this encoder on every call
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
@@ -70,14 +72,15 @@ class EmbeddedBackend:
         (``JSON``, ``CSVWithNames``, ``JSONEachRow``, ``Parquet`` ...), untouched."""
         return self._run(sql, fmt).bytes()
 
-    def insert_json(self, table: str, rows: list[dict]) -> None:
+    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
         if not rows:
             return
         try:  # one array of objects (JSONEachRow reads it), ~10x faster than json
             body = orjson.dumps(rows, default=str).decode("utf-8")
         except TypeError:  # integers past 64 bits: json writes them exactly
             body = "\n".join(map(_ROW_ENCODER.encode, rows))
-        self._run(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{body}", "TabSeparated")
+        self._run(f"INSERT INTO `{table}` SETTINGS {_settings(token)} FORMAT JSONEachRow\n"
+                  f"{body}", "TabSeparated")
 
     def exclusive(self):
         return self._lock
@@ -94,6 +97,15 @@ class EmbeddedBackend:
         if self._on_close is not None:
             callback, self._on_close = self._on_close, None
             callback()
+
+
+def _settings(token: str | None) -> str:
+    """An insert's deduplication settings. Without a token, a unique one: datasources keep
+    a deduplication window, and ClickHouse would otherwise drop an insert whose rows are
+    identical to a recent one (two shoppers' identical events are two events)."""
+    token = token if token is not None else uuid.uuid4().hex
+    return ", ".join(f"{k} = {quote_string(v) if isinstance(v, str) else v}"
+                     for k, v in dedup_settings(token).items())
 
 
 __all__ = ["EmbeddedBackend", "QueryError"]

@@ -17,11 +17,13 @@ that ``rtp append`` and fixtures load, keeping each row's line for error message
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import decimal
 import io
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +41,24 @@ _MISSING = object()
 _STEP = re.compile(r"\.([A-Za-z_0-9$@-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 
 
+# what a checker (or json) may raise on a value it can't read: all of them quarantine the
+# row (RecursionError: deeply nested values; OverflowError: timestamps past time_t)
+CHECK_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, RecursionError,
+                OSError)
+
+
+def _show(value) -> str:
+    """A short JSON-ish text of ``value`` for messages; never raises."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME, default=str)
+        return text.decode("utf-8")[:40]
+    except (TypeError, ValueError):  # past orjson's nesting limit, integers past 64 bits
+        return f"a {type(value).__name__}" if isinstance(value, dict | list) \
+            else str(value)[:40]
+
+
 class RowError(ValueError):
     """A row does not fit the datasource; the message says which column and why.
     ``column`` is the 1-based character in the raw line where reading failed (1 when
@@ -53,13 +73,15 @@ def quarantine_table(datasource: str) -> str:
     return datasource + QUARANTINE_SUFFIX
 
 
-def quarantine_ddl(datasource: str, *, precise: bool = True) -> str:
+def quarantine_ddl(datasource: str, *, precise: bool = True, window: bool = True) -> str:
     """The quarantine table: when (UTC), why, and the row as received. ``precise``
     False keeps seconds only, for ClickHouse servers older than 20.1 (no DateTime64)."""
     stamp = "DateTime64(3)" if precise else "DateTime"
+    # the window: a retried idempotent insert does not quarantine its bad rows twice
+    window = " SETTINGS non_replicated_deduplication_window = 1000" if window else ""
     return (f"CREATE TABLE IF NOT EXISTS `{quarantine_table(datasource)}` "
             f"(`timestamp` {stamp}, `error` String, `raw` String) "
-            "ENGINE = MergeTree ORDER BY timestamp")
+            f"ENGINE = MergeTree ORDER BY timestamp{window}")
 
 
 def parse_path(path: str) -> tuple:
@@ -133,9 +155,13 @@ def _unwrap(ch_type: str) -> tuple[str, bool]:
 def _string(value):
     if isinstance(value, str):
         return value
-    if isinstance(value, dict | list):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/Infinity; json.dumps would write them
+    try:
+        # numbers and booleans as their JSON text, objects and arrays compact
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return json.dumps(value)  # numbers and booleans as their JSON text
+    except RecursionError:
+        raise ValueError("the value is nested too deeply to store as text") from None
 
 
 def _int(type_name: str):
@@ -144,12 +170,14 @@ def _int(type_name: str):
     def check(value):
         if isinstance(value, bool):
             raise ValueError(f"expected {type_name}, got a boolean")
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float):
+            if not value.is_integer():  # NaN, Infinity and fractions
+                raise ValueError(f"expected {type_name}, got {_show(value)}")
             value = int(value)
-        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,80}", value.strip()):
             value = int(value)
         if not isinstance(value, int):
-            raise ValueError(f"expected {type_name}, got {json.dumps(value)[:40]}")
+            raise ValueError(f"expected {type_name}, got {_show(value)}")
         if not lo <= value <= hi:
             raise ValueError(f"{value} is out of range for {type_name}")
         return value
@@ -158,20 +186,53 @@ def _int(type_name: str):
 
 
 def _float(value):
+    """Float32/Float64. NaN and +-inf are ClickHouse floats: sent as text ("nan"), since
+    a JSON writer turns them into null (stored as 0, silently)."""
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, int):
+        # past 64 bits the row encoder writes exact digits the engine reads as a float
+        return value if -(2**63) <= value < 2**64 else float(value)
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, str):
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             pass
         else:
-            return value
-    raise ValueError(f"expected a number, got {json.dumps(value)[:40]}")
+            if not math.isfinite(number) and value.strip().lstrip("+-").lower() not in (
+                    "nan", "inf", "infinity"):
+                raise ValueError(f"{_show(value)} overflows a 64-bit float")
+            return value.strip()
+    raise ValueError(f"expected a number, got {_show(value)}")
+
+
+def _decimal(precision: int, scale: int):
+    """Decimal(P, S): a number whose integer part has at most P - S digits (the engine
+    refuses more; its message is per batch, ours per row)."""
+    bound = decimal.Decimal(10) ** (precision - scale)
+
+    def check(value):
+        if isinstance(value, bool):
+            raise ValueError("expected a number, got a boolean")
+        if isinstance(value, int | float | decimal.Decimal | str):
+            try:
+                number = decimal.Decimal(value.strip() if isinstance(value, str) else value)
+            except (decimal.InvalidOperation, ValueError):
+                number = None
+            if number is not None and number.is_finite():
+                if abs(number) >= bound:
+                    raise ValueError(f"{_show(value)} is out of range for "
+                                     f"Decimal({precision}, {scale})")
+                # rounded to the scale here: the engine's text reader refuses extra digits
+                return str(number.quantize(decimal.Decimal(1).scaleb(-scale),
+                                           rounding=decimal.ROUND_HALF_EVEN))
+        raise ValueError(f"expected a decimal number, got {_show(value)}")
+
+    return check
 
 
 def _bool(value):
@@ -181,39 +242,62 @@ def _bool(value):
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
-    raise ValueError(f"expected a boolean, got {json.dumps(value)[:40]}")
+    raise ValueError(f"expected a boolean, got {_show(value)}")
 
 
-def _date(value):
-    if isinstance(value, dt.date):
-        return value.isoformat()[:10]
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10]).isoformat()
-        except ValueError:
-            pass
-    raise ValueError(f"expected a date YYYY-MM-DD, got {json.dumps(value)[:40]}")
+# what each type stores; outside, ClickHouse clamps or wraps the value silently
+_RANGES = {"Date": (dt.datetime(1970, 1, 1), dt.datetime(2149, 6, 6, 23, 59, 59)),
+           "Date32": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59)),
+           "DateTime": (dt.datetime(1970, 1, 1), dt.datetime(2106, 2, 7, 6, 28, 15)),
+           "DateTime64": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59))}
 
 
-def _datetime(precision: int):
+def _date(type_name: str):
+    lo, hi = _RANGES[type_name]
+
+    def check(value):
+        day = None
+        if isinstance(value, dt.date):
+            day = value if not isinstance(value, dt.datetime) else value.date()
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                day = dt.date.fromisoformat(value.strip()[:10])
+        if day is None:
+            raise ValueError(f"expected a date YYYY-MM-DD, got {_show(value)}")
+        if not lo.date() <= day <= hi.date():
+            raise ValueError(f"{_show(value)} is outside the {type_name} range "
+                             f"({lo.date()} to {hi.date()})")
+        return day.isoformat()
+
+    return check
+
+
+def _datetime(precision: int, type_name: str = "DateTime"):
+    lo, hi = _RANGES[type_name]
+
     def check(value):
         if isinstance(value, dt.datetime):
             stamp = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            stamp = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            try:  # NaN, inf and seconds past the platform's time_t raise here
+                stamp = dt.datetime.fromtimestamp(value, dt.timezone.utc)
+            except (ValueError, OverflowError, OSError):
+                raise ValueError(f"{_show(value)} is not a Unix timestamp in the "
+                                 f"{type_name} range") from None
         elif isinstance(value, str):
             text = value.strip().replace("Z", "+00:00")
             try:
                 stamp = dt.datetime.fromisoformat(text)
             except ValueError:
-                raise ValueError(f"expected a date-time, got {json.dumps(value)[:40]}"
+                raise ValueError(f"expected a date-time, got {_show(value)}"
                                  ) from None
         else:
-            raise ValueError(f"expected a date-time, got {json.dumps(value)[:40]}")
+            raise ValueError(f"expected a date-time, got {_show(value)}")
         if stamp.tzinfo is not None:
             stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        if not 1900 <= stamp.year <= 2299:
-            raise ValueError(f"{value} is outside the DateTime range")
+        if not lo <= stamp <= hi:
+            raise ValueError(f"{_show(value)} is outside the {type_name} range "
+                             f"({lo} to {hi} UTC)")
         text = stamp.isoformat(sep=" ", timespec="microseconds")
         return text[:20 + precision] if precision else text[:19]
 
@@ -224,7 +308,7 @@ def _uuid(value):
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise ValueError(f"expected a UUID, got {json.dumps(value)[:40]}") from None
+        raise ValueError(f"expected a UUID, got {_show(value)}") from None
 
 
 def _passthrough(value):
@@ -239,7 +323,7 @@ def checker(ch_type: str) -> tuple[Callable, bool]:
 
         def array(value):
             if not isinstance(value, list):
-                raise ValueError(f"expected an array, got {json.dumps(value)[:40]}")
+                raise ValueError(f"expected an array, got {_show(value)}")
             return [None if (v is None and inner_nullable) else inner(v) for v in value]
 
         return array, nullable
@@ -248,18 +332,25 @@ def checker(ch_type: str) -> tuple[Callable, bool]:
         return _string, nullable
     if name in INT_RANGES:
         return _int(name), nullable
-    if name in ("Float32", "Float64", "Decimal", "Decimal32", "Decimal64", "Decimal128",
-                "Decimal256"):
+    if name in ("Float32", "Float64"):
+        return _float, nullable
+    if name.startswith("Decimal"):
+        args = [int(a) for a in re.findall(r"\d+", base[len(name):])]
+        digits = {"Decimal32": 9, "Decimal64": 18, "Decimal128": 38, "Decimal256": 76}
+        if name in digits and len(args) == 1:
+            return _decimal(digits[name], args[0]), nullable
+        if name == "Decimal" and args:
+            return _decimal(args[0], args[1] if len(args) > 1 else 0), nullable
         return _float, nullable
     if name in ("Bool", "Boolean"):
         return _bool, nullable
     if name in ("Date", "Date32"):
-        return _date, nullable
+        return _date(name), nullable
     if name == "DateTime":
         return _datetime(0), nullable
     if name == "DateTime64":
         m = re.match(r"DateTime64\(\s*(\d+)", base)
-        return _datetime(min(6, int(m.group(1))) if m else 3), nullable
+        return _datetime(min(6, int(m.group(1))) if m else 3, "DateTime64"), nullable
     if name == "UUID":
         return _uuid, nullable
     return _passthrough, nullable
@@ -322,7 +413,7 @@ class RowMapper:
                                "not Nullable")
             try:
                 row[f.name] = f.check(value)
-            except ValueError as exc:
+            except CHECK_ERRORS as exc:  # any value a checker can't read: this row only
                 raise RowError(f"column '{f.name}' ({f.path}): {exc}") from None
         return row
 
@@ -447,6 +538,8 @@ def _ndjson(lines: Iterable[tuple[int, bytes]], exact: bool = False) -> Iterator
             yield Record(n, loads(line), line)
         except ValueError as exc:
             yield Record(n, None, line, RowError(f"not JSON: {exc}", getattr(exc, "colno", 1)))
+        except RecursionError:  # json (exact mode) on deeply nested values
+            yield Record(n, None, line, RowError("not JSON: nested too deeply"))
 
 
 # -- inserting ---------------------------------------------------------------------------
@@ -470,11 +563,17 @@ def insert_rows(backend, datasource: Datasource, records: Iterable[dict | str | 
 
 
 def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
-           ensured: set | None = None, *, retry_rows: bool = True) -> tuple[int, int]:
+           ensured: set | None = None, *, retry_rows: bool = True,
+           token: str | None = None) -> tuple[int, int]:
     """Insert mapped ``rows`` into ``datasource`` and ``bad`` into its quarantine table;
     returns (rows inserted, rows quarantined). Blocking; the rows are durable when it
     returns. If the engine refuses the batch, it is split in halves until the refused
     rows are found; they are quarantined with ClickHouse's message (and the mapped row).
+
+    ``token`` makes the call idempotent: called again with the same token and rows (a
+    client's retry after a crash), it stores nothing twice, in the datasource, its
+    views' targets and the quarantine; and it fills in what a crash left out (a view
+    target's block). Every insert it makes carries a token derived from it.
 
     Raises EngineError when the engine fails for another reason than the data, and
     QueryError when it refuses the batch and ``retry_rows`` is False (nothing is written
@@ -484,12 +583,12 @@ def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]
     ok = 0
     if rows:
         try:
-            backend.insert_json(datasource, rows)
+            _insert_json(backend, datasource, rows, token)
             ok = len(rows)
         except QueryError as exc:
             if not retry_rows or exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
                 raise
-            refused = refused_rows(backend, datasource, rows)
+            refused = refused_rows(backend, datasource, rows, token=token)
             ok = len(rows) - len(refused)
             bad += [(f"rejected by ClickHouse: {err.detail}", json.dumps(rows[i], default=str))
                     for i, err in refused]
@@ -497,32 +596,51 @@ def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]
         table = quarantine_table(datasource)
         precise = version_tuple(backend.version()) >= MIN_VERSIONS["DateTime64"]
         if ensured is None or table not in ensured:
-            backend.execute(quarantine_ddl(datasource, precise=precise))
+            backend.execute(quarantine_ddl(datasource, precise=precise,
+                                           window=supports_tokens(backend)))
             if ensured is not None:
                 ensured.add(table)
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         now = now[:23] if precise else now[:19]
-        backend.insert_json(table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad])
+        # the quarantine rows carry the time of this call: a retry's differ, its token not
+        _insert_json(backend, table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad],
+                     None if token is None else f"{token}/quarantine")
     return ok, len(bad)
 
 
-def refused_rows(backend, table: str, rows: list[dict]) -> list[tuple[int, QueryError]]:
+def refused_rows(backend, table: str, rows: list[dict], *,
+                 token: str | None = None) -> list[tuple[int, QueryError]]:
     """Insert what the engine accepts, halving refused batches down to single rows;
-    returns the refused rows as (index in ``rows``, the engine's error)."""
+    returns the refused rows as (index in ``rows``, the engine's error). The halves are
+    the same on a retry, so each takes ``token`` with its place: ``token/offset+size``."""
     refused: list[tuple[int, QueryError]] = []
-    _bisect(backend, table, rows, 0, refused)
+    _bisect(backend, table, rows, 0, refused, token)
     return refused
 
 
 def _bisect(backend, table: str, rows: list[dict], offset: int,
-            refused: list[tuple[int, QueryError]]) -> None:
+            refused: list[tuple[int, QueryError]], token: str | None = None) -> None:
     try:
-        backend.insert_json(table, rows)
+        _insert_json(backend, table, rows,
+                     None if token is None else f"{token}/{offset}+{len(rows)}")
         return
     except QueryError as exc:
         if len(rows) == 1:
             refused.append((offset, exc))
             return
     half = len(rows) // 2
-    _bisect(backend, table, rows[:half], offset, refused)
-    _bisect(backend, table, rows[half:], offset + half, refused)
+    _bisect(backend, table, rows[:half], offset, refused, token)
+    _bisect(backend, table, rows[half:], offset + half, refused, token)
+
+
+def _insert_json(backend, table: str, rows: list[dict], token: str | None) -> None:
+    # backends (and test doubles) that predate tokens are called as before without one
+    if token is None:
+        backend.insert_json(table, rows)
+    else:
+        backend.insert_json(table, rows, token=token)
+
+
+def supports_tokens(backend) -> bool:
+    """Whether the backend's ClickHouse deduplicates inserts by token (22.2 or newer)."""
+    return version_tuple(backend.version()) >= MIN_VERSIONS["insert deduplication tokens"]
