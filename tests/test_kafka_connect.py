@@ -163,7 +163,40 @@ def test_two_consumers_in_one_group_lose_and_double_nothing(project_factory):
         second.stop()
         _, rows = backend.query("SELECT count(), uniqExact(n) FROM clicks")
         _, total = backend.query("SELECT sum(clicks) FROM per_user")
-        assert (rows[0][0], rows[0][1], total[0][0]) == (8000, 8000, 8000)
+        errors = [c.error for c in [*first, *second]]
+        assert (rows[0][0], rows[0][1], total[0][0]) == (8000, 8000, 8000), errors
         assert sum(c.rows for c in [*first, *second]) >= 8000
+    finally:
+        backend.close()
+
+
+def test_serve_runs_the_consumers_and_publishes_lag(project_factory):
+    """create_app's lifespan (rtp serve, rtp dev) starts the consumers; /metrics has
+    rtp_kafka_lag per partition."""
+    from fastapi.testclient import TestClient
+
+    from rtp.deploy import deploy
+    from rtp.engine.target import open_backend
+    from rtp.project.load import load_project
+    from rtp.server.app import create_app
+
+    topic = f"serve_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 2)
+    model, _ = load_project(root)
+    backend = open_backend(model)
+    try:
+        deploy(model, backend)
+        produce(topic, events(0, 500), 2)
+        with TestClient(create_app(model, backend)) as client:
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                text = client.get("/metrics").text
+                if f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}} 0.0' \
+                        in text and backend.query("SELECT count() FROM clicks")[1][0][0] == 500:
+                    break
+                time.sleep(0.5)
+            assert backend.query("SELECT count() FROM clicks")[1][0][0] == 500
+            assert f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}}' in text
     finally:
         backend.close()

@@ -133,7 +133,12 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     state = ServerState(project, backend, settings)
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        from rtp import connect  # Kafka consumers of the project (docs/connectors.md)
+
+        state.consumers = state.metrics.consumers = connect.start(project, backend,
+                                                                  metrics=state.metrics)
         yield
+        state.consumers.stop()
         state.executor.shutdown(wait=True)
 
     app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,
