@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -18,15 +17,15 @@ import pytest
 
 BROKER = os.environ.get("RTP_TEST_KAFKA")
 pytestmark = pytest.mark.skipif(
-    not BROKER, reason="RTP_TEST_KAFKA is unset (source .ci/services/kafka.sh for a broker)")
+    not BROKER, reason="RTP_TEST_KAFKA is unset (source .ci/services/kafka.sh for a broker)"
+)
 
 RTP = [sys.executable, "-m", "rtp.cli.main"]
 
 
 def project(factory, topic: str, *, partitions_view: bool = True) -> object:
     files = {
-        "connections/bus.connection":
-            'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("RTP_TEST_KAFKA", "") }}\n',
+        "connections/bus.connection": 'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("RTP_TEST_KAFKA", "") }}\n',
         "datasources/clicks.datasource": (
             "SCHEMA >\n"
             "    `user_id` String `json:$.user.id`,\n"
@@ -35,13 +34,16 @@ def project(factory, topic: str, *, partitions_view: bool = True) -> object:
             "    `__offset` Int64\n\n"
             "ENGINE MergeTree\nENGINE_SORTING_KEY n\n"
             f"KAFKA_CONNECTION_NAME bus\nKAFKA_TOPIC {topic}\n"
-            f"KAFKA_GROUP_ID g_{topic}\nKAFKA_AUTO_OFFSET_RESET earliest\n"),
+            f"KAFKA_GROUP_ID g_{topic}\nKAFKA_AUTO_OFFSET_RESET earliest\n"
+        ),
         "datasources/per_user.datasource": (
             "SCHEMA >\n    `user_id` String,\n    `clicks` UInt64\n\n"
-            "ENGINE SummingMergeTree\nENGINE_SORTING_KEY user_id\n"),
+            "ENGINE SummingMergeTree\nENGINE_SORTING_KEY user_id\n"
+        ),
         "pipes/per_user_mv.pipe": (
             "NODE m\nSQL >\n    SELECT user_id, count() AS clicks FROM clicks GROUP BY user_id"
-            "\n\nTYPE materialized\nDATASOURCE per_user\n"),
+            "\n\nTYPE materialized\nDATASOURCE per_user\n"
+        ),
     }
     return factory(files, base={"rtp.yaml": "name: kafkatest\n"})
 
@@ -59,8 +61,9 @@ def produce(topic: str, values, partitions: int = 3) -> None:
 
     p = Producer({"bootstrap.servers": BROKER, "linger.ms": 5})
     for i, v in enumerate(values):
-        p.produce(topic, v if isinstance(v, bytes) else json.dumps(v).encode(),
-                  partition=i % partitions)
+        p.produce(
+            topic, v if isinstance(v, bytes) else json.dumps(v).encode(), partition=i % partitions
+        )
     assert p.flush(30) == 0
 
 
@@ -70,14 +73,25 @@ def events(start: int, stop: int):
 
 def run(args, root, **kw):
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}
-    return subprocess.run([*RTP, *args, "--project", str(root)], env=env, capture_output=True,
-                          text=True, timeout=120, **kw)
+    return subprocess.run(
+        [*RTP, *args, "--project", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
 
 
 def start_connect(root, *extra):
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}
-    return subprocess.Popen([*RTP, "connect", "--project", str(root), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*RTP, "connect", "--project", str(root), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def sql(root, query: str, target=None) -> str:
@@ -117,16 +131,27 @@ def test_malformed_messages_are_quarantined_with_their_offsets(project_factory):
     root = project(project_factory, topic)
     create_topic(topic, 1)
     assert run(["deploy"], root).returncode == 0
-    produce(topic, [{"user": {"id": "a"}, "n": 1}, b"{not json", {"user": {"id": "b"}},
-                    {"user": {"id": "c"}, "n": "x"}, {"user": {"id": "d"}, "n": 5}], 1)
+    produce(
+        topic,
+        [
+            {"user": {"id": "a"}, "n": 1},
+            b"{not json",
+            {"user": {"id": "b"}},
+            {"user": {"id": "c"}, "n": "x"},
+            {"user": {"id": "d"}, "n": 5},
+        ],
+        1,
+    )
     done = run(["connect", "--idle-exit", "4"], root)
     assert done.returncode == 0, done.stderr
     assert "clicks: 2 rows, 3 quarantined" in done.stdout
-    assert sql(root, "SELECT n, __offset FROM clicks ORDER BY n").splitlines()[1:] == [
-        "1,0", "5,4"]
+    assert sql(root, "SELECT n, __offset FROM clicks ORDER BY n").splitlines()[1:] == ["1,0", "5,4"]
     errors = sql(root, "SELECT error FROM clicks_quarantine ORDER BY error").splitlines()[1:]
     assert [e.split(":")[0].strip('"') for e in errors] == [
-        f"{topic}[0]@1", f"{topic}[0]@2", f"{topic}[0]@3"]
+        f"{topic}[0]@1",
+        f"{topic}[0]@2",
+        f"{topic}[0]@3",
+    ]
     assert "not JSON" in errors[0] and "column 'n'" in errors[1]
 
 
@@ -192,8 +217,11 @@ def test_serve_runs_the_consumers_and_publishes_lag(project_factory):
             end = time.monotonic() + 60
             while time.monotonic() < end:
                 text = client.get("/metrics").text
-                if f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}} 0.0' \
-                        in text and backend.query("SELECT count() FROM clicks")[1][0][0] == 500:
+                if (
+                    f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}} 0.0'
+                    in text
+                    and backend.query("SELECT count() FROM clicks")[1][0][0] == 500
+                ):
                     break
                 time.sleep(0.5)
             assert backend.query("SELECT count() FROM clicks")[1][0][0] == 500

@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-
 from pathlib import Path
 
 import typer
@@ -23,14 +22,18 @@ from rtp.errors import EngineError
 
 
 def connect(
-    datasource: str = typer.Option(None, "--datasource", "-d",
-                                   help="Consume for this datasource only."),
+    datasource: str = typer.Option(
+        None, "--datasource", "-d", help="Consume for this datasource only."
+    ),
     target: str = TARGET_OPTION,
     project: Path = PROJECT_OPTION,
     batch: int = typer.Option(5000, "--batch", help="Most messages per insert."),
-    idle_exit: float = typer.Option(None, "--idle-exit", metavar="SECONDS",
-                                    help="Stop after SECONDS without new messages (batch "
-                                    "jobs, tests)."),
+    idle_exit: float = typer.Option(
+        None,
+        "--idle-exit",
+        metavar="SECONDS",
+        help="Stop after SECONDS without new messages (batch jobs, tests).",
+    ),
 ) -> None:
     """Consume the Kafka topics of the project's datasources into the target until
     stopped (Ctrl-C, SIGTERM). Offsets are committed only after the rows are durable."""
@@ -42,35 +45,45 @@ def connect(
     chosen = streams.active(model, datasource)
     if not chosen:
         what = f"datasource '{datasource}'" if datasource else "the project"
-        fail(EngineError(f"{what} has no Kafka source with an active connection",
-                         code="RTP510", hint="a datasource needs kafka: {connection, topic} "
-                         "and its connection bootstrap_servers (docs/connectors.md)"))
+        fail(
+            EngineError(
+                f"{what} has no Kafka source with an active connection",
+                code="RTP510",
+                hint="a datasource needs kafka: {connection, topic} "
+                "and its connection bootstrap_servers (docs/connectors.md)",
+            )
+        )
         raise typer.Exit(2)
     if resolve_target(model, target) == "embedded":
         holder = owner.read_owner(root)
         if holder is not None:
-            fail(EngineError(
-                f"the embedded engine is held by process {holder['pid']} "
-                f"({holder.get('command') or 'another rtp command'})", code="RTP510",
-                hint="rtp serve and rtp dev run the Kafka consumers themselves; stop that "
-                "process to run rtp connect alone, or deploy to a ClickHouse server"))
+            fail(
+                EngineError(
+                    f"the embedded engine is held by process {holder['pid']} "
+                    f"({holder.get('command') or 'another rtp command'})",
+                    code="RTP510",
+                    hint="rtp serve and rtp dev run the Kafka consumers themselves; stop that "
+                    "process to run rtp connect alone, or deploy to a ClickHouse server",
+                )
+            )
             raise typer.Exit(1)
     backend = open_target(model, target, "rtp connect")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     consumers = streams.start(model, backend, only=datasource, batch=batch)
     for c in consumers:
-        err_console.print(f"consuming {c.ds.kafka.topic} -> {c.ds.name} "
-                          f"(group {c.group_id})")
+        err_console.print(f"consuming {c.ds.kafka.topic} -> {c.ds.name} (group {c.group_id})")
     try:
         while not stopped.wait(0.5):
             if idle_exit is not None and all(
-                    time.monotonic() - c.last_message > idle_exit for c in consumers):
+                time.monotonic() - c.last_message > idle_exit for c in consumers
+            ):
                 break
     except KeyboardInterrupt:
         pass
     finally:
         consumers.stop()
         backend.close()
-        console.print(", ".join(f"{c.ds.name}: {c.rows} rows, {c.quarantined} quarantined"
-                                for c in consumers))
+        console.print(
+            ", ".join(f"{c.ds.name}: {c.rows} rows, {c.quarantined} quarantined" for c in consumers)
+        )

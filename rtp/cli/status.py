@@ -8,7 +8,6 @@ or ``rtp connect`` (which also publish it at ``/metrics`` as ``rtp_kafka_lag``).
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import typer
@@ -31,8 +30,7 @@ def status(
     report, failed = [], False
     for ds in streams.active(model):
         conn = model.connections[ds.kafka.connection]
-        entry = {"datasource": ds.name, "topic": ds.kafka.topic,
-                 "group": group_id(model, ds)}
+        entry = {"datasource": ds.name, "topic": ds.kafka.topic, "group": group_id(model, ds)}
         try:
             entry["lag"] = group_lag(conn, ds.kafka.topic, entry["group"])
         except RtpError as exc:
@@ -49,6 +47,8 @@ def status(
         for e in report:
             if "lag" in e:
                 parts = ", ".join(f"[{p}] {n}" for p, n in sorted(e["lag"].items()))
-                console.print(f"{e['datasource']} <- {e['topic']} (group {e['group']}): "
-                              f"lag {sum(e['lag'].values())}  {parts}")
+                console.print(
+                    f"{e['datasource']} <- {e['topic']} (group {e['group']}): "
+                    f"lag {sum(e['lag'].values())}  {parts}"
+                )
     raise typer.Exit(1 if failed else 0)

@@ -74,5 +74,9 @@ def start(project, backend, *, metrics=None, only: str | None = None, **options)
     :class:`~rtp.connect.runner.Consumers` (``stop()`` them)."""
     from rtp.connect.runner import Consumer, Consumers
 
-    return Consumers([Consumer(project, ds, backend, metrics=metrics, **options).start()
-                      for ds in active(project, only)])
+    return Consumers(
+        [
+            Consumer(project, ds, backend, metrics=metrics, **options).start()
+            for ds in active(project, only)
+        ]
+    )

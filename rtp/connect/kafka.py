@@ -23,8 +23,10 @@ INTENT = "rtp:"
 
 def client_config(connection) -> dict:
     """librdkafka settings for a :class:`~rtp.project.model.Connection`."""
-    config = {"bootstrap.servers": connection.bootstrap_servers,
-              "security.protocol": connection.security_protocol}
+    config = {
+        "bootstrap.servers": connection.bootstrap_servers,
+        "security.protocol": connection.security_protocol,
+    }
     if connection.sasl_mechanism:
         config["sasl.mechanism"] = connection.sasl_mechanism
     if connection.key is not None:
@@ -38,8 +40,9 @@ def _library():
     try:
         import confluent_kafka
     except ImportError:
-        raise EngineError("Kafka needs confluent-kafka", code="RTP510",
-                          hint="pip install 'rtp[kafka]'") from None
+        raise EngineError(
+            "Kafka needs confluent-kafka", code="RTP510", hint="pip install 'rtp[kafka]'"
+        ) from None
     return confluent_kafka
 
 
@@ -54,15 +57,21 @@ class KafkaSource:
         self.on_revoke = on_revoke
         self._intents: dict[Part, int] = {}
         self._committed: dict[Part, int] = {}
-        self._consumer = ck.Consumer({
-            **client_config(connection), "group.id": group_id,
-            "enable.auto.commit": False, "enable.auto.offset.store": False,
-            "auto.offset.reset": kafka.auto_offset_reset,
-            # a rebalance waits at most this long for a consumer stuck in an insert
-            "max.poll.interval.ms": 300_000, "session.timeout.ms": 10_000,
-        })
-        self._consumer.subscribe([kafka.topic], on_assign=self._assigned,
-                                 on_revoke=self._revoked, on_lost=self._revoked)
+        self._consumer = ck.Consumer(
+            {
+                **client_config(connection),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": kafka.auto_offset_reset,
+                # a rebalance waits at most this long for a consumer stuck in an insert
+                "max.poll.interval.ms": 300_000,
+                "session.timeout.ms": 10_000,
+            }
+        )
+        self._consumer.subscribe(
+            [kafka.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
 
     def _assigned(self, consumer, partitions) -> None:
         for tp in consumer.committed(partitions, timeout=10):
@@ -70,9 +79,14 @@ class KafkaSource:
             self._committed[part] = tp.offset
             meta = tp.metadata or ""
             if meta.startswith(INTENT):
-                self._intents[part] = int(meta[len(INTENT):])
-                log.info("%s[%d]: re-inserting the range %d-%s begun before", tp.topic,
-                         tp.partition, tp.offset, meta[len(INTENT):])
+                self._intents[part] = int(meta[len(INTENT) :])
+                log.info(
+                    "%s[%d]: re-inserting the range %d-%s begun before",
+                    tp.topic,
+                    tp.partition,
+                    tp.offset,
+                    meta[len(INTENT) :],
+                )
 
     def _revoked(self, consumer, partitions) -> None:
         parts = [(tp.topic, tp.partition) for tp in partitions]
@@ -91,9 +105,16 @@ class KafkaSource:
                     log.warning("kafka: %s", err)
                 continue
             kind, stamp = m.timestamp()
-            out.append(Message(m.topic(), m.partition(), m.offset(),
-                               stamp / 1000 if kind != self._ck.TIMESTAMP_NOT_AVAILABLE
-                               else None, m.key(), m.value()))
+            out.append(
+                Message(
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    stamp / 1000 if kind != self._ck.TIMESTAMP_NOT_AVAILABLE else None,
+                    m.key(),
+                    m.value(),
+                )
+            )
         return out
 
     @property
@@ -108,14 +129,20 @@ class KafkaSource:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except self._ck.KafkaException as exc:
-            raise EngineError(f"Kafka refused the offset commit: {exc}", code="RTP510",
-                              hint="the partition may have moved to another consumer; "
-                              "it re-reads the range") from None
+            raise EngineError(
+                f"Kafka refused the offset commit: {exc}",
+                code="RTP510",
+                hint="the partition may have moved to another consumer; it re-reads the range",
+            ) from None
 
     def begin(self, ranges: dict[Part, tuple[int, int]]) -> None:
         TP = self._ck.TopicPartition
-        self._commit([TP(t, p, first, metadata=f"{INTENT}{last}")
-                      for (t, p), (first, last) in ranges.items()])
+        self._commit(
+            [
+                TP(t, p, first, metadata=f"{INTENT}{last}")
+                for (t, p), (first, last) in ranges.items()
+            ]
+        )
 
     def commit(self, ranges: dict[Part, tuple[int, int]]) -> None:
         TP = self._ck.TopicPartition
@@ -144,8 +171,9 @@ def group_lag(connection, topic: str, group_id: str, timeout: float = 10) -> dic
     EngineError RTP510 when the broker can't be reached or the topic doesn't exist."""
     ck = _library()
     meta = describe(connection, topic, timeout)
-    consumer = ck.Consumer({**client_config(connection), "group.id": group_id,
-                            "enable.auto.commit": False})
+    consumer = ck.Consumer(
+        {**client_config(connection), "group.id": group_id, "enable.auto.commit": False}
+    )
     try:
         tps = [ck.TopicPartition(topic, p) for p in sorted(meta)]
         out = {}
@@ -154,8 +182,9 @@ def group_lag(connection, topic: str, group_id: str, timeout: float = 10) -> dic
             out[tp.partition] = max(0, high - (tp.offset if tp.offset >= 0 else low))
         return out
     except ck.KafkaException as exc:
-        raise EngineError(f"Kafka at {connection.bootstrap_servers}: {exc}",
-                          code="RTP510") from None
+        raise EngineError(
+            f"Kafka at {connection.bootstrap_servers}: {exc}", code="RTP510"
+        ) from None
     finally:
         consumer.close()
 
@@ -171,14 +200,19 @@ def describe(connection, topic: str, timeout: float = 10) -> dict:
     try:
         meta = admin.list_topics(topic=topic, timeout=timeout)
     except ck.KafkaException as exc:
-        raise EngineError(f"Kafka at {connection.bootstrap_servers} is unreachable: {exc}",
-                          code="RTP510", hint="check bootstrap_servers and that the broker "
-                          "runs") from None
+        raise EngineError(
+            f"Kafka at {connection.bootstrap_servers} is unreachable: {exc}",
+            code="RTP510",
+            hint="check bootstrap_servers and that the broker runs",
+        ) from None
     info = meta.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
-        raise EngineError(f"Kafka at {connection.bootstrap_servers} has no topic '{topic}'",
-                          code="RTP510", hint="create it, or fix the datasource's topic "
-                          f"(answered in {time.monotonic() - started:.1f} s)")
+        raise EngineError(
+            f"Kafka at {connection.bootstrap_servers} has no topic '{topic}'",
+            code="RTP510",
+            hint="create it, or fix the datasource's topic "
+            f"(answered in {time.monotonic() - started:.1f} s)",
+        )
     return info.partitions
 
 
@@ -187,8 +221,9 @@ def sample(connection, topic: str, count: int = 10, timeout: float = 10) -> list
     (``rtp check --connections``)."""
     ck = _library()
     parts = describe(connection, topic, timeout)
-    consumer = ck.Consumer({**client_config(connection), "group.id": "rtp-check",
-                            "enable.auto.commit": False})
+    consumer = ck.Consumer(
+        {**client_config(connection), "group.id": "rtp-check", "enable.auto.commit": False}
+    )
     try:
         consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])
         out: list[Message] = []
@@ -196,8 +231,9 @@ def sample(connection, topic: str, count: int = 10, timeout: float = 10) -> list
         while len(out) < count and time.monotonic() < deadline:
             for m in consumer.consume(count - len(out), 0.5):
                 if m.error() is None:
-                    out.append(Message(m.topic(), m.partition(), m.offset(), None, m.key(),
-                                       m.value()))
+                    out.append(
+                        Message(m.topic(), m.partition(), m.offset(), None, m.key(), m.value())
+                    )
             if not out and time.monotonic() > deadline - timeout / 2:
                 break
         return out

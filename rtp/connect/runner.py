@@ -10,6 +10,7 @@ again, then inserts exactly it (same token: the engine drops what it already has
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import logging
@@ -45,11 +46,12 @@ def to_event(ds, msg: Message, meta: set[str]) -> dict:
             raise RowError("the message's value must be a JSON object")
     if meta:
         values = {
-            "__topic": msg.topic, "__partition": msg.partition, "__offset": msg.offset,
+            "__topic": msg.topic,
+            "__partition": msg.partition,
+            "__offset": msg.offset,
             "__timestamp": dt.datetime.fromtimestamp(msg.timestamp or 0, dt.timezone.utc),
             "__key": (msg.key or b"").decode("utf-8", errors="replace"),
-            "__value": text.decode("utf-8", errors="replace") if ds.kafka.store_raw_value
-            else "",
+            "__value": text.decode("utf-8", errors="replace") if ds.kafka.store_raw_value else "",
         }
         for name in meta:
             event[name] = values[name]
@@ -59,15 +61,27 @@ def to_event(ds, msg: Message, meta: set[str]) -> dict:
 class Consumer:
     """One datasource's consumer, on its own thread (``start``/``stop``)."""
 
-    def __init__(self, project, ds, backend, *, metrics=None, batch: int = 5000,
-                 wait: float = 0.2, source=None) -> None:
+    def __init__(
+        self,
+        project,
+        ds,
+        backend,
+        *,
+        metrics=None,
+        batch: int = 5000,
+        wait: float = 0.2,
+        source=None,
+    ) -> None:
         self.project, self.ds, self.backend, self.metrics = project, ds, backend, metrics
         self.batch, self.wait = batch, wait
         self.connection = project.connections[ds.kafka.connection]
         self.group_id = group_id(project, ds)
         self.mapper = RowMapper(ds)
-        self.meta = {c.name for c in ds.columns if c.name in KAFKA_META_COLUMNS
-                     and c.json_path == f"$.{c.name}"}
+        self.meta = {
+            c.name
+            for c in ds.columns
+            if c.name in KAFKA_META_COLUMNS and c.json_path == f"$.{c.name}"
+        }
         self._source = source
         self._buffers: dict[Part, list[Message]] = {}
         self._ensured: set = set()
@@ -83,8 +97,9 @@ class Consumer:
     def _open(self):
         if self._source is None:
             module = importlib.import_module(f"rtp.connect.{self.connection.type}")
-            self._source = module.KafkaSource(self.connection, self.ds.kafka, self.group_id,
-                                              on_revoke=self._revoked)
+            self._source = module.KafkaSource(
+                self.connection, self.ds.kafka, self.group_id, on_revoke=self._revoked
+            )
         return self._source
 
     def _revoked(self, parts: list[Part]) -> None:
@@ -123,11 +138,15 @@ class Consumer:
         done = 0
         for part, msgs in takes.items():
             first, last = ranges[part]
-            token = (f"rtp:{self.connection.type}:{self.ds.name}:{part[0]}:{part[1]}:"
-                     f"{first}-{last}") if tokens else None
+            token = (
+                (f"rtp:{self.connection.type}:{self.ds.name}:{part[0]}:{part[1]}:{first}-{last}")
+                if tokens
+                else None
+            )
             rows, bad = self._map(msgs)
-            ok, quarantined = insert(self.backend, self.ds.name, rows, bad, self._ensured,
-                                     token=token)
+            ok, quarantined = insert(
+                self.backend, self.ds.name, rows, bad, self._ensured, token=token
+            )
             self.rows += ok
             self.quarantined += quarantined
             done += ok + quarantined
@@ -143,8 +162,9 @@ class Consumer:
                 rows.append(self.mapper.map(to_event(self.ds, msg, self.meta)))
             except RowError as exc:
                 where = f"{msg.topic}[{msg.partition}]@{msg.offset}"
-                bad.append((f"{where}: {exc}",
-                            (msg.value or b"").decode("utf-8", errors="replace")))
+                bad.append(
+                    (f"{where}: {exc}", (msg.value or b"").decode("utf-8", errors="replace"))
+                )
         return rows, bad
 
     def run(self) -> None:
@@ -171,15 +191,14 @@ class Consumer:
         partitions are read from their committed offsets (and recorded ranges)."""
         self._buffers.clear()
         if self._source is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken client
                 self._source.close()
-            except Exception:  # noqa: BLE001, S110 — closing a broken client
-                pass
             self._source = None
 
     def start(self) -> Consumer:
-        self._thread = threading.Thread(target=self.run, name=f"rtp-connect-{self.ds.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.run, name=f"rtp-connect-{self.ds.name}", daemon=True
+        )
         self._thread.start()
         return self
 
