@@ -25,7 +25,9 @@ RTP = [sys.executable, "-m", "rtp.cli.main"]
 
 def project(factory, topic: str, *, partitions_view: bool = True) -> object:
     files = {
-        "connections/bus.connection": 'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("RTP_TEST_KAFKA", "") }}\n',
+        "connections/bus.connection": (
+            'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("RTP_TEST_KAFKA", "") }}\n'
+        ),
         "datasources/clicks.datasource": (
             "SCHEMA >\n"
             "    `user_id` String `json:$.user.id`,\n"

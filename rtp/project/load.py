@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rtp.errors import Location, Problems, ProjectError, RtpError, SchemaError
+from rtp.project.connections import check_references, read_connection, read_kafka
 from rtp.project.model import (
     ENGINES,
     REQUIRED_ENGINE_OPTIONS,
@@ -27,7 +28,6 @@ from rtp.project.model import (
     Settings,
     Target,
 )
-from rtp.project.connections import check_references, read_connection, read_kafka
 from rtp.project.source import Doc, load_yaml
 
 PROJECT_FILE = "rtp.yaml"
