@@ -70,7 +70,7 @@ def copy_root_project(dest: Path) -> Path:
     """The repository's root project (files only, no data) in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "rtp.yaml", dest / "rtp.yaml")
-    for folder in ("datasources", "pipes", "fixtures", "examples/storefront"):  # + static:
+    for folder in ("datasources", "pipes", "connections", "fixtures", "examples/storefront"):
         shutil.copytree(REPO / folder, dest / folder, dirs_exist_ok=True)
     (dest / "tests").mkdir(exist_ok=True)
     for case in (REPO / "tests").glob("*.yaml"):  # rtp's cases, not the pytest suite

@@ -89,6 +89,7 @@ def plain_project(root: Path) -> Path:
     (root / "datasources").mkdir(parents=True)
     (root / "rtp.yaml").write_text("name: events_only\n")
     shutil.copy(REPO / "datasources" / "events.yaml", root / "datasources" / "events.yaml")
+    shutil.copytree(REPO / "connections", root / "connections")  # events' Kafka source
     subprocess.run(rtp_cmd("deploy", "-p", str(root)), check=True, env=env(),
                    stdout=subprocess.DEVNULL)
     return root

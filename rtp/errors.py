@@ -47,6 +47,7 @@ CODES: dict[str, str] = {
     "RTP105": "duplicate name",
     "RTP106": "invalid name",
     "RTP107": "invalid value",
+    "RTP108": "unknown connection",
     "RTP200": "invalid ClickHouse type",
     "RTP201": "unknown engine",
     "RTP202": "invalid engine option",
@@ -87,6 +88,7 @@ CODES: dict[str, str] = {
     "RTP507": "query timed out",
     "RTP508": "datasource's materialized views are missing",
     "RTP509": "an interrupted deploy must be finished first",
+    "RTP510": "stream source unavailable",
 }
 
 

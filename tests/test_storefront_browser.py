@@ -55,7 +55,7 @@ def copy_root_project(dest: Path) -> Path:
     """The root project's files (not its .rtp/ data) in a fresh folder."""
     for name in ("rtp.yaml",):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("datasources", "pipes", "fixtures", "examples/storefront"):
+    for name in ("datasources", "pipes", "connections", "fixtures", "examples/storefront"):
         shutil.copytree(ROOT / name, dest / name)
     return dest
 

@@ -297,11 +297,14 @@ def test_include_with_variables(project_factory, cli):
 
 
 def test_unsupported_features_warn_by_name(project_factory, cli):
+    # Kafka connections are read (tests/test_kafka_project.py); their headers option,
+    # S3 connections and sinks are not
     root = project_factory(
         {
             "datasources/landing.datasource": LANDING + 'KAFKA_CONNECTION_NAME "kafka"\n'
-            'KAFKA_TOPIC "events"\n',
+            'KAFKA_TOPIC "events"\nKAFKA_STORE_HEADERS true\n',
             "connections/kafka.connection": 'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS "h:9092"\n',
+            "connections/bucket.connection": 'TYPE s3\nS3_REGION "eu-west-1"\n',
             "sinks/export.pipe": 'NODE e\nSQL >\n    SELECT 1\n\nTYPE sink\nEXPORT_SERVICE "s3"\n',
         },
         base={"rtp.yaml": "name: tb\n"},
@@ -309,9 +312,10 @@ def test_unsupported_features_warn_by_name(project_factory, cli):
     code, report = _check(cli, root)
     assert code == 0, report["problems"]
     warnings = {(p["file"], p["line"]): p["message"] for p in report["problems"]}
-    assert "Kafka" in warnings[("datasources/landing.datasource", 12)]
-    [conn] = [p for p in report["problems"] if p["file"] == "connections/kafka.connection"]
-    assert "connections" in conn["message"] and conn["severity"] == "warning"
+    assert "Kafka headers" in warnings[("datasources/landing.datasource", 14)]
+    assert not [p for p in report["problems"] if p["file"] == "connections/kafka.connection"]
+    [conn] = [p for p in report["problems"] if p["file"] == "connections/bucket.connection"]
+    assert "S3 connections" in conn["message"] and conn["severity"] == "warning"
     assert "sink" in warnings[("sinks/export.pipe", 5)]
 
 

@@ -11,7 +11,22 @@ import sys
 import typer
 
 from rtp import __version__
-from rtp.cli import append, check, copy, deploy, dev, graph, init, schema, serve, sql, test, token
+from rtp.cli import (
+    append,
+    check,
+    connect,
+    copy,
+    deploy,
+    dev,
+    graph,
+    init,
+    schema,
+    serve,
+    sql,
+    status,
+    test,
+    token,
+)
 from rtp.cli.output import fail
 from rtp.errors import RtpError
 
@@ -52,6 +67,8 @@ app.command("serve")(serve.serve)
 app.command("dev")(dev.dev)
 app.add_typer(token.app, name="token")
 app.command("schema")(schema.schema)
+app.command("connect")(connect.connect)
+app.command("status")(status.status)
 
 
 def main() -> None:

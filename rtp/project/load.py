@@ -13,10 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from rtp.errors import Location, Problems, ProjectError, RtpError, SchemaError
+from rtp.project.connections import check_references, read_connection, read_kafka
 from rtp.project.model import (
     ENGINES,
     REQUIRED_ENGINE_OPTIONS,
     Column,
+    Connection,
     Datasource,
     Engine,
     Index,
@@ -125,6 +127,7 @@ def load_project(root: Path) -> tuple[Project, Problems]:
     forward = _is_forward(root)
     skip = {settings.tests_dir.strip("/"), settings.fixtures_dir.strip("/")}
     files: list[Path] = []
+    connection_files: list[Path] = []
     for kind in ("datasources", "pipes"):
         folder = root / kind
         if folder.is_dir():
@@ -134,12 +137,11 @@ def load_project(root: Path) -> tuple[Project, Problems]:
         if path.suffix in DATAFILES:
             files.append(path)
         elif path.suffix == ".connection":
-            problems.add(ProjectError(
-                "Tinybird connections (Kafka, S3, GCS...) are not supported by rtp; the "
-                "datasources that use this one get no data from it", code="RTP107",
-                location=Location(_rel(root, path)), severity="warning",
-                hint="feed them through the Events API (POST /v0/events) or `rtp append`",
-            ))
+            connection_files.append(path)
+    if (root / "connections").is_dir():
+        connection_files += [p for p in sorted((root / "connections").iterdir())
+                             if p.is_file() and p.suffix == ".yaml"]
+    connections = _read_connections(root, connection_files, problems)
     for path in files:
         reader, into = ((_read_datasource, datasources)
                         if path.suffix == ".datasource" or path.parent.name == "datasources"
@@ -189,7 +191,25 @@ def load_project(root: Path) -> tuple[Project, Problems]:
             hint="datasources/*.yaml and pipes/*.yaml, or Tinybird .datasource and .pipe "
             "files anywhere in the folder",
         ))
-    return Project(root, settings, datasources, pipes), problems
+    check_references(datasources, connections, problems)
+    return Project(root, settings, datasources, pipes, connections), problems
+
+
+def _read_connections(root: Path, paths: list[Path],
+                      problems: Problems) -> dict[str, Connection]:
+    """Kafka connections by name (file stem); a name used twice keeps the first."""
+    connections: dict[str, Connection] = {}
+    for path in paths:
+        rel = _rel(root, path)
+        if path.stem in connections:
+            problems.add(ProjectError(
+                f"connection '{path.stem}' is defined twice: here and in "
+                f"{connections[path.stem].file}", code="RTP105", location=Location(rel)))
+            continue
+        connection = read_connection(path, rel, problems)
+        if connection is not None:
+            connections[path.stem] = connection
+    return connections
 
 
 def _datafile(path: Path, rel: str, root: Path, forward: bool = False):
@@ -617,6 +637,7 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         indexes=tuple(indexes),
         description=file.description or "",
         doc=doc,
+        kafka=read_kafka(doc, file, problems),
     )
 
 

@@ -61,6 +61,41 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class KafkaSource:
+    """A datasource fed from a Kafka topic (Tinybird's ``KAFKA_*`` datasource settings)."""
+
+    connection: str
+    topic: str
+    group_id: str | None = None  # None: "rtp_<project>_<datasource>"
+    auto_offset_reset: str = "latest"  # where a group without committed offsets starts
+    store_raw_value: bool = False  # the message's text in a `__value` column
+
+
+KAFKA_OFFSET_RESETS = ("earliest", "latest")
+# columns filled from the message, not from its JSON value (Tinybird's names)
+KAFKA_META_COLUMNS = ("__topic", "__partition", "__offset", "__timestamp", "__key", "__value")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An external stream source: ``connections/<name>.yaml`` or a Tinybird
+    ``.connection`` file. Secrets (``{{ tb_secret("NAME", "default") }}``) are read from
+    the environment when the project loads. ``bootstrap_servers`` empty means inactive:
+    no consumer starts (the example project's connection without a broker)."""
+
+    name: str
+    file: str
+    type: str = "kafka"
+    bootstrap_servers: str = ""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    key: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    schema_registry_url: str | None = None
+    doc: Doc = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Datasource:
     name: str
     file: str
@@ -76,6 +111,7 @@ class Datasource:
     doc: Doc = field(default=None, compare=False, repr=False)
     # Tinybird `TOKEN name READ|APPEND` lines: (token name, scope), for deploy to create
     tokens: tuple[tuple[str, str], ...] = ()
+    kafka: KafkaSource | None = None  # fed by a Kafka topic (rtp serve, rtp connect)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -148,6 +184,7 @@ class Project:
     settings: Settings
     datasources: dict[str, Datasource]
     pipes: dict[str, Pipe]
+    connections: dict[str, Connection] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

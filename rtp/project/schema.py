@@ -25,7 +25,13 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from rtp.project.model import COPY_MODES, ENGINES, PIPE_TYPES, REQUIRED_ENGINE_OPTIONS
+from rtp.project.model import (
+    COPY_MODES,
+    ENGINES,
+    KAFKA_OFFSET_RESETS,
+    PIPE_TYPES,
+    REQUIRED_ENGINE_OPTIONS,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME_HINT = "use letters, digits and underscores, starting with a letter or underscore"
@@ -225,6 +231,77 @@ class IndexFile(_Model):
     granularity: Granularity = Field(1, title="index granularity")
 
 
+OffsetReset = Annotated[
+    str | None,
+    BeforeValidator(
+        _choice(KAFKA_OFFSET_RESETS, "auto_offset_reset must be earliest or latest", False)
+    ),
+    WithJsonSchema({"enum": list(KAFKA_OFFSET_RESETS), "default": "latest"}),
+]
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+CONNECTION_TYPES = ("kafka",)
+
+
+def _upper_choice(values: tuple[str, ...], message: str):
+    check = _choice(values, message, True)
+    return lambda value: check(value.upper() if isinstance(value, str) else value)
+
+
+def _raw_flag(value):
+    """``store_raw_value: true`` or Tinybird's ``KAFKA_STORE_RAW_VALUE True``."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return _flag(value)
+
+
+class KafkaFile(_Model):
+    """The ``kafka:`` key of a datasource: the topic that feeds it."""
+
+    what: ClassVar[str] = "kafka"
+    mapping_what: ClassVar[str] = "kafka"
+    connection: Name = Field(title="kafka connection", description="connections/<name>.yaml")
+    topic: RequiredText = Field(title="kafka topic")
+    group_id: Text = Field(
+        None, title="kafka group_id", description="consumer group; default rtp_<project>_<ds>"
+    )
+    auto_offset_reset: OffsetReset = Field(None, title="kafka auto_offset_reset")
+    store_raw_value: Annotated[bool, BeforeValidator(_raw_flag)] = Field(
+        False, title="kafka store_raw_value", description="the message text in `__value`"
+    )
+
+
+class ConnectionFile(_Model):
+    """``connections/<name>.yaml``: a Kafka cluster (Tinybird's ``.connection`` file)."""
+
+    model_config = ConfigDict(title="rtp connection")
+    what: ClassVar[str] = "connection"
+    mapping_what: ClassVar[str] = "a connection file"
+    type: Annotated[
+        str | None,
+        BeforeValidator(_choice(CONNECTION_TYPES, "connection type '{value}' is not "
+                                "supported by rtp (only kafka)", False)),
+        WithJsonSchema({"enum": list(CONNECTION_TYPES)}),
+    ] = Field(title="type")
+    bootstrap_servers: Text = Field(
+        None, title="bootstrap_servers", description="host:port[,host:port]; empty: inactive"
+    )
+    security_protocol: Annotated[
+        str | None,
+        BeforeValidator(_upper_choice(SECURITY_PROTOCOLS, "unknown security protocol "
+                                      "'{value}'")),
+        WithJsonSchema({"enum": list(SECURITY_PROTOCOLS), "default": "PLAINTEXT"}),
+    ] = Field(None, title="security_protocol")
+    sasl_mechanism: Annotated[
+        str | None,
+        BeforeValidator(_upper_choice(SASL_MECHANISMS, "unknown SASL mechanism '{value}'")),
+        WithJsonSchema({"enum": list(SASL_MECHANISMS)}),
+    ] = Field(None, title="sasl_mechanism")
+    key: Text = Field(None, title="key", description="SASL user name")
+    secret: Text = Field(None, title="secret", description="SASL password")
+    schema_registry_url: Text = Field(None, title="schema_registry_url")
+
+
 class DatasourceFile(_Model):
     """``datasources/<name>.yaml``: one table."""
 
@@ -242,6 +319,7 @@ class DatasourceFile(_Model):
         None, title="settings", description="MergeTree table settings"
     )
     indexes: list[IndexFile] | None = Field(None, title="indexes")
+    kafka: KafkaFile | None = Field(None, title="kafka", description="fed from a Kafka topic")
 
 
 class NodeFile(_Model):

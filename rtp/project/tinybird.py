@@ -55,7 +55,7 @@ _IGNORED = {
 }
 # features rtp does not have: a warning naming the feature; the rest of the file loads
 _UNSUPPORTED = {
-    "KAFKA": "Kafka connections from Tinybird datafiles",
+    "KAFKA": "Kafka headers, key/value formats and target partitions",
     "IMPORT": "scheduled imports (S3, GCS, BigQuery, Snowflake, DynamoDB)",
     "EXPORT": "sinks and exports",
     "PG": "PostgreSQL table functions",
@@ -138,6 +138,24 @@ PIPE_KEYWORDS = {
     "ENGINE_SETTINGS",
 }
 TOKEN_SCOPES = {"READ", "APPEND"}
+# datasource settings of a Kafka-fed datasource -> the `kafka:` key of rtp's YAML
+_KAFKA_KEYS = {
+    "KAFKA_CONNECTION_NAME": "connection",
+    "KAFKA_TOPIC": "topic",
+    "KAFKA_GROUP_ID": "group_id",
+    "KAFKA_AUTO_OFFSET_RESET": "auto_offset_reset",
+    "KAFKA_STORE_RAW_VALUE": "store_raw_value",
+}
+# .connection settings -> the keys of rtp's connections/<name>.yaml
+_CONNECTION_KEYS = {
+    "TYPE": "type",
+    "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
+    "KAFKA_SECURITY_PROTOCOL": "security_protocol",
+    "KAFKA_SASL_MECHANISM": "sasl_mechanism",
+    "KAFKA_KEY": "key",
+    "KAFKA_SECRET": "secret",
+    "KAFKA_SCHEMA_REGISTRY_URL": "schema_registry_url",
+}
 
 
 @dataclass
@@ -402,6 +420,14 @@ def parse_datasource(
                 data["indexes"].append(index)
         elif name == "TOKEN":
             _token(out, value, line)
+        elif name in _KAFKA_KEYS:
+            key = _KAFKA_KEYS[name]
+            if key == "store_raw_value" and value.lower() in ("true", "false"):
+                value = value.lower() == "true"
+            data.setdefault("kafka", {})[key] = value
+            doc.marks.setdefault(("kafka",), (at, 1))
+            doc.marks[("kafka", key)] = (at, len(name) + 2)
+            doc.key_marks[("kafka", key)] = (at, 1)
         elif name not in _IGNORED and not _unsupported(out, name, line):
             raise ProjectError(
                 f"unknown directive '{name}'",
@@ -410,6 +436,33 @@ def parse_datasource(
             )
     if engine:
         data["engine"] = engine
+    return out
+
+
+def parse_connection(text: str, rel: str) -> Datafile:
+    """A ``.connection`` file (``TYPE kafka`` and its ``KAFKA_*`` settings) read into the
+    form of ``connections/<name>.yaml``. Settings of other connection types (S3, GCS ...)
+    are kept under their own names; the loader says those types are not supported.
+    Raises ProjectError on a line that is not ``SETTING value``."""
+    out = Datafile(Doc(rel, {}))
+    doc = out.doc
+    for no, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        word, _, value = stripped.partition(" ")
+        name = word.upper()
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise ProjectError(
+                f"can't read '{stripped[:40]}': a connection setting is `NAME value`",
+                code="RTP104",
+                location=Location(rel, no, 1),
+            )
+        key = _CONNECTION_KEYS.get(name, name.lower())
+        value = _unquote(value.strip())
+        doc.data[key] = value.lower() if key == "type" else value
+        doc.marks[(key,)] = (no, len(word) + 2)
+        doc.key_marks[(key,)] = (no, 1)
     return out
 
 

@@ -163,8 +163,13 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     async def lifespan(app: FastAPI):
         if settings.schedules:
             scheduler.start()
+        from rtp import connect  # Kafka consumers of the project (docs/connectors.md)
+
+        state.consumers = state.metrics.consumers = connect.start(project, backend,
+                                                                  metrics=state.metrics)
         yield
         state.stopping = True
+        state.consumers.stop()
         await asyncio.to_thread(scheduler.stop)  # waits for a running copy (its deadline)
         state.executor.shutdown(wait=True)
 

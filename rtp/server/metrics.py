@@ -18,6 +18,7 @@ import http
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
@@ -45,6 +46,8 @@ class Metrics:
                                     "Event rows sent to quarantine, by datasource.",
                                     ("datasource",), registry=self.registry)
         self._children: dict[tuple[str, str, str], tuple] = {}  # bounded: closed label sets
+        self.consumers: list = []  # the app's Kafka consumers (rtp.connect), for their lag
+        self.registry.register(_LagCollector(self))
 
     def route(self, path: str) -> str:
         """A bounded label: known routes as is, endpoints by name, anything else 'other'."""
@@ -74,6 +77,27 @@ class Metrics:
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         return generate_latest(self.registry).decode()
+
+
+class _LagCollector:
+    """``rtp_kafka_lag{datasource,topic,partition}``: messages not yet durable rows, as
+    the consumers last measured it (labels: the project's datasources and topics and the
+    partitions the broker assigned)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily("rtp_kafka_lag", "Kafka messages not yet committed "
+                                   "(inserted durably), per partition.",
+                                   labels=("datasource", "topic", "partition"))
+        for consumer in list(self.metrics.consumers):
+            for (topic, partition), lag in dict(consumer.lag).items():
+                family.add_metric((consumer.ds.name, topic, str(partition)), lag)
+        yield family
 
 
 class MetricsMiddleware:

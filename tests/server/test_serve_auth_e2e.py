@@ -5,12 +5,12 @@ control token reads /v0/pipes/openapi.json), private files while the server inse
 from __future__ import annotations
 
 import json
-import time
 import random
 import string
 import subprocess
 import sys
 import textwrap
+import time
 
 import httpx
 import pytest

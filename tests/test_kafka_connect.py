@@ -1,0 +1,232 @@
+"""The Kafka connector against a real broker (Tansu, .ci/services/kafka.sh): N messages
+-> N rows; `rtp connect` killed with SIGKILL mid-stream and restarted -> nothing lost or
+doubled in the datasource and a materialized view's target; bad messages quarantined
+with their offsets; two consumers of one group -> nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+BROKER = os.environ.get("RTP_TEST_KAFKA")
+pytestmark = pytest.mark.skipif(
+    not BROKER, reason="RTP_TEST_KAFKA is unset (source .ci/services/kafka.sh for a broker)"
+)
+
+RTP = [sys.executable, "-m", "rtp.cli.main"]
+
+
+def project(factory, topic: str, *, partitions_view: bool = True) -> object:
+    files = {
+        "connections/bus.connection": (
+            'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("RTP_TEST_KAFKA", "") }}\n'
+        ),
+        "datasources/clicks.datasource": (
+            "SCHEMA >\n"
+            "    `user_id` String `json:$.user.id`,\n"
+            "    `n` Int64 `json:$.n`,\n"
+            "    `__partition` Int32,\n"
+            "    `__offset` Int64\n\n"
+            "ENGINE MergeTree\nENGINE_SORTING_KEY n\n"
+            f"KAFKA_CONNECTION_NAME bus\nKAFKA_TOPIC {topic}\n"
+            f"KAFKA_GROUP_ID g_{topic}\nKAFKA_AUTO_OFFSET_RESET earliest\n"
+        ),
+        "datasources/per_user.datasource": (
+            "SCHEMA >\n    `user_id` String,\n    `clicks` UInt64\n\n"
+            "ENGINE SummingMergeTree\nENGINE_SORTING_KEY user_id\n"
+        ),
+        "pipes/per_user_mv.pipe": (
+            "NODE m\nSQL >\n    SELECT user_id, count() AS clicks FROM clicks GROUP BY user_id"
+            "\n\nTYPE materialized\nDATASOURCE per_user\n"
+        ),
+    }
+    return factory(files, base={"rtp.yaml": "name: kafkatest\n"})
+
+
+def create_topic(topic: str, partitions: int = 3) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BROKER})
+    for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(10)
+
+
+def produce(topic: str, values, partitions: int = 3) -> None:
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": BROKER, "linger.ms": 5})
+    for i, v in enumerate(values):
+        p.produce(
+            topic, v if isinstance(v, bytes) else json.dumps(v).encode(), partition=i % partitions
+        )
+    assert p.flush(30) == 0
+
+
+def events(start: int, stop: int):
+    return [{"user": {"id": f"u{i % 7}"}, "n": i} for i in range(start, stop)]
+
+
+def run(args, root, **kw):
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}
+    return subprocess.run(
+        [*RTP, *args, "--project", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
+
+
+def start_connect(root, *extra):
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd())}
+    return subprocess.Popen(
+        [*RTP, "connect", "--project", str(root), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def sql(root, query: str, target=None) -> str:
+    args = ["sql", query, "--format", "csv"] + (["--target", target] if target else [])
+    out = run(args, root)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def counts(root, target=None) -> tuple[int, int, int]:
+    """(rows, distinct n, sum of the view target's clicks)."""
+    rows = sql(root, "SELECT count(), uniqExact(n) FROM clicks", target).splitlines()[-1]
+    total = sql(root, "SELECT sum(clicks) FROM per_user", target).splitlines()[-1]
+    a, b = (int(x) for x in rows.split(","))
+    return a, b, int(total or 0)
+
+
+def test_messages_become_rows_and_a_crash_loses_and_doubles_nothing(project_factory):
+    topic = f"clicks_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic)
+    assert run(["deploy"], root).returncode == 0
+    produce(topic, events(0, 3000))
+    proc = start_connect(root, "--batch", "200")
+    time.sleep(4)  # mid-stream: some batches in, some not
+    produce(topic, events(3000, 6000))
+    time.sleep(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    done = run(["connect", "--idle-exit", "4", "--batch", "200"], root)
+    assert done.returncode == 0, done.stderr
+    assert counts(root) == (6000, 6000, 6000)
+
+
+def test_malformed_messages_are_quarantined_with_their_offsets(project_factory):
+    topic = f"bad_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 1)
+    assert run(["deploy"], root).returncode == 0
+    produce(
+        topic,
+        [
+            {"user": {"id": "a"}, "n": 1},
+            b"{not json",
+            {"user": {"id": "b"}},
+            {"user": {"id": "c"}, "n": "x"},
+            {"user": {"id": "d"}, "n": 5},
+        ],
+        1,
+    )
+    done = run(["connect", "--idle-exit", "4"], root)
+    assert done.returncode == 0, done.stderr
+    assert "clicks: 2 rows, 3 quarantined" in done.stdout
+    assert sql(root, "SELECT n, __offset FROM clicks ORDER BY n").splitlines()[1:] == ["1,0", "5,4"]
+    errors = sql(root, "SELECT error FROM clicks_quarantine ORDER BY error").splitlines()[1:]
+    assert [e.split(":")[0].strip('"') for e in errors] == [
+        f"{topic}[0]@1",
+        f"{topic}[0]@2",
+        f"{topic}[0]@3",
+    ]
+    assert "not JSON" in errors[0] and "column 'n'" in errors[1]
+
+
+def test_two_consumers_in_one_group_lose_and_double_nothing(project_factory):
+    """Two consumers (threads, one process: the embedded engine has one holder) share a
+    group of 4 partitions; the second joins mid-stream (a rebalance), the first leaves."""
+    from rtp import connect as streams
+    from rtp.deploy import deploy
+    from rtp.engine.target import open_backend
+    from rtp.project.load import load_project
+
+    topic = f"two_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 4)
+    model, problems = load_project(root)
+    assert not problems.errors, problems.sorted()
+    backend = open_backend(model)
+    try:
+        deploy(model, backend)
+        produce(topic, events(0, 4000), 4)
+        first = streams.start(model, backend, batch=300)
+        time.sleep(2)
+        second = streams.start(model, backend, batch=300)
+        produce(topic, events(4000, 8000), 4)
+        time.sleep(3)
+        first.stop()  # leaves the group: the second takes every partition
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            _, rows = backend.query("SELECT count() FROM clicks")
+            if rows[0][0] >= 8000:
+                break
+            time.sleep(0.5)
+        time.sleep(1)
+        second.stop()
+        _, rows = backend.query("SELECT count(), uniqExact(n) FROM clicks")
+        _, total = backend.query("SELECT sum(clicks) FROM per_user")
+        errors = [c.error for c in [*first, *second]]
+        assert (rows[0][0], rows[0][1], total[0][0]) == (8000, 8000, 8000), errors
+        assert sum(c.rows for c in [*first, *second]) >= 8000
+    finally:
+        backend.close()
+
+
+def test_serve_runs_the_consumers_and_publishes_lag(project_factory):
+    """create_app's lifespan (rtp serve, rtp dev) starts the consumers; /metrics has
+    rtp_kafka_lag per partition."""
+    from fastapi.testclient import TestClient
+
+    from rtp.deploy import deploy
+    from rtp.engine.target import open_backend
+    from rtp.project.load import load_project
+    from rtp.server.app import create_app
+
+    topic = f"serve_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 2)
+    model, _ = load_project(root)
+    backend = open_backend(model)
+    try:
+        deploy(model, backend)
+        produce(topic, events(0, 500), 2)
+        with TestClient(create_app(model, backend)) as client:
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                text = client.get("/metrics").text
+                if (
+                    f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}} 0.0'
+                    in text
+                    and backend.query("SELECT count() FROM clicks")[1][0][0] == 500
+                ):
+                    break
+                time.sleep(0.5)
+            assert backend.query("SELECT count() FROM clicks")[1][0][0] == 500
+            assert f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}}' in text
+    finally:
+        backend.close()
