@@ -24,8 +24,12 @@ KINDS = (["like", "comment", "share", "hide"], [60, 20, 10, 10])
 
 def post(url: str, token: str, name: str, rows: list[dict]) -> None:
     body = "\n".join(json.dumps(r) for r in rows).encode()
-    req = urllib.request.Request(f"{url}/v0/events?name={name}", data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(
+        f"{url}/v0/events?name={name}",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
 
@@ -51,16 +55,27 @@ def main() -> None:
 
     def new_post() -> dict:
         author = rnd.choice(list(authors))
-        row = {"post_id": f"g{len(posts):06d}_{rnd.randrange(10**6):06d}", "author_id": author,
-               "topic": rnd.choice(authors[author]), "title": f"Post {len(posts)}",
-               "created_at": now()}
+        row = {
+            "post_id": f"g{len(posts):06d}_{rnd.randrange(10**6):06d}",
+            "author_id": author,
+            "topic": rnd.choice(authors[author]),
+            "title": f"Post {len(posts)}",
+            "created_at": now(),
+        }
         posts.append(row)
         return row
 
     post(args.url, args.token, "posts", [new_post() for _ in range(30)])
-    post(args.url, args.token, "follows",
-         [{"user_id": u, "author_id": a, "active": 1, "updated_at": now()}
-          for u in readers for a in rnd.sample(list(authors), 3)])
+    post(
+        args.url,
+        args.token,
+        "follows",
+        [
+            {"user_id": u, "author_id": a, "active": 1, "updated_at": now()}
+            for u in readers
+            for a in rnd.sample(list(authors), 3)
+        ],
+    )
     end, sent = time.monotonic() + args.duration, 0
     while time.monotonic() < end:
         if rnd.random() < 0.05:
@@ -68,8 +83,13 @@ def main() -> None:
         user = rnd.choice(list(readers))
         shown = rnd.choice(posts[-200:])
         liked = shown["topic"] in readers[user]
-        event = {"timestamp": now(), "user_id": user, "post_id": shown["post_id"],
-                 "author_id": shown["author_id"], "topic": shown["topic"]}
+        event = {
+            "timestamp": now(),
+            "user_id": user,
+            "post_id": shown["post_id"],
+            "author_id": shown["author_id"],
+            "topic": shown["topic"],
+        }
         dwell_ms = int(rnd.expovariate(1 / (15000 if liked else 2500)))
         post(args.url, args.token, "dwell", [{**event, "dwell_ms": dwell_ms}])
         if rnd.random() < (0.3 if liked else 0.05):

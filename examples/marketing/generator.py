@@ -25,8 +25,12 @@ INDUSTRIES = ["software", "finance", "healthcare", "manufacturing", "retail"]
 
 def post(url: str, token: str, name: str, rows: list[dict]) -> None:
     body = "\n".join(json.dumps(r) for r in rows).encode()
-    req = urllib.request.Request(f"{url}/v0/events?name={name}", data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {token}"})
+    req = urllib.request.Request(
+        f"{url}/v0/events?name={name}",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
 
@@ -46,19 +50,46 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rnd = random.Random(args.seed)
-    companies = [{"network": f"172.{16 + i // 250}.{i % 250}", "domain": f"company{i}.com",
-                  "company": f"Company {i}", "industry": rnd.choice(INDUSTRIES),
-                  "employees": rnd.choice([20, 80, 300, 1200, 5000]), "updated_at": stamp()}
-                 for i in range(args.companies)]
+    companies = [
+        {
+            "network": f"172.{16 + i // 250}.{i % 250}",
+            "domain": f"company{i}.com",
+            "company": f"Company {i}",
+            "industry": rnd.choice(INDUSTRIES),
+            "employees": rnd.choice([20, 80, 300, 1200, 5000]),
+            "updated_at": stamp(),
+        }
+        for i in range(args.companies)
+    ]
     post(args.url, args.token, "ip_companies", companies)
-    post(args.url, args.token, "campaigns", [{
-        "campaign_id": "c_live", "name": "Live demo campaign", "priority": 1,
-        "headline": "See it on your own data", "cta": "Start a trial",
-        "hot_headline": "Your team is comparing plans: talk to us", "hot_cta": "Book a call",
-        "starts_at": stamp(-1), "ends_at": stamp(30), "updated_at": stamp()}])
-    post(args.url, args.token, "campaign_accounts",
-         [{"campaign_id": "c_live", "domain": c["domain"], "active": 1, "updated_at": stamp(-1)}
-          for c in companies[::2]])
+    post(
+        args.url,
+        args.token,
+        "campaigns",
+        [
+            {
+                "campaign_id": "c_live",
+                "name": "Live demo campaign",
+                "priority": 1,
+                "headline": "See it on your own data",
+                "cta": "Start a trial",
+                "hot_headline": "Your team is comparing plans: talk to us",
+                "hot_cta": "Book a call",
+                "starts_at": stamp(-1),
+                "ends_at": stamp(30),
+                "updated_at": stamp(),
+            }
+        ],
+    )
+    post(
+        args.url,
+        args.token,
+        "campaign_accounts",
+        [
+            {"campaign_id": "c_live", "domain": c["domain"], "active": 1, "updated_at": stamp(-1)}
+            for c in companies[::2]
+        ],
+    )
     end, sent, committee = time.monotonic() + args.duration, 0, []
     while time.monotonic() < end:
         if not committee and rnd.random() < 0.02:  # a buying committee starts looking
@@ -74,9 +105,19 @@ def main() -> None:
             company, visitor = None, f"v_{rnd.randrange(10**9)}"
             path = rnd.choice(PAGES)
         network = company["network"] if company else f"10.{rnd.randrange(256)}.{rnd.randrange(256)}"
-        post(args.url, args.token, "page_views", [{
-            "timestamp": stamp(), "visitor_id": visitor,
-            "ip": f"{network}.{rnd.randrange(1, 255)}", "path": path}])
+        post(
+            args.url,
+            args.token,
+            "page_views",
+            [
+                {
+                    "timestamp": stamp(),
+                    "visitor_id": visitor,
+                    "ip": f"{network}.{rnd.randrange(1, 255)}",
+                    "path": path,
+                }
+            ],
+        )
         sent += 1
         time.sleep(1 / args.rate)
     print(f"{sent} page views")

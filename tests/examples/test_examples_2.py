@@ -19,8 +19,13 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def rtp(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rtp.cli.main", *args], env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize(("name", "cases"), [("feed", 11), ("marketing", 18)])
@@ -71,15 +76,30 @@ def test_feed_copy_pipe_scores_authors(tmp_path):
     copy = rtp("copy", "run", "author_scores_hourly", "-p", str(project))
     assert copy.returncode == 0, copy.stdout + copy.stderr
     assert "author_scores has 5 row(s)" in copy.stdout, copy.stdout
-    out = rtp("sql", "-p", str(project), "-f", "json",
-              "SELECT author_id, posts, positive, hides, quality, "
-              "computed_at >= now() - INTERVAL 5 MINUTE AS recent "
-              "FROM author_scores ORDER BY author_id")
+    out = rtp(
+        "sql",
+        "-p",
+        str(project),
+        "-f",
+        "json",
+        "SELECT author_id, posts, positive, hides, quality, "
+        "computed_at >= now() - INTERVAL 5 MINUTE AS recent "
+        "FROM author_scores ORDER BY author_id",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(out.stdout)
     rows = rows["data"] if isinstance(rows, dict) else rows
-    assert [(r["author_id"], int(r["posts"]), int(r["positive"]), int(r["hides"]),
-             r["quality"], bool(r["recent"])) for r in rows] == [
+    assert [
+        (
+            r["author_id"],
+            int(r["posts"]),
+            int(r["positive"]),
+            int(r["hides"]),
+            r["quality"],
+            bool(r["recent"]),
+        )
+        for r in rows
+    ] == [
         ("a_kim", 3, 0, 0, 0, True),
         ("a_lee", 3, 1, 0, 0.333, True),
         ("a_max", 2, 2, 0, 2.5, True),
