@@ -42,7 +42,7 @@ def sample_params(backend, n: int, at: str) -> list[dict]:
 def render(project_root: Path, params: list[dict]) -> list[str]:
     """The SQL the server sends for each parameter set (captured from run_pipe)."""
     from rtp.project.load import load_project
-    from rtp.server.query import run_pipe
+    from rtp.query import run_pipe
     from rtp.sql.compose import compile_project
 
     project, problems = load_project(project_root)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import yaml
 
 from rtp.engine.embedded import EmbeddedBackend
-from rtp.deploy.ddl import create_materialized_view, create_table
+from rtp.sql.ddl import create_materialized_view, create_table
 from rtp.errors import RtpError
 from rtp.project.load import load_project
 from rtp.sql.compose import compile_project

@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "RTP106": "invalid name",
     "RTP107": "invalid value",
     "RTP108": "unknown connection",
+    "RTP109": "the project has errors",
     "RTP200": "invalid ClickHouse type",
     "RTP201": "unknown engine",
     "RTP202": "invalid engine option",
@@ -161,7 +162,7 @@ class EngineError(RtpError):
 
 
 # error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-_HTTP_STATUS = {"RTP507": 408, "RTP501": 503, "RTP504": 409, "RTP508": 503,
+_HTTP_STATUS = {"RTP109": 400, "RTP507": 408, "RTP501": 503, "RTP504": 409, "RTP508": 503,
                 "RTP509": 409}
 
 

@@ -94,9 +94,9 @@ def test_append_to_a_server_without_the_table_fails_loudly(project_factory, cli,
 
 
 def test_a_token_dedupes_where_the_engine_can_and_is_refused_where_it_cannot(backend):
-    from rtp.deploy.ddl import DEDUP_SETTING
     from rtp.errors import EngineError
     from rtp.ingest import supports_tokens
+    from rtp.sql.ddl import DEDUP_SETTING
 
     window = f" SETTINGS {DEDUP_SETTING} = 1000" if supports_tokens(backend) else ""
     backend.execute(TABLE + window)

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
+from rtp.check import check_project
 from rtp.errors import Problems
 from rtp.project.load import load_project
-from rtp.sql.rules import check_project
 from tests.conftest import MINIMAL, PER_USER
 
 # the minimal project's events datasource, unindented so keys can be appended to it

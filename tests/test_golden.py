@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rtp.deploy.ddl import create_table
 from rtp.errors import Problems
 from rtp.project.load import load_project
+from rtp.sql.ddl import create_table
 from tests.conftest import MINIMAL
 
 GOLDEN = Path(__file__).parent / "golden"

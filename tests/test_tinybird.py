@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rtp.check import check_project
 from rtp.errors import Problems
 from rtp.project.load import load_project
-from rtp.sql.rules import check_project
 
 EVENTS = """\
 DESCRIPTION >

@@ -11,9 +11,8 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, fail, render_problem
-from rtp.errors import RtpError
-from rtp.project.load import load_project
-from rtp.sql.rules import check_project
+from rtp.errors import Problems, RtpError
+from rtp.ops.build import build
 
 
 class Format(str, Enum):
@@ -33,8 +32,8 @@ def check(
     as_json = format is Format.json
     try:
         root = project_root(project)
-        model, problems = load_project(root)
-        check_project(model, problems)
+        built = build(root)  # load, compile and the check rules, once
+        model, problems = built.project, Problems(list(built.problems))
     except RtpError as exc:
         fail(exc, as_json=as_json)
         raise typer.Exit(2) from None

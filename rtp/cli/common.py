@@ -40,6 +40,23 @@ def load_valid(project: Path | None):
     return model, root
 
 
+def built_valid(root: Path, *, check: bool = True):
+    """The project at ``root`` built once (rtp.ops.build) without errors; prints every
+    problem and exits 2 otherwise. ``check``: run the check rules too (the gate of
+    ``rtp check``, used before anything changes a target)."""
+    from rtp.cli.output import console, render_problem
+    from rtp.ops.build import build
+
+    built = build(root, check=check)
+    if built.errors:
+        for problem in built.sorted_problems():
+            render_problem(problem, root)
+        console.print(f"[red]the project has {len(built.errors)} error(s)[/red]; "
+                      "run `rtp check`")
+        raise typer.Exit(2)
+    return built
+
+
 def open_target(model, target: str | None, command: str):
     """The backend for ``target``; prints the error and exits 1 when it can't be opened."""
     from rtp.cli.output import fail

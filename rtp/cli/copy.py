@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
+from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, built_valid, open_target, project_root
 from rtp.cli.output import console, fail
 from rtp.deploy.copy import run_copy
 from rtp.errors import RtpError
@@ -22,10 +22,12 @@ def run(
     target: str = TARGET_OPTION,
 ) -> None:
     """Run copy pipe NAME once (append or replace, as the pipe says)."""
-    model, root = load_valid(project)
+    root = project_root(project)
+    built = built_valid(root, check=False)
+    model = built.project
     backend = open_target(model, target, "rtp copy run")
     try:
-        count = run_copy(model, backend, name)
+        count = run_copy(model, backend, name, compiled=built.compiled)
     except RtpError as exc:
         fail(exc, root)
         raise typer.Exit(1) from None

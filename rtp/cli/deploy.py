@@ -12,11 +12,18 @@ import typer
 from rich.markup import escape
 
 from rtp.cli import remote
-from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
+from rtp.cli.common import (
+    PROJECT_OPTION,
+    TARGET_OPTION,
+    built_valid,
+    open_target,
+    project_root,
+)
 from rtp.cli.output import console, fail
-from rtp.deploy import apply, plan, resume
 from rtp.deploy.journal import Journal, find_unfinished
 from rtp.errors import EngineError, RtpError
+from rtp.ops import deploy as ops
+from rtp.project.load import load_project
 
 
 def deploy(
@@ -32,9 +39,11 @@ def deploy(
         "finished (its remaining steps are not run) and plan from the target as it is."),
 ) -> None:
     """Create and migrate the project's tables and materialized views on the target.
-    Re-running on an unchanged project changes nothing."""
-    model, root = load_valid(project)
+    Re-running on an unchanged project changes nothing. A project with errors (what
+    `rtp check` reports) is refused before anything runs."""
+    root = project_root(project)
     try:
+        model, _ = load_project(root)  # where to deploy; the server builds for itself
         server = remote.server_for(model, target)
         if server is not None:
             if discard_journal:
@@ -48,39 +57,30 @@ def deploy(
             fail(problem, root)
         fail(exc, root)
         raise typer.Exit(1) from None
-    backend = open_target(model, target, "rtp deploy")
+    built = built_valid(root, check=True)
+    backend = open_target(built.project, target, "rtp deploy")
     try:
-        if show_plan:
-            unfinished = find_unfinished(backend)
-            if unfinished is not None:
-                console.print(f"[yellow]{escape(unfinished.describe())}[/yellow]\n"
-                              "`rtp deploy` finishes it first (no --allow-destructive "
-                              "needed: its plan was approved), then plans the project again.")
-                return
-        elif discard_journal:
+        if discard_journal:
             _discard(backend)
-        else:
-            resume(backend, progress=lambda c: console.print(escape(c.describe())),
-                   announce=lambda u: console.print(
-                       f"[yellow]resuming[/yellow] {escape(u.describe())}"))
-        result = plan(model, backend)
-        if show_plan:
-            console.print(escape(result.render(sql=sql)))
-            return
-        for note in result.drift:
-            console.print(f"[yellow]drift:[/yellow] {escape(note)}")
-        if not result.pending:
-            console.print(f"{escape(result.target)}: up to date, nothing to do.")
-            return
-        apply(result, backend, allow_destructive=allow_destructive,
-              progress=lambda c: console.print(escape(c.describe())))
-        console.print(f"[green]deployed[/green] {len(result.pending)} change(s) to "
-                      f"{escape(result.target)}")
+        outcome = ops.deploy(
+            built, backend, allow_destructive=allow_destructive, plan_only=show_plan,
+            sql=sql, progress=lambda c: console.print(escape(c.describe())),
+            announce=lambda u: console.print(f"[yellow]resuming[/yellow] {escape(u.describe())}"))
     except RtpError as exc:
         fail(exc, root)
         raise typer.Exit(1) from None
     finally:
         backend.close()
+    if show_plan:
+        console.print(escape(outcome.plan))
+        return
+    for note in outcome.drift:
+        console.print(f"[yellow]drift:[/yellow] {escape(note)}")
+    if outcome.up_to_date:
+        console.print(f"{escape(outcome.target)}: up to date, nothing to do.")
+        return
+    console.print(f"[green]deployed[/green] {len(outcome.applied)} change(s) to "
+                  f"{escape(outcome.target)}")
 
 
 def _discard(backend) -> None:

@@ -12,14 +12,13 @@ from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
-from rtp.deploy import deploy
 from rtp.engine import owner
 from rtp.engine.target import open_backend
 from rtp.errors import RtpError
-from rtp.project.load import load_project
+from rtp.ops import deploy as ops
+from rtp.ops.build import build
 from rtp.server import ServerSettings
 from rtp.server.tokens import TokenStore
-from rtp.sql.compose import compile_project
 from rtp.testing.fixtures import load_fixtures
 
 PAGE_TOKEN = "dev_pages"  # re-created on every start; its text goes into the page URL
@@ -49,14 +48,14 @@ def dev(
     fixtures/)."""
     try:
         root = project_root(project)
-        model, problems = load_project(root)
-        compile_project(model, problems)
-        if problems.errors:
-            for problem in problems.sorted():
+        built = build(root)  # once: what the first deploy and the server use
+        model = built.project
+        if built.errors:
+            for problem in built.sorted_problems():
                 render_problem(problem, root, err_console)
-            err_console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them and "
+            err_console.print(f"[red]{len(built.errors)} error(s)[/red]; fix them and "
                               "run `rtp dev` again")
-            raise typer.Exit(1)
+            raise typer.Exit(2)
         backend = open_backend(model, "embedded", command="rtp dev")
         control = control_token()
         owner.set_url(root, f"http://{host}:{port}", control)
@@ -65,7 +64,7 @@ def dev(
         raise typer.Exit(2) from None
     stop = threading.Event()
     try:
-        deploy(model, backend)
+        ops.deploy(built, backend)
         from rtp.server import create_app  # FastAPI loads only for this command
         from rtp.server.dev import Reloader, is_empty
 
@@ -78,8 +77,8 @@ def dev(
                                   control_token=control)
         if not no_auth:
             announce_admin(root)
-        app = create_app(model, backend, settings)
-        reloader = Reloader(root, app.state.rtp, deploy,
+        app = create_app(built, backend, settings)
+        reloader = Reloader(root, app.state.rtp,
                             say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),
                             report=lambda error: render_problem(error, root, err_console))
         threading.Thread(target=reloader.watch, args=(stop, interval), daemon=True,

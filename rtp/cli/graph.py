@@ -8,8 +8,7 @@ from rich.tree import Tree
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console
-from rtp.project.load import load_project
-from rtp.sql.compose import compile_project
+from rtp.ops.build import build
 
 _STYLE = {"datasource": "bold cyan", "endpoint": "green", "materialized": "magenta",
           "copy": "yellow", "internal": "dim"}
@@ -19,8 +18,8 @@ def graph(project: Path = PROJECT_OPTION) -> None:
     """Print how data flows: each datasource, the pipes that read it, and what those
     pipes feed (materialized targets, endpoints)."""
     root = project_root(project)
-    model, problems = load_project(root)
-    compiled = compile_project(model, problems)
+    built = build(root, check=False)
+    model, compiled = built.project, built.compiled
     readers: dict[str, list[str]] = {}
     for cpipe in compiled.pipes.values():
         for name in cpipe.reads:
@@ -51,6 +50,6 @@ def graph(project: Path = PROJECT_OPTION) -> None:
     for name in roots:
         grow(tree.add(label(name)), name, (name,))
     console.print(tree)
-    if problems.errors:
-        console.print(f"[yellow]{len(problems.errors)} problem(s) found; "
+    if built.errors:
+        console.print(f"[yellow]{len(built.errors)} problem(s) found; "
                       "run `rtp check` for details[/yellow]")

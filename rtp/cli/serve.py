@@ -16,7 +16,7 @@ from rtp.cli.token import tokens_file
 from rtp.engine import owner
 from rtp.engine.target import open_backend
 from rtp.errors import RtpError
-from rtp.project.load import load_project
+from rtp.ops.build import build
 from rtp.server import ServerSettings
 from rtp.server.tokens import TokenStore
 
@@ -89,7 +89,8 @@ def serve(
     /v0/pipes/openapi.json, Swagger UI at /docs, /healthz and /metrics."""
     try:
         root = project_root(project)
-        model, problems = load_project(root)
+        built = build(root, check=False)  # once; serves what is deployed
+        model = built.project
         url = f"http://{host}:{port}"
         backend = open_backend(model, target, command="rtp serve")
         control = control_token()
@@ -108,8 +109,8 @@ def serve(
             announce_admin(root)
         from rtp.server import create_app  # FastAPI loads only for this command
 
-        app = create_app(model, backend, settings)
-        errors = problems.errors + app.state.rtp.problems.errors
+        app = create_app(built, backend, settings)
+        errors = built.errors
         if errors:
             err_console.print(f"[yellow]{len(errors)} problem(s) in the project; run "
                               "`rtp check`. Broken endpoints answer 400.[/yellow]")

@@ -10,7 +10,7 @@ import typer
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, fail, render_problem
 from rtp.errors import Problems, RtpError
-from rtp.project.load import load_project
+from rtp.ops.build import build
 from rtp.testing import report, runner
 
 
@@ -31,17 +31,20 @@ def test(
     started = time.perf_counter()
     try:
         root = project_root(project)
-        model, problems = load_project(root)
+        # built once; the engine the cases run on judges the SQL (check=False saves a
+        # second scratch engine), load and template errors stop here as everywhere
+        built = build(root, check=False)
+        model, compiled = built.project, built.compiled
         file_problems = Problems()
-        if not problems.errors:
-            cases, compiled = runner.prepare(model, file_problems)
+        if not built.errors:
+            cases = runner.prepare(compiled, file_problems)
     except RtpError as exc:
         fail(exc)
         raise typer.Exit(2) from None
-    if problems.errors:
-        for problem in problems.sorted():
+    if built.errors:
+        for problem in Problems(built.errors).sorted():
             render_problem(problem, root)
-        console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them "
+        console.print(f"[red]{len(built.errors)} error(s)[/red]; fix them "
                       "(`rtp check` shows the project's) and run again")
         raise typer.Exit(2)
     for problem in file_problems.sorted():

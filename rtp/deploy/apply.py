@@ -72,12 +72,12 @@ def resume(backend, *, progress: Callable[[Change], None] | None = None,
     return unfinished
 
 
-def deploy(project, backend, *, allow_destructive: bool = False) -> Plan:
+def deploy(project, backend, *, allow_destructive: bool = False, compiled=None) -> Plan:
     """Finish an interrupted deploy (see :func:`resume`), then plan and apply in one
     call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it). Returns the plan that was
     applied. Raises as :func:`plan` and :func:`apply`."""
     resume(backend)
-    result = plan(project, backend)
+    result = plan(project, backend, compiled=compiled)
     apply(result, backend, allow_destructive=allow_destructive)
     return result
 

@@ -14,11 +14,11 @@ import math
 
 from croniter import croniter
 
-from rtp.deploy.ddl import create_table
 from rtp.engine import QueryError
 from rtp.errors import EngineError, Problems, ProjectError
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
+from rtp.sql.ddl import create_table
 
 
 def run_copy(
@@ -45,7 +45,7 @@ def run_copy(
     compiled = compiled or compile_project(project, Problems())
     select = compiled.compose(name, {**compiled.sample_values(name), **(values or {})}).sql
     if timeout:
-        # a second SETTINGS clause is valid after the user's own (rtp.server.query);
+        # a second SETTINGS clause is valid after the user's own (rtp.query);
         # whole seconds: 18.16 refuses a Float64 here ("Bad get: has Float64")
         select += f"\nSETTINGS max_execution_time = {max(1, math.ceil(timeout))}"
     target = pipe.target

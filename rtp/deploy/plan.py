@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rtp.deploy.ddl import _setting as setting_sql
-from rtp.deploy.ddl import column_sql, create_materialized_view, create_table
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
 from rtp.engine import require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project
+from rtp.sql.ddl import _setting as setting_sql
+from rtp.sql.ddl import column_sql, create_materialized_view, create_table
 
 NEW, OLD = "__rtp_new", "__rtp_old"  # suffixes of the tables a rebuild swaps in and out
 _SYMBOL = {"create": "+", "alter": "~", "rebuild": "!", "recreate": "~", "drop": "-",
@@ -70,13 +70,15 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(project: Project, backend) -> Plan:
-    """What ``apply`` must do to bring ``backend`` to ``project``. Reads only.
+def plan(project: Project, backend, *, compiled: CompiledProject | None = None) -> Plan:
+    """What ``apply`` must do to bring ``backend`` to ``project`` (``compiled``: the
+    project already compiled, see rtp.ops.build). Reads only.
 
     Raises SqlError when a materialized pipe can't be composed (run ``rtp check``) and
     EngineError RTP502 when the target's ClickHouse lacks a feature the project uses.
     """
-    compiled = compile_project(project, Problems())
+    if compiled is None:
+        compiled = compile_project(project, Problems())
     state, live = read_state(backend), read_live(backend)
     result = Plan(target=f"{backend.name}:{backend.database}")
     order = _table_order(project, compiled)

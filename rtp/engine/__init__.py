@@ -58,7 +58,7 @@ def parse_clickhouse_error(text: str, sql: str = "") -> QueryError:
 def dedup_settings(token: str) -> dict[str, object]:
     """Query settings of an insert that a retry with the same ``token`` must not double:
     dropped in the table and in every materialized view's target (each keeps a window
-    of recent tokens, see rtp.deploy.ddl.DEDUP_WINDOW). ClickHouse 22.2 or newer."""
+    of recent tokens, see rtp.sql.ddl.DEDUP_WINDOW). ClickHouse 22.2 or newer."""
     return {"insert_deduplicate": 1, "insert_deduplication_token": token,
             "deduplicate_blocks_in_dependent_materialized_views": 1}
 

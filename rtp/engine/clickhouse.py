@@ -152,7 +152,7 @@ class ClickHouseBackend:
     def _without_dedup_window(self, sql: str) -> str:
         """Servers older than 22.2 have no insert deduplication tokens (and before 20.12
         no ``non_replicated_deduplication_window`` setting): the window rtp adds to each
-        table (rtp.deploy.ddl) is left out there; idempotent inserts are refused there."""
+        table (rtp.sql.ddl) is left out there; idempotent inserts are refused there."""
         if "non_replicated_deduplication_window" not in sql or version_tuple(
                 self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
             return sql

@@ -89,7 +89,7 @@ class EmbeddedBackend:
                 hint="another rtp command in this process or another process holds it; "
                 "stop it (see .rtp/owner.json) or send the command to its server",
             ) from None
-        # Datasources keep an insert deduplication window (rtp.deploy.ddl) for inserts
+        # Datasources keep an insert deduplication window (rtp.sql.ddl) for inserts
         # that carry a token; any other insert (copies, `rtp sql`, views' backfills) must
         # not be dropped for having the same rows as a recent one. chDB 25+ has the switch.
         with contextlib.suppress(QueryError):

@@ -26,6 +26,7 @@ from rtp.deploy.health import describe_missing, missing_views
 from rtp.engine.limits import Limits
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
+from rtp.ops.build import Build
 from rtp.project.model import Project
 from rtp.server import (
     auth,
@@ -41,6 +42,7 @@ from rtp.server import (
     tokens_api,
 )
 from rtp.server.events import Batcher
+from rtp.server.http import error_body, error_response
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.scheduler import Scheduler
 from rtp.server.settings import ServerSettings
@@ -49,14 +51,10 @@ from rtp.sql.compose import compile_project
 
 log = logging.getLogger("rtp.server")
 
-def error_body(message: str, code: str, settings: ServerSettings) -> dict:
-    return {"error": message, "code": code, "documentation": f"{settings.docs_url}#{code}"}
-
-
 class ServerState:
     """What the routes share; one per app."""
 
-    def __init__(self, project: Project, backend, settings: ServerSettings) -> None:
+    def __init__(self, project: Project | Build, backend, settings: ServerSettings) -> None:
         self.backend = backend
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
@@ -74,11 +72,17 @@ class ServerState:
                                max_pending=settings.max_pending_rows)
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def reload(self, project: Project) -> None:
-        """Serve ``project`` from now on (``rtp dev`` after a redeploy). Everything is
-        built first and then swapped in, so a request sees the old or the new project."""
-        problems = Problems()
-        compiled = compile_project(project, problems)
+    def reload(self, project: Project | Build) -> None:
+        """Serve ``project`` from now on (``rtp dev`` after a redeploy). A Build (see
+        rtp.ops.build) is served as built; a bare Project is compiled here (tests,
+        ``create_app`` callers). Everything is made first and then swapped in, so a
+        request sees the old or the new project."""
+        if isinstance(project, Build):
+            project, problems, compiled = (project.project, Problems(list(project.problems)),
+                                           project.compiled)
+        else:
+            problems = Problems()
+            compiled = compile_project(project, problems)
         endpoints = sorted(p.name for p in project.endpoints)
         mappers = {name: RowMapper(ds) for name, ds in project.datasources.items()}
         self.project, self.problems, self.compiled = project, problems, compiled
@@ -152,10 +156,13 @@ class ServerState:
         self._buckets[name] = (level - 1, now)
 
 
-def create_app(project: Project, backend, settings: ServerSettings | None = None) -> FastAPI:
-    """The HTTP API for ``project`` on ``backend`` (already deployed)."""
+def create_app(project: Project | Build, backend, settings: ServerSettings | None = None
+               ) -> FastAPI:
+    """The HTTP API for ``project`` (a Build, or a Project compiled here) on ``backend``
+    (already deployed)."""
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)
+    project = state.project  # the model, whichever was given
     scheduler = Scheduler(state, timeout=settings.copy_timeout)
     state.scheduler = scheduler  # /healthz reports its copy pipes
 
@@ -178,27 +185,25 @@ def create_app(project: Project, backend, settings: ServerSettings | None = None
     app.state.rtp = state
 
     async def handle_rtp(request: Request, exc: RtpError) -> JSONResponse:
-        code = http_status(exc)
-        if code >= 500:
+        if http_status(exc) >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        message = exc.message + (f" ({exc.hint})" if exc.hint else "")
-        return JSONResponse(error_body(message, exc.code, settings), status_code=code)
+        return error_response(exc, settings)
 
     async def handle_validation(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse(error_body(f"{where}: {first.get('msg', 'invalid request')}",
-                                       "RTP400", settings), status_code=400)
+                                       "RTP400", settings.docs_url), status_code=400)
 
     async def handle_http(request: Request, exc: HTTPException):
         code = "RTP404" if exc.status_code == 404 else "RTP400"
-        return JSONResponse(error_body(str(exc.detail), code, settings),
+        return JSONResponse(error_body(str(exc.detail), code, settings.docs_url),
                             status_code=exc.status_code)
 
     async def handle_any(request: Request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal error; the server log has the details",
-                                       "RTP500", settings), status_code=500)
+                                       "RTP500", settings.docs_url), status_code=500)
 
     app.add_exception_handler(RtpError, handle_rtp)
     app.add_exception_handler(RequestValidationError, handle_validation)

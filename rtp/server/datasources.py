@@ -40,7 +40,7 @@ from sqlglot.errors import ParseError, TokenError
 from rtp.engine import QueryError
 from rtp.errors import RequestError, RtpError
 from rtp.ingest import RowMapper, by_name, insert, read_records, refused_rows
-from rtp.server.events import read_body
+from rtp.server.http import read_body
 from rtp.sql.guard import denied, function_name
 
 router = APIRouter()

@@ -13,10 +13,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from rtp.errors import Problems, RtpError
-from rtp.project.load import SKIP_DIRS, load_project
+from rtp.errors import RtpError
+from rtp.ops.build import ProjectInvalid
+from rtp.ops.deploy import reload
+from rtp.project.load import SKIP_DIRS
 from rtp.project.model import Project
-from rtp.sql.compose import compile_project
 
 # what a project is read from (rtp.project.load): rtp.yaml, YAML under datasources/,
 # pipes/, connections/, and Tinybird's files anywhere (Forward's endpoints/, copies/...)
@@ -70,20 +71,19 @@ def is_empty(project: Project, backend) -> bool:
 
 
 class Reloader:
-    """Watches the project's files; on a change, checks, redeploys and swaps the app's
-    project. ``deploy(project, backend)`` is ``rtp.deploy.deploy``; ``say`` prints."""
+    """Watches the project's files; on a change, builds, checks, redeploys and swaps the
+    app's project (:func:`rtp.ops.deploy.reload`, the gates of ``rtp deploy``).
+    ``say`` prints."""
 
     def __init__(
         self,
         root: Path,
         state,
-        deploy: Callable,
         say: Callable[[str], None],
         report: Callable[[RtpError], None] | None = None,
     ) -> None:
         self.root = root
         self.state = state
-        self.deploy = deploy
         self.say = say
         self.report = report or (lambda error: say(str(error)))
         self.seen = snapshot(root, self.skip())
@@ -100,27 +100,23 @@ class Reloader:
 
     def reload(self) -> bool:
         try:
-            project, problems = load_project(self.root)
-            compile_project(project, problems)
-        except RtpError as exc:
-            problems = Problems([exc])
-        if problems.errors:
-            for error in problems.sorted():
-                self.report(error)
-            self.say(f"{len(problems.errors)} error(s); still serving the previous version")
-            return False
-        try:
             with self.state.deploying:  # not while POST /v0/deploy runs
-                self.deploy(project, self.state.backend)
-                self.state.reload(project)
+                try:
+                    built, _ = reload(self.root, self.state.backend, self.state.reload)
+                finally:  # a deploy stopped half-way may have dropped views
+                    self.state.check_views()
+        except ProjectInvalid as exc:
+            for error in exc.problems:
+                self.report(error)
+            self.say(f"{len(exc.problems)} error(s); still serving the previous version")
+            return False
         except RtpError as exc:
-            self.state.check_views()  # a deploy stopped half-way may have dropped views
             self.report(exc)
             self.say("deploy failed; still serving the previous version")
             return False
         self.reloads += 1
         self.say(
-            f"redeployed: {len(project.datasources)} datasources, "
+            f"redeployed: {len(built.project.datasources)} datasources, "
             f"{len(self.state.endpoints)} endpoints"
         )
         return True

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 
 from rtp.errors import RtpError
+from rtp.query import FORMATS, endpoint_params
 from rtp.server import auth
-from rtp.server.query import FORMATS, endpoint_params
 from rtp.sql.params import INT_RANGES, Param
 
 router = APIRouter()

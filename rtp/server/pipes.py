@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from starlette.routing import Route
 
 from rtp.errors import RequestError
-from rtp.server.events import read_body
-from rtp.server.query import RESERVED, endpoint_params, run_pipe
+from rtp.query import RESERVED, endpoint_params, run_pipe
+from rtp.server.http import read_body
 
 router = APIRouter()
 

@@ -21,8 +21,8 @@ from fastapi import APIRouter, Request, Response
 from rtp.engine import QueryError
 from rtp.engine.limits import Limits
 from rtp.errors import RequestError
-from rtp.server.events import read_body
-from rtp.server.query import FORMATS, read, refused
+from rtp.query import FORMATS, read, refused
+from rtp.server.http import read_body
 from rtp.sql.guard import guard_query
 
 router = APIRouter()

@@ -20,7 +20,7 @@ import urllib.parse
 from fastapi import APIRouter, Request, Response
 
 from rtp.errors import RequestError
-from rtp.server.events import read_body
+from rtp.server.http import read_body
 from rtp.server.tokens import encode_jwt, parse_scope
 
 router = APIRouter()

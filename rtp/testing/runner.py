@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from rtp.errors import Location, Problems, ProjectError, RtpError, http_status
 from rtp.project.model import Project
-from rtp.sql.compose import CompiledProject, compile_project
+from rtp.sql.compose import CompiledProject
 from rtp.testing.cases import Case, load_cases
 from rtp.testing.compare import diff_rows
 from rtp.testing.fixtures import load_fixtures
@@ -55,12 +55,12 @@ def select(cases: list[Case], pipes: list[str] | None, keyword: str | None) -> l
     return out
 
 
-def prepare(project: Project, problems: Problems) -> tuple[list[Case], CompiledProject]:
+def prepare(compiled: CompiledProject, problems: Problems) -> list[Case]:
     """The cases that can run, with parameters checked against the endpoints'
-    declarations, and the compiled project (``run`` serves the cases from it). A bad
-    case is added to ``problems`` (with its file and line) and left out."""
+    declarations (``compiled``: the project, built once by the caller). A bad case is
+    added to ``problems`` (with its file and line) and left out."""
+    project = compiled.project
     cases = load_cases(project, problems)
-    compiled = compile_project(project, Problems())
     out = []
     for case in cases:
         if case.kind == "endpoint" and case.pipe not in compiled.broken:
@@ -74,7 +74,7 @@ def prepare(project: Project, problems: Problems) -> tuple[list[Case], CompiledP
             if unknown:
                 continue
         out.append(case)
-    return out, compiled
+    return out
 
 
 def _param_location(case: Case, name: str) -> Location:
@@ -96,7 +96,7 @@ def start(compiled: CompiledProject) -> Session:
     started = time.perf_counter()
     backend = EmbeddedBackend(":memory:", database=f"rtp_test_{uuid.uuid4().hex[:12]}")
     try:
-        deploy(project, backend)
+        deploy(project, backend, compiled=compiled)
         # Fixtures are timeless: a datasource's TTL must not delete them (a fixture written
         # in 2025 is past a 180-day TTL today, and a background merge drops its rows).
         for name, datasource in project.datasources.items():
@@ -110,7 +110,7 @@ def start(compiled: CompiledProject) -> Session:
 
 
 def run_case(session: Session, case: Case) -> Outcome:
-    from rtp.server.query import run_pipe
+    from rtp.query import run_pipe
 
     started = time.perf_counter()
     outcome = Outcome(case, 0.0)
@@ -155,7 +155,7 @@ def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = 
     test's author wrote it).
     """
     from rtp.engine import QueryError
-    from rtp.server.query import FORMATS, coerce_params, engine_refusal, format_result
+    from rtp.query import FORMATS, coerce_params, engine_refusal, format_result
     from rtp.server.sql import check_read_only
 
     compiled = session.compiled

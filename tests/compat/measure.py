@@ -67,10 +67,10 @@ def _group(problem) -> str:
 def measure(folder: Path, *, add_rtp_yaml: bool = False) -> Result:
     from typer.testing import CliRunner
 
+    from rtp.check import check_project
     from rtp.cli.main import app
     from rtp.errors import Problems, RtpError
     from rtp.project.load import load_project
-    from rtp.sql.rules import check_project
 
     result = Result(folder.name)
     with tempfile.TemporaryDirectory(prefix="rtp-compat-") as tmp:

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rtp.deploy.ddl import create_table
 from rtp.engine.embedded import EmbeddedBackend
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
+from rtp.sql.ddl import create_table
 
 EVENTS = """
     columns:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rtp.deploy.ddl import create_table
 from rtp.server.dev import Reloader, is_empty, snapshot
+from rtp.sql.ddl import create_table
 from rtp.testing.fixtures import load_fixtures
 
 pytestmark = pytest.mark.anyio

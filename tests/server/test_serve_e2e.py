@@ -32,7 +32,7 @@ def test_serve_process_ingests_and_answers(project_factory):
     setup = textwrap.dedent(f"""
         from pathlib import Path
         from rtp.engine.embedded import EmbeddedBackend
-        from rtp.deploy.ddl import create_table
+        from rtp.sql.ddl import create_table
         from rtp.project.load import load_project
         model, _ = load_project(Path({str(root)!r}))
         (model.root / ".rtp/data").mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,7 @@ class QueryOnly:
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "ndjson", "parquet"])
 async def test_backends_without_raw_output_give_the_same_answers(serve, fmt):
-    from rtp.server.query import run_pipe
+    from rtp.query import run_pipe
 
     s = serve()
     params = {"user_id": "u1"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rtp.errors import SqlError
 from rtp.sql.compose import _at
 
-RESERVED = ("q", "token", "format")  # rtp.server.query.RESERVED; sql/ can't import server/
+RESERVED = ("q", "token", "format")  # rtp.query.RESERVED; sql/ can't import server/
 
 
 def reserved(ctx) -> None:

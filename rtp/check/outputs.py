@@ -9,12 +9,12 @@ then really created in the scratch engine, proving ``rtp deploy`` will accept it
 
 from __future__ import annotations
 
-from rtp.deploy.ddl import create_materialized_view
+from rtp.check.explain import to_problem
 from rtp.engine import QueryError
 from rtp.errors import SqlError
 from rtp.sql.compose import locate
+from rtp.sql.ddl import create_materialized_view
 from rtp.sql.escape import quote_string
-from rtp.sql.rules.explain import to_problem
 
 
 def outputs(ctx) -> None:

@@ -37,22 +37,26 @@ class CheckContext:
 
 
 def _rules():
-    from rtp.sql.rules.explain import explain
-    from rtp.sql.rules.operators import operators
-    from rtp.sql.rules.outputs import outputs
-    from rtp.sql.rules.reserved import reserved
-    from rtp.sql.rules.schemas import schemas
-    from rtp.sql.rules.statements import statements
+    from rtp.check.explain import explain
+    from rtp.check.operators import operators
+    from rtp.check.outputs import outputs
+    from rtp.check.reserved import reserved
+    from rtp.check.schemas import schemas
+    from rtp.check.statements import statements
 
     return (statements, reserved, operators, schemas, explain, outputs)
 
 
-def check_project(project: Project, problems: Problems, backend=None) -> CheckContext:
+def check_project(project: Project, problems: Problems, backend=None, *,
+                  compiled: CompiledProject | None = None) -> CheckContext:
     """Run every rule on a loaded project; problems are added to ``problems``.
 
     ``backend`` is an engine to build the schemas in; by default a fresh in-memory chDB.
+    ``compiled``: the project already compiled (with its problems already in
+    ``problems``); compiled here when None.
     """
-    compiled = compile_project(project, problems)
+    if compiled is None:
+        compiled = compile_project(project, problems)
     owned = backend is None
     if owned:
         from rtp.engine.embedded import EmbeddedBackend

@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rtp.deploy.ddl import create_table
 from rtp.engine import QueryError
 from rtp.errors import SchemaError
 from rtp.project.model import Datasource, Engine
+from rtp.sql.ddl import create_table
 
 _PROBE = "__rtp_probe"
 

@@ -18,7 +18,7 @@ import time
 from rtp.engine import QueryError
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError
-from rtp.server.pipe_sql import over_result
+from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
 from rtp.sql.params import Param, coerce
 
@@ -74,7 +74,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
              q: str | None = None, admin: bool = False) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
-    :mod:`rtp.server.pipe_sql`; ``admin`` lifts its read-only-``_`` limit).
+    :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit).
 
     ``limits`` (the server's): the query runs read-only under them; else ``timeout``
     seconds bound it (``rtp test``).
