@@ -54,10 +54,10 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
     (RTP403) for a missing token, a table or function beyond the token's scope."""
     grant = state.caller(request)
     if "ADMIN" in grant.scopes:
-        verdict = guard_query(sql, admin=True)
+        verdict = guard_query(sql, admin=True, lift_settings=True)
         return verdict.sql, True, dict(verdict.settings)
     # qualified names (db.table) are refused: the project's tables are read unqualified
-    verdict = guard_query(sql, admin=False, database=None)
+    verdict = guard_query(sql, admin=False, database=None, lift_settings=True)
     for name in verdict.tables:
         if name not in state.project.datasources:
             raise RequestError(f"'{name}' is not a datasource of the project",

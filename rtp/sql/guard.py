@@ -172,9 +172,12 @@ class Verdict:
     settings: tuple[tuple[str, str], ...] = ()  # allow-listed settings (name, literal)
 
 
-def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdict:
+def guard_query(sql: str, *, admin: bool, database: str | None = None,
+                lift_settings: bool = False) -> Verdict:
     """The verdict on ``sql`` for an ADMIN (``admin``) or any other caller.
     ``database`` is the project's database: ``<database>.<table>`` counts as ``<table>``.
+    ``lift_settings``: take the statement's final SETTINGS clause out of ``Verdict.sql``
+    into ``Verdict.settings`` (for a caller's query run under rtp's read-only clause).
 
     Raises RequestError RTP400 (status 400) for what no caller may send here (empty,
     several statements, not read-only, ``INTO OUTFILE``) and what a non-admin may not
@@ -220,14 +223,14 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdic
     if not isinstance(tree, exp.Query):
         raise _not_read_only(head)
     if admin:  # any setting, but in rtp's read-only clause too (see _lift_settings)
-        sql, settings = _lift_settings(text, tokens)
+        sql, settings = _lift_settings(text, tokens) if lift_settings else (text, ())
         return Verdict(sql, (), head, settings)
     try:
         _check_nodes(tree, database)
         tables = tuple(sorted(_tables_read(tree, database)))
     except RecursionError:
         raise RequestError("the query is nested too deeply to be analysed", code="RTP400") from None
-    text, settings = _lift_settings(text, tokens)
+    text, settings = _lift_settings(text, tokens) if lift_settings else (text, ())
     return Verdict(text, tables, head, settings)
 
 

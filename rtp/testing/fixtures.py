@@ -95,11 +95,11 @@ def _sql_rows(backend, path: Path, rel: str) -> bytes:
 
     Raises ProjectError RTP603 when the query is not one read-only statement or the
     engine refuses it."""
-    from rtp.server.sql import check_read_only
+    from rtp.sql.guard import guard_query
 
     sql = path.read_text(encoding="utf-8")
     try:
-        sql = check_read_only(sql)
+        sql = guard_query(sql, admin=True).sql
         if hasattr(backend, "query_bytes"):
             return backend.query_bytes(sql, "JSONEachRow")
         columns, rows = backend.query(sql)

@@ -156,10 +156,10 @@ def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = 
     """
     from rtp.engine import QueryError
     from rtp.query import FORMATS, coerce_params, engine_refusal, format_result
-    from rtp.server.sql import check_read_only
+    from rtp.sql.guard import guard_query
 
     compiled = session.compiled
-    sql = check_read_only(sql)
+    sql = guard_query(sql, admin=True).sql
     ctes = []
     given = {pipe[0]: pipe[1]} if pipe else {}
     for name in _pipes_named(sql, compiled):
