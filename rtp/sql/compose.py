@@ -105,20 +105,38 @@ class CompiledProject:
         index = len(cpipe.nodes) - 1 if node_name is None else next(
             i for i, n in enumerate(cpipe.nodes) if n.node.name == node_name)
         target = cpipe.nodes[index]
-        rendered = {}
+        rendered: dict[str, str] = {}
+        missing: list[RequestError] = []  # "required parameter is not defined" (RTP401)
 
         def render(cnode: CompiledNode) -> str:
             key = cnode.node.name
             if key not in rendered:
-                rendered[key] = clean(cnode.template.render(values))
+                try:
+                    rendered[key] = clean(cnode.template.render(values))
+                except RequestError as exc:
+                    if exc.code != "RTP401":
+                        raise
+                    missing.append(exc)  # an error() elsewhere says more: render on
+                    rendered[key] = ""
             return rendered[key]
+
+        def compose_other(name: str) -> str:
+            try:
+                return self.compose(name, values).sql
+            except RequestError as exc:
+                if exc.code != "RTP401":
+                    raise
+                missing.append(exc)
+                return ""
 
         body = render(target)  # first, as Tinybird does: its error() checks come first
         ctes: list[tuple[str, str]] = []
         for other in self._pipes_for(cpipe, index):
-            ctes.append((other, self.compose(other, values).sql))
+            ctes.append((other, compose_other(other)))
         for cnode in self._nodes_needed(cpipe, index, render):
             ctes.append((cnode.node.name, render(cnode)))
+        if missing:  # no node raised its own error(): the first missing parameter
+            raise missing[0]
         return with_ctes(ctes, body)
 
     def _nodes_needed(self, cpipe: CompiledPipe, index: int, render) -> list[CompiledNode]:
