@@ -441,7 +441,7 @@ class ServerSection(_Model):
 
     def values(self) -> dict:
         """The settings written, by name."""
-        return {name: getattr(self, name) for name in self.model_fields
+        return {name: getattr(self, name) for name in type(self).model_fields
                 if getattr(self, name) is not None}
 
 

@@ -14,8 +14,18 @@ import re
 
 from pydantic_core import PydanticCustomError
 
-_SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
-               "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
 _TIME_UNITS = {"": 1.0, "S": 1.0, "MS": 0.001, "M": 60.0, "H": 3600.0}
 _NUMBER = r"\s*(\d+(?:_\d+)*(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*"
 _ON = ("on", "true", "yes", "1")
@@ -23,10 +33,20 @@ _OFF = ("off", "false", "no", "0")
 
 
 def _fail(expected: str, value) -> PydanticCustomError:
-    shown = f"'{value}'" if isinstance(value, str) else ("true/false" if isinstance(
-        value, bool) else type(value).__name__ if not isinstance(value, int | float) else value)
-    return PydanticCustomError("rtp_setting", "must be {expected}, not {shown}",
-                               {"expected": expected, "shown": shown})
+    shown = (
+        f"'{value}'"
+        if isinstance(value, str)
+        else (
+            "true/false"
+            if isinstance(value, bool)
+            else type(value).__name__
+            if not isinstance(value, int | float)
+            else value
+        )
+    )
+    return PydanticCustomError(
+        "rtp_setting", "must be {expected}, not {shown}", {"expected": expected, "shown": shown}
+    )
 
 
 def _bound(minimum: float, exclusive: bool) -> str:
@@ -101,7 +121,7 @@ def origins(value) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v for v in (part.strip() for part in value.split(",")) if v]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise _fail("a list of origins (e.g. [\"https://shop.example\"] or \"*\")", value)
+        raise _fail('a list of origins (e.g. ["https://shop.example"] or "*")', value)
     return tuple(value)
 
 
