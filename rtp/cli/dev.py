@@ -3,7 +3,9 @@ and redeploy on every file change (problems are printed; the server keeps runnin
 
 from __future__ import annotations
 
+import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -17,7 +19,7 @@ from rtp.engine.target import open_backend
 from rtp.errors import RtpError
 from rtp.ops import deploy as ops
 from rtp.ops.build import build
-from rtp.server import ServerSettings
+from rtp.server.settings import server_settings
 from rtp.server.tokens import TokenStore
 from rtp.testing.fixtures import load_fixtures
 
@@ -40,6 +42,18 @@ def dev(
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
     interval: float = typer.Option(0.5, "--interval", help="Seconds between file checks "
                                    "where the OS gives no file events (else unused)."),
+    cors: list[str] = typer.Option([], "--cors", help="Allowed browser origin (repeatable; "
+                                   "default: any)."),
+    timeout: str = typer.Option(None, "--timeout", help="Seconds from a request's arrival "
+                                "before its query answers 408 (default 10)."),
+    max_memory: str = typer.Option(None, "--max-memory", help="Memory one caller's query "
+                                   "may use (default 2GiB; ADMIN tokens: 4x)."),
+    max_body_bytes: str = typer.Option(None, "--max-body-bytes",
+                                       help="Largest request body (e.g. 10MiB)."),
+    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per second per "
+                                     "token; 0 = unlimited."),
+    schedules: bool = typer.Option(None, "--schedules/--no-schedules", help="Run "
+                                   "scheduled copy pipes."),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Develop locally: deploy to embedded ClickHouse, load fixtures/ if the engine is
@@ -50,6 +64,10 @@ def dev(
         root = project_root(project)
         built = build(root)  # once: what the first deploy and the server use
         model = built.project
+        settings = server_settings(model, os.environ, {
+            "cors_origins": cors, "query_timeout": timeout, "max_memory_usage": max_memory,
+            "max_body_bytes": max_body_bytes, "rate_limit": rate_limit,
+            "schedules": schedules})
         if built.errors:
             for problem in built.sorted_problems():
                 render_problem(problem, root, err_console)
@@ -73,8 +91,8 @@ def dev(
                                                           quarantine=True).items():
                 console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
                               + (f", {bad} quarantined" if bad else ""))
-        settings = ServerSettings(tokens_file=None if no_auth else tokens_file(root),
-                                  control_token=control)
+        settings = replace(settings, control_token=control,
+                           tokens_file=None if no_auth else tokens_file(root))
         if not no_auth:
             announce_admin(root)
         app = create_app(built, backend, settings)

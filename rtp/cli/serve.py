@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import re
+import json
+import os
 import secrets
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -17,7 +19,7 @@ from rtp.engine import owner
 from rtp.engine.target import open_backend
 from rtp.errors import RtpError
 from rtp.ops.build import build
-from rtp.server import ServerSettings
+from rtp.server.settings import server_settings
 from rtp.server.tokens import TokenStore
 
 DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
@@ -41,18 +43,6 @@ def announce_admin(root: Path) -> None:
         print(admin, flush=True)
 
 
-_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024,
-          "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
-
-
-def parse_bytes(text: str) -> int:
-    """``'2GiB'`` -> 2147483648. Raises typer.BadParameter."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not m or m.group(2).upper() not in _UNITS:
-        raise typer.BadParameter(f"not a size: {text!r} (e.g. 2GiB, 512MiB)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
 def _exit(signum, frame):
     raise SystemExit(0)
 
@@ -73,14 +63,45 @@ def serve(
     target: str = TARGET_OPTION,
     cors: list[str] = typer.Option([], "--cors", help="Allowed browser origin (repeatable; "
                                    "default: any)."),
-    timeout: float = typer.Option(10.0, "--timeout", help="Seconds from a request's "
-                                  "arrival before its query answers 408."),
-    max_memory: str = typer.Option("2GiB", "--max-memory", help="Memory one caller's "
-                                   "query may use (ADMIN tokens: 4x)."),
-    max_rows_to_read: int = typer.Option(1_000_000_000, "--max-rows-to-read",
+    timeout: str = typer.Option(None, "--timeout", help="Seconds from a request's arrival "
+                                "before its query answers 408 (default 10)."),
+    max_memory: str = typer.Option(None, "--max-memory", help="Memory one caller's query "
+                                   "may use (default 2GiB; ADMIN tokens: 4x)."),
+    max_rows_to_read: int = typer.Option(None, "--max-rows-to-read",
                                          help="Rows one caller's query may read."),
-    max_result_rows: int = typer.Option(1_000_000, "--max-result-rows",
+    max_result_rows: int = typer.Option(None, "--max-result-rows",
                                         help="Rows one caller's answer may hold."),
+    max_bytes_to_read: str = typer.Option(None, "--max-bytes-to-read",
+                                          help="Bytes one caller's query may read."),
+    max_result_bytes: str = typer.Option(None, "--max-result-bytes",
+                                         help="Bytes one caller's answer may hold."),
+    admin_max_memory: str = typer.Option(None, "--admin-max-memory",
+                                         help="Memory an ADMIN token's query may use."),
+    sql_max_threads: int = typer.Option(None, "--sql-max-threads",
+                                        help="Threads one /v0/sql query may use."),
+    ready_exclusive_max: str = typer.Option(None, "--ready-exclusive-max", help="Seconds "
+                                            "a deploy may hold the engine before /readyz "
+                                            "says 503."),
+    max_body_bytes: str = typer.Option(None, "--max-body-bytes",
+                                       help="Largest request body (e.g. 10MiB)."),
+    batch_wait: str = typer.Option(None, "--batch-wait", help="Seconds an ingest flush "
+                                   "waits for more requests (e.g. 5ms)."),
+    batch_max_rows: int = typer.Option(None, "--batch-max-rows",
+                                       help="Ingest batch flushed early at this many rows."),
+    max_pending_rows: int = typer.Option(None, "--max-pending-rows",
+                                         help="Queued ingest rows beyond this answer 429."),
+    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per second per "
+                                     "token; 0 = unlimited."),
+    workers: int = typer.Option(None, "--workers",
+                                help="Threads running blocking engine calls."),
+    copy_timeout: str = typer.Option(None, "--copy-timeout", help="Engine deadline of "
+                                     "each scheduled copy run (seconds)."),
+    schedules: bool = typer.Option(None, "--schedules/--no-schedules", help="Run "
+                                   "scheduled copy pipes in this process."),
+    print_settings: bool = typer.Option(False, "--print-settings", help="Print the "
+                                        "settings this server would run with (flags > "
+                                        "RTP_SERVER_* > rtp.yaml server: > defaults), "
+                                        "as JSON, and exit."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without "
                                  "tokens (local development only)."),
     project: Path = PROJECT_OPTION,
@@ -91,6 +112,19 @@ def serve(
         root = project_root(project)
         built = build(root, check=False)  # once; serves what is deployed
         model = built.project
+        settings = server_settings(model, os.environ, {
+            "query_timeout": timeout, "max_memory_usage": max_memory,
+            "max_rows_to_read": max_rows_to_read, "max_result_rows": max_result_rows,
+            "max_bytes_to_read": max_bytes_to_read, "max_result_bytes": max_result_bytes,
+            "admin_max_memory_usage": admin_max_memory, "sql_max_threads": sql_max_threads,
+            "ready_exclusive_max": ready_exclusive_max, "max_body_bytes": max_body_bytes,
+            "batch_wait": batch_wait, "batch_max_rows": batch_max_rows,
+            "max_pending_rows": max_pending_rows, "rate_limit": rate_limit,
+            "cors_origins": cors, "workers": workers, "copy_timeout": copy_timeout,
+            "schedules": schedules})
+        if print_settings:
+            print(json.dumps(settings.public(), indent=2))
+            return
         url = f"http://{host}:{port}"
         backend = open_backend(model, target, command="rtp serve")
         control = control_token()
@@ -99,12 +133,8 @@ def serve(
         fail(exc)
         raise typer.Exit(2) from None
     try:
-        settings = ServerSettings(
-            tokens_file=None if no_auth else tokens_file(root), query_timeout=timeout,
-            cors_origins=tuple(cors) or ("*",), control_token=control,
-            max_memory_usage=parse_bytes(max_memory),
-            admin_max_memory_usage=4 * parse_bytes(max_memory),
-            max_rows_to_read=max_rows_to_read, max_result_rows=max_result_rows)
+        settings = replace(settings, control_token=control,
+                           tokens_file=None if no_auth else tokens_file(root))
         if not no_auth:
             announce_admin(root)
         from rtp.server import create_app  # FastAPI loads only for this command

@@ -14,17 +14,12 @@ import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, err_console, fail
-from rtp.engine import owner
+from rtp.engine.paths import tokens_file
 from rtp.errors import RtpError
 from rtp.server.tokens import TokenStore, encode_jwt, parse_scope
 
 app = typer.Typer(help="Manage the tokens that callers send to `rtp serve`.",
                   no_args_is_help=True)
-
-
-def tokens_file(root: Path) -> Path:
-    """``<root>/.rtp/tokens.json``; the ``.rtp`` folder is made private (0700) first."""
-    return owner.state_dir(root) / "tokens.json"
 
 
 def _store(project: Path | None) -> TokenStore:

@@ -8,8 +8,8 @@ chDB lets one process open a data folder. The process that opens it writes
 
 The file is written with mode 0600, so only who can read the project's ``.rtp/``
 folder can use the token; that folder holds the database files themselves, so the
-token gives no access its readers don't have already. :func:`state_dir` keeps that
-folder itself private (0700).
+token gives no access its readers don't have already. :func:`rtp.engine.paths.state_dir`
+keeps that folder itself private (0700).
 """
 
 from __future__ import annotations
@@ -20,24 +20,10 @@ import os
 import sys
 from pathlib import Path
 
+from rtp.engine.paths import owner_file, state_dir
 from rtp.errors import EngineError
 
 _claims: dict[Path, int] = {}  # owner file -> how many opens this process holds
-
-
-def state_dir(root: Path) -> Path:
-    """``<root>/.rtp``, created with mode 0700, or made 0700 when an older rtp left it
-    open to the group or others: it holds the database files, the JWT secret and the
-    control token, all meant for the user who runs rtp only."""
-    path = Path(root) / ".rtp"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
-
-
-def owner_file(root: Path) -> Path:
-    return Path(root) / ".rtp" / "owner.json"
 
 
 def read_owner(root: Path) -> dict | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 
-from rtp.engine import Backend, owner
+from rtp.engine import Backend, owner, paths
 from rtp.errors import EngineError
 from rtp.project.model import Project
 
@@ -59,12 +59,10 @@ def open_backend(project: Project, target: str | None = None, *,
     root = project.root
     owner.claim(root, command)
     _hold_private_umask()
-    data = owner.state_dir(root) / "data"
-    data.mkdir(mode=0o700, exist_ok=True)
+    data = paths.data_dir(root)
     # the engine's user_files_path: an empty folder of rtp's (chDB 26.9 doesn't confine
     # file() to it yet; the embedded backend refuses callers' file() itself)
-    user_files = owner.state_dir(root) / "user_files"
-    user_files.mkdir(mode=0o700, exist_ok=True)
+    user_files = paths.user_files_dir(root)
 
     def close() -> None:
         owner.release(root)

@@ -334,6 +334,9 @@ def _problem(model: type, doc: Doc, err: dict) -> RtpError:
         return SchemaError(
             f"{what} must be a positive whole number", code="RTP204", location=location
         )
+    if etype == "rtp_setting":
+        return ProjectError(f"server.{what} {err['msg']}", code="RTP107", location=location,
+                            hint=f"server settings: {schema.SERVER_DOC}")
     if etype == "rtp_choice":
         return ProjectError(err["msg"], code="RTP107", location=location, hint=ctx.get("hint"))
     # a rule the models gained without a wording here: still located, never a traceback
@@ -492,6 +495,24 @@ def _text_list(doc: Doc, path: tuple, value, problems: Problems, *, what: str):
 # -- rtp.yaml ---------------------------------------------------------------------------
 
 
+def server_errors(settings: Settings) -> list[RtpError]:
+    """The problems of ``server:`` in rtp.yaml, at their line and column (``rtp serve``
+    refuses to start on them rather than serve with a default the file didn't ask for)."""
+    from pydantic import ValidationError
+
+    from rtp.project.schema import ProjectFile
+
+    doc = settings.doc
+    raw = doc.data.get("server") if doc is not None and isinstance(doc.data, dict) else None
+    if raw is None:
+        return []
+    try:
+        ProjectFile.model_validate({"name": "_", "server": raw})
+    except ValidationError as exc:
+        return [_problem(ProjectFile, doc, err) for err in exc.errors(include_url=False)]
+    return []
+
+
 def _read_settings(root: Path, problems: Problems) -> Settings:
     from rtp.project.schema import ProjectFile
 
@@ -538,6 +559,7 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
         tests_dir=file.tests_dir or "tests",
         fixtures_dir=file.fixtures_dir or "fixtures",
         static=_read_static(root, doc, file.static, problems),
+        server=file.server.values() if file.server else {},
         doc=doc,
     )
 

@@ -172,6 +172,9 @@ class Settings:
     # web pages served by `rtp serve`/`rtp dev`: (URL name, folder relative to the root);
     # ("storefront", "examples/storefront") is served at /storefront/
     static: tuple[tuple[str, str], ...] = ()
+    # `server:`: the settings written there, by ServerSettings' field name, in its units
+    # (seconds, bytes); rtp.server.settings.server_settings lays env and flags on top
+    server: dict = field(default_factory=dict, compare=False)
     doc: Doc = field(default=None, compare=False, repr=False)
 
     def target(self, name: str) -> Target | None:
