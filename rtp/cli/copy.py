@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
-from rtp.cli.output import console, fail
+from rtp.cli.output import console, exit_for, fail
 from rtp.deploy.copy import run_copy
 from rtp.errors import RtpError
 
@@ -28,7 +28,7 @@ def run(
         count = run_copy(model, backend, name)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         backend.close()
     pipe = model.pipes[name]

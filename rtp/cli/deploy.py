@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
-from rtp.cli.output import console, fail
+from rtp.cli.output import console, exit_for, fail
 from rtp.deploy import apply, plan, resume
 from rtp.deploy.journal import Journal, find_unfinished
 from rtp.errors import EngineError, RtpError
@@ -47,7 +47,7 @@ def deploy(
         for problem in getattr(exc, "problems", []):  # the server's view of the files
             fail(problem, root)
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     backend = open_target(model, target, "rtp deploy")
     try:
         if show_plan:
@@ -78,7 +78,7 @@ def deploy(
                       f"{escape(result.target)}")
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         backend.close()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
-from rtp.cli.output import console, err_console, fail, render_problem
+from rtp.cli.output import console, err_console, exit_for, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
 from rtp.deploy import deploy
@@ -56,13 +56,13 @@ def dev(
                 render_problem(problem, root, err_console)
             err_console.print(f"[red]{len(problems.errors)} error(s)[/red]; fix them and "
                               "run `rtp dev` again")
-            raise typer.Exit(1)
+            raise exit_for(problems.errors[0])
         backend = open_backend(model, "embedded", command="rtp dev")
         control = control_token()
         owner.set_url(root, f"http://{host}:{port}", control)
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     stop = threading.Event()
     try:
         deploy(model, backend)
@@ -96,7 +96,7 @@ def dev(
         run_until_stopped(app, host, port)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     finally:
         stop.set()
         backend.close()

@@ -200,7 +200,6 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None) -> Verdic
         raise RequestError(
             f"only SELECT / WITH queries run for this token, not {head}",
             code="RTP403",
-            status=403,
             hint="SHOW, DESCRIBE, EXPLAIN and EXISTS need an ADMIN token",
         )
     try:
@@ -289,7 +288,6 @@ def _out_of_scope(what: str) -> RequestError:
     return RequestError(
         f"{what}: a non-admin token reads the project's datasources only",
         code="RTP403",
-        status=403,
         hint="use an ADMIN token for table functions, other databases, files and dictionaries",
     )
 
