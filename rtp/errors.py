@@ -57,8 +57,9 @@ CODES: dict[str, str] = {
     "RTP106": "invalid name",
     "RTP107": "invalid value",
     "RTP108": "unknown connection",
-    "RTP109": "unknown target",
-    "RTP110": "no active stream source",
+    "RTP109": "the project has errors",
+    "RTP110": "unknown target",
+    "RTP111": "no active stream source",
     "RTP200": "invalid ClickHouse type",
     "RTP201": "unknown engine",
     "RTP202": "invalid engine option",
@@ -97,7 +98,7 @@ CODES: dict[str, str] = {
     "RTP503": "deploy step failed",
     "RTP504": "change needs --allow-destructive",
     "RTP505": "retired: cannot read input data, now RTP411",
-    "RTP506": "retired: unknown target, now RTP109",
+    "RTP506": "retired: unknown target, now RTP110",
     "RTP507": "query timed out",
     "RTP508": "datasource's materialized views are missing",
     "RTP509": "an interrupted deploy must be finished first",
@@ -107,7 +108,7 @@ CODES: dict[str, str] = {
 
 # Retired codes -> the code that replaced them. A retired code is never raised again (nor
 # reused for something else); its section in docs/errors.md stays, pointing at the new one.
-RETIRED: dict[str, str] = {"RTP409": "RTP511", "RTP505": "RTP411", "RTP506": "RTP109"}
+RETIRED: dict[str, str] = {"RTP409": "RTP511", "RTP505": "RTP411", "RTP506": "RTP110"}
 
 
 class RtpError(Exception):
@@ -218,6 +219,7 @@ FAMILIES: dict[str, Family] = {
 
 # codes whose HTTP status is not their family's (Tinybird's statuses where it has them)
 HTTP_STATUS: dict[str, int] = {
+    "RTP109": 400,  # the project has errors (POST /v0/deploy refused it)
     "RTP403": 403,  # missing or invalid token, or a scope it lacks
     "RTP404": 404,  # unknown endpoint, datasource, token, format
     "RTP405": 413,  # body too large

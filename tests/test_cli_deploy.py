@@ -102,8 +102,8 @@ def test_held_database_names_the_process(shop):
 
 def test_unknown_target_and_unreachable_server(shop, cli):
     result = cli("deploy", "-p", shop, "--target", "prod")
-    # a bad --target is a usage error (RTP109, exit 2); an engine that fails, exit 1
-    assert result.exit_code == 2 and "RTP109 unknown target 'prod'" in result.output
+    # a bad --target is a usage error (RTP110, exit 2); an engine that fails, exit 1
+    assert result.exit_code == 2 and "RTP110 unknown target 'prod'" in result.output
     result = cli("deploy", "-p", shop, "--target", "clickhouse://u:secret@127.0.0.1:1/db")
     assert result.exit_code == 1
     assert "RTP501 ClickHouse at 127.0.0.1:1 is unreachable" in result.output

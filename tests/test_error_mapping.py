@@ -38,8 +38,9 @@ PINNED = {
     "RTP106": (ProjectError, 500, 2),
     "RTP107": (ProjectError, 500, 2),
     "RTP108": (ProjectError, 500, 2),
-    "RTP109": (ProjectError, 500, 2),
+    "RTP109": (ProjectError, 400, 2),
     "RTP110": (ProjectError, 500, 2),
+    "RTP111": (ProjectError, 500, 2),
     "RTP200": (SchemaError, 500, 2),
     "RTP201": (SchemaError, 500, 2),
     "RTP202": (SchemaError, 500, 2),
@@ -279,7 +280,7 @@ def test_engine_failure_exits_1(project_factory, cli):
 def test_usage_errors_exit_2(project_factory, cli):
     root = project_factory()
     result = cli("deploy", "-p", root, "--target", "prod")
-    assert result.exit_code == 2 and "RTP109 unknown target 'prod'" in result.output
+    assert result.exit_code == 2 and "RTP110 unknown target 'prod'" in result.output
     result = cli("append", "events", root / "data.xlsx", "-p", root)
     assert result.exit_code == 2 and "RTP411" in result.output
 

@@ -47,7 +47,7 @@ def connect(
         what = f"datasource '{datasource}'" if datasource else "the project"
         error = ProjectError(
             f"{what} has no Kafka source with an active connection",
-            code="RTP110",
+            code="RTP111",
             hint="a datasource needs kafka: {connection, topic} "
             "and its connection bootstrap_servers (docs/connectors.md)",
         )

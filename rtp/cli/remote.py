@@ -120,7 +120,7 @@ def _chunks(lines: list[str], limit: int):
 def server_for(project: Project, target: str | None = None) -> Server | None:
     """The server to send a command to, or None to open the engine directly: None
     unless the target is the embedded engine and a live process other than this one
-    holds it and publishes a URL and a control token. Raises ProjectError RTP109 for an
+    holds it and publishes a URL and a control token. Raises ProjectError RTP110 for an
     unknown target."""
     if resolve_target(project, target) != "embedded":
         return None
