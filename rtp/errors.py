@@ -2,11 +2,20 @@
 
     RtpError                      root; every error a user sees is one of these
     ├── ProjectError  RTP1xx      the project's files: YAML, keys, names, references
+    │   └── SuiteError RTP6xx     `rtp test` files and fixtures
     ├── SchemaError   RTP2xx      datasources: types, engines, keys, indexes
     ├── SqlError      RTP3xx      pipes: templates, parameters, SQL, dependencies
     ├── RequestError  RTP4xx      values a caller sends at run time (bad parameter ...)
-    ├── EngineError   RTP5xx      the ClickHouse engine or server (connection, timeouts)
-    └── (tests)       RTP6xx      `rtp test` files and fixtures (ProjectError)
+    │   └── TemplateRaisedError   RTP402: the template's ``error(message, status)``
+    └── EngineError   RTP5xx      the ClickHouse engine or server (connection, timeouts)
+
+A code's family (its first digit) decides everything about it, from one table,
+:data:`FAMILIES`: the class that may carry it, its HTTP status (with per-code overrides
+in :data:`HTTP_STATUS`) and the CLI's exit code. Constructing an error whose class is
+not its code's family class raises ValueError, so a mismatch fails the first test that
+reaches it (and ``tests/test_error_mapping.py`` scans every raise site). The one status
+chosen per instance is RTP402's: a template's ``error(message, status)`` picks it, as
+in Tinybird.
 
 Each error carries a code (``RTP102``), a message, an optional hint saying what to do
 and an optional :class:`Location` (file, line, column, span). ``rtp check`` collects
@@ -36,7 +45,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column or 1}"
 
 
-# code -> (class name, one-line title). The single registry of codes; docs/errors.md
+# code -> one-line title. The single registry of codes; docs/errors.md
 # documents each and a test keeps the two in step.
 CODES: dict[str, str] = {
     "RTP100": "project not found",
@@ -49,6 +58,8 @@ CODES: dict[str, str] = {
     "RTP107": "invalid value",
     "RTP108": "unknown connection",
     "RTP109": "the project has errors",
+    "RTP110": "unknown target",
+    "RTP111": "no active stream source",
     "RTP200": "invalid ClickHouse type",
     "RTP201": "unknown engine",
     "RTP202": "invalid engine option",
@@ -70,8 +81,10 @@ CODES: dict[str, str] = {
     "RTP406": "rate limited",
     "RTP407": "unreadable request body",
     "RTP408": "malformed idempotency key",
-    "RTP409": "idempotent insert unsupported by the engine",
+    "RTP409": "retired: idempotent insert unsupported by the engine, now RTP511",
     "RTP410": "query over its memory or row limits",
+    "RTP411": "cannot read input data",
+    "RTP412": "unsupported request body type",
     "RTP600": "test names an unknown endpoint",
     "RTP601": "test sends an unknown parameter",
     "RTP602": "fixture for an unknown datasource",
@@ -84,13 +97,18 @@ CODES: dict[str, str] = {
     "RTP502": "ClickHouse server too old for a feature",
     "RTP503": "deploy step failed",
     "RTP504": "change needs --allow-destructive",
-    "RTP505": "cannot read input data",
-    "RTP506": "unknown target",
+    "RTP505": "retired: cannot read input data, now RTP411",
+    "RTP506": "retired: unknown target, now RTP110",
     "RTP507": "query timed out",
     "RTP508": "datasource's materialized views are missing",
     "RTP509": "an interrupted deploy must be finished first",
     "RTP510": "stream source unavailable",
+    "RTP511": "idempotent insert unsupported by the engine",
 }
+
+# Retired codes -> the code that replaced them. A retired code is never raised again (nor
+# reused for something else); its section in docs/errors.md stays, pointing at the new one.
+RETIRED: dict[str, str] = {"RTP409": "RTP511", "RTP505": "RTP411", "RTP506": "RTP110"}
 
 
 class RtpError(Exception):
@@ -110,8 +128,7 @@ class RtpError(Exception):
         super().__init__(message)
         if code is not None:
             self.code = code
-        if self.code not in CODES and self.code != "RTP000":
-            raise ValueError(f"unregistered error code {self.code}")
+        _check_code(type(self), self.code)
         self.message = message
         self.location = location
         self.hint = hint
@@ -139,6 +156,13 @@ class ProjectError(RtpError):
     code = "RTP100"
 
 
+class SuiteError(ProjectError):
+    """A problem in the project's tests (``tests/``, ``fixtures/``, Tinybird ``.test``
+    files): RTP6xx."""
+
+    code = "RTP600"
+
+
 class SchemaError(RtpError):
     code = "RTP200"
 
@@ -148,9 +172,17 @@ class SqlError(RtpError):
 
 
 class RequestError(RtpError):
-    """A caller's value is wrong; the server answers 400 (or ``status``)."""
+    """A caller's value is wrong; the HTTP status comes from the code (:func:`http_status`)."""
 
     code = "RTP400"
+
+
+class TemplateRaisedError(RequestError):
+    """RTP402: the template called ``error(message, status)`` or ``custom_error(...)``.
+    The one error whose HTTP status is chosen per instance: Tinybird lets a template
+    choose it. Every other status comes from the code's family and :data:`HTTP_STATUS`."""
+
+    code = "RTP402"
 
     def __init__(self, message: str, *, status: int = 400, **kwargs) -> None:
         super().__init__(message, **kwargs)
@@ -161,21 +193,84 @@ class EngineError(RtpError):
     code = "RTP500"
 
 
-# error code -> HTTP status, for errors that are not RequestErrors (those carry .status)
-_HTTP_STATUS = {"RTP109": 400, "RTP507": 408, "RTP501": 503, "RTP504": 409, "RTP508": 503,
-                "RTP509": 409}
+@dataclass(frozen=True)
+class Family:
+    """What every code of one family (``RTP1xx`` ...) shares."""
+
+    cls: type[RtpError]  # the class that carries its codes (subclasses may too)
+    status: int  # HTTP status, unless HTTP_STATUS names the code
+    exit: int  # CLI exit code when such an error stops a command
+
+
+# The one mapping from a code's family to class, HTTP status and exit code
+# (docs/errors.md shows it; tests/test_error_mapping.py pins it). HTTP: 4xx for what the
+# caller can fix (a parameter, SQL the engine refused for the caller's values), 5xx for
+# what the server's operator must (the project, the engine). Exit: 2 when the command
+# could not run as asked (usage, project, input), 1 when it ran and the engine failed;
+# `rtp check` and `rtp test` also exit 1 when they find problems (they did their job).
+FAMILIES: dict[str, Family] = {
+    "1": Family(ProjectError, 500, 2),
+    "2": Family(SchemaError, 500, 2),
+    "3": Family(SqlError, 400, 2),
+    "4": Family(RequestError, 400, 2),
+    "5": Family(EngineError, 500, 1),
+    "6": Family(SuiteError, 500, 2),
+}
+
+# codes whose HTTP status is not their family's (Tinybird's statuses where it has them)
+HTTP_STATUS: dict[str, int] = {
+    "RTP109": 400,  # the project has errors (POST /v0/deploy refused it)
+    "RTP403": 403,  # missing or invalid token, or a scope it lacks
+    "RTP404": 404,  # unknown endpoint, datasource, token, format
+    "RTP405": 413,  # body too large
+    "RTP406": 429,  # rate limited
+    "RTP412": 415,  # multipart body to an endpoint
+    "RTP501": 503,  # engine unavailable
+    "RTP504": 409,  # change needs --allow-destructive
+    "RTP507": 408,  # query timed out
+    "RTP508": 503,  # datasource's materialized views are missing
+    "RTP509": 409,  # an interrupted deploy must be finished first
+    "RTP511": 501,  # idempotent insert unsupported by the engine
+}
+
+
+def family(code: str) -> Family:
+    """The family of a registered code. Raises ValueError for an unknown code."""
+    if code not in CODES or code[3:4] not in FAMILIES:
+        raise ValueError(f"unregistered error code {code}")
+    return FAMILIES[code[3]]
+
+
+def _check_code(cls: type, code: str) -> None:
+    if code in RETIRED:
+        raise ValueError(f"{code} is retired; raise {RETIRED[code]}")
+    home = family(code).cls
+    if not issubclass(cls, home):
+        raise ValueError(f"{cls.__name__} can't carry {code}: {code[:4]}xx codes are "
+                         f"{home.__name__}s")
+
+
+def error_for(code: str, message: str, **kwargs) -> RtpError:
+    """An error of ``code``'s family class, e.g. for an error read back from a server's
+    answer. A retired code becomes its successor; an unknown one RTP500."""
+    code = RETIRED.get(code, code)
+    if code not in CODES:
+        code = "RTP500"
+    return family(code).cls(message, code=code, **kwargs)
 
 
 def http_status(error: RtpError) -> int:
     """The HTTP status for an error, for the server and for `rtp test`'s
-    ``expected_http_status``: 4xx for what the caller can fix, 5xx otherwise."""
-    if isinstance(error, RequestError):
+    ``expected_http_status``: the code's (HTTP_STATUS) or its family's; RTP402's is the
+    template's."""
+    if isinstance(error, TemplateRaisedError):
         return error.status
-    if error.code in _HTTP_STATUS:
-        return _HTTP_STATUS[error.code]
-    if isinstance(error, SqlError):
-        return 400
-    return 500
+    return HTTP_STATUS.get(error.code) or family(error.code).status
+
+
+def exit_code(error: RtpError) -> int:
+    """The CLI's exit code when ``error`` stops a command: its family's."""
+    return family(error.code).exit
 
 
 @dataclass

@@ -102,7 +102,8 @@ def test_held_database_names_the_process(shop):
 
 def test_unknown_target_and_unreachable_server(shop, cli):
     result = cli("deploy", "-p", shop, "--target", "prod")
-    assert result.exit_code == 1 and "RTP506 unknown target 'prod'" in result.output
+    # a bad --target is a usage error (RTP110, exit 2); an engine that fails, exit 1
+    assert result.exit_code == 2 and "RTP110 unknown target 'prod'" in result.output
     result = cli("deploy", "-p", shop, "--target", "clickhouse://u:secret@127.0.0.1:1/db")
     assert result.exit_code == 1
     assert "RTP501 ClickHouse at 127.0.0.1:1 is unreachable" in result.output
@@ -130,10 +131,11 @@ def test_append_from_url_and_unreadable_sources(shop, cli, tmp_path):
         result = cli("append", "events", url, "-p", shop)
         assert result.exit_code == 0 and "appended 1 row(s) to events" in result.output
         result = cli("append", "events", url.replace("e.ndjson", "gone.ndjson"), "-p", shop)
-        assert result.exit_code == 1 and "RTP505 cannot read" in result.output
+        # the caller's input (RTP411, a 4xx code) can't be read: exit 2
+        assert result.exit_code == 2 and "RTP411 cannot read" in result.output
     finally:
         httpd.shutdown()
     result = cli("append", "events", tmp_path / "data.xlsx", "-p", shop)
-    assert result.exit_code == 1 and "can't tell the format" in result.output
+    assert result.exit_code == 2 and "can't tell the format" in result.output
     result = cli("append", "nope", tmp_path / "x.csv", "-p", shop)
     assert result.exit_code == 2 and "unknown datasource 'nope'" in result.output

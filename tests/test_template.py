@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from rtp.errors import RequestError
+from rtp.errors import RequestError, http_status
 from rtp.sql.params import Param, coerce
 from rtp.sql.template import TemplateError, compile_template
 
@@ -58,7 +58,7 @@ def test_bad_values_name_the_parameter_and_type(value, message):
     with pytest.raises(RequestError) as info:
         t.coerce_values({"session_id": "s", "limit": value})
     assert info.value.message.startswith(message)
-    assert info.value.status == 400
+    assert http_status(info.value) == 400
 
 
 def test_types():

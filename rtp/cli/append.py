@@ -14,8 +14,8 @@ import typer
 
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
-from rtp.cli.output import console, fail
-from rtp.errors import ProjectError, RtpError
+from rtp.cli.output import console, exit_for, fail
+from rtp.errors import ProjectError, RequestError, RtpError
 from rtp.ingest import (
     RowMapper,
     by_name,
@@ -45,9 +45,10 @@ def append(
     model, root = load_valid(project)
     ds = model.datasources.get(datasource)
     if ds is None:
-        fail(ProjectError(f"unknown datasource '{datasource}'", code="RTP107",
-                          hint=f"datasources: {', '.join(model.datasources) or 'none'}"))
-        raise typer.Exit(2)
+        error = ProjectError(f"unknown datasource '{datasource}'", code="RTP107",
+                             hint=f"datasources: {', '.join(model.datasources) or 'none'}")
+        fail(error)
+        raise exit_for(error)
     try:
         data, kind = read_source(source)
         mapper = RowMapper(ds, by_name=by_name(kind))
@@ -55,7 +56,7 @@ def append(
         server = remote.server_for(model, target)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     # the file's digest and each batch's first record: the same file sent again (a
     # retry) has the same keys, and the engine drops what it already stored
     digest = hashlib.sha256(data).hexdigest()[:32] if dedupe else None
@@ -88,7 +89,7 @@ def append(
                 bar.advance(task, len(batch))
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         if backend is not None:
             backend.close()
@@ -101,10 +102,10 @@ def append(
 
 def read_source(source: str) -> tuple[bytes, str]:
     """The bytes of a file or URL and its kind (csv, ndjson, parquet).
-    Raises ProjectError RTP505 when it can't be read."""
+    Raises RequestError RTP411 when it can't be read."""
     kind = kind_of(source)
     if kind is None:
-        raise ProjectError(f"can't tell the format of {source}", code="RTP505",
+        raise RequestError(f"can't tell the format of {source}", code="RTP411",
                            hint="name it .csv, .ndjson, .jsonl or .parquet")
     try:
         if source.startswith(("http://", "https://")):
@@ -114,5 +115,5 @@ def read_source(source: str) -> tuple[bytes, str]:
                 return response.read(), kind
         return Path(source).read_bytes(), kind
     except (OSError, ValueError) as exc:
-        raise ProjectError(f"cannot read {source}: {exc}", code="RTP505") from None
+        raise RequestError(f"cannot read {source}: {exc}", code="RTP411") from None
 

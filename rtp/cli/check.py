@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
-from rtp.cli.output import console, fail, render_problem
+from rtp.cli.output import console, exit_for, fail, render_problem
 from rtp.errors import Problems, RtpError
 from rtp.ops.build import build
 
@@ -36,7 +36,7 @@ def check(
         model, problems = built.project, Problems(list(built.problems))
     except RtpError as exc:
         fail(exc, as_json=as_json)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     items = problems.sorted()
     errors = [p for p in items if p.severity == "error" or strict]
     warnings = [p for p in items if p not in errors]

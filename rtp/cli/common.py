@@ -59,7 +59,7 @@ def built_valid(root: Path, *, check: bool = True):
 
 def open_target(model, target: str | None, command: str):
     """The backend for ``target``; prints the error and exits 1 when it can't be opened."""
-    from rtp.cli.output import fail
+    from rtp.cli.output import exit_for, fail
     from rtp.engine.target import open_backend
     from rtp.errors import RtpError
 
@@ -67,4 +67,4 @@ def open_target(model, target: str | None, command: str):
         return open_backend(model, target, command=command)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None

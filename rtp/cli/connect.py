@@ -17,8 +17,8 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
-from rtp.cli.output import console, err_console, fail
-from rtp.errors import EngineError
+from rtp.cli.output import console, err_console, exit_for, fail
+from rtp.errors import EngineError, ProjectError
 
 
 def connect(
@@ -45,28 +45,26 @@ def connect(
     chosen = streams.active(model, datasource)
     if not chosen:
         what = f"datasource '{datasource}'" if datasource else "the project"
-        fail(
-            EngineError(
-                f"{what} has no Kafka source with an active connection",
-                code="RTP510",
-                hint="a datasource needs kafka: {connection, topic} "
-                "and its connection bootstrap_servers (docs/connectors.md)",
-            )
+        error = ProjectError(
+            f"{what} has no Kafka source with an active connection",
+            code="RTP111",
+            hint="a datasource needs kafka: {connection, topic} "
+            "and its connection bootstrap_servers (docs/connectors.md)",
         )
-        raise typer.Exit(2)
+        fail(error)
+        raise exit_for(error)
     if resolve_target(model, target) == "embedded":
         holder = owner.read_owner(root)
         if holder is not None:
-            fail(
-                EngineError(
-                    f"the embedded engine is held by process {holder['pid']} "
-                    f"({holder.get('command') or 'another rtp command'})",
-                    code="RTP510",
-                    hint="rtp serve and rtp dev run the Kafka consumers themselves; stop that "
-                    "process to run rtp connect alone, or deploy to a ClickHouse server",
-                )
+            error = EngineError(
+                f"the embedded engine is held by process {holder['pid']} "
+                f"({holder.get('command') or 'another rtp command'})",
+                code="RTP510",
+                hint="rtp serve and rtp dev run the Kafka consumers themselves; stop that "
+                "process to run rtp connect alone, or deploy to a ClickHouse server",
             )
-            raise typer.Exit(1)
+            fail(error)
+            raise exit_for(error)
     backend = open_target(model, target, "rtp connect")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, built_valid, open_target, project_root
-from rtp.cli.output import console, fail
+from rtp.cli.output import console, exit_for, fail
 from rtp.deploy.copy import run_copy
 from rtp.errors import RtpError
 
@@ -30,7 +30,7 @@ def run(
         count = run_copy(model, backend, name, compiled=built.compiled)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         backend.close()
     pipe = model.pipes[name]

@@ -19,7 +19,7 @@ from rtp.cli.common import (
     open_target,
     project_root,
 )
-from rtp.cli.output import console, fail
+from rtp.cli.output import console, exit_for, fail
 from rtp.deploy.journal import Journal, find_unfinished
 from rtp.errors import EngineError, RtpError
 from rtp.ops import deploy as ops
@@ -56,7 +56,7 @@ def deploy(
         for problem in getattr(exc, "problems", []):  # the server's view of the files
             fail(problem, root)
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     built = built_valid(root, check=True)
     backend = open_target(built.project, target, "rtp deploy")
     try:
@@ -68,7 +68,7 @@ def deploy(
             announce=lambda u: console.print(f"[yellow]resuming[/yellow] {escape(u.describe())}"))
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         backend.close()
     if show_plan:

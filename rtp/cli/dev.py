@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
-from rtp.cli.output import console, err_console, fail, render_problem
+from rtp.cli.output import console, err_console, exit_for, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
 from rtp.engine import owner
@@ -79,7 +79,7 @@ def dev(
         owner.set_url(root, f"http://{host}:{port}", control)
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     stop = threading.Event()
     try:
         ops.deploy(built, backend)
@@ -113,7 +113,7 @@ def dev(
         run_until_stopped(app, host, port)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     finally:
         stop.set()
         backend.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rtp.errors import RtpError, source_line
+from rtp.errors import RtpError, exit_code, source_line
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,3 +41,10 @@ def fail(error: RtpError, root: Path | None = None, *, as_json: bool = False) ->
         print(json.dumps({"ok": False, "problems": [error.to_dict()]}, indent=2))
     else:
         render_problem(error, root, err_console)
+
+
+def exit_for(error: RtpError) -> typer.Exit:
+    """The exit for a command stopped by ``error``: its code family's exit code
+    (:data:`rtp.errors.FAMILIES`): 2 for usage, project and input errors, 1 when the
+    engine failed. Use as ``raise exit_for(exc) from None`` after :func:`fail`."""
+    return typer.Exit(exit_code(error))

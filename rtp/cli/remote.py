@@ -16,16 +16,7 @@ from typing import TYPE_CHECKING
 
 from rtp.engine import owner
 from rtp.engine.target import resolve_target
-from rtp.errors import (
-    CODES,
-    EngineError,
-    Location,
-    ProjectError,
-    RequestError,
-    RtpError,
-    SchemaError,
-    SqlError,
-)
+from rtp.errors import EngineError, Location, RtpError, error_for
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
 
@@ -129,7 +120,7 @@ def _chunks(lines: list[str], limit: int):
 def server_for(project: Project, target: str | None = None) -> Server | None:
     """The server to send a command to, or None to open the engine directly: None
     unless the target is the embedded engine and a live process other than this one
-    holds it and publishes a URL and a control token. Raises EngineError RTP506 for an
+    holds it and publishes a URL and a control token. Raises ProjectError RTP110 for an
     unknown target."""
     if resolve_target(project, target) != "embedded":
         return None
@@ -148,15 +139,11 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
         message, code = str(body["error"]), str(body.get("code") or "RTP500")
     except (ValueError, KeyError, TypeError):
         message, code = f"HTTP {response.status_code}: {response.text[:200]}", "RTP500"
-    if code not in CODES:
-        code = "RTP500"
-    kind = {"1": ProjectError, "2": SchemaError, "3": SqlError, "4": RequestError,
-            "5": EngineError, "6": ProjectError}.get(code[3], EngineError)
     if response.status_code == 403:
         message = f"the server at {server.url} refused the control token: {message}"
-    error = kind(message, code=code, hint="restart that server: the token in "
-                 ".rtp/owner.json is renewed at every start"
-                 if response.status_code == 403 else None)
+    error = error_for(code, message, hint="restart that server: the token in "
+                      ".rtp/owner.json is renewed at every start"
+                      if response.status_code == 403 else None)
     # a project with errors: each problem as the server found it (file, line, column)
     found = body.get("problems", []) if isinstance(body, dict) else []
     error.problems = [_problem(p) for p in found if isinstance(p, dict)]
@@ -164,10 +151,9 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
 
 
 def _problem(data: dict) -> RtpError:
-    code = data.get("code") if data.get("code") in CODES else "RTP500"
     where = None
     if data.get("file"):
         where = Location(str(data["file"]), int(data.get("line") or 0),
                          int(data.get("column") or 0), int(data.get("length") or 1))
-    return RtpError(str(data.get("message", "")), code=code, location=where,
-                    hint=data.get("hint"))
+    return error_for(str(data.get("code")), str(data.get("message", "")), location=where,
+                     hint=data.get("hint"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, project_root
-from rtp.cli.output import console, err_console, fail
+from rtp.cli.output import console, err_console, exit_for, fail
 from rtp.cli.token import tokens_file
 from rtp.engine import owner
 from rtp.engine.target import open_backend
@@ -131,7 +131,7 @@ def serve(
         owner.set_url(root, url, control)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     try:
         settings = replace(settings, control_token=control,
                            tokens_file=None if no_auth else tokens_file(root))

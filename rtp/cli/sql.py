@@ -13,7 +13,7 @@ from rich.table import Table
 
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, load_valid, open_target
-from rtp.cli.output import console, fail
+from rtp.cli.output import console, exit_for, fail
 from rtp.errors import RtpError
 
 
@@ -35,14 +35,14 @@ def sql(
         server = remote.server_for(model, target)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     # while a server holds the embedded database, the query runs there (read-only)
     backend = server or open_target(model, target, "rtp sql")
     try:
         columns, rows = backend.query(query)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(1) from None
+        raise exit_for(exc) from None
     finally:
         if server is None:
             backend.close()

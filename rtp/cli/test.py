@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
-from rtp.cli.output import console, fail, render_problem
-from rtp.errors import Problems, RtpError
+from rtp.cli.output import console, exit_for, fail, render_problem
+from rtp.errors import Problems, RtpError, SuiteError
 from rtp.ops.build import build
 from rtp.testing import report, runner
 
@@ -40,7 +40,7 @@ def test(
             cases = runner.prepare(compiled, file_problems)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     if built.errors:
         for problem in Problems(built.errors).sorted():
             render_problem(problem, root)
@@ -55,8 +55,9 @@ def test(
                       "out; the others run", markup=True)
     unknown = [p for p in pipes or [] if p not in model.pipes]
     if unknown:
-        fail(RtpError(f"no pipe named {', '.join(unknown)}", code="RTP600"))
-        raise typer.Exit(2)
+        error = SuiteError(f"no pipe named {', '.join(unknown)}", code="RTP600")
+        fail(error)
+        raise exit_for(error)
     selected = runner.select(cases, pipes, keyword)
     if not selected:
         console.print("no test cases found" + (" matching the filter" if pipes or keyword
@@ -77,7 +78,7 @@ def test(
         session, outcomes = runner.run(compiled, selected, on_result=show)
     except RtpError as exc:
         fail(exc, root)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     elapsed = time.perf_counter() - started
     passed = sum(o.passed for o in outcomes)
     failed = len(outcomes) - passed

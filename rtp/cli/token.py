@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from rtp.cli.common import PROJECT_OPTION, project_root
-from rtp.cli.output import console, err_console, fail
+from rtp.cli.output import console, err_console, exit_for, fail
 from rtp.engine.paths import tokens_file
 from rtp.errors import RtpError
 from rtp.server.tokens import TokenStore, encode_jwt, parse_scope
@@ -39,7 +39,7 @@ def create(
         token = _store(project).create(name, scope)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     err_console.print(f"created token [bold]{name}[/bold] ({', '.join(scope)}); "
                       "it is shown only now:")
     print(token)
@@ -67,7 +67,7 @@ def revoke(name: str = typer.Argument(..., help="The token's name."),
         _store(project).revoke(name)
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
     console.print(f"revoked token [bold]{name}[/bold]")
 
 
@@ -103,7 +103,7 @@ def jwt(
         print(encode_jwt(claims, store.jwt_secret))
     except RtpError as exc:
         fail(exc)
-        raise typer.Exit(2) from None
+        raise exit_for(exc) from None
 
 
 @app.command("secret")

@@ -17,7 +17,7 @@ import os
 import threading
 
 from rtp.engine import Backend, owner, paths
-from rtp.errors import EngineError
+from rtp.errors import EngineError, ProjectError
 from rtp.project.model import Project
 
 ENV_URL = "RTP_CLICKHOUSE_URL"
@@ -28,7 +28,7 @@ _umask_holds: list[int] = []  # the umask before the first hold; one entry per o
 
 
 def resolve_target(project: Project, target: str | None = None) -> str:
-    """The URL (or ``embedded``) a target name stands for. Raises EngineError RTP506."""
+    """The URL (or ``embedded``) a target name stands for. Raises ProjectError RTP110."""
     if target is None:
         target = os.environ.get(ENV_URL) or project.settings.default_target
     if target == "embedded" or target.startswith(("clickhouse://", "clickhouses://")):
@@ -36,8 +36,8 @@ def resolve_target(project: Project, target: str | None = None) -> str:
     found = project.settings.target(target)
     if found is None:
         names = ", ".join(t.name for t in project.settings.targets)
-        raise EngineError(f"unknown target '{target}'", code="RTP506",
-                          hint=f"targets in rtp.yaml: {names}; or pass a clickhouse:// URL")
+        raise ProjectError(f"unknown target '{target}'", code="RTP110",
+                           hint=f"targets in rtp.yaml: {names}; or pass a clickhouse:// URL")
     return found.url
 
 
@@ -47,7 +47,7 @@ def open_backend(project: Project, target: str | None = None, *,
     for this process (``.rtp/owner.json``) until the backend is closed.
 
     Raises EngineError RTP501 when the engine can't be opened or reached (naming the
-    process that holds the embedded database), RTP506 for an unknown target name.
+    process that holds the embedded database), ProjectError RTP110 for an unknown target name.
     """
     url = resolve_target(project, target)
     if url != "embedded":

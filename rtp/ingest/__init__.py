@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import orjson
 
 from rtp.engine import MIN_VERSIONS, QueryError, version_tuple
-from rtp.errors import ProjectError
+from rtp.errors import RequestError
 from rtp.project.model import Datasource
 from rtp.sql.params import INT_RANGES
 
@@ -505,7 +505,7 @@ def by_name(kind: str) -> bool:
 
 def read_records(data: bytes, kind: str, *, exact: bool = False) -> Iterator[Record]:
     """The records of an NDJSON, CSV or Parquet file. Blank NDJSON lines are skipped; a
-    line that isn't JSON is a Record with an error. Raises ProjectError RTP505 when a
+    line that isn't JSON is a Record with an error. Raises RequestError RTP411 when a
     Parquet file can't be read (or pyarrow is missing)."""
     if kind == "ndjson":
         yield from _ndjson(enumerate(data.split(b"\n"), 1), exact)
@@ -517,12 +517,12 @@ def read_records(data: bytes, kind: str, *, exact: bool = False) -> Iterator[Rec
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise ProjectError("reading Parquet needs pyarrow", code="RTP505",
+            raise RequestError("reading Parquet needs pyarrow", code="RTP411",
                                hint="pip install pyarrow") from None
         try:
             table = pq.read_table(io.BytesIO(data))
         except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError
-            raise ProjectError(f"invalid Parquet: {exc}", code="RTP505") from None
+            raise RequestError(f"invalid Parquet: {exc}", code="RTP411") from None
         for n, row in enumerate(table.to_pylist(), 1):
             yield Record(n, row, row)
 

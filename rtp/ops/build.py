@@ -12,16 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtp.engine import owner
-from rtp.errors import (
-    EngineError,
-    Location,
-    Problems,
-    ProjectError,
-    RequestError,
-    RtpError,
-    SchemaError,
-    SqlError,
-)
+from rtp.errors import EngineError, Location, Problems, ProjectError, RtpError, family
 from rtp.project.load import load_project
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
@@ -106,13 +97,9 @@ def _key(item: dict) -> tuple:
     return (item["code"], item["file"], item["line"], item["column"], item["message"])
 
 
-_FAMILY = {"1": ProjectError, "2": SchemaError, "3": SqlError, "4": RequestError,
-           "5": EngineError, "6": ProjectError}
-
-
 def _from_dict(item: dict) -> RtpError:
     location = Location(item["file"], item["line"] or 0, item["column"] or 0,
                         item["length"] or 1) if item["file"] else None
-    cls = _FAMILY.get(item["code"][3], RtpError)
+    cls = family(item["code"]).cls
     return cls(item["message"], code=item["code"], location=location, hint=item["hint"],
                severity=item["severity"])

@@ -610,7 +610,7 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         return None
     if doc.data.get("columns") == []:
         problems.add(
-            SchemaError(
+            ProjectError(
                 "a datasource needs at least one column",
                 code="RTP103",
                 location=doc.loc(("columns",)),
@@ -623,7 +623,7 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         path = ("columns", i)
         if col.json_ is not None and not col.json_.startswith("$"):
             problems.add(
-                SchemaError(
+                ProjectError(
                     f"json path '{col.json_}' must start with '$'",
                     code="RTP107",
                     location=doc.loc((*path, "json")),

@@ -17,7 +17,7 @@ import time
 
 from rtp.engine import QueryError
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
-from rtp.errors import EngineError, RequestError
+from rtp.errors import EngineError, RequestError, SqlError
 from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
 from rtp.sql.params import Param, coerce
@@ -42,7 +42,7 @@ def endpoint_params(compiled: CompiledProject, pipe: str) -> dict[str, Param]:
     if params is None:
         cpipe = compiled.pipes.get(pipe)
         if cpipe is None or cpipe.pipe.type != "endpoint":
-            raise RequestError(f"there is no endpoint '{pipe}'", code="RTP404", status=404,
+            raise RequestError(f"there is no endpoint '{pipe}'", code="RTP404",
                                hint="endpoints are pipes/<name>.yaml with type: endpoint")
         params = cache[pipe] = compiled.params(pipe)
     return params
@@ -84,7 +84,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
     when the query ran past its deadline, RTP501 when the engine is unavailable.
     """
     if fmt not in FORMATS:
-        raise RequestError(f"unknown format '.{fmt}'", code="RTP404", status=404,
+        raise RequestError(f"unknown format '.{fmt}'", code="RTP404",
                            hint="use .json, .csv, .ndjson or .parquet")
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
@@ -130,14 +130,14 @@ def public_detail(detail: str) -> str:
     return _QUOTES_SQL.sub("", detail).strip() or "the message quotes the query"
 
 
-def engine_refusal(exc: QueryError, *, reveal: bool = False) -> RequestError:
+def engine_refusal(exc: QueryError, *, reveal: bool = False) -> SqlError:
     """RTP304 for a query the engine refused. ClickHouse's error name and message,
     without the statement's text unless ``reveal`` (an ADMIN's own query)."""
     if reveal:
-        return RequestError(f"the engine refused the query: {exc.detail}", code="RTP304")
+        return SqlError(f"the engine refused the query: {exc.detail}", code="RTP304")
     name = f" ({exc.ch_name})" if exc.ch_name else ""
-    return RequestError(f"the engine refused the query: {public_detail(exc.detail)}{name}",
-                        code="RTP304")
+    return SqlError(f"the engine refused the query: {public_detail(exc.detail)}{name}",
+                    code="RTP304")
 
 
 def read(backend, sql: str, fmt: str, limits: Limits, settings: dict | None = None

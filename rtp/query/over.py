@@ -22,11 +22,10 @@ from rtp.errors import RequestError
 from rtp.sql.guard import guard_query
 
 
-def _refused(message: str, *, status: int = 400, code: str = "RTP400") -> RequestError:
+def _refused(message: str, *, code: str = "RTP400") -> RequestError:
     return RequestError(
         f"q: {message}",
         code=code,
-        status=status,
         hint="q runs one SELECT over the endpoint's result, named _: e.g. q=SELECT count() FROM _",
     )
 
@@ -77,14 +76,14 @@ def check_over_result(q: str, *, admin: bool = False) -> tuple[str, list[tuple[i
     if admin:
         return text, spans
     if others:
-        raise _refused(f"it may read only _, not {', '.join(others)}", status=403, code="RTP403")
+        raise _refused(f"it may read only _, not {', '.join(others)}", code="RTP403")
     try:
         verdict = guard_query(text, admin=False)
     except RequestError as exc:
-        raise _refused(exc.message, status=exc.status, code=exc.code) from None
+        raise _refused(exc.message, code=exc.code) from None
     beyond = sorted(set(verdict.tables) - {"_"})
     if beyond:
-        raise _refused(f"it may read only _, not {', '.join(beyond)}", status=403, code="RTP403")
+        raise _refused(f"it may read only _, not {', '.join(beyond)}", code="RTP403")
     if not spans:
         raise _refused("it must read the endpoint's result, _")
     return text, spans

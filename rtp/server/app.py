@@ -152,7 +152,7 @@ class ServerState:
         if level < 1:
             self._buckets[name] = (level, now)
             raise RequestError(f"token '{name}' is over {rate:g} requests per second",
-                               code="RTP406", status=429, hint="retry after a short pause")
+                               code="RTP406", hint="retry after a short pause")
         self._buckets[name] = (level - 1, now)
 
 

@@ -38,7 +38,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from rtp.engine import QueryError
-from rtp.errors import RequestError, RtpError
+from rtp.errors import RequestError, RtpError, SqlError
 from rtp.ingest import RowMapper, by_name, insert, read_records, refused_rows
 from rtp.server.http import read_body
 from rtp.sql.guard import denied, function_name
@@ -108,7 +108,6 @@ def _datasource(state, name: str):
         raise RequestError(
             f"there is no datasource '{name}'",
             code="RTP404",
-            status=404,
             hint="GET /v0/datasources lists them",
         )
     return ds
@@ -210,7 +209,6 @@ def fetch_url(url: str, limit: int) -> bytes:
         raise RequestError(
             f"the file at url is larger than {limit} bytes",
             code="RTP405",
-            status=413,
             hint="split it, or use rtp append",
         )
     if data[:2] == b"\x1f\x8b":
@@ -222,7 +220,7 @@ def fetch_url(url: str, limit: int) -> bytes:
             raise RequestError(f"the file at url is not valid gzip: {exc}", code="RTP407") from None
         if len(data) > limit:
             raise RequestError(
-                f"the file at url is larger than {limit} bytes expanded", code="RTP405", status=413
+                f"the file at url is larger than {limit} bytes expanded", code="RTP405"
             )
     return data
 
@@ -282,7 +280,6 @@ async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONRespo
             raise RequestError(
                 f"the token '{grant.name}' may append to '{name}' but not replace its rows",
                 code="RTP403",
-                status=403,
                 hint="replace, truncate and delete need an ADMIN token",
             )
     limit = state.settings.max_body_bytes
@@ -320,7 +317,6 @@ async def _ingest(request: Request, name: str, mode: str, fmt: str) -> JSONRespo
             raise RequestError(
                 f"datasource '{name}' is not deployed",
                 code="RTP404",
-                status=404,
                 hint="run `rtp deploy` first",
             ) from None
         raise
@@ -363,7 +359,6 @@ def _admin(state, request: Request, name: str, what: str) -> None:
         raise RequestError(
             f"the token '{grant.name}' may not {what} '{name}'",
             code="RTP403",
-            status=403,
             hint="this needs an ADMIN token",
         )
 
@@ -448,7 +443,7 @@ async def delete_rows(request: Request, name: str):
     try:
         count = await state.run(_delete, state.backend, name, text, dry_run)
     except QueryError as exc:
-        raise RequestError(
+        raise SqlError(
             f"the engine refused the delete_condition: {exc.detail}", code="RTP304"
         ) from None
     job = uuid.uuid4().hex

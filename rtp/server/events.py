@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from rtp.deploy.health import refuse_ingest
 from rtp.engine import QueryError
-from rtp.errors import RequestError
+from rtp.errors import EngineError, RequestError
 from rtp.ingest import insert, supports_tokens
 from rtp.server.http import read_body
 
@@ -71,7 +71,7 @@ class Batcher:
         queue = self.queues.setdefault(datasource, _Queue())
         if queue.rows + len(rows) > self.max_pending and queue.entries:
             raise RequestError(f"too many events are waiting to be written to "
-                               f"'{datasource}'", code="RTP406", status=429,
+                               f"'{datasource}'", code="RTP406",
                                hint="retry after a short pause")
         entry = _Entry(rows, bad, asyncio.get_running_loop().create_future())
         queue.entries.append(entry)
@@ -126,7 +126,7 @@ class Batcher:
 def _not_deployed(datasource: str, exc: QueryError) -> Exception:
     if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
         return RequestError(f"datasource '{datasource}' is not deployed", code="RTP404",
-                            status=404, hint="run `rtp deploy` first")
+                            hint="run `rtp deploy` first")
     return exc
 
 
@@ -139,8 +139,9 @@ def idempotency_token(request: Request, datasource: str, body: bytes, backend) -
 
     The token is the key and a digest of the (expanded) body: a retry (same key, same
     body) is dropped by the engine; the same key with another body is not mistaken for
-    a retry and is stored. Raises RequestError 400 (RTP408) for a malformed key and 501
-    (RTP409) when the engine has no insert deduplication (ClickHouse older than 22.2).
+    a retry and is stored. Raises RequestError 400 (RTP408) for a malformed key and
+    EngineError 501 (RTP511) when the engine has no insert deduplication (ClickHouse
+    older than 22.2).
     """
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -150,10 +151,10 @@ def idempotency_token(request: Request, datasource: str, body: bytes, backend) -
                            "ASCII characters", code="RTP408",
                            hint="use a UUID, or a digest of what the request sends")
     if not supports_tokens(backend):
-        raise RequestError(
+        raise EngineError(
             f"{IDEMPOTENCY_HEADER} needs insert deduplication, which this server's "
             f"ClickHouse ({backend.version()}) lacks (22.2 or newer has it)",
-            code="RTP409", status=501,
+            code="RTP511",
             hint="send the request without the header (a retry may then double rows), "
             "or upgrade ClickHouse")
     digest = hashlib.sha256(body).hexdigest()[:32]
@@ -166,7 +167,7 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
     state.authorize(request, "DATASOURCES:APPEND", name)
     mapper = state.mappers.get(name)
     if mapper is None:
-        raise RequestError(f"there is no datasource '{name}'", code="RTP404", status=404,
+        raise RequestError(f"there is no datasource '{name}'", code="RTP404",
                            hint="pass ?name=<datasource>, one of: "
                            + ", ".join(sorted(state.mappers)))
     refuse_ingest(state.missing_views, name, state.missing_hint)  # RTP508: views missing

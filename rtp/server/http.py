@@ -76,6 +76,6 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 def _too_large(limit: int) -> RequestError:
     return RequestError(f"the request body is larger than {limit} bytes", code="RTP405",
-                        status=413, hint="send the events in smaller requests")
+                        hint="send the events in smaller requests")
 
 

@@ -20,8 +20,8 @@ async def _params(request: Request) -> dict:
     """Query-string values (a repeated name gives a list), then a POST's JSON or form
     body on top.
 
-    Raises RequestError RTP407: 400 for a body that is not a JSON object or not UTF-8
-    form text, 415 for multipart/form-data (parameters are short text: send them as
+    Raises RequestError RTP407 (400) for a body that is not a JSON object or not UTF-8
+    form text, RTP412 (415) for multipart/form-data (parameters are short text: send them as
     application/x-www-form-urlencoded, JSON or in the query string).
     """
     query = request.query_params
@@ -43,8 +43,8 @@ async def _params(request: Request) -> dict:
                                    code="RTP407")
             raw.update({k: v for k, v in data.items() if k not in RESERVED})
         elif "multipart/" in kind:
-            raise RequestError("multipart bodies are not read here", code="RTP407",
-                               status=415, hint="send the parameters as application/"
+            raise RequestError("multipart bodies are not read here", code="RTP412",
+                               hint="send the parameters as application/"
                                "x-www-form-urlencoded, JSON or in the query string")
         elif body and "x-www-form-urlencoded" in kind:
             # parsed here, not with request.form(): that needs python-multipart, and

@@ -109,7 +109,7 @@ async def get_pipe_info(request: Request, name: str):
     cpipe = state.compiled.pipes.get(name)
     if cpipe is None:  # 404 before the token check names no scope, as for endpoints
         raise RequestError(
-            f"there is no pipe '{name}'", code="RTP404", status=404, hint="GET /v0/pipes lists them"
+            f"there is no pipe '{name}'", code="RTP404", hint="GET /v0/pipes lists them"
         )
     state.authorize(request, "PIPES:READ", name)
     return pipe_info(state.compiled, cpipe, _base_url(request))

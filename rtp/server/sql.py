@@ -61,11 +61,11 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
     for name in verdict.tables:
         if name not in state.project.datasources:
             raise RequestError(f"'{name}' is not a datasource of the project",
-                               code="RTP403", status=403, hint="a non-admin token reads "
+                               code="RTP403", hint="a non-admin token reads "
                                "the project's datasources only")
         if not grant.allows("DATASOURCES:READ", name):
             raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope on "
-                               f"'{name}'", code="RTP403", status=403,
+                               f"'{name}'", code="RTP403",
                                hint=f"create one with --scope DATASOURCES:READ:{name}")
     readable = [s.split(":", 2)[2] for s in sorted(grant.scopes)
                 if s.startswith("DATASOURCES:READ:")]
@@ -73,7 +73,7 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
     resource = verdict.tables[0] if verdict.tables else (readable or ["*"])[0]
     if not grant.allows("DATASOURCES:READ", resource):
         raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope",
-                           code="RTP403", status=403,
+                           code="RTP403",
                            hint=f"create one with --scope DATASOURCES:READ:{resource}")
     # the allowed output settings go in rtp's read-only clause (see guard._lift_settings)
     return verdict.sql, False, dict(verdict.settings)

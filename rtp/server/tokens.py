@@ -193,8 +193,7 @@ class TokenStore:
         with self._locked():
             kept = [t for t in self.tokens if t["name"] != name]
             if len(kept) == len(self.tokens):
-                raise RequestError(f"there is no token named '{name}'", code="RTP404",
-                                   status=404)
+                raise RequestError(f"there is no token named '{name}'", code="RTP404")
             self._data["tokens"] = kept
             self.save()
 
@@ -248,7 +247,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _forbidden(message: str, hint: str | None = None) -> RequestError:
-    return RequestError(message, code="RTP403", status=403, hint=hint)
+    return RequestError(message, code="RTP403", hint=hint)
 
 
 # -- JWT HS256 -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def _store(state):
 def _entry(store, name: str) -> dict:
     entry = next((t for t in store.tokens if t["name"] == name), None)
     if entry is None:
-        raise RequestError(f"there is no token named '{name}'", code="RTP404", status=404)
+        raise RequestError(f"there is no token named '{name}'", code="RTP404")
     return entry
 
 

@@ -203,7 +203,6 @@ def guard_query(sql: str, *, admin: bool, database: str | None = None,
         raise RequestError(
             f"only SELECT / WITH queries run for this token, not {head}",
             code="RTP403",
-            status=403,
             hint="SHOW, DESCRIBE, EXPLAIN and EXISTS need an ADMIN token",
         )
     try:
@@ -292,7 +291,6 @@ def _out_of_scope(what: str) -> RequestError:
     return RequestError(
         f"{what}: a non-admin token reads the project's datasources only",
         code="RTP403",
-        status=403,
         hint="use an ADMIN token for table functions, other databases, files and dictionaries",
     )
 

@@ -23,7 +23,7 @@ from jinja2.ext import Extension
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from rtp.errors import RequestError, SqlError
+from rtp.errors import RequestError, SqlError, TemplateRaisedError
 from rtp.sql import escape
 from rtp.sql.params import PARAM_FUNCTIONS, PARAM_OPTIONS, SCALAR_TYPES, Param, coerce
 from rtp.sql.tornado import TornadoSyntaxError, to_jinja
@@ -588,7 +588,7 @@ def _literal(value) -> escape.SqlText:
 def _error(context, message="error", status=400):
     if context.get("__check__"):  # Tinybird's test mode renders it as a comment
         return escape.SqlText("/* error */")
-    raise RequestError(str(message), code="RTP402", status=int(status))
+    raise TemplateRaisedError(str(message), status=int(status))
 
 
 @pass_context
@@ -597,7 +597,7 @@ def _custom_error(context, body=None, status=400):
     if context.get("__check__"):
         return escape.SqlText("/* error */")
     message = body.get("error", body) if isinstance(body, dict) else body
-    raise RequestError(str(message), code="RTP402", status=int(status))
+    raise TemplateRaisedError(str(message), status=int(status))
 
 
 _FUNCTIONS = {

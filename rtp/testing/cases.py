@@ -36,7 +36,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass, field
 
-from rtp.errors import Location, Problems, ProjectError, RtpError
+from rtp.errors import Location, Problems, ProjectError, RtpError, SuiteError
 from rtp.project.model import Project
 from rtp.project.source import Doc, load_yaml
 
@@ -115,7 +115,7 @@ def load_cases(project: Project, problems: Problems) -> list[Case]:
         elif classic.is_tinyunit_file(doc.data):
             cases.extend(classic.read_tinyunit_file(project, path.stem, doc, problems))
         elif classic.is_regression_file(doc.data):
-            problems.add(ProjectError(
+            problems.add(SuiteError(
                 f"{rel} is a Tinybird regression-test configuration (`tb env "
                 "regression-tests`): it compares a branch with a live workspace's requests, "
                 "which rtp can't replay; the file is skipped", code="RTP606",
@@ -128,7 +128,7 @@ def warn_repeated(doc: Doc, i: int, name: str, names: set[str], problems: Proble
     """Tinybird runs every case of a file, whatever its name: so does rtp, with a
     warning, since reports and ``-k`` then can't tell the two apart."""
     if name in names:
-        problems.add(ProjectError(
+        problems.add(SuiteError(
             f"test '{name}' is defined twice in {doc.file}; both run", code="RTP605",
             location=doc.loc((i, "name")) if (i, "name") in doc.marks else doc.loc((i,)),
             severity="warning", hint="give each case its own name"))
@@ -140,7 +140,7 @@ def _read_file(project: Project, pipe_name: str, doc: Doc, problems: Problems) -
     if pipe is None or pipe.type != "endpoint":
         close = difflib.get_close_matches(pipe_name, [p.name for p in project.endpoints], n=1)
         what = "is not an endpoint pipe" if pipe else "names no pipe"
-        problems.add(ProjectError(
+        problems.add(SuiteError(
             f"test file {doc.file} {what}: tests/<pipe>.yaml tests the endpoint <pipe>",
             code="RTP600", location=Location(doc.file),
             hint=f"did you mean tests/{close[0]}.yaml?" if close else None))
@@ -166,7 +166,7 @@ def _read_case(pipe: str, doc: Doc, i: int, raw: dict, problems: Problems) -> Ca
                 location=doc.loc((i, key), key=True),
                 hint=f"did you mean '{close[0]}'?" if close else None))
     if not any(k in raw for k in EXPECTATIONS):
-        problems.add(ProjectError(
+        problems.add(SuiteError(
             f"test '{raw.get('name')}' expects nothing", code="RTP604",
             location=doc.loc((i,)),
             hint="give it expected_result, expected_http_status, row_count, max_rows_read "

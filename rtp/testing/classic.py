@@ -34,7 +34,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from rtp.errors import Location, Problems, ProjectError
+from rtp.errors import Location, Problems, ProjectError, SuiteError
 from rtp.project.model import Project
 from rtp.project.source import Doc
 from rtp.testing.cases import Case, warn_repeated
@@ -124,7 +124,7 @@ def read_tinyunit_file(project: Project, stem: str, doc: Doc, problems: Problems
                 case.parameters = {str(k): _text(v) for k, v in params.items()}
                 if case.pipe not in project.pipes or project.pipes[case.pipe].type != "endpoint":
                     problems.add(
-                        ProjectError(
+                        SuiteError(
                             f"test '{name}' calls '{case.pipe}', which is no endpoint pipe",
                             code="RTP600",
                             location=doc.loc((i, name, "pipe", "name")),
@@ -132,7 +132,7 @@ def read_tinyunit_file(project: Project, stem: str, doc: Doc, problems: Problems
                     )
         if case.sql is None and case.kind == "sql":
             problems.add(
-                ProjectError(
+                SuiteError(
                     f"test '{name}' has neither sql nor pipe",
                     code="RTP604",
                     location=doc.loc((i, name), key=True),
@@ -180,7 +180,7 @@ def read_command_file(project: Project, path: Path, rel: str, problems: Problems
     where = Location(rel, lines[0][0] if lines else 0, 1)
 
     def refuse(message: str, hint: str | None = None, code: str = "RTP606") -> list[Case]:
-        problems.add(ProjectError(message, code=code, location=where, hint=hint))
+        problems.add(SuiteError(message, code=code, location=where, hint=hint))
         return []
 
     if len(lines) != 1:

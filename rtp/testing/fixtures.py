@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from rtp.engine import QueryError
-from rtp.errors import Location, ProjectError, RtpError
+from rtp.errors import Location, RtpError, SuiteError
 from rtp.ingest import (
     RowError,
     RowMapper,
@@ -54,7 +54,7 @@ def load_fixtures(project: Project, backend, *,
     """Insert every fixture file; returns (rows inserted, rows quarantined) per
     datasource.
 
-    ``quarantine`` False (``rtp test``): a bad row fails the load. Raises ProjectError
+    ``quarantine`` False (``rtp test``): a bad row fails the load. Raises SuiteError
     RTP602 for a fixture naming no datasource and RTP603 (file and line) for a row that
     isn't JSON, doesn't fit the columns or that ClickHouse refuses; RTP505 for an
     unreadable Parquet file. ``quarantine`` True (``rtp dev``): bad rows go to
@@ -69,7 +69,7 @@ def load_fixtures(project: Project, backend, *,
         if ds is None:
             if quarantine or tinybird or rel.startswith(CLASSIC_DIR + "/"):
                 continue
-            raise ProjectError(
+            raise SuiteError(
                 f"fixture {rel} names no datasource", code="RTP602", location=Location(rel),
                 hint="fixtures are named fixtures/<datasource>.ndjson|.csv|.parquet")
         if path.suffix == ".sql":
@@ -93,7 +93,7 @@ def _sql_rows(backend, path: Path, rel: str) -> bytes:
     """The NDJSON rows of a ``.sql`` fixture's query, run in the test engine (Tinybird
     runs it, keeps its rows as the fixture and appends them as NDJSON).
 
-    Raises ProjectError RTP603 when the query is not one read-only statement or the
+    Raises SuiteError RTP603 when the query is not one read-only statement or the
     engine refuses it."""
     from rtp.sql.guard import guard_query
 
@@ -105,7 +105,7 @@ def _sql_rows(backend, path: Path, rel: str) -> bytes:
         columns, rows = backend.query(sql)
     except (QueryError, RtpError) as exc:
         detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
-        raise ProjectError(f"fixture query failed: {detail}", code="RTP603",
+        raise SuiteError(f"fixture query failed: {detail}", code="RTP603",
                            location=Location(rel, 1, 1)) from None
     names = [c[0] for c in columns]
     return "".join(json.dumps(dict(zip(names, r, strict=True)), default=str) + "\n"
@@ -113,7 +113,7 @@ def _sql_rows(backend, path: Path, rel: str) -> bytes:
 
 
 def _insert_strict(backend, mapper: RowMapper, records: list, rel: str) -> tuple[int, int]:
-    """All rows in one insert, or a ProjectError naming the first bad row's line."""
+    """All rows in one insert, or a SuiteError naming the first bad row's line."""
     ds = mapper.datasource
     rows, lines = [], []
     for record in records:
@@ -124,7 +124,7 @@ def _insert_strict(backend, mapper: RowMapper, records: list, rel: str) -> tuple
         except RowError as exc:
             message = (f"fixture row is {exc}" if record.error is not None
                        else f"fixture row doesn't fit datasource '{ds.name}': {exc}")
-            raise ProjectError(message, code="RTP603",
+            raise SuiteError(message, code="RTP603",
                                location=Location(rel, record.line, exc.column),
                                hint=f"compare it with {ds.file}") from None
         lines.append(record.line)
@@ -134,10 +134,10 @@ def _insert_strict(backend, mapper: RowMapper, records: list, rel: str) -> tuple
         # the run fails anyway: find the row to name
         refused = refused_rows(backend, ds.name, rows)
         if not refused:
-            raise ProjectError(f"ClickHouse refused the fixture rows of {rel} together",
+            raise SuiteError(f"ClickHouse refused the fixture rows of {rel} together",
                                code="RTP603", location=Location(rel)) from None
         index, exc = refused[0]
-        raise ProjectError(f"fixture row doesn't fit datasource '{ds.name}': "
+        raise SuiteError(f"fixture row doesn't fit datasource '{ds.name}': "
                            f"ClickHouse refused it: {exc.detail}", code="RTP603",
                            location=Location(rel, lines[index], 1),
                            hint=f"compare it with {ds.file}") from None

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rtp.errors import Location, Problems, ProjectError, RtpError, http_status
+from rtp.errors import Location, Problems, RtpError, SuiteError, http_status
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject
 from rtp.testing.cases import Case, load_cases
@@ -67,7 +67,7 @@ def prepare(compiled: CompiledProject, problems: Problems) -> list[Case]:
             params = compiled.params(case.pipe)
             unknown = [n for n in case.parameters if n not in params and n != "token"]
             for name in unknown:
-                problems.add(ProjectError(
+                problems.add(SuiteError(
                     f"test '{case.name}' sends '{name}', which {case.pipe} doesn't take",
                     code="RTP601", location=_param_location(case, name),
                     hint="parameters: " + (", ".join(params) or "none")))

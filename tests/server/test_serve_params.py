@@ -140,7 +140,7 @@ async def test_multipart_post_is_415(serve):
         headers={"Authorization": f"Bearer {s.admin}"},
     )
     assert r.status_code == 415, r.text
-    assert r.json()["code"] == "RTP407"
+    assert r.json()["code"] == "RTP412"
     assert "multipart" in r.json()["error"]
 
 

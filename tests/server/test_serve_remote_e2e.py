@@ -79,7 +79,7 @@ def test_commands_work_through_the_running_server(project_factory, tmp_path):
                      "-f", "csv")
         assert result.stdout == "c\n1\n", result.stderr
         result = rtp("sql", "DROP TABLE events", "-p", root)
-        assert result.returncode == 1
+        assert result.returncode == 2  # RTP4xx: a usage error (docs/errors.md)
         assert "RTP400 only read-only statements run through /v0/sql" in result.stderr
 
         # edit a pipe and add a datasource: plan, then deploy through the server
