@@ -7,10 +7,10 @@ import os
 import uuid
 
 import pytest
-from rtp.sql.ddl import create_table
 
 from rtp.project.load import load_project
 from rtp.server import ServerSettings, create_app
+from rtp.sql.ddl import create_table
 
 pytestmark = pytest.mark.anyio
 
