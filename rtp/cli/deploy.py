@@ -7,6 +7,7 @@ its journal in the target, then the project is planned again (see docs/deploy.md
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -17,6 +18,9 @@ from rtp.cli.output import console, fail
 from rtp.deploy import apply, plan, resume
 from rtp.deploy.journal import Journal, find_unfinished
 from rtp.errors import EngineError, RtpError
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 
 def deploy(
@@ -83,7 +87,7 @@ def deploy(
         backend.close()
 
 
-def _discard(backend) -> None:
+def _discard(backend: Backend) -> None:
     unfinished = find_unfinished(backend)
     if unfinished is None:
         console.print("no interrupted deploy to discard")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import TYPE_CHECKING
 
 from croniter import croniter
 
@@ -20,10 +21,13 @@ from rtp.errors import EngineError, Problems, ProjectError
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+
 
 def run_copy(
     project: Project,
-    backend,
+    backend: Backend,
     name: str,
     values: dict | None = None,
     *,

@@ -26,10 +26,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rtp.deploy.state import Record
 from rtp.engine import QueryError
 from rtp.sql.escape import quote_string
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 JOURNAL_TABLE = "_rtp_journal"
 JOURNAL_DDL = (
@@ -104,7 +108,7 @@ def ops(changes) -> list[tuple[int, int, str]]:
 class Journal:
     """Writes one deploy's rows. ``begin`` before anything runs, ``step`` before each."""
 
-    def __init__(self, backend, deploy_id: str | None = None) -> None:
+    def __init__(self, backend: Backend, deploy_id: str | None = None) -> None:
         self.backend = backend
         self.id = deploy_id or uuid.uuid4().hex[:16]
 
@@ -171,7 +175,7 @@ class Unfinished:
         return "\n".join(lines)
 
 
-def find_unfinished(backend) -> Unfinished | None:
+def find_unfinished(backend: Backend) -> Unfinished | None:
     """The oldest deploy of the target that never finished, or None. Reads only."""
     _, exists = backend.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() "
@@ -203,7 +207,7 @@ def find_unfinished(backend) -> Unfinished | None:
 
 
 def run(
-    backend,
+    backend: Backend,
     journal: Journal,
     changes,
     start: int,
@@ -258,7 +262,7 @@ def restart_point(changes, last: int) -> tuple[int, bool]:
     return last - 1, True
 
 
-def _run_guarded(backend, sql: str) -> None:
+def _run_guarded(backend: Backend, sql: str) -> None:
     """Run a step that may already have run, wholly or in part, before a crash."""
     if sql.startswith("CREATE "):
         m = _CREATE.match(sql)
@@ -284,7 +288,7 @@ def _run_guarded(backend, sql: str) -> None:
         backend.execute(sql)
 
 
-def _exists(backend, name: str) -> bool:
+def _exists(backend: Backend, name: str) -> bool:
     return bool(
         backend.query(
             "SELECT 1 FROM system.tables WHERE database = currentDatabase() "

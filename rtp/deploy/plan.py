@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rtp.deploy.ddl import _setting as setting_sql
 from rtp.deploy.ddl import column_sql, create_materialized_view, create_table
@@ -17,6 +18,9 @@ from rtp.engine import require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 NEW, OLD = "__rtp_new", "__rtp_old"  # suffixes of the tables a rebuild swaps in and out
 _SYMBOL = {"create": "+", "alter": "~", "rebuild": "!", "recreate": "~", "drop": "-",
@@ -70,7 +74,7 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(project: Project, backend) -> Plan:
+def plan(project: Project, backend: Backend) -> Plan:
     """What ``apply`` must do to bring ``backend`` to ``project``. Reads only.
 
     Raises SqlError when a materialized pipe can't be composed (run ``rtp check``) and
@@ -247,7 +251,7 @@ def _column_drift(rec: Record, live: Live) -> str:
     return f" ({'; '.join(notes)})" if notes else " (its definition differs)"
 
 
-def _check_features(backend, ds: Datasource) -> None:
+def _check_features(backend: Backend, ds: Datasource) -> None:
     where = f"datasource {ds.name} ({ds.file})"
     if any("DateTime64" in c.type for c in ds.columns):
         require(backend, "DateTime64", where)

@@ -23,6 +23,7 @@ import math
 import queue
 import re
 import uuid
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from rtp.engine import (
@@ -33,6 +34,7 @@ from rtp.engine import (
     require,
     version_tuple,
 )
+from rtp.engine.formats import SUPPORTED, Statistics, format_rows
 from rtp.engine.limits import Limits
 from rtp.engine.rwlock import RWLock
 from rtp.errors import EngineError
@@ -159,15 +161,43 @@ class ClickHouseBackend:
         sql = _DEDUP_WINDOW.sub("", sql)
         return re.sub(r"\n?SETTINGS\s*$", "", sql.rstrip())
 
-    def query(self, sql: str, limits: Limits | None = None, settings: dict | None = None
-              ) -> tuple[list[tuple[str, str]], list[list]]:
+    def query(self, sql: str, limits: Limits | None = None,
+              settings: dict[str, Any] | None = None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
         """Run a query; with ``limits``, read-only under them (``settings``: rtp's own
         extra settings, sent beside the text too)."""
+        columns, rows, _ = self._rows(sql, limits, settings)
+        return columns, rows
+
+    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
+                    settings: dict[str, Any] | None = None) -> bytes:
+        """The query's answer in ClickHouse format ``fmt``, built from the driver's rows
+        by :func:`rtp.engine.formats.format_rows` (the native protocol sends blocks, not
+        format text). Raises QueryError, EngineError, ValueError (unknown format)."""
+        if fmt not in SUPPORTED:  # before the query runs
+            raise ValueError(f"format {fmt!r} is not one of {', '.join(SUPPORTED)}")
+        columns, rows, stats = self._rows(sql, limits, settings)
+        return format_rows(columns, rows, fmt, stats)
+
+    def _rows(self, sql: str, limits: Limits | None, settings: dict[str, Any] | None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]], Statistics]:
         if limits is not None:
             settings = limits.settings(settings)
             settings["max_execution_time"] = max(1, math.ceil(limits.deadline))
-        rows, columns = self._call(sql, with_column_types=True, settings=settings)
-        return [(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows]
+        client = self._borrow()
+        with self.rw.shared():
+            try:
+                rows, columns = self._client_call(client, sql, with_column_types=True,
+                                                  settings=settings)
+                last = client.last_query
+                stats = Statistics(
+                    float(getattr(last, "elapsed", 0.0) or 0.0),
+                    int(getattr(last.progress, "rows", 0)) if last else 0,
+                    int(getattr(last.progress, "bytes", 0)) if last else 0)
+            finally:
+                self._idle.put(client)
+        return ([(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows],
+                stats)
 
     def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
         # The driver can't send inline FORMAT data, so rows become one INSERT ... SELECT

@@ -43,6 +43,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -190,9 +191,10 @@ class EmbeddedBackend:
     def execute(self, sql: str) -> None:
         self._run(sql, "TabSeparated")
 
-    def query(self, sql: str, limits: Limits | None = None
-              ) -> tuple[list[tuple[str, str]], list[list]]:
-        result = self._run(sql, "JSONCompact", limits)
+    def query(self, sql: str, limits: Limits | None = None,
+              settings: dict[str, Any] | None = None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+        result = self._run(sql, "JSONCompact", limits, settings)
         text = result.bytes().decode("utf-8") if hasattr(result, "bytes") else str(result)
         if not text.strip():
             return [], []

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +48,9 @@ from rtp.server.settings import ServerSettings
 from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
 from rtp.sql.compose import compile_project
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+
 log = logging.getLogger("rtp.server")
 
 def error_body(message: str, code: str, settings: ServerSettings) -> dict:
@@ -56,7 +60,7 @@ def error_body(message: str, code: str, settings: ServerSettings) -> dict:
 class ServerState:
     """What the routes share; one per app."""
 
-    def __init__(self, project: Project, backend, settings: ServerSettings) -> None:
+    def __init__(self, project: Project, backend: Backend, settings: ServerSettings) -> None:
         self.backend = backend
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
@@ -152,7 +156,8 @@ class ServerState:
         self._buckets[name] = (level - 1, now)
 
 
-def create_app(project: Project, backend, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(project: Project, backend: Backend,
+               settings: ServerSettings | None = None) -> FastAPI:
     """The HTTP API for ``project`` on ``backend`` (already deployed)."""
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING
 
 from rtp.deploy.ddl import create_table
 from rtp.engine import QueryError
 from rtp.errors import SchemaError
 from rtp.project.model import Datasource, Engine
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 _PROBE = "__rtp_probe"
 
@@ -32,7 +36,7 @@ def schemas(ctx) -> None:
         ctx.tables.add(ds.name)
 
 
-def _try(backend, ds: Datasource) -> QueryError | None:
+def _try(backend: Backend, ds: Datasource) -> QueryError | None:
     try:
         backend.execute(create_table(ds, name=_PROBE))
     except QueryError as exc:
@@ -41,7 +45,7 @@ def _try(backend, ds: Datasource) -> QueryError | None:
     return None
 
 
-def _diagnose(backend, ds: Datasource, whole: QueryError) -> SchemaError:
+def _diagnose(backend: Backend, ds: Datasource, whole: QueryError) -> SchemaError:
     bare = dataclasses.replace(ds, engine=Engine("MergeTree"), sorting_key=(), primary_key=(),
                                partition_key=None, ttl=None, settings=(), indexes=())
     # 1. columns alone
