@@ -26,13 +26,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rtp.deploy.state import Record
 from rtp.engine import QueryError
 from rtp.sql.escape import quote_string
 
 if TYPE_CHECKING:
+    from rtp.deploy.plan import Change
     from rtp.engine import Backend
 
 JOURNAL_TABLE = "_rtp_journal"
@@ -52,11 +53,12 @@ _ALTER_DONE = {15, 10, 16, 44, 36}
 _steps_run = 0  # steps this process ran, for the test hook
 
 
-def changes_to_json(changes) -> list[dict]:
+def changes_to_json(changes: list[Change]) -> list[dict[str, Any]]:
+    """Changes as the journal's plan row stores them: words as plain text."""
     return [
         {
-            "action": c.action,
-            "kind": c.kind,
+            "action": c.action.value,
+            "kind": c.kind.value,
             "name": c.name,
             "reason": c.reason,
             "steps": list(c.steps),
@@ -65,7 +67,7 @@ def changes_to_json(changes) -> list[dict]:
             if c.record is None
             else {
                 "name": c.record.name,
-                "kind": c.record.kind,
+                "kind": str(c.record.kind),
                 "hash": c.record.hash,
                 "spec": c.record.spec,
             },
@@ -74,13 +76,13 @@ def changes_to_json(changes) -> list[dict]:
     ]
 
 
-def changes_from_json(data: list[dict]):
-    from rtp.deploy.plan import Change
+def changes_from_json(data: list[dict[str, Any]]) -> list[Change]:
+    from rtp.deploy.plan import Action, Change, Kind
 
     return [
         Change(
-            d["action"],
-            d["kind"],
+            Action(d["action"]),
+            Kind(d["kind"]),
             d["name"],
             d["reason"],
             list(d["steps"]),
