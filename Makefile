@@ -5,6 +5,7 @@ install:
 
 lint:
 	ruff check rtp tests bench
+	mypy
 
 format:
 	ruff format rtp tests bench && ruff check --fix rtp tests bench

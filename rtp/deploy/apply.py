@@ -24,6 +24,7 @@ from rtp.errors import EngineError, RtpError
 
 if TYPE_CHECKING:
     from rtp.engine import Backend
+    from rtp.project.model import Project
 
 log = logging.getLogger("rtp.deploy")
 
@@ -76,7 +77,7 @@ def resume(backend: Backend, *, progress: Callable[[Change], None] | None = None
     return unfinished
 
 
-def deploy(project, backend: Backend, *, allow_destructive: bool = False) -> Plan:
+def deploy(project: Project, backend: Backend, *, allow_destructive: bool = False) -> Plan:
     """Finish an interrupted deploy (see :func:`resume`), then plan and apply in one
     call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it). Returns the plan that was
     applied. Raises as :func:`plan` and :func:`apply`."""
@@ -87,15 +88,18 @@ def deploy(project, backend: Backend, *, allow_destructive: bool = False) -> Pla
 
 
 def _run(backend: Backend, journal: Journal, changes: list[Change], start: int, guard: bool,
-         progress) -> None:
+         progress: Callable[[Change], None] | None) -> None:
     try:
         run(backend, journal, changes, start, guard_first=guard, record=_record,
             progress=progress)
     except QueryError as exc:
-        ci, si = getattr(exc, "step", (None, None))
-        change = changes[ci] if ci is not None else None
-        where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
-                 f"{len(change.steps)}" if change else "a guarded step")
+        if exc.step is not None:
+            ci, si = exc.step
+            change = changes[ci]
+            where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
+                     f"{len(change.steps)}")
+        else:
+            where = "a guarded step"
         raise EngineError(
             f"deploy stopped at {where}: {exc.message}", code="RTP503",
             hint=f"statement: {_first_line(exc.sql or '')}. The deploy is journaled in "

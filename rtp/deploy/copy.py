@@ -53,6 +53,8 @@ def run_copy(
         # whole seconds: 18.16 refuses a Float64 here ("Bad get: has Float64")
         select += f"\nSETTINGS max_execution_time = {max(1, math.ceil(timeout))}"
     target = pipe.target
+    if not target:  # the loader requires one; here for the type checker
+        raise ProjectError(f"copy pipe '{name}' has no target", code="RTP107")
     try:
         # The copy's query runs like any insert (reads go on beside it); only a
         # replace's swap takes the exclusive hold, so no reader sees the target missing.
@@ -85,6 +87,7 @@ def next_run(schedule: str, after: dt.datetime) -> dt.datetime:
     seconds (``* * * * * */10``), or ``@hourly``/``@daily``/``@weekly``/``@monthly``/
     ``@yearly``. Raises ValueError for an expression that is malformed or never fires."""
     try:
-        return croniter(schedule, after).get_next(dt.datetime)
+        when: dt.datetime = croniter(schedule, after).get_next(dt.datetime)
+        return when
     except Exception as exc:  # croniter's errors derive from ValueError, or not (dates)
         raise ValueError(f"schedule {schedule!r}: {exc}") from None

@@ -97,7 +97,7 @@ def changes_from_json(data: list[dict[str, Any]]) -> list[Change]:
     ]
 
 
-def ops(changes) -> list[tuple[int, int, str]]:
+def ops(changes: list[Change]) -> list[tuple[int, int, str]]:
     """Every step of a deploy in order: (change index, step index, statement), each
     change's statements followed by its RECORD pseudo-step."""
     out = []
@@ -129,11 +129,11 @@ class Journal:
             ],
         )
 
-    def begin(self, target: str, changes) -> None:
+    def begin(self, target: str, changes: list[Change]) -> None:
         self.backend.execute(JOURNAL_DDL)
         self._write(0, "plan", {"target": target, "changes": changes_to_json(changes)})
 
-    def step(self, seq: int, change, ci: int, si: int, sql: str) -> None:
+    def step(self, seq: int, change: Change, ci: int, si: int, sql: str) -> None:
         self._write(
             seq, "step", {"change": ci, "step": si, "what": change.describe(), "statement": sql}
         )
@@ -211,7 +211,7 @@ def find_unfinished(backend: Backend) -> Unfinished | None:
 def run(
     backend: Backend,
     journal: Journal,
-    changes,
+    changes: list[Change],
     start: int,
     *,
     guard_first: bool,
@@ -241,7 +241,7 @@ def run(
         after_step()
 
 
-def restart_point(changes, last: int) -> tuple[int, bool]:
+def restart_point(changes: list[Change], last: int) -> tuple[int, bool]:
     """Where to resume a deploy whose step ``last`` (1-based seq) was running: (index
     into ops to start from, whether that first step must run guarded)."""
     if not last:

@@ -40,7 +40,8 @@ class _Word(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
-    __format__ = str.__format__
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
 
 class Action(_Word):
@@ -149,7 +150,7 @@ def plan(project: Project, backend: Backend) -> Plan:
             change.steps[:0] = [f"DROP TABLE IF EXISTS `{v}`" for v in live_readers]
             recreate.update(live_readers)
         result.changes.append(change)
-    for name in sorted(views, key=lambda v: order.index(views[v].target)):
+    for name in sorted(views, key=lambda v: order.index(desired[v].target)):
         result.changes.append(_view_change(views[name], desired[name], state.get(name),
                                            live.get(name), project, name in recreate,
                                            result.drift))
@@ -377,7 +378,8 @@ def _backfill(table: str, view: DesiredView, target: Datasource) -> str:
 
     select = view.select
     try:
-        names = sqlglot.parse_one(select, read="clickhouse").named_selects
+        parsed = sqlglot.parse_one(select, read="clickhouse")
+        names = parsed.named_selects if isinstance(parsed, sqlglot.exp.Query) else []
     except sqlglot.errors.SqlglotError:
         names = []
     known = {c.name for c in target.columns}

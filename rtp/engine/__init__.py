@@ -42,6 +42,8 @@ class QueryError(EngineError):
         super().__init__(f"ClickHouse: {detail}" + (f" ({ch_name})" if ch_name else ""),
                          code="RTP500")
         self.detail = detail
+        # (change, step) of the deploy step that failed, set by rtp.deploy.journal.run
+        self.step: tuple[int, int] | None = None
         self.ch_code = ch_code
         self.ch_name = ch_name
         self.sql = sql

@@ -23,6 +23,7 @@ import math
 import queue
 import re
 import uuid
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -45,7 +46,7 @@ _DEDUP_WINDOW = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+(
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
-def parse_url(url: str) -> dict:
+def parse_url(url: str) -> dict[str, Any]:
     """Connection arguments from a clickhouse:// URL. Raises EngineError RTP501."""
     parsed = urlparse(url)
     if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
@@ -83,9 +84,9 @@ class ClickHouseBackend:
         self._where = f"{args['host']}:{args['port']}"
         self.rw = RWLock()
         self._version: str | None = None
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()  # clients not in use
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # clients not in use
 
-        def new_client(database: str = self.database):
+        def new_client(database: str = self.database) -> Any:
             return Client(
                 args["host"], port=args["port"], user=args["user"],
                 password=args["password"], database=database, secure=args["secure"],
@@ -103,13 +104,13 @@ class ClickHouseBackend:
         first.connection.database = self.database
         first.disconnect()
 
-    def _borrow(self):
+    def _borrow(self) -> Any:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
             return self._new_client()
 
-    def _call(self, sql: str, **kwargs):
+    def _call(self, sql: str, **kwargs: Any) -> Any:
         client = self._borrow()
         with self.rw.shared():
             try:
@@ -117,7 +118,7 @@ class ClickHouseBackend:
             finally:
                 self._idle.put(client)
 
-    def _client_call(self, client, sql: str, **kwargs):
+    def _client_call(self, client: Any, sql: str, **kwargs: Any) -> Any:
         from clickhouse_driver import errors
 
         try:
@@ -199,14 +200,15 @@ class ClickHouseBackend:
         return ([(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows],
                 stats)
 
-    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
+    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
+                    token: str | None = None) -> None:
         # The driver can't send inline FORMAT data, so rows become one INSERT ... SELECT
         # with every value cast to its column's type: ClickHouse, not Python, judges each
         # value. One statement for all rows: all or none (it used to send one INSERT per
         # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        settings: dict = {}
+        settings: dict[str, Any] = {}
         if token is not None:
             require(self, "insert deduplication tokens", "an idempotent insert")
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
@@ -240,7 +242,7 @@ class ClickHouseBackend:
                        settings=settings)
             self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=settings)
 
-    def exclusive(self):
+    def exclusive(self) -> AbstractContextManager[None]:
         return self.rw.exclusive()
 
     def version(self) -> str:
@@ -268,7 +270,7 @@ def _default(ch_type: str, kind: str, expr: str) -> str:
     return f"assumeNotNull(CAST(NULL AS Nullable({ch_type})))"
 
 
-def _value(value) -> str:
+def _value(value: object) -> str:
     if isinstance(value, dict):
         import json
 
@@ -279,7 +281,7 @@ def _value(value) -> str:
         return quote_string(str(value))
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """Driver values as the embedded engine's JSON would give them."""
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
