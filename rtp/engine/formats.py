@@ -46,6 +46,8 @@ def format_rows(columns: Columns, rows: Rows, fmt: str,
             "meta": [{"name": n, "type": t} for n, t in columns],
             "data": [dict(zip(names, row, strict=True)) for row in rows],
             "rows": len(rows),
+            # Tinybird's shape has it; ClickHouse writes it for a query with a LIMIT
+            "rows_before_limit_at_least": len(rows),
             "statistics": {"elapsed": stats.elapsed, "rows_read": stats.rows_read,
                            "bytes_read": stats.bytes_read},
         })
