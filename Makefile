@@ -6,6 +6,7 @@ install:
 lint:
 	ruff check rtp tests bench
 	lint-imports  # the layers contract in pyproject.toml
+	mypy
 
 format:
 	ruff format rtp tests bench && ruff check --fix rtp tests bench

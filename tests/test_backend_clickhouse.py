@@ -52,13 +52,6 @@ def shop(project_factory):
     return make
 
 
-def test_query_values_and_version(server):
-    assert version_tuple(server.version()) >= (18, 0)
-    cols, rows = server.query("SELECT 1 AS a, 'x' AS b, toDate('2030-01-02') AS d")
-    assert cols == [("a", "UInt8"), ("b", "String"), ("d", "Date")]
-    assert rows == [[1, "x", "2030-01-02"]]
-
-
 def test_refused_credentials_and_unreachable_host():
     from rtp.engine.clickhouse import ClickHouseBackend
 

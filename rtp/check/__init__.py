@@ -9,10 +9,14 @@ earlier, in :func:`rtp.sql.compose.compile_project`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rtp.errors import Problems
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 
 @dataclass
@@ -20,7 +24,7 @@ class CheckContext:
     project: Project
     compiled: CompiledProject
     problems: Problems
-    backend: object  # rtp.engine.Backend, an in-memory scratch engine
+    backend: Backend  # an in-memory scratch engine
     tables: set[str] = field(default_factory=set)  # datasources created without error
     failed_pipes: set[str] = field(default_factory=set)
     outputs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -47,8 +51,8 @@ def _rules():
     return (statements, reserved, operators, schemas, explain, outputs)
 
 
-def check_project(project: Project, problems: Problems, backend=None, *,
-                  compiled: CompiledProject | None = None) -> CheckContext:
+def check_project(project: Project, problems: Problems, backend: Backend | None = None,
+                  *, compiled: CompiledProject | None = None) -> CheckContext:
     """Run every rule on a loaded project; problems are added to ``problems``.
 
     ``backend`` is an engine to build the schemas in; by default a fresh in-memory chDB.

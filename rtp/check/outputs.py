@@ -9,12 +9,17 @@ then really created in the scratch engine, proving ``rtp deploy`` will accept it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rtp.check.explain import to_problem
 from rtp.engine import QueryError
 from rtp.errors import SqlError
 from rtp.sql.compose import locate
 from rtp.sql.ddl import create_materialized_view
 from rtp.sql.escape import quote_string
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 
 def outputs(ctx) -> None:
@@ -92,7 +97,7 @@ def _norm(ctype: str) -> str:
     return t
 
 
-def _converts(backend, source: str, target: str) -> bool:
+def _converts(backend: Backend, source: str, target: str) -> bool:
     """Whether ClickHouse converts a value of ``source`` type into ``target``."""
     try:
         backend.query(f"SELECT CAST(defaultValueOfTypeName({quote_string(source)}) "

@@ -2,20 +2,25 @@
 which part of the file it refused.
 
 The whole ``CREATE TABLE`` is tried first (one statement per datasource when all is well).
-On failure the table is rebuilt part by part — columns, then sorting key, primary key,
-partition key, TTL, settings, indexes — and the first part whose addition fails is the
-one reported, at its own line.
+On failure the table is rebuilt part by part — columns, then each of
+:data:`rtp.sql.ddl.TABLE_PARTS` (engine, sorting key, primary key, partition key, TTL,
+settings, indexes) — and the first part whose addition fails is the one reported, at its
+own line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING
 
 from rtp.engine import QueryError
 from rtp.errors import SchemaError
-from rtp.project.model import Datasource, Engine
-from rtp.sql.ddl import create_table
+from rtp.project.model import Datasource
+from rtp.sql.ddl import TABLE_PARTS, create_table
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 _PROBE = "__rtp_probe"
 
@@ -32,7 +37,7 @@ def schemas(ctx) -> None:
         ctx.tables.add(ds.name)
 
 
-def _try(backend, ds: Datasource) -> QueryError | None:
+def _try(backend: Backend, ds: Datasource) -> QueryError | None:
     try:
         backend.execute(create_table(ds, name=_PROBE))
     except QueryError as exc:
@@ -41,9 +46,8 @@ def _try(backend, ds: Datasource) -> QueryError | None:
     return None
 
 
-def _diagnose(backend, ds: Datasource, whole: QueryError) -> SchemaError:
-    bare = dataclasses.replace(ds, engine=Engine("MergeTree"), sorting_key=(), primary_key=(),
-                               partition_key=None, ttl=None, settings=(), indexes=())
+def _diagnose(backend: Backend, ds: Datasource, whole: QueryError) -> SchemaError:
+    bare = dataclasses.replace(ds, **{p.field: p.empty for p in TABLE_PARTS})
     # 1. columns alone
     if _try(backend, bare) is not None:
         for column in ds.columns:
@@ -64,28 +68,24 @@ def _diagnose(backend, ds: Datasource, whole: QueryError) -> SchemaError:
         exc = _try(backend, bare)
         return SchemaError(f"columns rejected: {_short(exc)}", code="RTP200",
                            location=ds.loc("columns"))
-    # 2. engine and keys, one at a time, in the order ClickHouse needs them
-    steps = [
-        ("engine", "RTP202", {"engine": ds.engine}),
-        ("sorting_key", "RTP203", {"sorting_key": ds.sorting_key}),
-        ("primary_key", "RTP203", {"primary_key": ds.primary_key}),
-        ("partition_key", "RTP203", {"partition_key": ds.partition_key}),
-        ("ttl", "RTP204", {"ttl": ds.ttl}),
-        ("settings", "RTP204", {"settings": ds.settings}),
-    ]
+    # 2. each part, one at a time, in the order ClickHouse needs them (TABLE_PARTS)
     current = bare
-    for key, code, change in steps:
-        current = dataclasses.replace(current, **change)
+    for part in TABLE_PARTS:
+        if part.field == "indexes":  # one index at a time: the error names it
+            for index in ds.indexes:
+                current = dataclasses.replace(current, indexes=(*current.indexes, index))
+                exc = _try(backend, current)
+                if exc is not None:
+                    return SchemaError(f"invalid index '{index.name}': {_short(exc)}",
+                                       code=part.code, location=ds.loc(*index.path))
+            continue
+        current = dataclasses.replace(current, **{part.field: part.value(ds)})
         exc = _try(backend, current)
         if exc is not None:
-            return SchemaError(f"invalid {key.replace('_', ' ')}: {_short(exc)}", code=code,
-                               location=_part_location(ds, key, exc), hint=_hint(key))
-    for index in ds.indexes:
-        current = dataclasses.replace(current, indexes=(*current.indexes, index))
-        exc = _try(backend, current)
-        if exc is not None:
-            return SchemaError(f"invalid index '{index.name}': {_short(exc)}", code="RTP204",
-                               location=ds.loc(*index.path))
+            key = part.field
+            return SchemaError(f"invalid {key.replace('_', ' ')}: {_short(exc)}",
+                               code=part.code, location=_part_location(ds, key, exc),
+                               hint=part.hint)
     return SchemaError(f"ClickHouse refused the table: {_short(whole)}", code="RTP200",
                        location=ds.loc())
 
@@ -109,17 +109,6 @@ def _part_location(ds: Datasource, key: str, exc: QueryError):
 def _token(exc: QueryError) -> str | None:
     m = re.search(r"[`']([^`']+)[`']", exc.detail)
     return m.group(1) if m else None
-
-
-def _hint(key: str) -> str | None:
-    return {
-        "sorting_key": "sorting key expressions must use the datasource's columns; "
-        "Nullable columns can't be in a key",
-        "primary_key": "the primary key must be a prefix of the sorting key",
-        "partition_key": "e.g. toYYYYMM(timestamp); keep partitions few (months, not days)",
-        "ttl": "e.g. timestamp + INTERVAL 90 DAY on a Date or DateTime column",
-        "settings": "see https://clickhouse.com/docs/operations/settings/merge-tree-settings",
-    }.get(key)
 
 
 def _short(exc: QueryError | None) -> str:

@@ -7,6 +7,7 @@ its journal in the target, then the project is planned again (see docs/deploy.md
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -24,6 +25,9 @@ from rtp.deploy.journal import Journal, find_unfinished
 from rtp.errors import EngineError, RtpError
 from rtp.ops import deploy as ops
 from rtp.project.load import load_project
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 
 def deploy(
@@ -83,7 +87,7 @@ def deploy(
                   f"{escape(outcome.target)}")
 
 
-def _discard(backend) -> None:
+def _discard(backend: Backend) -> None:
     unfinished = find_unfinished(backend)
     if unfinished is None:
         console.print("no interrupted deploy to discard")

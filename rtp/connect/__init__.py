@@ -17,7 +17,10 @@ same token, which the engine drops (ClickHouse 22.2+, tables with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 Part = tuple[str, int]  # (topic, partition)
 
@@ -69,7 +72,7 @@ def active(project, only: str | None = None) -> list:
     return out
 
 
-def start(project, backend, *, metrics=None, only: str | None = None, **options):
+def start(project, backend: Backend, *, metrics=None, only: str | None = None, **options):
     """Start a consumer thread for each active stream datasource; returns the
     :class:`~rtp.connect.runner.Consumers` (``stop()`` them)."""
     from rtp.connect.runner import Consumer, Consumers

@@ -16,12 +16,16 @@ import importlib
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
 from rtp.connect import Message, Part
 from rtp.ingest import RowError, RowMapper, insert, supports_tokens
 from rtp.project.model import KAFKA_META_COLUMNS
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 log = logging.getLogger("rtp.connect")
 
@@ -65,7 +69,7 @@ class Consumer:
         self,
         project,
         ds,
-        backend,
+        backend: Backend,
         *,
         metrics=None,
         batch: int = 5000,

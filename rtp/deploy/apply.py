@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rtp.deploy.journal import Journal, Unfinished, find_unfinished, restart_point, run
 from rtp.deploy.plan import Change, Plan, plan
@@ -21,10 +22,15 @@ from rtp.deploy.state import Record, read_live, write_record
 from rtp.engine import QueryError
 from rtp.errors import EngineError, RtpError
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+    from rtp.project.model import Project
+    from rtp.sql.compose import CompiledProject
+
 log = logging.getLogger("rtp.deploy")
 
 
-def apply(plan: Plan, backend, *, allow_destructive: bool = False,
+def apply(plan: Plan, backend: Backend, *, allow_destructive: bool = False,
           progress: Callable[[Change], None] | None = None) -> list[Change]:
     """Run the plan's changes; returns those applied. ``progress`` is called before each.
 
@@ -54,7 +60,7 @@ def apply(plan: Plan, backend, *, allow_destructive: bool = False,
     return pending
 
 
-def resume(backend, *, progress: Callable[[Change], None] | None = None,
+def resume(backend: Backend, *, progress: Callable[[Change], None] | None = None,
            announce: Callable[[Unfinished], None] | None = None) -> Unfinished | None:
     """Finish the target's unfinished deploy, if there is one, from its journal (roll
     forward); returns what was finished, or None. ``announce`` is called before anything
@@ -72,7 +78,8 @@ def resume(backend, *, progress: Callable[[Change], None] | None = None,
     return unfinished
 
 
-def deploy(project, backend, *, allow_destructive: bool = False, compiled=None) -> Plan:
+def deploy(project: Project, backend: Backend, *, allow_destructive: bool = False,
+           compiled: CompiledProject | None = None) -> Plan:
     """Finish an interrupted deploy (see :func:`resume`), then plan and apply in one
     call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it). Returns the plan that was
     applied. Raises as :func:`plan` and :func:`apply`."""
@@ -82,23 +89,26 @@ def deploy(project, backend, *, allow_destructive: bool = False, compiled=None) 
     return result
 
 
-def _run(backend, journal: Journal, changes: list[Change], start: int, guard: bool,
-         progress) -> None:
+def _run(backend: Backend, journal: Journal, changes: list[Change], start: int, guard: bool,
+         progress: Callable[[Change], None] | None) -> None:
     try:
         run(backend, journal, changes, start, guard_first=guard, record=_record,
             progress=progress)
     except QueryError as exc:
-        ci, si = getattr(exc, "step", (None, None))
-        change = changes[ci] if ci is not None else None
-        where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
-                 f"{len(change.steps)}" if change else "a guarded step")
+        if exc.step is not None:
+            ci, si = exc.step
+            change = changes[ci]
+            where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
+                     f"{len(change.steps)}")
+        else:
+            where = "a guarded step"
         raise EngineError(
             f"deploy stopped at {where}: {exc.message}", code="RTP503",
             hint=f"statement: {_first_line(exc.sql or '')}. The deploy is journaled in "
             "the target: fix the cause and run `rtp deploy` again to finish it") from None
 
 
-def _record(backend, change: Change) -> None:
+def _record(backend: Backend, change: Change) -> None:
     try:
         if change.record is None:
             write_record(backend, Record(change.name, change.kind, ""), deleted=True)

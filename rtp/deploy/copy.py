@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import TYPE_CHECKING
 
 from croniter import croniter
 
@@ -20,10 +21,13 @@ from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
 from rtp.sql.ddl import create_table
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+
 
 def run_copy(
     project: Project,
-    backend,
+    backend: Backend,
     name: str,
     values: dict | None = None,
     *,
@@ -49,6 +53,8 @@ def run_copy(
         # whole seconds: 18.16 refuses a Float64 here ("Bad get: has Float64")
         select += f"\nSETTINGS max_execution_time = {max(1, math.ceil(timeout))}"
     target = pipe.target
+    if not target:  # the loader requires one; here for the type checker
+        raise ProjectError(f"copy pipe '{name}' has no target", code="RTP107")
     try:
         # The copy's query runs like any insert (reads go on beside it); only a
         # replace's swap takes the exclusive hold, so no reader sees the target missing.
@@ -81,6 +87,7 @@ def next_run(schedule: str, after: dt.datetime) -> dt.datetime:
     seconds (``* * * * * */10``), or ``@hourly``/``@daily``/``@weekly``/``@monthly``/
     ``@yearly``. Raises ValueError for an expression that is malformed or never fires."""
     try:
-        return croniter(schedule, after).get_next(dt.datetime)
+        when: dt.datetime = croniter(schedule, after).get_next(dt.datetime)
+        return when
     except Exception as exc:  # croniter's errors derive from ValueError, or not (dates)
         raise ValueError(f"schedule {schedule!r}: {exc}") from None

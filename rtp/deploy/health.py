@@ -9,12 +9,19 @@ door of ``POST /v0/events``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rtp.deploy.journal import find_unfinished
 from rtp.errors import EngineError, Problems
 from rtp.project.model import Project
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+    from rtp.sql.compose import CompiledProject
 
-def missing_views(project: Project, backend, compiled=None) -> dict[str, list[str]]:
+
+def missing_views(project: Project, backend: Backend, compiled: CompiledProject | None = None
+                  ) -> dict[str, list[str]]:
     """Datasource -> the materialized views reading it that the engine lacks (only
     datasources with some missing). Raises EngineError when the engine can't be read."""
     from rtp.deploy.plan import _tables_read  # the plan's own idea of what a view reads
@@ -38,7 +45,7 @@ def missing_views(project: Project, backend, compiled=None) -> dict[str, list[st
     return missing
 
 
-def describe_missing(backend, missing: dict[str, list[str]]) -> str:
+def describe_missing(backend: Backend, missing: dict[str, list[str]]) -> str:
     """The hint for RTP508: whether an interrupted deploy explains it."""
     try:
         unfinished = find_unfinished(backend)

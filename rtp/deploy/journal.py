@@ -26,10 +26,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rtp.deploy.state import Record
 from rtp.engine import QueryError
 from rtp.sql.escape import quote_string
+
+if TYPE_CHECKING:
+    from rtp.deploy.plan import Change
+    from rtp.engine import Backend
 
 JOURNAL_TABLE = "_rtp_journal"
 JOURNAL_DDL = (
@@ -48,11 +53,12 @@ _ALTER_DONE = {15, 10, 16, 44, 36}
 _steps_run = 0  # steps this process ran, for the test hook
 
 
-def changes_to_json(changes) -> list[dict]:
+def changes_to_json(changes: list[Change]) -> list[dict[str, Any]]:
+    """Changes as the journal's plan row stores them: words as plain text."""
     return [
         {
-            "action": c.action,
-            "kind": c.kind,
+            "action": c.action.value,
+            "kind": c.kind.value,
             "name": c.name,
             "reason": c.reason,
             "steps": list(c.steps),
@@ -61,7 +67,7 @@ def changes_to_json(changes) -> list[dict]:
             if c.record is None
             else {
                 "name": c.record.name,
-                "kind": c.record.kind,
+                "kind": str(c.record.kind),
                 "hash": c.record.hash,
                 "spec": c.record.spec,
             },
@@ -70,13 +76,13 @@ def changes_to_json(changes) -> list[dict]:
     ]
 
 
-def changes_from_json(data: list[dict]):
-    from rtp.deploy.plan import Change
+def changes_from_json(data: list[dict[str, Any]]) -> list[Change]:
+    from rtp.deploy.plan import Action, Change, Kind
 
     return [
         Change(
-            d["action"],
-            d["kind"],
+            Action(d["action"]),
+            Kind(d["kind"]),
             d["name"],
             d["reason"],
             list(d["steps"]),
@@ -91,7 +97,7 @@ def changes_from_json(data: list[dict]):
     ]
 
 
-def ops(changes) -> list[tuple[int, int, str]]:
+def ops(changes: list[Change]) -> list[tuple[int, int, str]]:
     """Every step of a deploy in order: (change index, step index, statement), each
     change's statements followed by its RECORD pseudo-step."""
     out = []
@@ -104,7 +110,7 @@ def ops(changes) -> list[tuple[int, int, str]]:
 class Journal:
     """Writes one deploy's rows. ``begin`` before anything runs, ``step`` before each."""
 
-    def __init__(self, backend, deploy_id: str | None = None) -> None:
+    def __init__(self, backend: Backend, deploy_id: str | None = None) -> None:
         self.backend = backend
         self.id = deploy_id or uuid.uuid4().hex[:16]
 
@@ -123,11 +129,11 @@ class Journal:
             ],
         )
 
-    def begin(self, target: str, changes) -> None:
+    def begin(self, target: str, changes: list[Change]) -> None:
         self.backend.execute(JOURNAL_DDL)
         self._write(0, "plan", {"target": target, "changes": changes_to_json(changes)})
 
-    def step(self, seq: int, change, ci: int, si: int, sql: str) -> None:
+    def step(self, seq: int, change: Change, ci: int, si: int, sql: str) -> None:
         self._write(
             seq, "step", {"change": ci, "step": si, "what": change.describe(), "statement": sql}
         )
@@ -171,7 +177,7 @@ class Unfinished:
         return "\n".join(lines)
 
 
-def find_unfinished(backend) -> Unfinished | None:
+def find_unfinished(backend: Backend) -> Unfinished | None:
     """The oldest deploy of the target that never finished, or None. Reads only."""
     _, exists = backend.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() "
@@ -203,9 +209,9 @@ def find_unfinished(backend) -> Unfinished | None:
 
 
 def run(
-    backend,
+    backend: Backend,
     journal: Journal,
-    changes,
+    changes: list[Change],
     start: int,
     *,
     guard_first: bool,
@@ -235,7 +241,7 @@ def run(
         after_step()
 
 
-def restart_point(changes, last: int) -> tuple[int, bool]:
+def restart_point(changes: list[Change], last: int) -> tuple[int, bool]:
     """Where to resume a deploy whose step ``last`` (1-based seq) was running: (index
     into ops to start from, whether that first step must run guarded)."""
     if not last:
@@ -258,7 +264,7 @@ def restart_point(changes, last: int) -> tuple[int, bool]:
     return last - 1, True
 
 
-def _run_guarded(backend, sql: str) -> None:
+def _run_guarded(backend: Backend, sql: str) -> None:
     """Run a step that may already have run, wholly or in part, before a crash."""
     if sql.startswith("CREATE "):
         m = _CREATE.match(sql)
@@ -284,7 +290,7 @@ def _run_guarded(backend, sql: str) -> None:
         backend.execute(sql)
 
 
-def _exists(backend, name: str) -> bool:
+def _exists(backend: Backend, name: str) -> bool:
     return bool(
         backend.query(
             "SELECT 1 FROM system.tables WHERE database = currentDatabase() "

@@ -8,25 +8,69 @@ before the views' targets, tables before views, dropped views before dropped tab
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
 from rtp.engine import require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project
+from rtp.sql.ddl import (
+    TABLE_PARTS,
+    column_sql,
+    create_materialized_view,
+    create_table,
+    part_spec,
+)
 from rtp.sql.ddl import _setting as setting_sql
-from rtp.sql.ddl import column_sql, create_materialized_view, create_table
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 NEW, OLD = "__rtp_new", "__rtp_old"  # suffixes of the tables a rebuild swaps in and out
-_SYMBOL = {"create": "+", "alter": "~", "rebuild": "!", "recreate": "~", "drop": "-",
-           "adopt": "=", "no-op": "="}
+
+
+class _Word(str, Enum):
+    """A plan word: compares, hashes, formats and serializes (json, the journal) as its
+    text, so rendered plans and journal rows read as they did when these were strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Action(_Word):
+    CREATE = "create"
+    ALTER = "alter"
+    REBUILD = "rebuild"
+    RECREATE = "recreate"
+    ADOPT = "adopt"
+    DROP = "drop"
+    NO_OP = "no-op"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOL[self]
+
+
+class Kind(_Word):
+    TABLE = "table"
+    VIEW = "view"
+
+
+_SYMBOL = {Action.CREATE: "+", Action.ALTER: "~", Action.REBUILD: "!", Action.RECREATE: "~",
+           Action.DROP: "-", Action.ADOPT: "=", Action.NO_OP: "="}
 
 
 @dataclass
 class Change:
-    action: str  # create | alter | rebuild | recreate | adopt | drop | no-op
-    kind: str  # table | view
+    action: Action
+    kind: Kind
     name: str
     reason: str = ""
     steps: list[str] = field(default_factory=list)
@@ -36,7 +80,7 @@ class Change:
     def describe(self) -> str:
         flag = "  [destructive]" if self.destructive else ""
         why = f": {self.reason}" if self.reason else ""
-        return f"{_SYMBOL[self.action]} {self.action} {self.kind} {self.name}{why}{flag}"
+        return f"{self.action.symbol} {self.action} {self.kind} {self.name}{why}{flag}"
 
 
 @dataclass
@@ -47,7 +91,7 @@ class Plan:
 
     @property
     def pending(self) -> list[Change]:
-        return [c for c in self.changes if c.action != "no-op"]
+        return [c for c in self.changes if c.action != Action.NO_OP]
 
     @property
     def destructive(self) -> list[Change]:
@@ -70,7 +114,7 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(project: Project, backend, *, compiled: CompiledProject | None = None) -> Plan:
+def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None = None) -> Plan:
     """What ``apply`` must do to bring ``backend`` to ``project`` (``compiled``: the
     project already compiled, see rtp.ops.build). Reads only.
 
@@ -83,17 +127,17 @@ def plan(project: Project, backend, *, compiled: CompiledProject | None = None) 
     result = Plan(target=f"{backend.name}:{backend.database}")
     order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
-    view_ddl = {name: _view_ddl(compiled, pipe) for name, pipe in views.items()}
+    desired = {name: _desired_view(compiled, pipe) for name, pipe in views.items()}
     for pipe in views.values():
-        if re.search(r"\bOVER\s*\(", view_ddl[pipe.name], re.I):
+        if re.search(r"\bOVER\s*\(", desired[pipe.name].select, re.I):
             require(backend, "window functions", f"pipe {pipe.name}")
 
     # views reading a table that is rebuilt must be dropped first and created again
     readers = {t: [v for v in views if t in _tables_read(compiled, v)] for t in order}
     recreate: set[str] = set()
     for name, rec in state.items():
-        if rec.kind == "view" and name not in views:
-            result.changes.append(Change("drop", "view", name, "pipe removed from project",
+        if rec.kind == Kind.VIEW and name not in views:
+            result.changes.append(Change(Action.DROP, Kind.VIEW, name, "pipe removed from project",
                                          [f"DROP TABLE IF EXISTS `{name}`"]))
     for name in order:
         ds = project.datasources[name]
@@ -103,18 +147,18 @@ def plan(project: Project, backend, *, compiled: CompiledProject | None = None) 
                               ("MODIFY SETTING", "ALTER TABLE ... MODIFY SETTING")):
             if any(step in s for s in change.steps):
                 require(backend, feature, f"datasource {name} ({ds.file})")
-        if change.action == "rebuild":
+        if change.action == Action.REBUILD:
             live_readers = [v for v in readers[name] if v in state and v in live]
             change.steps[:0] = [f"DROP TABLE IF EXISTS `{v}`" for v in live_readers]
             recreate.update(live_readers)
         result.changes.append(change)
-    for name in sorted(views, key=lambda v: order.index(views[v].target)):
-        result.changes.append(_view_change(views[name], view_ddl[name], state.get(name),
+    for name in sorted(views, key=lambda v: order.index(desired[v].target)):
+        result.changes.append(_view_change(views[name], desired[name], state.get(name),
                                            live.get(name), project, name in recreate,
                                            result.drift))
     for name, rec in state.items():
-        if rec.kind == "table" and name not in project.datasources:
-            result.changes.append(Change("drop", "table", name,
+        if rec.kind == Kind.TABLE and name not in project.datasources:
+            result.changes.append(Change(Action.DROP, Kind.TABLE, name,
                                          "datasource removed from project",
                                          [f"DROP TABLE IF EXISTS `{name}`"], destructive=True))
     return result
@@ -123,30 +167,25 @@ def plan(project: Project, backend, *, compiled: CompiledProject | None = None) 
 # -- tables ----------------------------------------------------------------------------
 
 
-def spec_of(ds: Datasource) -> dict:
-    return {
-        "columns": [[c.name, c.type, column_sql(c)] for c in ds.columns],
-        "engine": [ds.engine.type, [list(o) for o in ds.engine.options]],
-        "keys": [list(ds.sorting_key), list(ds.primary_key), ds.partition_key],
-        "ttl": ds.ttl,
-        "settings": {k: v for k, v in ds.settings},
-        "indexes": {i.name: f"{i.expr} TYPE {i.type} GRANULARITY {i.granularity}"
-                    for i in ds.indexes},
-    }
+def spec_of(ds: Datasource) -> dict[str, Any]:
+    """What the deploy state keeps of a datasource to compare the next plan with: its
+    columns and each of :data:`rtp.sql.ddl.TABLE_PARTS`."""
+    return {"columns": [[c.name, c.type, column_sql(c)] for c in ds.columns],
+            **part_spec(ds)}
 
 
 def _table_change(ds: Datasource, rec: Record | None, live: Live | None,
                   drift: list[str]) -> Change:
     ddl = create_table(ds)
-    record = Record(ds.name, "table", digest(ddl), spec_of(ds))
+    record = Record(ds.name, Kind.TABLE, digest(ddl), spec_of(ds))
     if live is None:
         if rec is not None:
             drift.append(f"table {ds.name} was dropped by hand")
-        return Change("create", "table", ds.name, "new datasource" if rec is None
+        return Change(Action.CREATE, Kind.TABLE, ds.name, "new datasource" if rec is None
                       else "missing on the target", [ddl], record=record)
     if rec is None:
         if _same_columns(live.columns, ds):
-            return Change("adopt", "table", ds.name, "exists with the same columns; "
+            return Change(Action.ADOPT, Kind.TABLE, ds.name, "exists with the same columns; "
                           "recorded in the deploy state", record=record)
         return _rebuild(ds, live, record, "exists but was not created by rtp and its "
                         "columns differ", destructive=True)
@@ -155,18 +194,23 @@ def _table_change(ds: Datasource, rec: Record | None, live: Live | None,
         return _rebuild(ds, live, record, "changed by hand; rebuilt from the project",
                         destructive=True)
     if rec.hash == record.hash:
-        return Change("no-op", "table", ds.name, record=rec)
+        return Change(Action.NO_OP, Kind.TABLE, ds.name, record=rec)
     old, new = rec.spec, record.spec
-    if old.get("engine") != new["engine"] or old.get("keys") != new["keys"]:
-        what = "engine" if old.get("engine") != new["engine"] else "sorting/primary/partition key"
-        lost = old.get("engine") != new["engine"] or bool(_dropped_columns(old, new))
+    rebuilt = [k for k in dict.fromkeys(p.spec_key for p in TABLE_PARTS if p.change == "rebuild")
+               if old.get(k) != new[k]]
+    if rebuilt:
+        what = "engine" if "engine" in rebuilt else "sorting/primary/partition key"
+        lost = "engine" in rebuilt or bool(_dropped_columns(old, new))
         return _rebuild(ds, live, record, f"{what} changed", destructive=lost)
     return _alter(ds, old, new, record)
 
 
-def _alter(ds: Datasource, old: dict, new: dict, record: Record) -> Change:
+def _alter(ds: Datasource, old: dict[str, Any], new: dict[str, Any],
+           record: Record) -> Change:
     t = f"`{ds.name}`"
-    steps, notes, destructive = [], [], False
+    steps: list[str] = []
+    notes: list[str] = []
+    destructive = False
     old_cols = {c[0]: c for c in old.get("columns", [])}
     new_cols = {c[0]: c for c in new["columns"]}
     for name in _dropped_columns(old, new):
@@ -184,32 +228,54 @@ def _alter(ds: Datasource, old: dict, new: dict, record: Record) -> Change:
             notes.append(f"modify column {name}")
             destructive = destructive or old_cols[name][1] != col[1]
         previous = name
-    old_idx, new_idx = old.get("indexes", {}), new["indexes"]
-    for name in old_idx:
-        if name not in new_idx or old_idx[name] != new_idx[name]:
-            steps.append(f"ALTER TABLE {t} DROP INDEX `{name}`")
-    for name, text in new_idx.items():
-        if name not in old_idx or old_idx[name] != text:
-            steps.append(f"ALTER TABLE {t} ADD INDEX `{name}` {text}")
-            notes.append(f"index {name}")
-    if old.get("ttl") != new["ttl"]:
-        steps.append(f"ALTER TABLE {t} MODIFY TTL {new['ttl']}" if new["ttl"]
-                     else f"ALTER TABLE {t} REMOVE TTL")
-        notes.append("TTL")
-        destructive = True  # a new or shorter TTL deletes rows
-    old_set, new_set = old.get("settings", {}), new["settings"]
-    changed = {k: v for k, v in new_set.items() if old_set.get(k) != v}
+    # the parts an ALTER changes, in the order of CREATE TABLE's clauses
+    for part in sorted((p for p in TABLE_PARTS if p.change == "alter"),
+                       key=lambda p: p.position):
+        before, after_ = old.get(part.spec_key), new[part.spec_key]
+        if before != after_:
+            more, note, lossy = _ALTERS[part.field](t, before, after_)
+            steps += more
+            notes += [note] if note and more else []
+            destructive = destructive or lossy
+    if not steps:  # only formatting of the DDL changed
+        return Change(Action.ADOPT, Kind.TABLE, ds.name, "equivalent definition",
+                      record=record)
+    return Change(Action.ALTER, Kind.TABLE, ds.name, ", ".join(notes), steps, destructive,
+                  record)
+
+
+def _alter_indexes(t: str, old: dict[str, str] | None, new: dict[str, str]
+                   ) -> tuple[list[str], str, bool]:
+    old = old or {}
+    steps = [f"ALTER TABLE {t} DROP INDEX `{name}`" for name in old
+             if name not in new or old[name] != new[name]]
+    added = [name for name, text in new.items() if name not in old or old[name] != text]
+    steps += [f"ALTER TABLE {t} ADD INDEX `{name}` {new[name]}" for name in added]
+    return steps, ", ".join(f"index {name}" for name in added), False
+
+
+def _alter_ttl(t: str, old: str | None, new: str | None) -> tuple[list[str], str, bool]:
+    step = f"ALTER TABLE {t} MODIFY TTL {new}" if new else f"ALTER TABLE {t} REMOVE TTL"
+    return [step], "TTL", True  # a new or shorter TTL deletes rows
+
+
+def _alter_settings(t: str, old: dict[str, Any] | None, new: dict[str, Any]
+                    ) -> tuple[list[str], str, bool]:
+    old = old or {}
+    steps = []
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
     if changed:
         steps.append(f"ALTER TABLE {t} MODIFY SETTING "
                      + ", ".join(f"{k} = {setting_sql(v)}" for k, v in changed.items()))
-    removed = [k for k in old_set if k not in new_set]
+    removed = [k for k in old if k not in new]
     if removed:
         steps.append(f"ALTER TABLE {t} RESET SETTING {', '.join(removed)}")
-    if changed or removed:
-        notes.append("settings")
-    if not steps:  # only formatting of the DDL changed
-        return Change("adopt", "table", ds.name, "equivalent definition", record=record)
-    return Change("alter", "table", ds.name, ", ".join(notes), steps, destructive, record)
+    return steps, "settings", False
+
+
+# how a plan changes each part of TABLE_PARTS whose change is "alter"
+_ALTERS: dict[str, Callable[[str, Any, Any], tuple[list[str], str, bool]]] = {
+    "indexes": _alter_indexes, "ttl": _alter_ttl, "settings": _alter_settings}
 
 
 def _rebuild(ds: Datasource, live: Live, record: Record, reason: str, *,
@@ -224,7 +290,7 @@ def _rebuild(ds: Datasource, live: Live, record: Record, reason: str, *,
         steps.append(f"INSERT INTO `{name}{NEW}` ({cols}) SELECT {cols} FROM `{name}`")
     steps += [f"RENAME TABLE `{name}` TO `{name}{OLD}`, `{name}{NEW}` TO `{name}`",
               f"DROP TABLE IF EXISTS `{name}{OLD}`"]
-    return Change("rebuild", "table", name, reason, steps, destructive, record)
+    return Change(Action.REBUILD, Kind.TABLE, name, reason, steps, destructive, record)
 
 
 def _dropped_columns(old: dict, new: dict) -> list[str]:
@@ -249,7 +315,7 @@ def _column_drift(rec: Record, live: Live) -> str:
     return f" ({'; '.join(notes)})" if notes else " (its definition differs)"
 
 
-def _check_features(backend, ds: Datasource) -> None:
+def _check_features(backend: Backend, ds: Datasource) -> None:
     where = f"datasource {ds.name} ({ds.file})"
     if any("DateTime64" in c.type for c in ds.columns):
         require(backend, "DateTime64", where)
@@ -284,27 +350,38 @@ def _table_order(project: Project, compiled: CompiledProject) -> list[str]:
 # -- materialized views ------------------------------------------------------------------
 
 
-def _view_ddl(compiled: CompiledProject, pipe: Pipe) -> str:
-    if pipe.name in compiled.broken:
+@dataclass(frozen=True)
+class DesiredView:
+    """A materialized pipe as the project wants it: its composed SELECT (the view's
+    query, also its backfill's) and the CREATE MATERIALIZED VIEW built from it."""
+
+    name: str
+    target: str
+    select: str
+
+    @property
+    def ddl(self) -> str:
+        return create_materialized_view(self.name, self.target, self.select)
+
+
+def _desired_view(compiled: CompiledProject, pipe: Pipe) -> DesiredView:
+    if pipe.name in compiled.broken or not pipe.target:
         raise SqlError(f"materialized pipe '{pipe.name}' has errors", code="RTP304",
                        hint="run `rtp check` and fix them before deploying")
     select = compiled.compose(pipe.name, compiled.sample_values(pipe.name)).sql
-    return create_materialized_view(pipe.name, pipe.target, select)
+    return DesiredView(pipe.name, pipe.target, select)
 
 
-def _select_of(ddl: str) -> str:
-    return ddl.split("\nAS\n", 1)[1]
-
-
-def _backfill(table: str, ddl: str, target: Datasource) -> str:
+def _backfill(table: str, view: DesiredView, target: Datasource) -> str:
     """``INSERT INTO table (the view's output columns) <the view's query>``: a view fills
     its target by column name, an INSERT by position, so the columns are named (a target
     with more columns than the view produces takes their defaults)."""
     import sqlglot
 
-    select = _select_of(ddl)
+    select = view.select
     try:
-        names = sqlglot.parse_one(select, read="clickhouse").named_selects
+        parsed = sqlglot.parse_one(select, read="clickhouse")
+        names = parsed.named_selects if isinstance(parsed, sqlglot.exp.Query) else []
     except sqlglot.errors.SqlglotError:
         names = []
     known = {c.name for c in target.columns}
@@ -321,18 +398,18 @@ def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     return names
 
 
-def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
+def _view_change(pipe: Pipe, view: DesiredView, rec: Record | None, live: Live | None,
                  project: Project, dropped: bool, drift: list[str]) -> Change:
-    name, target = pipe.name, pipe.target
-    record = Record(name, "view", digest(ddl), {"target": target, "populate": pipe.populate})
+    name, target, ddl = view.name, view.target, view.ddl
+    record = Record(name, Kind.VIEW, digest(ddl), {"target": target, "populate": pipe.populate})
     if rec is None and live is not None and live.engine == "MaterializedView":
         # e.g. a deploy stopped before recording it: whether its backfill ran is unknown,
         # so with populate the target is rebuilt from the source
         if pipe.populate:
-            return _rebuild_target(pipe, ddl, project, record,
+            return _rebuild_target(pipe, view, project, record,
                                    "exists but is not in the deploy state; "
                                    f"{target} rebuilt from the source")
-        return Change("recreate", "view", name, "exists but is not in the deploy state",
+        return Change(Action.RECREATE, Kind.VIEW, name, "exists but is not in the deploy state",
                       [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
     if rec is None or live is None:
         if rec is not None:
@@ -340,57 +417,58 @@ def _view_change(pipe: Pipe, ddl: str, rec: Record | None, live: Live | None,
             if pipe.populate:
                 # its target holds the view's rows up to the drop and misses those since:
                 # backfilling on top would count the old ones twice
-                return _rebuild_target(pipe, ddl, project, record,
+                return _rebuild_target(pipe, view, project, record,
                                        f"missing on the target; {target} rebuilt from "
                                        "the source")
         if not pipe.populate:
-            return Change("create", "view", name, f"materialized pipe -> {target}",
+            return Change(Action.CREATE, Kind.VIEW, name, f"materialized pipe -> {target}",
                           [ddl], record=record)
-        return _backfill_target(pipe, ddl, project, record)
+        return _backfill_target(pipe, view, project, record)
     if live.hash != rec.live_hash:
         drift.append(f"view {name} was changed by hand")
     if rec.hash == record.hash and live.hash == rec.live_hash:
         if dropped:
-            return Change("recreate", "view", name, "a table it reads is rebuilt", [ddl],
+            return Change(Action.RECREATE, Kind.VIEW, name, "a table it reads is rebuilt", [ddl],
                           record=record)
-        return Change("no-op", "view", name, record=rec)
+        return Change(Action.NO_OP, Kind.VIEW, name, record=rec)
     what = "query changed" if rec.hash != record.hash else "changed by hand"
     if not pipe.populate:
-        return Change("recreate", "view", name, f"{what}; rows from now on use the "
+        return Change(Action.RECREATE, Kind.VIEW, name, f"{what}; rows from now on use the "
                       "project's query", [f"DROP TABLE IF EXISTS `{name}`", ddl],
                       record=record)
-    return _rebuild_target(pipe, ddl, project, record,
+    return _rebuild_target(pipe, view, project, record,
                            f"{what}; {target} rebuilt from the source")
 
 
-def _rebuild_target(pipe: Pipe, ddl: str, project: Project, record: Record,
+def _rebuild_target(pipe: Pipe, view: DesiredView, project: Project, record: Record,
                     reason: str) -> Change:
     """Fill a new target from the source with the view's query, swap it in, and attach
     the view to it (all under the backend's exclusive hold, see apply)."""
-    name, target = pipe.name, pipe.target
+    name, target, ddl = view.name, view.target, view.ddl
     new = f"{target}{NEW}"
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
              create_table(project.datasources[target], name=new),
-             _backfill(new, ddl, project.datasources[target]),
+             _backfill(new, view, project.datasources[target]),
              f"DROP TABLE IF EXISTS `{name}`",
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
-    return Change("rebuild", "view", name, reason, steps, record=record)
+    return Change(Action.REBUILD, Kind.VIEW, name, reason, steps, record=record)
 
 
-def _backfill_target(pipe: Pipe, ddl: str, project: Project, record: Record) -> Change:
+def _backfill_target(pipe: Pipe, view: DesiredView, project: Project,
+                     record: Record) -> Change:
     """A new view with populate: a fresh copy of its target gets the target's rows and
     the backfill, is swapped in, and the view attached. A backfill killed half-way
     leaves rows only in the fresh table, which a resumed deploy drops and fills again
     (see rtp.deploy.journal): the target never holds a row twice."""
-    name, target = pipe.name, pipe.target
+    name, target, ddl = view.name, view.target, view.ddl
     new = f"{target}{NEW}"
     cols = ", ".join(f"`{c.name}`" for c in project.datasources[target].columns)
     steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
              create_table(project.datasources[target], name=new),
              f"INSERT INTO `{new}` ({cols}) SELECT {cols} FROM `{target}`",
-             _backfill(new, ddl, project.datasources[target]),
+             _backfill(new, view, project.datasources[target]),
              f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
              ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
-    return Change("create", "view", name, f"materialized pipe -> {target}, backfilled",
+    return Change(Action.CREATE, Kind.VIEW, name, f"materialized pipe -> {target}, backfilled",
                   steps, record=record)

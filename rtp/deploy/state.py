@@ -13,8 +13,12 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rtp.sql.escape import quote_string
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 STATE_TABLE = "_rtp_state"
 STATE_DDL = (
@@ -53,13 +57,13 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def has_state(backend) -> bool:
+def has_state(backend: Backend) -> bool:
     return bool(backend.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() "
         f"AND name = {quote_string(STATE_TABLE)}")[1])
 
 
-def read_state(backend) -> dict[str, Record]:
+def read_state(backend: Backend) -> dict[str, Record]:
     """The newest record per object rtp deployed (deleted ones left out)."""
     if not has_state(backend):
         return {}
@@ -71,7 +75,7 @@ def read_state(backend) -> dict[str, Record]:
             for r in rows if not int(r[5])}
 
 
-def write_record(backend, record: Record, *, deleted: bool = False) -> None:
+def write_record(backend: Backend, record: Record, *, deleted: bool = False) -> None:
     backend.execute(STATE_DDL)
     backend.insert_json(STATE_TABLE, [{
         "name": record.name, "kind": record.kind, "hash": record.hash,
@@ -81,7 +85,7 @@ def write_record(backend, record: Record, *, deleted: bool = False) -> None:
     }])
 
 
-def read_live(backend) -> dict[str, Live]:
+def read_live(backend: Backend) -> dict[str, Live]:
     """Every table and view of the target's database, with its columns."""
     _, tables = backend.query(
         "SELECT name, engine, create_table_query FROM system.tables "

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rtp.errors import EngineError
+
+if TYPE_CHECKING:
+    from rtp.engine.limits import Limits
 
 _CH_ERROR = re.compile(r"Code:\s*(\d+)\.\s*(?:DB::Exception:\s*)?(.*?)(?:\s*\(([A-Z_0-9]+)\))?"
                        r"(?:\s*\(version [^)]*\))?\s*$", re.S)
@@ -39,6 +42,8 @@ class QueryError(EngineError):
         super().__init__(f"ClickHouse: {detail}" + (f" ({ch_name})" if ch_name else ""),
                          code="RTP500")
         self.detail = detail
+        # (change, step) of the deploy step that failed, set by rtp.deploy.journal.run
+        self.step: tuple[int, int] | None = None
         self.ch_code = ch_code
         self.ch_name = ch_name
         self.sql = sql
@@ -83,7 +88,10 @@ def require(backend: Backend, feature: str, where: str = "") -> None:
 
 
 class Backend(Protocol):
-    """What planning, checking, testing and serving need from an engine."""
+    """What planning, checking, testing and serving need from an engine. Both
+    :class:`~rtp.engine.embedded.EmbeddedBackend` and
+    :class:`~rtp.engine.clickhouse.ClickHouseBackend` implement all of it, and
+    tests/test_backend_contract.py runs one suite against each."""
 
     name: str  # "embedded" or "clickhouse"
     database: str
@@ -91,10 +99,22 @@ class Backend(Protocol):
     def execute(self, sql: str) -> None:
         """Run a statement that returns nothing. Raises QueryError or EngineError."""
 
-    def query(self, sql: str) -> tuple[list[tuple[str, str]], list[list]]:
-        """Run a query; returns (columns as (name, type), rows as lists)."""
+    def query(self, sql: str, limits: Limits | None = None,
+              settings: dict[str, Any] | None = None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+        """Run a query; returns (columns as (name, type), rows as lists). With
+        ``limits``, it runs read-only under them; ``settings`` are rtp's own extra
+        settings (a limit of the same name wins). Raises QueryError or EngineError."""
 
-    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
+    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
+                    settings: dict[str, Any] | None = None) -> bytes:
+        """Run a query and return its answer in ClickHouse output format ``fmt``
+        (``JSON`` with meta/data/rows/statistics, ``CSVWithNames``, ``JSONEachRow``,
+        ``Parquet``, ``TabSeparated``); ``limits`` and ``settings`` as in :meth:`query`.
+        Raises QueryError or EngineError."""
+
+    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
+                    token: str | None = None) -> None:
         """Insert rows (column name -> JSON value) into ``table`` as one INSERT: all or
         none. ``token``: an insert deduplication token; a second insert with the same
         token is dropped, in the table and in its materialized views' targets (tables
@@ -102,7 +122,7 @@ class Backend(Protocol):
         ClickHouse refuses a value or the table is missing, EngineError RTP502 for a
         token on a ClickHouse older than 22.2."""
 
-    def exclusive(self) -> AbstractContextManager:
+    def exclusive(self) -> AbstractContextManager[None]:
         """Hold this backend for a sequence of statements: no other statement through
         this backend runs until the block ends (deploy swaps use it)."""
 

@@ -23,6 +23,8 @@ import math
 import queue
 import re
 import uuid
+from contextlib import AbstractContextManager
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from rtp.engine import (
@@ -33,6 +35,7 @@ from rtp.engine import (
     require,
     version_tuple,
 )
+from rtp.engine.formats import SUPPORTED, Statistics, format_rows
 from rtp.engine.limits import Limits
 from rtp.engine.rwlock import RWLock
 from rtp.errors import EngineError
@@ -43,7 +46,7 @@ _DEDUP_WINDOW = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+(
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
-def parse_url(url: str) -> dict:
+def parse_url(url: str) -> dict[str, Any]:
     """Connection arguments from a clickhouse:// URL. Raises EngineError RTP501."""
     parsed = urlparse(url)
     if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
@@ -81,9 +84,9 @@ class ClickHouseBackend:
         self._where = f"{args['host']}:{args['port']}"
         self.rw = RWLock()
         self._version: str | None = None
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()  # clients not in use
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # clients not in use
 
-        def new_client(database: str = self.database):
+        def new_client(database: str = self.database) -> Any:
             return Client(
                 args["host"], port=args["port"], user=args["user"],
                 password=args["password"], database=database, secure=args["secure"],
@@ -101,13 +104,13 @@ class ClickHouseBackend:
         first.connection.database = self.database
         first.disconnect()
 
-    def _borrow(self):
+    def _borrow(self) -> Any:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
             return self._new_client()
 
-    def _call(self, sql: str, **kwargs):
+    def _call(self, sql: str, **kwargs: Any) -> Any:
         client = self._borrow()
         with self.rw.shared():
             try:
@@ -115,7 +118,7 @@ class ClickHouseBackend:
             finally:
                 self._idle.put(client)
 
-    def _client_call(self, client, sql: str, **kwargs):
+    def _client_call(self, client: Any, sql: str, **kwargs: Any) -> Any:
         from clickhouse_driver import errors
 
         try:
@@ -159,24 +162,53 @@ class ClickHouseBackend:
         sql = _DEDUP_WINDOW.sub("", sql)
         return re.sub(r"\n?SETTINGS\s*$", "", sql.rstrip())
 
-    def query(self, sql: str, limits: Limits | None = None, settings: dict | None = None
-              ) -> tuple[list[tuple[str, str]], list[list]]:
+    def query(self, sql: str, limits: Limits | None = None,
+              settings: dict[str, Any] | None = None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
         """Run a query; with ``limits``, read-only under them (``settings``: rtp's own
         extra settings, sent beside the text too)."""
+        columns, rows, _ = self._rows(sql, limits, settings)
+        return columns, rows
+
+    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
+                    settings: dict[str, Any] | None = None) -> bytes:
+        """The query's answer in ClickHouse format ``fmt``, built from the driver's rows
+        by :func:`rtp.engine.formats.format_rows` (the native protocol sends blocks, not
+        format text). Raises QueryError, EngineError, ValueError (unknown format)."""
+        if fmt not in SUPPORTED:  # before the query runs
+            raise ValueError(f"format {fmt!r} is not one of {', '.join(SUPPORTED)}")
+        columns, rows, stats = self._rows(sql, limits, settings)
+        return format_rows(columns, rows, fmt, stats)
+
+    def _rows(self, sql: str, limits: Limits | None, settings: dict[str, Any] | None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]], Statistics]:
         if limits is not None:
             settings = limits.settings(settings)
             settings["max_execution_time"] = max(1, math.ceil(limits.deadline))
-        rows, columns = self._call(sql, with_column_types=True, settings=settings)
-        return [(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows]
+        client = self._borrow()
+        with self.rw.shared():
+            try:
+                rows, columns = self._client_call(client, sql, with_column_types=True,
+                                                  settings=settings)
+                last = client.last_query
+                stats = Statistics(
+                    float(getattr(last, "elapsed", 0.0) or 0.0),
+                    int(getattr(last.progress, "rows", 0)) if last else 0,
+                    int(getattr(last.progress, "bytes", 0)) if last else 0)
+            finally:
+                self._idle.put(client)
+        return ([(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows],
+                stats)
 
-    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
+    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
+                    token: str | None = None) -> None:
         # The driver can't send inline FORMAT data, so rows become one INSERT ... SELECT
         # with every value cast to its column's type: ClickHouse, not Python, judges each
         # value. One statement for all rows: all or none (it used to send one INSERT per
         # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        settings: dict = {}
+        settings: dict[str, Any] = {}
         if token is not None:
             require(self, "insert deduplication tokens", "an idempotent insert")
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
@@ -210,7 +242,7 @@ class ClickHouseBackend:
                        settings=settings)
             self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=settings)
 
-    def exclusive(self):
+    def exclusive(self) -> AbstractContextManager[None]:
         return self.rw.exclusive()
 
     def version(self) -> str:
@@ -238,7 +270,7 @@ def _default(ch_type: str, kind: str, expr: str) -> str:
     return f"assumeNotNull(CAST(NULL AS Nullable({ch_type})))"
 
 
-def _value(value) -> str:
+def _value(value: object) -> str:
     if isinstance(value, dict):
         import json
 
@@ -249,7 +281,7 @@ def _value(value) -> str:
         return quote_string(str(value))
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """Driver values as the embedded engine's JSON would give them."""
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")

@@ -41,8 +41,9 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -75,9 +76,9 @@ class EmbeddedBackend:
         self.rw = RWLock()
         self._writer_lock = threading.RLock()  # the writer session: one statement at a time
         self._version: str | None = None
-        self._conn = None
-        self._readers: list = []  # idle reader connections, as [connection, database]
-        self._all_readers: list = []
+        self._conn: Any = None
+        self._readers: list[list[Any]] = []  # idle reader connections, as [connection, database]
+        self._all_readers: list[Any] = []
         self._readers_lock = threading.Lock()
         self._target = path if user_files is None else f"{path}?user_files_path={user_files}"
         try:
@@ -99,7 +100,7 @@ class EmbeddedBackend:
             self.execute(f"USE `{database}`")
 
     def _run(self, sql: str, fmt: str, limits: Limits | None = None,
-             settings: dict | None = None):
+             settings: dict[str, Any] | None = None) -> Any:
         if limits is None:
             if settings:
                 sql += "\nSETTINGS " + ", ".join(f"{k} = {v!r}" for k, v in settings.items())
@@ -119,7 +120,7 @@ class EmbeddedBackend:
             return self._call(conn, guarded, fmt)
 
     @contextlib.contextmanager
-    def _reader(self):
+    def _reader(self) -> Iterator[Any]:
         import chdb
 
         with self._readers_lock:
@@ -143,7 +144,7 @@ class EmbeddedBackend:
         with self._readers_lock:
             self._readers.append(entry)
 
-    def _drain(self, entry: list) -> None:
+    def _drain(self, entry: list[Any]) -> None:
         """Put a reader back in the pool once it answers its own query (see module doc);
         drop it if it won't."""
         conn = entry[0]
@@ -160,7 +161,7 @@ class EmbeddedBackend:
         with contextlib.suppress(Exception):
             conn.close()
 
-    def _check_statement(self, conn, sql: str, guarded: str) -> None:
+    def _check_statement(self, conn: Any, sql: str, guarded: str) -> None:
         """Raise QueryError (READONLY / ACCESS_DENIED) unless the engine reads ``guarded``
         as one read statement calling no ``file()``."""
         ast = self._call(conn, "EXPLAIN AST " + guarded, "TabSeparatedRaw")
@@ -181,7 +182,7 @@ class EmbeddedBackend:
                     return
 
     @staticmethod
-    def _call(conn, sql: str, fmt: str):
+    def _call(conn: Any, sql: str, fmt: str) -> Any:
         try:
             return conn.query(sql, fmt)
         except Exception as exc:  # chdb.ChdbError and RuntimeError carry CH's text
@@ -190,9 +191,10 @@ class EmbeddedBackend:
     def execute(self, sql: str) -> None:
         self._run(sql, "TabSeparated")
 
-    def query(self, sql: str, limits: Limits | None = None
-              ) -> tuple[list[tuple[str, str]], list[list]]:
-        result = self._run(sql, "JSONCompact", limits)
+    def query(self, sql: str, limits: Limits | None = None,
+              settings: dict[str, Any] | None = None
+              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+        result = self._run(sql, "JSONCompact", limits, settings)
         text = result.bytes().decode("utf-8") if hasattr(result, "bytes") else str(result)
         if not text.strip():
             return [], []
@@ -205,9 +207,11 @@ class EmbeddedBackend:
         (``JSON``, ``CSVWithNames``, ``JSONEachRow``, ``Parquet`` ...), untouched.
         With ``limits``, it runs read-only under them on the reader session; ``settings``
         are rtp's own extra settings (a limit of the same name wins)."""
-        return self._run(sql, fmt, limits, settings).bytes()
+        body: bytes = self._run(sql, fmt, limits, settings).bytes()
+        return body
 
-    def insert_json(self, table: str, rows: list[dict], *, token: str | None = None) -> None:
+    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
+                    token: str | None = None) -> None:
         if not rows:
             return
         try:  # one array of objects (JSONEachRow reads it), ~10x faster than json
@@ -218,7 +222,7 @@ class EmbeddedBackend:
                   f"{body}", "TabSeparated")
 
     @contextlib.contextmanager
-    def exclusive(self):
+    def exclusive(self) -> Iterator[None]:
         with self.rw.exclusive(), self._writer_lock:
             yield
 
@@ -248,7 +252,7 @@ def _settings(token: str | None) -> str:
     """An insert's deduplication settings. Without a token, a unique one: datasources keep
     a deduplication window, and ClickHouse would otherwise drop an insert whose rows are
     identical to a recent one (two shoppers' identical events are two events)."""
-    settings = {"deduplicate_insert": "enable"} if token is not None else {}
+    settings: dict[str, object] = {"deduplicate_insert": "enable"} if token is not None else {}
     settings |= dedup_settings(token if token is not None else uuid.uuid4().hex)
     return ", ".join(f"{k} = {quote_string(v) if isinstance(v, str) else v}"
                      for k, v in settings.items())

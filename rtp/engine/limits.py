@@ -20,6 +20,7 @@ How ClickHouse applies them (measured on chDB 26.9 and the 18.16 server):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 GiB = 1024**3
 MiB = 1024**2
@@ -70,7 +71,7 @@ class Limits:
         """These limits with the deadline cut to ``seconds`` (what is left of it)."""
         return replace(self, deadline=min(self.deadline, seconds))
 
-    def settings(self, extra: dict | None = None) -> dict:
+    def settings(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """ClickHouse settings, ``readonly = 1`` first. ``extra`` (rtp's own, e.g.
         max_query_size) are added; a limit always wins over an extra of the same name."""
         ours = {
@@ -89,7 +90,7 @@ class Limits:
             ours["max_threads"] = self.max_threads
         return {**(extra or {}), **ours}
 
-    def clause(self, extra: dict | None = None) -> str:
+    def clause(self, extra: dict[str, Any] | None = None) -> str:
         """The settings as a trailing ``SETTINGS`` clause, on its own line (a caller's
         trailing ``-- comment`` can't swallow it)."""
         return "\nSETTINGS " + ", ".join(
@@ -97,7 +98,7 @@ class Limits:
         )
 
 
-def _literal(value) -> str:
+def _literal(value: object) -> str:
     if isinstance(value, str):
         if not value.replace("_", "").isalnum():
             raise ValueError(f"not a settings word: {value!r}")

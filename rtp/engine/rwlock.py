@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 
 class RWLock:
@@ -22,7 +23,7 @@ class RWLock:
         self.exclusive_since: float | None = None  # time.monotonic() the holder got it
 
     @contextlib.contextmanager
-    def shared(self):
+    def shared(self) -> Iterator[None]:
         me = threading.get_ident()
         with self._cond:
             if self._writer != me and me not in self._readers:
@@ -39,7 +40,7 @@ class RWLock:
                     self._cond.notify_all()
 
     @contextlib.contextmanager
-    def exclusive(self):
+    def exclusive(self) -> Iterator[None]:
         me = threading.get_ident()
         with self._cond:
             if self._writer != me:

@@ -28,6 +28,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -35,6 +36,9 @@ from rtp.engine import MIN_VERSIONS, QueryError, version_tuple
 from rtp.errors import RequestError
 from rtp.project.model import Datasource
 from rtp.sql.params import INT_RANGES
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 QUARANTINE_SUFFIX = "_quarantine"
 _MISSING = object()
@@ -545,7 +549,7 @@ def _ndjson(lines: Iterable[tuple[int, bytes]], exact: bool = False) -> Iterator
 # -- inserting ---------------------------------------------------------------------------
 
 
-def insert_rows(backend, datasource: Datasource, records: Iterable[dict | str | bytes], *,
+def insert_rows(backend: Backend, datasource: Datasource, records: Iterable[dict | str | bytes], *,
                 by_name: bool = False) -> tuple[int, int]:
     """Map and insert ``records`` (parsed objects, or NDJSON lines); returns (rows
     inserted, rows quarantined). Raises as :func:`insert`. A batch goes in all or none,
@@ -562,7 +566,7 @@ def insert_rows(backend, datasource: Datasource, records: Iterable[dict | str | 
     return insert(backend, datasource.name, rows, bad)
 
 
-def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
+def insert(backend: Backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
            ensured: set | None = None, *, retry_rows: bool = True,
            token: str | None = None) -> tuple[int, int]:
     """Insert mapped ``rows`` into ``datasource`` and ``bad`` into its quarantine table;
@@ -608,7 +612,7 @@ def insert(backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]
     return ok, len(bad)
 
 
-def refused_rows(backend, table: str, rows: list[dict], *,
+def refused_rows(backend: Backend, table: str, rows: list[dict], *,
                  token: str | None = None) -> list[tuple[int, QueryError]]:
     """Insert what the engine accepts, halving refused batches down to single rows;
     returns the refused rows as (index in ``rows``, the engine's error). The halves are
@@ -618,7 +622,7 @@ def refused_rows(backend, table: str, rows: list[dict], *,
     return refused
 
 
-def _bisect(backend, table: str, rows: list[dict], offset: int,
+def _bisect(backend: Backend, table: str, rows: list[dict], offset: int,
             refused: list[tuple[int, QueryError]], token: str | None = None) -> None:
     try:
         _insert_json(backend, table, rows,
@@ -633,7 +637,7 @@ def _bisect(backend, table: str, rows: list[dict], offset: int,
     _bisect(backend, table, rows[half:], offset + half, refused, token)
 
 
-def _insert_json(backend, table: str, rows: list[dict], token: str | None) -> None:
+def _insert_json(backend: Backend, table: str, rows: list[dict], token: str | None) -> None:
     # backends (and test doubles) that predate tokens are called as before without one
     if token is None:
         backend.insert_json(table, rows)
@@ -641,6 +645,6 @@ def _insert_json(backend, table: str, rows: list[dict], token: str | None) -> No
         backend.insert_json(table, rows, token=token)
 
 
-def supports_tokens(backend) -> bool:
+def supports_tokens(backend: Backend) -> bool:
     """Whether the backend's ClickHouse deduplicates inserts by token (22.2 or newer)."""
     return version_tuple(backend.version()) >= MIN_VERSIONS["insert deduplication tokens"]

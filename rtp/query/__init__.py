@@ -3,19 +3,16 @@ format the answer. The server and ``rtp test`` both call :func:`run_pipe`.
 
 The engine produces the response body itself (``FORMAT JSON`` already has Tinybird's
 ``meta``/``data``/``rows``/``rows_before_limit_at_least``/``statistics`` shape), so the
-bytes pass through untouched. Backends without ``query_bytes`` get the same shapes built
-from ``query()`` rows.
+bytes pass through untouched; a server backend builds the same shapes from its rows
+(:mod:`rtp.engine.formats`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-import time
+from typing import Any
 
-from rtp.engine import QueryError
+from rtp.engine import Backend, QueryError
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError, SqlError
 from rtp.query.over import over_result
@@ -68,7 +65,7 @@ def coerce_params(params: dict[str, Param], raw: dict, fixed: dict | None = None
     return values
 
 
-def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
+def run_pipe(compiled: CompiledProject, backend: Backend, pipe: str, raw_params: dict,
              fmt: str = "json", fixed_params: dict | None = None, *,
              timeout: float | None = None, limits: Limits | None = None,
              q: str | None = None, admin: bool = False) -> tuple[bytes, str]:
@@ -93,7 +90,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
         sql = over_result(q, sql, admin=admin)
     # max_query_size: long parameter values may push the statement past ClickHouse's
     # 256 KiB parser limit.
-    settings = {"max_query_size": len(sql.encode()) + 4096}
+    settings: dict[str, Any] = {"max_query_size": len(sql.encode()) + 4096}
     ch_format, media_type = FORMATS[fmt]
     try:
         if limits is not None:
@@ -102,9 +99,7 @@ def run_pipe(compiled: CompiledProject, backend, pipe: str, raw_params: dict,
         if timeout:
             settings["max_execution_time"] = float(timeout)
         sql += "\nSETTINGS " + ", ".join(f"{k} = {v!r}" for k, v in settings.items())
-        if hasattr(backend, "query_bytes"):
-            return backend.query_bytes(sql, ch_format), media_type
-        return format_result(backend, sql, fmt), media_type
+        return backend.query_bytes(sql, ch_format), media_type
     except QueryError as exc:
         raise refused(exc, timeout or (limits.deadline if limits else 0)) from None
 
@@ -140,13 +135,11 @@ def engine_refusal(exc: QueryError, *, reveal: bool = False) -> SqlError:
                     code="RTP304")
 
 
-def read(backend, sql: str, fmt: str, limits: Limits, settings: dict | None = None
-         ) -> bytes:
+def read(backend: Backend, sql: str, fmt: str, limits: Limits,
+         settings: dict[str, Any] | None = None) -> bytes:
     """A caller's query ``sql`` run read-only under ``limits``, as ``fmt`` bytes.
     Raises QueryError."""
-    if hasattr(backend, "query_bytes"):
-        return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)
-    return format_result(backend, sql, fmt, limits, settings)
+    return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)
 
 
 def refused(exc: QueryError, deadline: float, *, reveal: bool = False):
@@ -164,36 +157,8 @@ def refused(exc: QueryError, deadline: float, *, reveal: bool = False):
     return engine_refusal(exc, reveal=reveal)
 
 
-def format_result(backend, sql: str, fmt: str, limits: Limits | None = None,
-                  settings: dict | None = None) -> bytes:
-    """Tinybird's shapes from ``backend.query`` rows (for backends without raw output)."""
-    started = time.perf_counter()
-    if limits is None:
-        columns, rows = backend.query(sql)
-    else:
-        columns, rows = backend.query(sql, limits, settings)
-    names = [c[0] for c in columns]
-    if fmt == "json":
-        return json.dumps({
-            "meta": [{"name": n, "type": t} for n, t in columns],
-            "data": [dict(zip(names, r, strict=True)) for r in rows],
-            "rows": len(rows), "rows_before_limit_at_least": len(rows),
-            "statistics": {"elapsed": time.perf_counter() - started, "rows_read": 0,
-                           "bytes_read": 0},
-        }, default=str).encode()
-    if fmt == "ndjson":
-        return "".join(json.dumps(dict(zip(names, r, strict=True)), default=str) + "\n"
-                       for r in rows).encode()
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows)
-        return out.getvalue().encode()
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
+def format_result(backend: Backend, sql: str, fmt: str, limits: Limits | None = None,
+                  settings: dict[str, Any] | None = None) -> bytes:
+    """``sql``'s answer as the url suffix ``fmt`` (json, csv, ndjson, parquet). Kept for
+    callers of the old fallback; every backend has ``query_bytes`` now."""
+    return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,12 +50,16 @@ from rtp.server.settings import ServerSettings
 from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
 from rtp.sql.compose import compile_project
 
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+
 log = logging.getLogger("rtp.server")
 
 class ServerState:
     """What the routes share; one per app."""
 
-    def __init__(self, project: Project | Build, backend, settings: ServerSettings) -> None:
+    def __init__(self, project: Project | Build, backend: Backend,
+                 settings: ServerSettings) -> None:
         self.backend = backend
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
@@ -156,7 +161,7 @@ class ServerState:
         self._buckets[name] = (level - 1, now)
 
 
-def create_app(project: Project | Build, backend, settings: ServerSettings | None = None
+def create_app(project: Project | Build, backend: Backend, settings: ServerSettings | None = None
                ) -> FastAPI:
     """The HTTP API for ``project`` (a Build, or a Project compiled here) on ``backend``
     (already deployed)."""

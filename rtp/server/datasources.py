@@ -30,6 +30,7 @@ import json
 import urllib.parse
 import urllib.request
 import uuid
+from typing import TYPE_CHECKING
 
 import sqlglot
 from fastapi import APIRouter, Request
@@ -42,6 +43,9 @@ from rtp.errors import RequestError, RtpError, SqlError
 from rtp.ingest import RowMapper, by_name, insert, read_records, refused_rows
 from rtp.server.http import read_body
 from rtp.sql.guard import denied, function_name
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 router = APIRouter()
 
@@ -89,7 +93,7 @@ def datasource_info(ds, stats: dict | None = None) -> dict:
     }
 
 
-def table_stats(backend) -> dict[str, tuple[int, int]]:
+def table_stats(backend: Backend) -> dict[str, tuple[int, int]]:
     """table -> (rows, bytes) of the active parts in the current database; empty when
     the engine can't say (the listing then shows zeros)."""
     try:
@@ -225,7 +229,7 @@ def fetch_url(url: str, limit: int) -> bytes:
     return data
 
 
-def _load(backend, name: str, rows: list[dict], bad: list, mode: str) -> tuple[int, int]:
+def _load(backend: Backend, name: str, rows: list[dict], bad: list, mode: str) -> tuple[int, int]:
     """Insert mapped rows (append) or swap them in (replace); returns (ok, quarantined)."""
     if mode == "append":
         ok = quarantined = 0
@@ -408,7 +412,7 @@ def check_condition(condition: str) -> str:
     return text
 
 
-def _delete(backend, name: str, condition: str, dry_run: bool) -> int:
+def _delete(backend: Backend, name: str, condition: str, dry_run: bool) -> int:
     where = f"WHERE (\n{condition}\n)"
     with backend.exclusive():
         count = int(backend.query(f"SELECT count() FROM `{name}` {where}")[1][0][0])

@@ -12,12 +12,16 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtp.errors import RtpError
 from rtp.ops.build import ProjectInvalid
 from rtp.ops.deploy import reload
 from rtp.project.load import SKIP_DIRS
 from rtp.project.model import Project
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 # what a project is read from (rtp.project.load): rtp.yaml, YAML under datasources/,
 # pipes/, connections/, and Tinybird's files anywhere (Forward's endpoints/, copies/...)
@@ -58,7 +62,7 @@ def snapshot(root: Path, skip: tuple[str, ...] = ("tests", "fixtures")) -> dict[
     return out
 
 
-def is_empty(project: Project, backend) -> bool:
+def is_empty(project: Project, backend: Backend) -> bool:
     """True when no datasource table holds a row (or none exists yet)."""
     for name in project.datasources:
         try:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +23,9 @@ from rtp.engine import QueryError
 from rtp.errors import EngineError, RequestError
 from rtp.ingest import insert, supports_tokens
 from rtp.server.http import read_body
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 router = APIRouter()
 
@@ -45,7 +49,7 @@ class Batcher:
     """Group commit per datasource. ``run`` runs a blocking call on the engine's
     worker threads and returns its result."""
 
-    def __init__(self, backend, run, *, wait: float, max_rows: int, max_pending: int):
+    def __init__(self, backend: Backend, run, *, wait: float, max_rows: int, max_pending: int):
         self.backend = backend
         self.run = run
         self.wait = wait
@@ -134,7 +138,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def idempotency_token(request: Request, datasource: str, body: bytes, backend) -> str | None:
+def idempotency_token(request: Request, datasource: str, body: bytes,
+                      backend: Backend) -> str | None:
     """The insert deduplication token of a request sending ``Idempotency-Key``, or None.
 
     The token is the key and a digest of the (expanded) body: a retry (same key, same

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 
@@ -24,6 +25,9 @@ from rtp.errors import RequestError
 from rtp.query import FORMATS, read, refused
 from rtp.server.http import read_body
 from rtp.sql.guard import guard_query
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 router = APIRouter()
 
@@ -108,7 +112,7 @@ async def _request_values(request: Request) -> tuple[str, str]:
     return query, (fmt or "json").lower()
 
 
-def _run(backend, sql: str, fmt: str, deadline: float, limits: Limits, admin: bool = False,
+def _run(backend: Backend, sql: str, fmt: str, deadline: float, limits: Limits, admin: bool = False,
          settings: dict | None = None) -> bytes:
     try:
         return read(backend, sql, fmt, limits, settings or None)

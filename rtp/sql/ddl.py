@@ -6,7 +6,11 @@ they wrote them; only names rtp chooses are quoted here.
 
 from __future__ import annotations
 
-from rtp.project.model import Column, Datasource
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rtp.project.model import Column, Datasource, Engine, Index
 
 
 def qualified(name: str, database: str | None) -> str:
@@ -47,35 +51,129 @@ DEDUP_WINDOW = 1000
 DEDUP_SETTING = "non_replicated_deduplication_window"
 
 
-def create_table(ds: Datasource, database: str | None = None, *, name: str | None = None,
-                 if_not_exists: bool = False) -> str:
-    """``CREATE TABLE`` for a datasource (``name`` overrides the table name)."""
-    lines = [column_sql(c) for c in ds.columns]
-    lines += [f"INDEX `{i.name}` {i.expr} TYPE {i.type} GRANULARITY {i.granularity}"
-              for i in ds.indexes]
-    body = ",\n    ".join(lines)
-    exists = "IF NOT EXISTS " if if_not_exists else ""
-    sql = (f"CREATE TABLE {exists}{qualified(name or ds.name, database)}\n(\n    {body}\n)\n"
-           f"ENGINE = {engine_sql(ds)}")
-    if ds.engine.type == "Null":
-        return sql
-    if ds.partition_key:
-        sql += f"\nPARTITION BY {ds.partition_key}"
-    if ds.primary_key:
-        sql += f"\nPRIMARY KEY ({', '.join(ds.primary_key)})"
-    sql += f"\nORDER BY ({', '.join(ds.sorting_key)})" if ds.sorting_key else "\nORDER BY tuple()"
-    if ds.ttl:
-        sql += f"\nTTL {ds.ttl}"
+@dataclass(frozen=True)
+class TablePart:
+    """One part of a table's definition beyond its columns, described once for the three
+    places that handle it: the ``CREATE TABLE`` clause (:func:`create_table`), how a
+    plan compares a deployed table with the project (``spec`` in the deploy state,
+    :mod:`rtp.deploy.plan`) and how ``rtp check`` names the part ClickHouse refused
+    (:mod:`rtp.check.schemas`)."""
+
+    field: str  # the Datasource attribute (and the file's key)
+    clause: Callable[[Datasource], str | None]  # its DDL clause; None: left out
+    position: int  # where the clause goes in CREATE TABLE (-1: inside the column list)
+    spec_key: str  # its entry in the deploy state's spec (the three keys share one)
+    spec: Callable[[Datasource], Any]  # its value there, as JSON
+    # what changing it takes: "rebuild" (a new table), or an ALTER made by the plan
+    change: str
+    code: str  # rtp check's code when ClickHouse refuses it
+    hint: str | None = None
+    empty: Any = None  # its value in a table with columns only (rtp check's first probe)
+
+    def value(self, ds: Datasource) -> Any:
+        return getattr(ds, self.field)
+
+
+def _partition(ds: Datasource) -> str | None:
+    return f"PARTITION BY {ds.partition_key}" if ds.partition_key else None
+
+
+def _primary(ds: Datasource) -> str | None:
+    return f"PRIMARY KEY ({', '.join(ds.primary_key)})" if ds.primary_key else None
+
+
+def _order(ds: Datasource) -> str:
+    return f"ORDER BY ({', '.join(ds.sorting_key)})" if ds.sorting_key else "ORDER BY tuple()"
+
+
+def _ttl(ds: Datasource) -> str | None:
+    return f"TTL {ds.ttl}" if ds.ttl else None
+
+
+def table_settings(ds: Datasource) -> list[tuple[str, Any]]:
+    """The table's settings as created: the file's, plus rtp's deduplication window."""
     settings = list(ds.settings)
     if (ds.engine.type.endswith("MergeTree") and not ds.engine.type.startswith("Replicated")
             and DEDUP_SETTING not in dict(settings)):
         settings.append((DEDUP_SETTING, DEDUP_WINDOW))
-    if settings:
-        sql += "\nSETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings)
+    return settings
+
+
+def _settings(ds: Datasource) -> str | None:
+    settings = table_settings(ds)
+    return ("SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings)
+            if settings else None)
+
+
+def index_sql(index: Index) -> str:
+    """An index's definition after its name: ``expr TYPE type GRANULARITY n``."""
+    return f"{index.expr} TYPE {index.type} GRANULARITY {index.granularity}"
+
+
+def _indexes(ds: Datasource) -> str | None:
+    return ",\n    ".join(f"INDEX `{i.name}` {index_sql(i)}" for i in ds.indexes) or None
+
+
+# In the order rtp check adds them to a bare table: ClickHouse needs the sorting key
+# before the primary key (a prefix of it). Indexes are probed one at a time.
+TABLE_PARTS: tuple[TablePart, ...] = (
+    TablePart("engine", lambda ds: f"ENGINE = {engine_sql(ds)}", 0, "engine",
+              lambda ds: [ds.engine.type, [list(o) for o in ds.engine.options]], "rebuild",
+              "RTP202", empty=Engine("MergeTree")),
+    TablePart("sorting_key", _order, 3, "keys", lambda ds: list(ds.sorting_key), "rebuild",
+              "RTP203",
+              "sorting key expressions must use the datasource's columns; "
+              "Nullable columns can't be in a key", empty=()),
+    TablePart("primary_key", _primary, 2, "keys", lambda ds: list(ds.primary_key),
+              "rebuild", "RTP203",
+              "the primary key must be a prefix of the sorting key", empty=()),
+    TablePart("partition_key", _partition, 1, "keys", lambda ds: ds.partition_key,
+              "rebuild", "RTP203",
+              "e.g. toYYYYMM(timestamp); keep partitions few (months, not days)"),
+    TablePart("ttl", _ttl, 4, "ttl", lambda ds: ds.ttl, "alter", "RTP204",
+              "e.g. timestamp + INTERVAL 90 DAY on a Date or DateTime column"),
+    TablePart("settings", _settings, 5, "settings", lambda ds: {k: v for k, v in ds.settings},
+              "alter", "RTP204",
+              "see https://clickhouse.com/docs/operations/settings/merge-tree-settings",
+              empty=()),
+    TablePart("indexes", _indexes, -1, "indexes",
+              lambda ds: {i.name: index_sql(i) for i in ds.indexes}, "alter", "RTP204",
+              empty=()),
+)
+PARTS = {part.field: part for part in TABLE_PARTS}
+
+
+def part_spec(ds: Datasource) -> dict[str, Any]:
+    """How a plan compares each part: the deploy state's ``spec`` besides the columns.
+    The keys share one entry, ``[sorting, primary, partition]``: a change of any
+    rebuilds the table."""
+    spec: dict[str, Any] = {}
+    for part in TABLE_PARTS:
+        if part.spec_key == "keys":
+            spec.setdefault("keys", []).append(part.spec(ds))
+        else:
+            spec[part.spec_key] = part.spec(ds)
+    return spec
+
+
+def create_table(ds: Datasource, database: str | None = None, *, name: str | None = None,
+                 if_not_exists: bool = False) -> str:
+    """``CREATE TABLE`` for a datasource (``name`` overrides the table name)."""
+    lines = [column_sql(c) for c in ds.columns]
+    inner = [p.clause(ds) for p in TABLE_PARTS if p.position < 0]
+    body = ",\n    ".join([*lines, *(c for c in inner if c)])
+    exists = "IF NOT EXISTS " if if_not_exists else ""
+    sql = f"CREATE TABLE {exists}{qualified(name or ds.name, database)}\n(\n    {body}\n)"
+    for part in sorted((p for p in TABLE_PARTS if p.position >= 0), key=lambda p: p.position):
+        clause = part.clause(ds)
+        if clause:
+            sql += f"\n{clause}"
+        if part.field == "engine" and ds.engine.type == "Null":
+            break  # a Null table takes no keys or settings
     return sql
 
 
-def _setting(value) -> str:
+def _setting(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int | float):

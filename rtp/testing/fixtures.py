@@ -14,8 +14,8 @@ so materialized views fire on fixture inserts exactly as in production.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtp.engine import QueryError
 from rtp.errors import Location, RtpError, SuiteError
@@ -29,6 +29,9 @@ from rtp.ingest import (
     refused_rows,
 )
 from rtp.project.model import Project
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 CLASSIC_DIR = "datasources/fixtures"
 ORDER = (".ndjson", ".jsonl", ".csv", ".parquet", ".sql")  # Tinybird: .ndjson, .csv, .sql
@@ -49,7 +52,7 @@ def fixture_files(project: Project) -> list[Path]:
     return sorted(chosen.values(), key=lambda p: p.stem)
 
 
-def load_fixtures(project: Project, backend, *,
+def load_fixtures(project: Project, backend: Backend, *,
                   quarantine: bool = False) -> dict[str, tuple[int, int]]:
     """Insert every fixture file; returns (rows inserted, rows quarantined) per
     datasource.
@@ -89,7 +92,7 @@ def load_fixtures(project: Project, backend, *,
     return done
 
 
-def _sql_rows(backend, path: Path, rel: str) -> bytes:
+def _sql_rows(backend: Backend, path: Path, rel: str) -> bytes:
     """The NDJSON rows of a ``.sql`` fixture's query, run in the test engine (Tinybird
     runs it, keeps its rows as the fixture and appends them as NDJSON).
 
@@ -100,19 +103,15 @@ def _sql_rows(backend, path: Path, rel: str) -> bytes:
     sql = path.read_text(encoding="utf-8")
     try:
         sql = guard_query(sql, admin=True).sql
-        if hasattr(backend, "query_bytes"):
-            return backend.query_bytes(sql, "JSONEachRow")
-        columns, rows = backend.query(sql)
+        return backend.query_bytes(sql, "JSONEachRow")
     except (QueryError, RtpError) as exc:
         detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
         raise SuiteError(f"fixture query failed: {detail}", code="RTP603",
                            location=Location(rel, 1, 1)) from None
-    names = [c[0] for c in columns]
-    return "".join(json.dumps(dict(zip(names, r, strict=True)), default=str) + "\n"
-                   for r in rows).encode()
 
 
-def _insert_strict(backend, mapper: RowMapper, records: list, rel: str) -> tuple[int, int]:
+def _insert_strict(backend: Backend, mapper: RowMapper, records: list, rel: str
+                   ) -> tuple[int, int]:
     """All rows in one insert, or a SuiteError naming the first bad row's line."""
     ds = mapper.datasource
     rows, lines = [], []

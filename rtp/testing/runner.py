@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rtp.errors import Location, Problems, RtpError, SuiteError, http_status
 from rtp.project.model import Project
@@ -15,6 +16,9 @@ from rtp.sql.compose import CompiledProject
 from rtp.testing.cases import Case, load_cases
 from rtp.testing.compare import diff_rows
 from rtp.testing.fixtures import load_fixtures
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Session:
 
     project: Project
     compiled: CompiledProject
-    backend: object
+    backend: Backend
     fixtures: dict[str, int]
     setup_seconds: float
 

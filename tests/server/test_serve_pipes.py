@@ -149,20 +149,22 @@ async def test_non_endpoint_pipes_are_not_served(serve):
 
 
 class QueryOnly:
-    """The engine seen through the plain Backend protocol (no raw output), like the
-    ClickHouse server backend: run_pipe builds the same shapes from rows."""
+    """The engine's rows formatted the way the ClickHouse server backend formats them
+    (rtp.engine.formats: the native protocol gives rows, not format text)."""
 
     name = "clickhouse"
 
     def __init__(self, inner):
         self.inner = inner
 
-    def query(self, sql):
-        return self.inner.query(sql)
+    def query_bytes(self, sql, fmt, limits=None, settings=None):
+        from rtp.engine.formats import format_rows
+
+        return format_rows(*self.inner.query(sql, limits, settings), fmt)
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "ndjson", "parquet"])
-async def test_backends_without_raw_output_give_the_same_answers(serve, fmt):
+async def test_rows_formatted_like_the_server_backend_match_the_engines_own(serve, fmt):
     from rtp.query import run_pipe
 
     s = serve()
