@@ -5,6 +5,7 @@ install:
 
 lint:
 	ruff check rtp tests bench
+	ruff format --check rtp tests bench examples
 	lint-imports  # the layers contract in pyproject.toml
 	mypy
 

@@ -20,15 +20,42 @@ from bench.dataset import prepare
 
 CONFIGS = {
     # events, seconds per side per round, rounds, ingest rows, chunk, probes, rate, pipes, runs
-    "full": dict(events=5_000_000, seconds=10.0, rounds=3, ingest_rows=200_000, chunk=5000,
-                 probes=100, rate=200.0, sizes=(50, 200), runs=2,
-                 server_calls=2000),
-    "quick": dict(events=200_000, seconds=3.0, rounds=1, ingest_rows=20_000, chunk=5000,
-                  probes=15, rate=100.0, sizes=(50,), runs=1,
-                 server_calls=500),
-    "tiny": dict(events=3_000, seconds=1.0, rounds=1, ingest_rows=2_000, chunk=500,
-                 probes=3, rate=20.0, sizes=(), runs=1,
-                 server_calls=50),
+    "full": dict(
+        events=5_000_000,
+        seconds=10.0,
+        rounds=3,
+        ingest_rows=200_000,
+        chunk=5000,
+        probes=100,
+        rate=200.0,
+        sizes=(50, 200),
+        runs=2,
+        server_calls=2000,
+    ),
+    "quick": dict(
+        events=200_000,
+        seconds=3.0,
+        rounds=1,
+        ingest_rows=20_000,
+        chunk=5000,
+        probes=15,
+        rate=100.0,
+        sizes=(50,),
+        runs=1,
+        server_calls=500,
+    ),
+    "tiny": dict(
+        events=3_000,
+        seconds=1.0,
+        rounds=1,
+        ingest_rows=2_000,
+        chunk=500,
+        probes=3,
+        rate=20.0,
+        sizes=(),
+        runs=1,
+        server_calls=50,
+    ),
 }
 SECTIONS = ("endpoint", "ingest", "freshness", "tooling")
 
@@ -37,15 +64,25 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(mode: str, *, events: int | None = None, workdir: Path | None = None,
-        sections=SECTIONS, out_dir: Path | None = None) -> tuple[dict, Path]:
+def run(
+    mode: str,
+    *,
+    events: int | None = None,
+    workdir: Path | None = None,
+    sections=SECTIONS,
+    out_dir: Path | None = None,
+) -> tuple[dict, Path]:
     cfg = dict(CONFIGS[mode])
     if events:
         cfg["events"] = events
     started = time.perf_counter()
-    result: dict = {"mode": mode, "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(
-        timespec="seconds"), "machine": machine(), "versions": versions(),
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}}
+    result: dict = {
+        "mode": mode,
+        "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+    }
     with tempfile.TemporaryDirectory(prefix="rtp-bench-") as tmp:
         project = workdir or Path(tmp) / "project"
         needs_data = {"endpoint", "ingest", "freshness"} & set(sections)
@@ -56,21 +93,29 @@ def run(mode: str, *, events: int | None = None, workdir: Path | None = None,
             result["dataset"] = {**facts, "prepare_s": time.perf_counter() - t}
         if "endpoint" in sections:
             log("endpoint overhead ...")
-            result["endpoint"] = endpoint.run(project, facts, seconds=cfg["seconds"],
-                                              rounds=cfg["rounds"], log=log)
+            result["endpoint"] = endpoint.run(
+                project, facts, seconds=cfg["seconds"], rounds=cfg["rounds"], log=log
+            )
             result["server_path"] = server_path.run(cfg["server_calls"])
         if "ingest" in sections:
             log("ingestion ...")
             result["ingest"] = {
-                "with_views": ingest.run(project, facts, rows=cfg["ingest_rows"],
-                                         chunk=cfg["chunk"], log=log),
-                "table_only": ingest.run(ingest.plain_project(Path(tmp) / "plain"), facts,
-                                         rows=cfg["ingest_rows"], chunk=cfg["chunk"], log=log),
+                "with_views": ingest.run(
+                    project, facts, rows=cfg["ingest_rows"], chunk=cfg["chunk"], log=log
+                ),
+                "table_only": ingest.run(
+                    ingest.plain_project(Path(tmp) / "plain"),
+                    facts,
+                    rows=cfg["ingest_rows"],
+                    chunk=cfg["chunk"],
+                    log=log,
+                ),
             }
         if "freshness" in sections:
             log("freshness ...")
-            result["freshness"] = freshness.run(project, facts, probes=cfg["probes"],
-                                                rate=cfg["rate"], log=log)
+            result["freshness"] = freshness.run(
+                project, facts, probes=cfg["probes"], rate=cfg["rate"], log=log
+            )
         if "tooling" in sections:
             log("tooling ...")
             result["tooling"] = tooling.run(sizes=cfg["sizes"], runs=cfg["runs"], log=log)
@@ -105,8 +150,10 @@ def table(r: dict) -> str:
     sp = r.get("server_path")
     if ep and sp:
         engine = ep["c1"]["engine"]["p50_ms"]
-        lines.append(f"| server's own time per call (no-op engine), p50 | {sp['p50_ms']:.2f} ms | "
-                     f"{engine:.1f} ms | +{sp['p50_ms'] / engine:.3f}× | |")
+        lines.append(
+            f"| server's own time per call (no-op engine), p50 | {sp['p50_ms']:.2f} ms | "
+            f"{engine:.1f} ms | +{sp['p50_ms'] / engine:.3f}× | |"
+        )
     for kind, ing in (r.get("ingest") or {}).items():
         label = "events + 5 views" if kind == "with_views" else "events, no views"
         e, h = ing["engine"], ing["http"]
@@ -118,28 +165,36 @@ def table(r: dict) -> str:
         ]
     fr = r.get("freshness")
     if fr:
-        lines += [f"| freshness p50 ({fr['probes']} probes) | {fr['p50_ms']:.0f} ms | | | |",
-                  f"| freshness p99 | {fr['p99_ms']:.0f} ms | | | ≤ 1000 ms |"]
+        lines += [
+            f"| freshness p50 ({fr['probes']} probes) | {fr['p50_ms']:.0f} ms | | | |",
+            f"| freshness p99 | {fr['p99_ms']:.0f} ms | | | ≤ 1000 ms |",
+        ]
     tl = r.get("tooling")
     if tl:
         base = tl["engine_start_s"]
         for name, f in tl["projects"].items():
             for key in ("check", "deploy_empty", "deploy_unchanged", "test"):
                 if f"{key}_s" in f:
-                    lines.append(f"| rtp {key.replace('_', ' ')}, {name} | {f[key + '_s']:.2f} s "
-                                 f"| {base:.2f} s | {f[key + '_ratio']:.1f}× | |")
+                    lines.append(
+                        f"| rtp {key.replace('_', ' ')}, {name} | {f[key + '_s']:.2f} s "
+                        f"| {base:.2f} s | {f[key + '_ratio']:.1f}× | |"
+                    )
     return "\n".join(lines)
 
 
 def header(r: dict) -> str:
     m, v = r["machine"], r["versions"]
-    out = [f"machine: {m['cores']} cores, {m['cpu']}, load average {m['load_average_1m_at_start']}",
-           f"versions: rtp {v['rtp']}, chDB {v['chdb']} (ClickHouse {v['clickhouse']}), "
-           f"Python {v['python']}"]
+    out = [
+        f"machine: {m['cores']} cores, {m['cpu']}, load average {m['load_average_1m_at_start']}",
+        f"versions: rtp {v['rtp']}, chDB {v['chdb']} (ClickHouse {v['clickhouse']}), "
+        f"Python {v['python']}",
+    ]
     if "dataset" in r:
         d = r["dataset"]
-        out.append(f"dataset: {d['events_rows']:,} events ({d['events_ndjson_bytes'] / 1e6:.0f} MB "
-                   f"NDJSON), bulk load {d['bulk_load_s']:.0f} s")
+        out.append(
+            f"dataset: {d['events_rows']:,} events ({d['events_ndjson_bytes'] / 1e6:.0f} MB "
+            f"NDJSON), bulk load {d['bulk_load_s']:.0f} s"
+        )
     return "\n".join(out)
 
 
@@ -153,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for the JSON result")
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
-    result, path = run(mode, events=args.events, workdir=args.workdir,
-                       sections=tuple(args.only or SECTIONS), out_dir=args.out)
+    result, path = run(
+        mode,
+        events=args.events,
+        workdir=args.workdir,
+        sections=tuple(args.only or SECTIONS),
+        out_dir=args.out,
+    )
     print(header(result))
     print(table(result))
     print(f"total {result['total_s']:.0f} s; JSON: {path}")

@@ -30,8 +30,12 @@ def machine() -> dict:
         load = os.getloadavg()[0]
     except OSError:
         load = None
-    return {"cores": os.cpu_count(), "cpu": model, "platform": platform.platform(),
-            "load_average_1m_at_start": load}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "platform": platform.platform(),
+        "load_average_1m_at_start": load,
+    }
 
 
 def versions() -> dict:
@@ -40,8 +44,12 @@ def versions() -> dict:
     import rtp
 
     engine = chdb.query("SELECT version()", "TabSeparated").bytes().decode().strip()
-    return {"rtp": rtp.__version__, "chdb": chdb.__version__, "clickhouse": engine,
-            "python": platform.python_version()}
+    return {
+        "rtp": rtp.__version__,
+        "chdb": chdb.__version__,
+        "clickhouse": engine,
+        "python": platform.python_version(),
+    }
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -55,9 +63,12 @@ def pct(samples: list[float], p: float) -> float:
 
 def latency_summary(samples_s: list[float], elapsed_s: float) -> dict:
     """p50/p99 in ms and throughput in requests/s."""
-    return {"requests": len(samples_s), "p50_ms": pct(samples_s, 50) * 1000,
-            "p99_ms": pct(samples_s, 99) * 1000,
-            "throughput_rps": len(samples_s) / elapsed_s if elapsed_s else 0.0}
+    return {
+        "requests": len(samples_s),
+        "p50_ms": pct(samples_s, 50) * 1000,
+        "p99_ms": pct(samples_s, 99) * 1000,
+        "throughput_rps": len(samples_s) / elapsed_s if elapsed_s else 0.0,
+    }
 
 
 def free_port() -> int:
@@ -96,9 +107,11 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(project / "serve.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            rtp_cmd("serve", "--no-auth", "--port", str(self.port), "-p", str(project),
-                    *extra),
-            stdout=self.log, stderr=subprocess.STDOUT, env=env())
+            rtp_cmd("serve", "--no-auth", "--port", str(self.port), "-p", str(project), *extra),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env(),
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -26,9 +26,23 @@ def generate(events: int, seed: int = 7) -> Path:
     if (out / "done").exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(REPO / "examples" / "generator.py"), "--out", str(out),
-                    "--events", str(events), "--days", "7", "--seed", str(seed)],
-                   check=True, env=env(), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "generator.py"),
+            "--out",
+            str(out),
+            "--events",
+            str(events),
+            "--days",
+            "7",
+            "--seed",
+            str(seed),
+        ],
+        check=True,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+    )
     (out / "done").write_text("")
     return out
 
@@ -41,8 +55,10 @@ def structure(backend, table: str) -> str:
 def bulk_load(backend, table: str, path: Path) -> None:
     """Insert a JSONEachRow file with the engine (views fire per block)."""
     cols = structure(backend, table)
-    backend.execute(f"INSERT INTO `{table}` SELECT * FROM file('{path}', 'JSONEachRow', "
-                    f"'{cols.replace(chr(39), chr(92) + chr(39))}')")
+    backend.execute(
+        f"INSERT INTO `{table}` SELECT * FROM file('{path}', 'JSONEachRow', "
+        f"'{cols.replace(chr(39), chr(92) + chr(39))}')"
+    )
 
 
 def data_path(project: Path) -> str:
@@ -58,16 +74,19 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
             log(f"reusing the loaded project in {workdir}")
             return facts
     if workdir.exists() and any(workdir.iterdir()) and not marker.exists():
-        raise SystemExit(f"{workdir} is not empty and holds no benchmark project; "
-                         "give --workdir a new or a benchmark's folder")
+        raise SystemExit(
+            f"{workdir} is not empty and holds no benchmark project; "
+            "give --workdir a new or a benchmark's folder"
+        )
     files = generate(events)
     if workdir.exists():
         import shutil
 
         shutil.rmtree(workdir)  # a benchmark's own folder, with another dataset
     copy_root_project(workdir)
-    subprocess.run(rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(), stdout=subprocess.DEVNULL
+    )
     from rtp.engine.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(data_path(workdir))
@@ -81,8 +100,14 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
         size = (files / "events.ndjson").stat().st_size
     finally:
         backend.close()
-    facts = {"events_generated": events, "events_rows": count, "events_ndjson_bytes": size,
-             "last_event": last, "bulk_load_s": load_s,
-             "bulk_load_rows_per_s": count / load_s, "files": str(files)}
+    facts = {
+        "events_generated": events,
+        "events_rows": count,
+        "events_ndjson_bytes": size,
+        "last_event": last,
+        "bulk_load_s": load_s,
+        "bulk_load_rows_per_s": count / load_s,
+        "files": str(files),
+    }
     marker.write_text(json.dumps(facts))
     return facts

@@ -35,7 +35,8 @@ def sample_params(backend, n: int, at: str) -> list[dict]:
     _, rows = backend.query(
         "SELECT user_id, session_id FROM events "
         "WHERE timestamp > (SELECT max(timestamp) FROM events) - INTERVAL 1 DAY "
-        f"GROUP BY user_id, session_id ORDER BY cityHash64(session_id) LIMIT {n}")
+        f"GROUP BY user_id, session_id ORDER BY cityHash64(session_id) LIMIT {n}"
+    )
     return [{"user_id": u, "session_id": s, "at": at} for u, s in rows]
 
 
@@ -95,9 +96,13 @@ def http(url: str, params: list[dict], concurrency: int, seconds: float) -> dict
     urls = [f"{url}/v0/pipes/{PIPE}.json?{urlencode(p)}" for p in params]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(urls, f)
-    out = subprocess.run([sys.executable, "-m", "bench.loadgen", "get", f.name,
-                          str(concurrency), str(seconds)],
-                         capture_output=True, text=True, env=env(), check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", "get", f.name, str(concurrency), str(seconds)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        check=True,
+    )
     Path(f.name).unlink()
     result = json.loads(out.stdout)
     if result["errors"]:
@@ -105,8 +110,16 @@ def http(url: str, params: list[dict], concurrency: int, seconds: float) -> dict
     return result
 
 
-def run(project: Path, facts: dict, *, seconds: float, rounds: int, samples: int = 200,
-        concurrencies=(1, 16), log=print) -> dict:
+def run(
+    project: Path,
+    facts: dict,
+    *,
+    seconds: float,
+    rounds: int,
+    samples: int = 200,
+    concurrencies=(1, 16),
+    log=print,
+) -> dict:
     from rtp.engine.embedded import EmbeddedBackend
 
     at = facts["last_event"][:19]
@@ -138,19 +151,25 @@ def run(project: Path, facts: dict, *, seconds: float, rounds: int, samples: int
 
     for r in range(rounds):
         # the sides take turns going first, so a trend in the machine's load hits both
-        sides = (engine_side, http_side) if r % 2 == 0 or not params else (http_side,
-                                                                              engine_side)
+        sides = (engine_side, http_side) if r % 2 == 0 or not params else (http_side, engine_side)
         for side in sides:
             side()
         log(f"  endpoint round {r + 1}/{rounds} done")
-    out: dict = {"pipe": PIPE, "parameter_sets": len(params), "at": at,
-                 "seconds_per_side_per_round": seconds, "rounds": rounds}
+    out: dict = {
+        "pipe": PIPE,
+        "parameter_sets": len(params),
+        "at": at,
+        "seconds_per_side_per_round": seconds,
+        "rounds": rounds,
+    }
     for c in concurrencies:
         e = latency_summary(raw[c]["latencies"], raw[c]["elapsed"])
         h = latency_summary(api[c]["latencies"], api[c]["elapsed"])
         out[f"c{c}"] = {
-            "engine": e, "http": h,
-            "p50_ratio": h["p50_ms"] / e["p50_ms"], "p99_ratio": h["p99_ms"] / e["p99_ms"],
+            "engine": e,
+            "http": h,
+            "p50_ratio": h["p50_ms"] / e["p50_ms"],
+            "p99_ratio": h["p99_ms"] / e["p99_ms"],
             "throughput_ratio": h["throughput_rps"] / e["throughput_rps"],
         }
     return out

@@ -31,17 +31,32 @@ def catalogue(files: Path) -> dict[str, dict]:
     return out
 
 
-def run(project: Path, facts: dict, *, probes: int, rate: float, timeout: float = 10.0,
-        log=print) -> dict:
+def run(
+    project: Path, facts: dict, *, probes: int, rate: float, timeout: float = 10.0, log=print
+) -> dict:
     products = list(catalogue(Path(facts["files"])).values())
     samples: list[float] = []
     polls: list[int] = []
     skipped = timeouts = 0
     with Server(project) as server:
         background = subprocess.Popen(
-            [sys.executable, str(REPO / "examples" / "generator.py"), "--url", server.url,
-             "--token", "none", "--rate", str(rate), "--no-catalogue", "--duration", "0"],
-            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                str(REPO / "examples" / "generator.py"),
+                "--url",
+                server.url,
+                "--token",
+                "none",
+                "--rate",
+                str(rate),
+                "--no-catalogue",
+                "--duration",
+                "0",
+            ],
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(1.0)
             with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -55,19 +70,32 @@ def run(project: Path, facts: dict, *, probes: int, rate: float, timeout: float 
                         r = client.get("/v0/pipes/recommendations.json", params=params)
                         r.raise_for_status()
                         data = r.json()["data"]
-                        return bool(data) and data[0]["category"] == product["category"] \
+                        return (
+                            bool(data)
+                            and data[0]["category"] == product["category"]
                             and data[0]["reason"] == "session"
+                        )
 
                     if shows():
                         skipped += 1
                         continue
                     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-                    event = {"timestamp": now[:-3], "event_type": "view", "user_id": user,
-                             "session_id": session, "product_id": product["product_id"],
-                             "category": product["category"], "brand": product["brand"],
-                             "price": product["price"], "referrer": "bench"}
-                    r = client.post("/v0/events", params={"name": "events", "wait": "true"},
-                                    content=json.dumps(event) + "\n")
+                    event = {
+                        "timestamp": now[:-3],
+                        "event_type": "view",
+                        "user_id": user,
+                        "session_id": session,
+                        "product_id": product["product_id"],
+                        "category": product["category"],
+                        "brand": product["brand"],
+                        "price": product["price"],
+                        "referrer": "bench",
+                    }
+                    r = client.post(
+                        "/v0/events",
+                        params={"name": "events", "wait": "true"},
+                        content=json.dumps(event) + "\n",
+                    )
                     r.raise_for_status()
                     acked = time.perf_counter()
                     n = 0
@@ -84,8 +112,13 @@ def run(project: Path, facts: dict, *, probes: int, rate: float, timeout: float 
             background.terminate()
             background.wait()
     log(f"  {len(samples)} freshness probes done")
-    return {"probes": len(samples), "skipped": skipped, "timeouts": timeouts,
-            "background_rate_events_per_s": rate,
-            "p50_ms": pct(samples, 50) * 1000, "p99_ms": pct(samples, 99) * 1000,
-            "max_ms": max(samples, default=0) * 1000,
-            "polls_p50": pct([float(p) for p in polls], 50)}
+    return {
+        "probes": len(samples),
+        "skipped": skipped,
+        "timeouts": timeouts,
+        "background_rate_events_per_s": rate,
+        "p50_ms": pct(samples, 50) * 1000,
+        "p99_ms": pct(samples, 99) * 1000,
+        "max_ms": max(samples, default=0) * 1000,
+        "polls_p50": pct([float(p) for p in polls], 50),
+    }

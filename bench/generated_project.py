@@ -75,7 +75,8 @@ def write_project(root: Path, pipes: int) -> Path:
             text = ENDPOINT.format(
                 extra_cols=", countMerge(a.views) AS views",
                 join=f"\n      JOIN agg_{j} AS a ON a.product_id = f.product_id",
-                extra_group="")
+                extra_group="",
+            )
         else:
             text = ENDPOINT.format(extra_cols="", join="", extra_group="")
         (root / "pipes" / f"endpoint_{i}.yaml").write_text(text)

@@ -26,7 +26,7 @@ def bodies(events_file: Path, rows: int, chunk: int) -> list[bytes]:
     with open(events_file, "rb") as f:
         lines = list(islice(f, rows))
     for i in range(0, len(lines), chunk):
-        out.append(b"".join(lines[i:i + chunk]))
+        out.append(b"".join(lines[i : i + chunk]))
     return out
 
 
@@ -50,17 +50,29 @@ def http_insert(project: Path, parts: list[bytes], senders: int) -> dict:
             (Path(tmp) / f"{i:06d}.ndjson").write_bytes(body)
         with Server(project) as server:
             out = subprocess.run(
-                [sys.executable, "-m", "bench.loadgen", "post",
-                 f"{server.url}/v0/events?name=events&wait=true", tmp, str(senders)],
-                capture_output=True, text=True, env=env(), check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.loadgen",
+                    "post",
+                    f"{server.url}/v0/events?name=events&wait=true",
+                    tmp,
+                    str(senders),
+                ],
+                capture_output=True,
+                text=True,
+                env=env(),
+                check=True,
+            )
     result = json.loads(out.stdout)
     if result["errors"]:
         raise RuntimeError(f"{result['errors']} ingest requests failed")
     return result
 
 
-def run(project: Path, facts: dict, *, rows: int, chunk: int = 5000, senders: int = 4,
-        log=print) -> dict:
+def run(
+    project: Path, facts: dict, *, rows: int, chunk: int = 5000, senders: int = 4, log=print
+) -> dict:
     parts = bodies(Path(facts["files"]) / "events.ndjson", rows, chunk)
     nrows = sum(p.count(b"\n") for p in parts)
     nbytes = sum(len(p) for p in parts)
@@ -73,8 +85,15 @@ def run(project: Path, facts: dict, *, rows: int, chunk: int = 5000, senders: in
     api_s = res["elapsed"]
     raw = {"seconds": raw_s, "rows_per_s": nrows / raw_s, "mb_per_s": nbytes / raw_s / 1e6}
     api = {"seconds": api_s, "rows_per_s": nrows / api_s, "mb_per_s": nbytes / api_s / 1e6}
-    return {"rows": nrows, "bytes": nbytes, "rows_per_request": chunk, "senders": senders,
-            "engine": raw, "http": api, "ratio": api["rows_per_s"] / raw["rows_per_s"]}
+    return {
+        "rows": nrows,
+        "bytes": nbytes,
+        "rows_per_request": chunk,
+        "senders": senders,
+        "engine": raw,
+        "http": api,
+        "ratio": api["rows_per_s"] / raw["rows_per_s"],
+    }
 
 
 def plain_project(root: Path) -> Path:
@@ -90,6 +109,7 @@ def plain_project(root: Path) -> Path:
     (root / "rtp.yaml").write_text("name: events_only\n")
     shutil.copy(REPO / "datasources" / "events.yaml", root / "datasources" / "events.yaml")
     shutil.copytree(REPO / "connections", root / "connections")  # events' Kafka source
-    subprocess.run(rtp_cmd("deploy", "-p", str(root)), check=True, env=env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        rtp_cmd("deploy", "-p", str(root)), check=True, env=env(), stdout=subprocess.DEVNULL
+    )
     return root

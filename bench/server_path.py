@@ -28,10 +28,19 @@ class NoEngine:
 
 
 async def _calls(app, token: bytes, query: bytes, calls: int) -> list[float]:
-    scope = {"type": "http", "method": "GET", "path": "/v0/pipes/recommendations.json",
-             "raw_path": b"/v0/pipes/recommendations.json", "query_string": query,
-             "headers": [(b"authorization", b"Bearer " + token)], "http_version": "1.1",
-             "scheme": "http", "server": ("x", 80), "client": ("c", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v0/pipes/recommendations.json",
+        "raw_path": b"/v0/pipes/recommendations.json",
+        "query_string": query,
+        "headers": [(b"authorization", b"Bearer " + token)],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("x", 80),
+        "client": ("c", 1),
+        "root_path": "",
+    }
 
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -57,11 +66,10 @@ def run(calls: int = 500) -> dict:
 
     model, _ = load_project(REPO)
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(model, NoEngine(),
-                         ServerSettings(tokens_file=Path(tmp) / "tokens.json"))
+        app = create_app(model, NoEngine(), ServerSettings(tokens_file=Path(tmp) / "tokens.json"))
         token = app.state.rtp.tokens.ensure_admin().encode()
-        query = urlencode({"user_id": "u000123", "session_id": "s0123456789ab",
-                           "at": "2026-11-20 12:00:00"}).encode()
+        query = urlencode(
+            {"user_id": "u000123", "session_id": "s0123456789ab", "at": "2026-11-20 12:00:00"}
+        ).encode()
         samples = asyncio.run(_calls(app, token, query, calls))
-    return {"calls": calls, "p50_ms": pct(samples, 50) * 1000,
-            "p99_ms": pct(samples, 99) * 1000}
+    return {"calls": calls, "p50_ms": pct(samples, 50) * 1000, "p99_ms": pct(samples, 99) * 1000}

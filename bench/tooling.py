@@ -37,8 +37,10 @@ def measure(root: Path, runs: int, with_test: bool) -> dict:
     def wipe() -> None:
         shutil.rmtree(root / ".rtp", ignore_errors=True)
 
-    out = {"check_s": timed(rtp_cmd("check", "-p", str(root)), runs),
-           "deploy_empty_s": timed(rtp_cmd("deploy", "-p", str(root)), runs, before=wipe)}
+    out = {
+        "check_s": timed(rtp_cmd("check", "-p", str(root)), runs),
+        "deploy_empty_s": timed(rtp_cmd("deploy", "-p", str(root)), runs, before=wipe),
+    }
     out["deploy_unchanged_s"] = timed(rtp_cmd("deploy", "-p", str(root)), runs)
     if with_test:
         out["test_s"] = timed(rtp_cmd("test", "-p", str(root)), runs)
@@ -46,8 +48,10 @@ def measure(root: Path, runs: int, with_test: bool) -> dict:
 
 
 def run(*, sizes=(50, 200), runs: int = 1, log=print) -> dict:
-    baseline = timed([sys.executable, "-c",
-                      "import chdb; chdb.connect(':memory:').query('SELECT 1')"], max(runs, 2))
+    baseline = timed(
+        [sys.executable, "-c", "import chdb; chdb.connect(':memory:').query('SELECT 1')"],
+        max(runs, 2),
+    )
     result: dict = {"engine_start_s": baseline, "runs_best_of": runs, "projects": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_root_project(Path(tmp) / "root")

@@ -37,12 +37,20 @@ from dataclasses import dataclass, field
 
 # category, id prefix, product nouns, price range
 CATEGORIES = [
-    ("sunglasses", "sg", ["Aviator", "Wayfarer", "Round", "Cat Eye", "Shield", "Clubmaster"],
-     (39, 249)),
+    (
+        "sunglasses",
+        "sg",
+        ["Aviator", "Wayfarer", "Round", "Cat Eye", "Shield", "Clubmaster"],
+        (39, 249),
+    ),
     ("shoes", "sh", ["Runner", "Trail Shoe", "Loafer", "Sneaker", "Boot", "Sandal"], (45, 220)),
     ("bags", "bg", ["Tote", "Backpack", "Weekender", "Crossbody", "Duffel"], (25, 320)),
-    ("watches", "wt", ["Field Watch", "Diver", "Chronograph", "Smartwatch", "Dress Watch"],
-     (60, 650)),
+    (
+        "watches",
+        "wt",
+        ["Field Watch", "Diver", "Chronograph", "Smartwatch", "Dress Watch"],
+        (60, 650),
+    ),
     ("hats", "ht", ["Bucket Hat", "Cap", "Panama", "Beanie", "Fedora"], (15, 90)),
     ("jackets", "jk", ["Rain Jacket", "Puffer", "Denim Jacket", "Blazer", "Parka"], (60, 380)),
     ("jeans", "jn", ["Slim Jeans", "Straight Jeans", "Relaxed Jeans", "Cargo Jeans"], (40, 160)),
@@ -60,13 +68,54 @@ CATEGORIES = [
     ("home", "hm", ["Candle", "Throw", "Cushion", "Vase"], (15, 150)),
     ("beauty", "by", ["Sunscreen", "Lip Balm", "Face Oil", "Fragrance"], (8, 140)),
 ]
-BRANDS = ["Solaris", "Peakline", "Lumen", "Ardent", "Horo", "Northway", "Kestrel", "Monto",
-          "Vela", "Briar", "Oakhurst", "Tidal", "Cinder", "Alder", "Juno", "Marlow",
-          "Sable", "Wren", "Fathom", "Larkin", "Cove", "Everly", "Quill", "Rook"]
-ADJECTIVES = ["Classic", "Urban", "Coastal", "Alpine", "Retro", "Everyday", "Studio", "Field",
-              "Harbor", "Summit", "Weekend", "Metro", "Heritage", "Nomad", "Breeze", "Atlas"]
-REFERRERS = (["", "google", "instagram", "email", "tiktok", "newsletter", "partner"],
-             [30, 30, 15, 10, 8, 5, 2])
+BRANDS = [
+    "Solaris",
+    "Peakline",
+    "Lumen",
+    "Ardent",
+    "Horo",
+    "Northway",
+    "Kestrel",
+    "Monto",
+    "Vela",
+    "Briar",
+    "Oakhurst",
+    "Tidal",
+    "Cinder",
+    "Alder",
+    "Juno",
+    "Marlow",
+    "Sable",
+    "Wren",
+    "Fathom",
+    "Larkin",
+    "Cove",
+    "Everly",
+    "Quill",
+    "Rook",
+]
+ADJECTIVES = [
+    "Classic",
+    "Urban",
+    "Coastal",
+    "Alpine",
+    "Retro",
+    "Everyday",
+    "Studio",
+    "Field",
+    "Harbor",
+    "Summit",
+    "Weekend",
+    "Metro",
+    "Heritage",
+    "Nomad",
+    "Breeze",
+    "Atlas",
+]
+REFERRERS = (
+    ["", "google", "instagram", "email", "tiktok", "newsletter", "partner"],
+    [30, 30, 15, 10, 8, 5, 2],
+)
 EVENT_WEIGHTS = {"view": 1, "add_to_cart": 3, "purchase": 5}
 
 
@@ -80,8 +129,14 @@ class Product:
     fragment: str = ""  # the product's part of an event line, pre-rendered for speed
 
     def row(self, updated_at: str) -> dict:
-        return {"product_id": self.product_id, "name": self.name, "category": self.category,
-                "brand": self.brand, "price": self.price, "updated_at": updated_at}
+        return {
+            "product_id": self.product_id,
+            "name": self.name,
+            "category": self.category,
+            "brand": self.brand,
+            "price": self.price,
+            "updated_at": updated_at,
+        }
 
 
 @dataclass
@@ -117,7 +172,8 @@ def build_catalogue(n_products: int, seed: int) -> list[Category]:
             product = Product(f"{prefix}-{n + 1:04d}", name, cname, brand, price)
             product.fragment = (
                 f'"product_id":"{product.product_id}","category":"{cname}",'
-                f'"brand":"{brand}","price":{price}')
+                f'"brand":"{brand}","price":{price}'
+            )
             products.append(product)
         # Zipf-like popularity: a few products draw most of the views
         weights = [1 / (rank + 1) ** 0.9 for rank in range(count)]
@@ -169,8 +225,9 @@ class Session:
     def steps(self) -> Iterator[tuple[float, str, Product | None, str]]:
         rng, shopper = self.rng, self.shopper
         t = 0.0
-        cat = self.catalogue[shopper.categories[0] if rng.random() < 0.75
-                             else rng.choice(shopper.categories)]
+        cat = self.catalogue[
+            shopper.categories[0] if rng.random() < 0.75 else rng.choice(shopper.categories)
+        ]
         if rng.random() < 0.05:  # a wander outside the shopper's tastes
             cat = rng.choice(self.catalogue)
         if rng.random() < 0.3:
@@ -200,8 +257,9 @@ class Simulation:
         self.products = [p for c in self.catalogue for p in c.products]
         self.shoppers = make_shoppers(shoppers, self.catalogue, seed)
         # a few shoppers come back much more often than the rest
-        self.activity = list(itertools.accumulate(
-            1 / (i + 1) ** 0.6 for i in range(len(self.shoppers))))
+        self.activity = list(
+            itertools.accumulate(1 / (i + 1) ** 0.6 for i in range(len(self.shoppers)))
+        )
         order = list(range(len(self.shoppers)))
         self.rng.shuffle(order)
         self.by_activity = [self.shoppers[i] for i in order]
@@ -225,13 +283,16 @@ class Simulation:
         return left
 
 
-def event_line(stamp: str, event_type: str, session: Session, product: Product | None,
-               query: str) -> str:
+def event_line(
+    stamp: str, event_type: str, session: Session, product: Product | None, query: str
+) -> str:
     fragment = product.fragment if product is not None else _SEARCH
     query = json.dumps(query) if query else '""'
-    return (f'{{"timestamp":"{stamp}","event_type":"{event_type}",'
-            f'"user_id":"{session.shopper.user_id}","session_id":"{session.session_id}",'
-            f'{fragment},"query":{query},"referrer":"{session.referrer}"}}\n')
+    return (
+        f'{{"timestamp":"{stamp}","event_type":"{event_type}",'
+        f'"user_id":"{session.shopper.user_id}","session_id":"{session.session_id}",'
+        f'{fragment},"query":{query},"referrer":"{session.referrer}"}}\n'
+    )
 
 
 class Clock:
@@ -266,8 +327,10 @@ def write_files(sim: Simulation, out: str, events: int, days: float, end_ms: int
         f.writelines(json.dumps(p.row(stamp)) + "\n" for p in sim.products)
     inventory = open(os.path.join(out, "inventory.ndjson"), "w")  # noqa: SIM115 (closed below)
     for p in sim.products:
-        inventory.write(f'{{"product_id":"{p.product_id}","stock":{sim.stock[p.product_id]},'
-                        f'"updated_at":"{clock(start_ms)}"}}\n')
+        inventory.write(
+            f'{{"product_id":"{p.product_id}","stock":{sim.stock[p.product_id]},'
+            f'"updated_at":"{clock(start_ms)}"}}\n'
+        )
     written = 0
     span = end_ms - start_ms
     rng = sim.rng
@@ -287,11 +350,13 @@ def write_files(sim: Simulation, out: str, events: int, days: float, end_ms: int
                         sim.stock[product.product_id] = rng.randint(10, 80)
                         inventory.write(
                             f'{{"product_id":"{product.product_id}","stock":0,'
-                            f'"updated_at":"{clock(ms)}"}}\n')
+                            f'"updated_at":"{clock(ms)}"}}\n'
+                        )
                         inventory.write(
                             f'{{"product_id":"{product.product_id}",'
                             f'"stock":{sim.stock[product.product_id]},'
-                            f'"updated_at":"{clock(ms + rng.randint(1, 8) * 3600_000)}"}}\n')
+                            f'"updated_at":"{clock(ms + rng.randint(1, 8) * 3600_000)}"}}\n'
+                        )
                 written += 1
                 if written >= events:
                     break
@@ -304,29 +369,43 @@ def write_files(sim: Simulation, out: str, events: int, days: float, end_ms: int
         inventory.write(f'{{"product_id":"{pid}","stock":{left},"updated_at":"{clock(end_ms)}"}}\n')
     inventory.close()
     took = time.perf_counter() - started
-    print(f"wrote {written:,} events, {len(sim.products):,} products to {out} "
-          f"in {took:.1f}s ({written / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
+    print(
+        f"wrote {written:,} events, {len(sim.products):,} products to {out} "
+        f"in {took:.1f}s ({written / max(took, 1e-9):,.0f} events/s)",
+        file=sys.stderr,
+    )
 
 
 # -- live -------------------------------------------------------------------------------
 
 
-def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
-           concurrency: int, catalogue: bool, batch_seconds: float = 0.25) -> None:
+def stream(
+    sim: Simulation,
+    url: str,
+    token: str,
+    rate: float,
+    duration: float,
+    concurrency: int,
+    catalogue: bool,
+    batch_seconds: float = 0.25,
+) -> None:
     """Send events at ``rate`` per second for ``duration`` seconds (0: until interrupted)."""
     import httpx
 
     clock = Clock()
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=10,
-                          headers={"Authorization": f"Bearer {token}",
-                                   "Content-Type": "application/x-ndjson"})
+    client = httpx.Client(
+        base_url=url.rstrip("/"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
+    )
 
     def post(datasource: str, lines: list[str]) -> bool:
         if not lines:
             return True
         try:
-            r = client.post("/v0/events", params={"name": datasource},
-                            content="".join(lines).encode())
+            r = client.post(
+                "/v0/events", params={"name": datasource}, content="".join(lines).encode()
+            )
         except httpx.HTTPError as exc:
             print(f"! {datasource}: {exc}", file=sys.stderr)
             return False
@@ -339,11 +418,16 @@ def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
     if catalogue:
         stamp = clock(now_ms)
         for i in range(0, len(sim.products), 1000):
-            chunk = sim.products[i:i + 1000]
+            chunk = sim.products[i : i + 1000]
             post("products", [json.dumps(p.row(stamp)) + "\n" for p in chunk])
-            post("inventory", [f'{{"product_id":"{p.product_id}",'
-                               f'"stock":{sim.stock[p.product_id]},"updated_at":"{stamp}"}}\n'
-                               for p in chunk])
+            post(
+                "inventory",
+                [
+                    f'{{"product_id":"{p.product_id}",'
+                    f'"stock":{sim.stock[p.product_id]},"updated_at":"{stamp}"}}\n'
+                    for p in chunk
+                ],
+            )
         print(f"sent the catalogue: {len(sim.products):,} products", file=sys.stderr)
 
     rng = sim.rng
@@ -377,21 +461,27 @@ def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
             events.append(event_line(clock(ms), etype, sessions[i], product, query))
             if etype == "purchase":
                 left = sim.take_stock(product)
-                stock.append(f'{{"product_id":"{product.product_id}","stock":{left},'
-                             f'"updated_at":"{clock(ms)}"}}\n')
+                stock.append(
+                    f'{{"product_id":"{product.product_id}","stock":{left},'
+                    f'"updated_at":"{clock(ms)}"}}\n'
+                )
         # the warehouse: restock a sold-out product now and then, and sell one out
         if rng.random() < batch_seconds / 5:
             empty = [pid for pid, n in sim.stock.items() if n == 0]
             if empty:
                 pid = rng.choice(empty)
                 sim.stock[pid] = rng.randint(10, 80)
-                stock.append(f'{{"product_id":"{pid}","stock":{sim.stock[pid]},'
-                             f'"updated_at":"{clock(int(time.time() * 1000))}"}}\n')
+                stock.append(
+                    f'{{"product_id":"{pid}","stock":{sim.stock[pid]},'
+                    f'"updated_at":"{clock(int(time.time() * 1000))}"}}\n'
+                )
         if rng.random() < batch_seconds / 20:
             product = rng.choice(rng.choice(sim.catalogue).products[:10])
             sim.stock[product.product_id] = 0
-            stock.append(f'{{"product_id":"{product.product_id}","stock":0,'
-                         f'"updated_at":"{clock(int(time.time() * 1000))}"}}\n')
+            stock.append(
+                f'{{"product_id":"{product.product_id}","stock":0,'
+                f'"updated_at":"{clock(int(time.time() * 1000))}"}}\n'
+            )
         if post("events", events):
             sent += len(events)
         else:
@@ -399,10 +489,12 @@ def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
         post("inventory", stock)
         if tick - last_report >= 5:
             elapsed = tick - started
-            print(f"{elapsed:6.0f}s  sent {sent:,} events ({sent / elapsed:,.0f}/s), "
-                  f"{failed:,} failed, {len(active)} live sessions, "
-                  f"{sum(1 for n in sim.stock.values() if n == 0)} products sold out",
-                  file=sys.stderr)
+            print(
+                f"{elapsed:6.0f}s  sent {sent:,} events ({sent / elapsed:,.0f}/s), "
+                f"{failed:,} failed, {len(active)} live sessions, "
+                f"{sum(1 for n in sim.stock.values() if n == 0)} products sold out",
+                file=sys.stderr,
+            )
             last_report = tick
         time.sleep(max(0.0, batch_seconds - (time.monotonic() - tick)))
     client.close()
@@ -410,20 +502,32 @@ def stream(sim: Simulation, url: str, token: str, rate: float, duration: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:7181", help="rtp server base URL")
-    parser.add_argument("--token", default=os.environ.get("RTP_TOKEN", ""),
-                        help="token with DATASOURCES:APPEND (default: $RTP_TOKEN)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("RTP_TOKEN", ""),
+        help="token with DATASOURCES:APPEND (default: $RTP_TOKEN)",
+    )
     parser.add_argument("--rate", type=float, default=20, help="events per second (live)")
     parser.add_argument("--shoppers", type=int, default=5000, help="how many shoppers")
-    parser.add_argument("--duration", type=float, default=0,
-                        help="seconds to run live; 0 runs until interrupted")
-    parser.add_argument("--concurrency", type=int, default=0,
-                        help="sessions in progress at once (default: about 5 s of events)")
+    parser.add_argument(
+        "--duration", type=float, default=0, help="seconds to run live; 0 runs until interrupted"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="sessions in progress at once (default: about 5 s of events)",
+    )
     parser.add_argument("--products", type=int, default=2000, help="catalogue size")
-    parser.add_argument("--no-catalogue", action="store_true",
-                        help="live: don't send products and initial stock first")
+    parser.add_argument(
+        "--no-catalogue",
+        action="store_true",
+        help="live: don't send products and initial stock first",
+    )
     parser.add_argument("--out", help="write NDJSON files to this folder instead of sending")
     parser.add_argument("--events", type=int, default=100_000, help="events to write (--out)")
     parser.add_argument("--days", type=float, default=7, help="days the files span (--out)")
@@ -435,8 +539,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     concurrency = args.concurrency or max(10, min(args.shoppers, int(args.rate * 5)))
     try:
-        stream(sim, args.url, args.token, args.rate, args.duration, concurrency,
-               catalogue=not args.no_catalogue)
+        stream(
+            sim,
+            args.url,
+            args.token,
+            args.rate,
+            args.duration,
+            concurrency,
+            catalogue=not args.no_catalogue,
+        )
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     return 0

@@ -82,8 +82,9 @@ def main(argv: list[str]) -> int:
             except RtpError as exc:
                 rows, status = [], getattr(exc, "status", 400)
             want_status = case.get("expected_http_status", 200)
-            expected = [json.loads(x) for x in (case.get("expected_result") or "").splitlines()
-                        if x.strip()]
+            expected = [
+                json.loads(x) for x in (case.get("expected_result") or "").splitlines() if x.strip()
+            ]
             ok = status == want_status and (status != 200 or rows == expected)
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {pipe}: {case['name']} ({status})")

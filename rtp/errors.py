@@ -246,8 +246,9 @@ def _check_code(cls: type, code: str) -> None:
         raise ValueError(f"{code} is retired; raise {RETIRED[code]}")
     home = family(code).cls
     if not issubclass(cls, home):
-        raise ValueError(f"{cls.__name__} can't carry {code}: {code[:4]}xx codes are "
-                         f"{home.__name__}s")
+        raise ValueError(
+            f"{cls.__name__} can't carry {code}: {code[:4]}xx codes are {home.__name__}s"
+        )
 
 
 def error_for(code: str, message: str, **kwargs) -> RtpError:

@@ -8,14 +8,26 @@ from deploy_helpers import SHOP
 
 
 def test_append_quarantines_an_overflowing_timestamp_and_keeps_its_neighbours(
-        project_factory, cli, tmp_path):
+    project_factory, cli, tmp_path
+):
     shop = project_factory(SHOP, base=None)
     assert cli("deploy", "-p", shop).exit_code == 0
-    lines = [json.dumps({"timestamp": "2030-01-01 10:00:00", "user_id": f"u{i}",
-                         "product": {"id": "p", "price": 1}}) for i in range(100)]
+    lines = [
+        json.dumps(
+            {
+                "timestamp": "2030-01-01 10:00:00",
+                "user_id": f"u{i}",
+                "product": {"id": "p", "price": 1},
+            }
+        )
+        for i in range(100)
+    ]
     lines.insert(40, '{"timestamp": 1e20, "user_id": "x", "product": {"id": "p", "price": 1}}')
-    lines.insert(60, '{"timestamp": "2030-01-01 10:00:00", "user_id": "y", '
-                     '"product": {"id": "p", "price": 1e400}}')
+    lines.insert(
+        60,
+        '{"timestamp": "2030-01-01 10:00:00", "user_id": "y", '
+        '"product": {"id": "p", "price": 1e400}}',
+    )
     data = tmp_path / "events.ndjson"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = cli("append", "events", data, "-p", shop)
@@ -24,11 +36,13 @@ def test_append_quarantines_an_overflowing_timestamp_and_keeps_its_neighbours(
     assert "2 row(s) quarantined" in result.output
     out = cli("sql", "SELECT count() AS c FROM events", "-p", shop, "-f", "csv").output
     assert out == "c\n100\n"
-    out = cli("sql", "SELECT error FROM events_quarantine ORDER BY error", "-p", shop,
-              "-f", "json").output
+    out = cli(
+        "sql", "SELECT error FROM events_quarantine ORDER BY error", "-p", shop, "-f", "json"
+    ).output
     errors = [r["error"] for r in json.loads(out)["data"]]
-    assert errors[0].startswith("column 'timestamp' ($.timestamp): 1e+20 is not a Unix "
-                                "timestamp"), errors
+    assert errors[0].startswith(
+        "column 'timestamp' ($.timestamp): 1e+20 is not a Unix timestamp"
+    ), errors
     assert errors[1].startswith("not JSON"), errors
 
 
@@ -36,9 +50,20 @@ def test_append_again_after_a_crash_stores_nothing_twice(project_factory, cli, t
     shop = project_factory(SHOP, base=None)
     assert cli("deploy", "-p", shop).exit_code == 0
     data = tmp_path / "events.ndjson"
-    data.write_text("".join(json.dumps({"timestamp": "2030-01-01 10:00:00", "user_id": "u",
-                                        "product": {"id": "p", "price": 1}}) + "\n"
-                            for _ in range(12_000)), encoding="utf-8")  # 3 batches
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "timestamp": "2030-01-01 10:00:00",
+                    "user_id": "u",
+                    "product": {"id": "p", "price": 1},
+                }
+            )
+            + "\n"
+            for _ in range(12_000)
+        ),
+        encoding="utf-8",
+    )  # 3 batches
     for _ in range(2):  # the second run is the retry of a run that may have crashed
         assert cli("append", "events", data, "-p", shop).exit_code == 0
     count = "SELECT (SELECT count() FROM events) AS c, (SELECT sum(n) FROM spend) AS n"

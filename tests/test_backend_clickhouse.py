@@ -18,10 +18,15 @@ from rtp.project import load_project
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
 if not URL:
-    print("\nskipping ClickHouse server tests: RTP_TEST_CLICKHOUSE_URL is not set "
-          "(source .ci/services/clickhouse.sh)")
-pytestmark = pytest.mark.skipif(not URL, reason="RTP_TEST_CLICKHOUSE_URL is not set; "
-                                "source .ci/services/clickhouse.sh to start a server")
+    print(
+        "\nskipping ClickHouse server tests: RTP_TEST_CLICKHOUSE_URL is not set "
+        "(source .ci/services/clickhouse.sh)"
+    )
+pytestmark = pytest.mark.skipif(
+    not URL,
+    reason="RTP_TEST_CLICKHOUSE_URL is not set; "
+    "source .ci/services/clickhouse.sh to start a server",
+)
 
 
 @pytest.fixture
@@ -44,8 +49,7 @@ def needs(server, feature: str) -> None:
 @pytest.fixture
 def shop(project_factory):
     def make(overrides: dict | None = None):
-        model, problems = load_project(project_factory({**SHOP, **(overrides or {})},
-                                                       base=None))
+        model, problems = load_project(project_factory({**SHOP, **(overrides or {})}, base=None))
         assert not problems.errors, [str(p) for p in problems]
         return model
 
@@ -80,14 +84,20 @@ def test_timeout_is_reported(server):
 def test_deploy_ingest_redeploy_migrate(shop, server):
     model = shop()
     deploy(model, server)
-    rows = [{"timestamp": "2030-01-01 10:00:00", "user_id": "u1",
-             "product": {"id": "p1", "price": 2.5}},
-            '{"timestamp": "2030-01-01 10:00:01", "user_id": "u1", "product": {"id": "p2", '
-            '"price": 1}}',
-            '{"timestamp": "nope", "user_id": "u2"}']
+    rows = [
+        {
+            "timestamp": "2030-01-01 10:00:00",
+            "user_id": "u1",
+            "product": {"id": "p1", "price": 2.5},
+        },
+        '{"timestamp": "2030-01-01 10:00:01", "user_id": "u1", "product": {"id": "p2", '
+        '"price": 1}}',
+        '{"timestamp": "nope", "user_id": "u2"}',
+    ]
     assert insert_rows(server, model.datasources["events"], rows) == (2, 1)
-    assert server.query("SELECT user_id, sum(total), sum(n) FROM spend GROUP BY user_id")[1] \
-        == [["u1", 3.5, 2]]
+    assert server.query("SELECT user_id, sum(total), sum(n) FROM spend GROUP BY user_id")[1] == [
+        ["u1", 3.5, 2]
+    ]
     assert server.query("SELECT count() FROM events_quarantine")[1] == [[1]]
 
     server.statements.clear()
@@ -96,21 +106,25 @@ def test_deploy_ingest_redeploy_migrate(shop, server):
 
     events = SHOP["datasources/events.yaml"]
     added = events.replace("sorting_key", "  - {name: country, type: String}\n        sorting_key")
-    assert [c.action for c in deploy(shop({"datasources/events.yaml": added}),
-                                     server).pending] == ["alter"]
+    assert [c.action for c in deploy(shop({"datasources/events.yaml": added}), server).pending] == [
+        "alter"
+    ]
     rekeyed = added.replace("[user_id, timestamp]", "[product_id, timestamp]")
     result = deploy(shop({"datasources/events.yaml": rekeyed}), server)
     assert [c.action for c in result.pending] == ["rebuild", "recreate"]
     assert server.query("SELECT count() FROM events")[1] == [[2]]
     with pytest.raises(EngineError, match="inline VALUES"):
         server.execute("INSERT INTO events VALUES ('2030-01-01 11:00:00', 'u2', 'p9', 4)")
-    server.execute("INSERT INTO events (timestamp, user_id, product_id, price) "
-                   "SELECT '2030-01-01 11:00:00', 'u2', 'p9', 4")
+    server.execute(
+        "INSERT INTO events (timestamp, user_id, product_id, price) "
+        "SELECT '2030-01-01 11:00:00', 'u2', 'p9', 4"
+    )
     assert server.query("SELECT sum(total) FROM spend")[1] == [[7.5]]
 
     server.execute("ALTER TABLE events ADD COLUMN by_hand UInt8")
     assert plan(shop({"datasources/events.yaml": rekeyed}), server).drift == [
-        "table events was changed by hand (column by_hand added)"]
+        "table events was changed by hand (column by_hand added)"
+    ]
 
 
 def test_features_the_server_lacks_fail_with_the_minimum_version(shop, server):
@@ -130,8 +144,13 @@ def test_ttl(shop, server):
     needs(server, "table TTL")
     events = SHOP["datasources/events.yaml"] + "\n        ttl: timestamp + INTERVAL 30 DAY\n"
     deploy(shop({"datasources/events.yaml": events}), server)
-    assert "TTL" in server.query("SELECT create_table_query FROM system.tables WHERE "
-                                 "name = 'events' AND database = currentDatabase()")[1][0][0]
+    assert (
+        "TTL"
+        in server.query(
+            "SELECT create_table_query FROM system.tables WHERE "
+            "name = 'events' AND database = currentDatabase()"
+        )[1][0][0]
+    )
 
 
 def test_changed_view_rebuilds_its_target_and_copy_pipes_run(shop, server):
@@ -149,8 +168,14 @@ def test_changed_view_rebuilds_its_target_and_copy_pipes_run(shop, server):
     extra = {"pipes/snap.yaml": copy, "datasources/snapshot.yaml": snapshot}
     model = shop(extra)
     deploy(model, server)
-    rows = [{"timestamp": "2030-01-01 10:00:00", "user_id": f"u{i % 3}",
-             "product": {"id": "p", "price": 1}} for i in range(600)]
+    rows = [
+        {
+            "timestamp": "2030-01-01 10:00:00",
+            "user_id": f"u{i % 3}",
+            "product": {"id": "p", "price": 1},
+        }
+        for i in range(600)
+    ]
     assert insert_rows(server, model.datasources["events"], rows) == (600, 0)
     mv = SHOP["pipes/spend_mv.yaml"].replace("sum(price) AS total", "sum(price) * 2 AS total")
     result = deploy(shop({**extra, "pipes/spend_mv.yaml": mv}), server)

@@ -22,8 +22,10 @@ from rtp.engine.embedded import EmbeddedBackend
 from rtp.engine.limits import TIMEOUT_EXCEEDED, Limits
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
-TABLE = ("CREATE TABLE t (ts DateTime, user_id String, n UInt8, note String DEFAULT 'none', "
-         "tags Array(String), price Nullable(Float64)) ENGINE = MergeTree ORDER BY ts")
+TABLE = (
+    "CREATE TABLE t (ts DateTime, user_id String, n UInt8, note String DEFAULT 'none', "
+    "tags Array(String), price Nullable(Float64)) ENGINE = MergeTree ORDER BY ts"
+)
 
 
 @pytest.fixture(params=["embedded", "clickhouse"])
@@ -34,8 +36,10 @@ def backend(request):
         b = EmbeddedBackend(":memory:", database=name)
     else:
         if not URL:
-            pytest.skip("RTP_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test "
-                        "(source .ci/services/clickhouse.sh)")
+            pytest.skip(
+                "RTP_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test "
+                "(source .ci/services/clickhouse.sh)"
+            )
         from rtp.engine.clickhouse import ClickHouseBackend
 
         b = ClickHouseBackend(f"{URL.rsplit('/', 1)[0]}/{name}")
@@ -53,17 +57,28 @@ def test_name_database_and_version(backend):
 
 # -- query: types round-trip ---------------------------------------------------------
 
-ROWS_SQL = ("SELECT * FROM (SELECT toUInt8(1) AS n, toUInt64(12345678901) AS big, "
-            "'a,\"b' AS s, toDate('2030-01-02') AS d, toDateTime('2030-01-02 03:04:05') AS t, "
-            "2.5 AS f, ['x', 'y'] AS tags, CAST(NULL AS Nullable(Int32)) AS maybe "
-            "UNION ALL SELECT toUInt8(2), toUInt64(3), 'c', toDate('2030-01-03'), "
-            "toDateTime('2030-01-03 00:00:00'), -1.25, emptyArrayString(), "
-            "CAST(7 AS Nullable(Int32))) ORDER BY n")
-COLUMNS = [("n", "UInt8"), ("big", "UInt64"), ("s", "String"), ("d", "Date"),
-           ("t", "DateTime"), ("f", "Float64"), ("tags", "Array(String)"),
-           ("maybe", "Nullable(Int32)")]
-ANSWER = [[1, 12345678901, 'a,"b', "2030-01-02", "2030-01-02 03:04:05", 2.5, ["x", "y"], None],
-          [2, 3, "c", "2030-01-03", "2030-01-03 00:00:00", -1.25, [], 7]]
+ROWS_SQL = (
+    "SELECT * FROM (SELECT toUInt8(1) AS n, toUInt64(12345678901) AS big, "
+    "'a,\"b' AS s, toDate('2030-01-02') AS d, toDateTime('2030-01-02 03:04:05') AS t, "
+    "2.5 AS f, ['x', 'y'] AS tags, CAST(NULL AS Nullable(Int32)) AS maybe "
+    "UNION ALL SELECT toUInt8(2), toUInt64(3), 'c', toDate('2030-01-03'), "
+    "toDateTime('2030-01-03 00:00:00'), -1.25, emptyArrayString(), "
+    "CAST(7 AS Nullable(Int32))) ORDER BY n"
+)
+COLUMNS = [
+    ("n", "UInt8"),
+    ("big", "UInt64"),
+    ("s", "String"),
+    ("d", "Date"),
+    ("t", "DateTime"),
+    ("f", "Float64"),
+    ("tags", "Array(String)"),
+    ("maybe", "Nullable(Int32)"),
+]
+ANSWER = [
+    [1, 12345678901, 'a,"b', "2030-01-02", "2030-01-02 03:04:05", 2.5, ["x", "y"], None],
+    [2, 3, "c", "2030-01-03", "2030-01-03 00:00:00", -1.25, [], 7],
+]
 
 
 def test_query_returns_typed_columns_and_plain_values(backend):
@@ -74,10 +89,13 @@ def test_query_returns_typed_columns_and_plain_values(backend):
 
 def test_execute_then_query_round_trips(backend):
     backend.execute(TABLE)
-    backend.execute("INSERT INTO t (ts, user_id, n, tags, price) "
-                    "SELECT toDateTime('2030-01-01 10:00:00'), 'u1', 7, ['a'], 1.5")
+    backend.execute(
+        "INSERT INTO t (ts, user_id, n, tags, price) "
+        "SELECT toDateTime('2030-01-01 10:00:00'), 'u1', 7, ['a'], 1.5"
+    )
     assert backend.query("SELECT user_id, n, note, tags, price FROM t")[1] == [
-        ["u1", 7, "none", ["a"], 1.5]]
+        ["u1", 7, "none", ["a"], 1.5]
+    ]
     with pytest.raises(QueryError) as caught:
         backend.execute("SELECT nope FROM t")
     assert caught.value.ch_code == 47  # UNKNOWN_IDENTIFIER
@@ -108,8 +126,7 @@ def _csv_value(text: str):
 def test_query_bytes_json(backend):
     body = json.loads(backend.query_bytes(ROWS_SQL, "JSON"))
     assert [(m["name"], m["type"]) for m in body["meta"]] == COLUMNS
-    assert body["data"] == [dict(zip([c for c, _ in COLUMNS], row, strict=True))
-                            for row in ANSWER]
+    assert body["data"] == [dict(zip([c for c, _ in COLUMNS], row, strict=True)) for row in ANSWER]
     assert body["rows"] == 2
     assert set(body["statistics"]) == {"elapsed", "rows_read", "bytes_read"}
     assert body["statistics"]["rows_read"] >= 1
@@ -118,7 +135,8 @@ def test_query_bytes_json(backend):
 def test_query_bytes_json_each_row(backend):
     lines = backend.query_bytes(ROWS_SQL, "JSONEachRow").decode().splitlines()
     assert [json.loads(line) for line in lines] == [
-        dict(zip([c for c, _ in COLUMNS], row, strict=True)) for row in ANSWER]
+        dict(zip([c for c, _ in COLUMNS], row, strict=True)) for row in ANSWER
+    ]
 
 
 def test_query_bytes_csv_with_names(backend):
@@ -127,7 +145,8 @@ def test_query_bytes_csv_with_names(backend):
     assert rows[0] == [c for c, _ in COLUMNS]
     assert [[_csv_value(v) for v in row] for row in rows[1:]] == [
         [1, 12345678901, 'a,"b', "2030-01-02", "2030-01-02 03:04:05", 2.5, "['x','y']", None],
-        [2, 3, "c", "2030-01-03", "2030-01-03 00:00:00", -1.25, "[]", 7]]
+        [2, 3, "c", "2030-01-03", "2030-01-03 00:00:00", -1.25, "[]", 7],
+    ]
 
 
 def test_query_bytes_tab_separated(backend):
@@ -147,9 +166,17 @@ def test_query_bytes_parquet(backend):
 
 def _rows(n: int) -> list[dict]:
     # some rows leave out the column with a default: still one INSERT
-    return [{"ts": "2030-01-01 10:00:00", "user_id": f"u{i}", "n": i % 200,
-             "tags": ["a", f"t{i}"], "price": None if i % 3 else 1.5,
-             **({"note": f"n{i}"} if i % 2 else {})} for i in range(n)]
+    return [
+        {
+            "ts": "2030-01-01 10:00:00",
+            "user_id": f"u{i}",
+            "n": i % 200,
+            "tags": ["a", f"t{i}"],
+            "price": None if i % 3 else 1.5,
+            **({"note": f"n{i}"} if i % 2 else {}),
+        }
+        for i in range(n)
+    ]
 
 
 def test_insert_into_a_missing_table_raises(backend):
@@ -172,11 +199,14 @@ def test_n_rows_store_exactly_n_with_defaults(backend):
     backend.execute(TABLE)
     backend.execute("SYSTEM STOP MERGES t")  # count the INSERT's parts, unmerged
     backend.insert_json("t", _rows(1000))
-    assert backend.query("SELECT count(), countIf(note = 'none'), countIf(price IS NULL), "
-                         "sum(length(tags)) FROM t")[1] == [[1000, 500, 666, 2000]]
+    assert backend.query(
+        "SELECT count(), countIf(note = 'none'), countIf(price IS NULL), sum(length(tags)) FROM t"
+    )[1] == [[1000, 500, 666, 2000]]
     # one INSERT: one part (the server path used to send one per 200 rows)
-    assert backend.query("SELECT count() FROM system.parts WHERE database = "
-                         f"'{backend.database}' AND table = 't' AND active")[1] == [[1]]
+    assert backend.query(
+        "SELECT count() FROM system.parts WHERE database = "
+        f"'{backend.database}' AND table = 't' AND active"
+    )[1] == [[1]]
 
 
 def test_a_token_dedupes_where_the_engine_can_and_is_refused_where_it_cannot(backend):
@@ -236,8 +266,11 @@ def test_a_query_past_its_deadline_stops_with_timeout(backend):
     started = time.monotonic()
     with pytest.raises(QueryError) as caught:
         # system.numbers never ends (a table: read-only allows it, unlike numbers())
-        backend.query_bytes("SELECT count() FROM system.numbers", "JSON",
-                            Limits(deadline=1.0, max_rows_to_read=0, max_bytes_to_read=0))
+        backend.query_bytes(
+            "SELECT count() FROM system.numbers",
+            "JSON",
+            Limits(deadline=1.0, max_rows_to_read=0, max_bytes_to_read=0),
+        )
     assert caught.value.ch_code == TIMEOUT_EXCEEDED
     assert time.monotonic() - started < 20  # the engine stopped it, not a driver timeout
     # the backend still answers afterwards

@@ -21,9 +21,20 @@ def test_append_to_a_server_without_the_table_fails_loudly(project_factory, cli,
 
     shop = project_factory(SHOP, base=None)
     data = tmp_path / "events.ndjson"
-    data.write_text("".join(json.dumps({"timestamp": "2030-01-01 10:00:00", "user_id": "u",
-                                        "product": {"id": "p", "price": 1}}) + "\n"
-                            for _ in range(300)), encoding="utf-8")
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "timestamp": "2030-01-01 10:00:00",
+                    "user_id": "u",
+                    "product": {"id": "p", "price": 1},
+                }
+            )
+            + "\n"
+            for _ in range(300)
+        ),
+        encoding="utf-8",
+    )
     target = f"{URL.rsplit('/', 1)[0]}/rtp_test_ingest_{uuid.uuid4().hex[:8]}"
     try:
         result = cli("append", "events", data, "-p", shop, "--target", target)

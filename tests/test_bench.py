@@ -15,8 +15,16 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
     assert main(["--tiny", "--out", str(tmp_path)]) == 0
     (path,) = tmp_path.glob("*.json")
     result = json.loads(path.read_text())
-    assert {"machine", "versions", "dataset", "endpoint", "server_path", "ingest",
-            "freshness", "tooling"} <= result.keys()
+    assert {
+        "machine",
+        "versions",
+        "dataset",
+        "endpoint",
+        "server_path",
+        "ingest",
+        "freshness",
+        "tooling",
+    } <= result.keys()
     assert result["machine"]["cores"] > 0
     assert result["versions"]["clickhouse"]
     for c in ("c1", "c16"):

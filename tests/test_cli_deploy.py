@@ -27,8 +27,9 @@ SPEND_COPY = SHOP["datasources/spend.yaml"].replace("SummingMergeTree", "MergeTr
 
 @pytest.fixture
 def shop(project_factory):
-    return project_factory({**SHOP, "pipes/daily.yaml": COPY,
-                            "datasources/spend_copy.yaml": SPEND_COPY}, base=None)
+    return project_factory(
+        {**SHOP, "pipes/daily.yaml": COPY, "datasources/spend_copy.yaml": SPEND_COPY}, base=None
+    )
 
 
 def test_plan_deploy_append_sql_copy(shop, cli, tmp_path):
@@ -45,27 +46,46 @@ def test_plan_deploy_append_sql_copy(shop, cli, tmp_path):
     ndjson = tmp_path / "events.ndjson"
     ndjson.write_text(
         '{"timestamp": "2030-01-01 10:00:00", "user_id": "u1", "product": {"id": "p1", '
-        '"price": 2}}\n{"timestamp": "oops", "user_id": "u2"}\n', encoding="utf-8")
+        '"price": 2}}\n{"timestamp": "oops", "user_id": "u2"}\n',
+        encoding="utf-8",
+    )
     result = cli("append", "events", ndjson, "-p", shop)
     assert result.exit_code == 1  # some rows were quarantined
     assert "appended 1 row(s) to events" in result.output
     assert "1 row(s) quarantined" in result.output
     csv = tmp_path / "events.csv"
-    csv.write_text("timestamp,user_id,product_id,price\n2030-01-01 11:00:00,u2,p2,3.5\n",
-                   encoding="utf-8")
+    csv.write_text(
+        "timestamp,user_id,product_id,price\n2030-01-01 11:00:00,u2,p2,3.5\n", encoding="utf-8"
+    )
     assert cli("append", "events", csv, "-p", shop).exit_code == 0
     pq = pytest.importorskip("pyarrow.parquet")
     import pyarrow as pa
 
     parquet = tmp_path / "events.parquet"
-    pq.write_table(pa.table({"timestamp": ["2030-01-01 12:00:00"], "user_id": ["u1"],
-                             "product": [{"id": "p3", "price": 4.0}]}), parquet)
+    pq.write_table(
+        pa.table(
+            {
+                "timestamp": ["2030-01-01 12:00:00"],
+                "user_id": ["u1"],
+                "product": [{"id": "p3", "price": 4.0}],
+            }
+        ),
+        parquet,
+    )
     assert cli("append", "events", parquet, "-p", shop).exit_code == 0
 
-    result = cli("sql", "SELECT user_id, total, n FROM spend FINAL ORDER BY user_id",
-                 "-p", shop, "-f", "json")
+    result = cli(
+        "sql",
+        "SELECT user_id, total, n FROM spend FINAL ORDER BY user_id",
+        "-p",
+        shop,
+        "-f",
+        "json",
+    )
     assert json.loads(result.output)["data"] == [
-        {"user_id": "u1", "total": 6, "n": 2}, {"user_id": "u2", "total": 3.5, "n": 1}]
+        {"user_id": "u1", "total": 6, "n": 2},
+        {"user_id": "u2", "total": 3.5, "n": 1},
+    ]
     result = cli("sql", "SELECT count() AS c FROM events_quarantine", "-p", shop, "-f", "csv")
     assert result.output == "c\n1\n"
     result = cli("copy", "run", "daily", "-p", shop)
@@ -81,14 +101,20 @@ def test_held_database_names_the_process(shop):
     try:
         path = owner.owner_file(shop)
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps({"pid": holder.pid, "command": "rtp serve",
-                                    "url": "http://127.0.0.1:7181"}))
-        result = subprocess.run([sys.executable, "-m", "rtp.cli.main", "deploy", "-p",
-                                 str(shop)], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "COLUMNS": "200"})
+        path.write_text(
+            json.dumps({"pid": holder.pid, "command": "rtp serve", "url": "http://127.0.0.1:7181"})
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(shop)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert result.returncode == 1
-        assert (f"held by process {holder.pid} (rtp serve); it serves "
-                "http://127.0.0.1:7181") in result.stderr
+        assert (
+            f"held by process {holder.pid} (rtp serve); it serves http://127.0.0.1:7181"
+        ) in result.stderr
         assert "BAD_ARGUMENTS" not in result.stderr + result.stdout
     finally:
         holder.kill()
@@ -119,9 +145,11 @@ def test_append_from_url_and_unreadable_sources(shop, cli, tmp_path):
     (tmp_path / "web" / "e.ndjson").write_text(
         '{"timestamp": "2030-01-01 10:00:00", "user_id": "u9", "product": {"id": "p", '
         '"price": 1}}\n',
-        encoding="utf-8")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(tmp_path / "web"))
+        encoding="utf-8",
+    )
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "web")
+    )
     handler.log_message = lambda *a: None
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -11,8 +11,13 @@ from rtp.errors import EngineError
 
 def test_parse_url():
     assert parse_url("clickhouse://ana:p%40ss@db.local:9001/shop") == {
-        "host": "db.local", "port": 9001, "user": "ana", "password": "p@ss",
-        "database": "shop", "secure": False}
+        "host": "db.local",
+        "port": 9001,
+        "user": "ana",
+        "password": "p@ss",
+        "database": "shop",
+        "secure": False,
+    }
     assert parse_url("clickhouses://h")["port"] == 9440
     assert parse_url("clickhouse://h")["database"] == "default"
     assert redact("clickhouse://ana:secret@h:9000/db") == "clickhouse://ana:***@h:9000/db"

@@ -34,22 +34,33 @@ def actions(p):
 
 def test_first_deploy_creates_in_dependency_order(shop, backend):
     p = plan(shop(), backend)
-    assert actions(p) == [("create", "table", "events"), ("create", "table", "spend"),
-                          ("create", "view", "spend_mv")]
+    assert actions(p) == [
+        ("create", "table", "events"),
+        ("create", "table", "spend"),
+        ("create", "view", "spend_mv"),
+    ]
     assert backend.statements == []  # planning reads only
-    assert p.render() == (f"Plan for embedded:{backend.database}:\n"
-                          "  + create table events: new datasource\n"
-                          "  + create table spend: new datasource\n"
-                          "  + create view spend_mv: materialized pipe -> spend, backfilled\n"
-                          "3 create.")
+    assert p.render() == (
+        f"Plan for embedded:{backend.database}:\n"
+        "  + create table events: new datasource\n"
+        "  + create table spend: new datasource\n"
+        "  + create view spend_mv: materialized pipe -> spend, backfilled\n"
+        "3 create."
+    )
     apply(p, backend)
-    _, rows = backend.query("SELECT name, engine FROM system.tables WHERE database = "
-                            "currentDatabase() AND name NOT LIKE '\\_rtp%' ORDER BY name")
-    assert rows == [["events", "MergeTree"], ["spend", "SummingMergeTree"],
-                    ["spend_mv", "MaterializedView"]]
+    _, rows = backend.query(
+        "SELECT name, engine FROM system.tables WHERE database = "
+        "currentDatabase() AND name NOT LIKE '\\_rtp%' ORDER BY name"
+    )
+    assert rows == [
+        ["events", "MergeTree"],
+        ["spend", "SummingMergeTree"],
+        ["spend_mv", "MaterializedView"],
+    ]
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2.5), (now(), 'u1', 'p2', 1)")
-    assert backend.query("SELECT user_id, sum(total), sum(n) FROM spend GROUP BY user_id")[1] \
-        == [["u1", 3.5, 2]]
+    assert backend.query("SELECT user_id, sum(total), sum(n) FROM spend GROUP BY user_id")[1] == [
+        ["u1", 3.5, 2]
+    ]
 
 
 def test_redeploy_unchanged_runs_no_statement(shop, backend):
@@ -79,28 +90,33 @@ def test_populate_backfills_existing_rows(shop, backend):
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 4), (now(), 'u2', 'p1', 1)")
     p = deploy(shop(), backend)
     assert actions(p)[-1] == ("create", "view", "spend_mv")
-    assert backend.query("SELECT user_id, sum(total) FROM spend GROUP BY user_id "
-                         "ORDER BY user_id")[1] == [["u1", 4.0], ["u2", 1.0]]
+    assert backend.query("SELECT user_id, sum(total) FROM spend GROUP BY user_id ORDER BY user_id")[
+        1
+    ] == [["u1", 4.0], ["u2", 1.0]]
 
 
 def test_added_column_is_an_alter_and_keeps_rows(shop, backend):
     deploy(shop(), backend)
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2)")
     events = SHOP["datasources/events.yaml"].replace(
-        "sorting_key", "  - {name: country, type: LowCardinality(String), default: \"'ES'\"}\n"
-        "        sorting_key")
+        "sorting_key",
+        "  - {name: country, type: LowCardinality(String), default: \"'ES'\"}\n        sorting_key",
+    )
     backend.statements.clear()
     p = deploy(shop({"datasources/events.yaml": events}), backend)
     assert actions(p)[0] == ("alter", "table", "events")
-    assert backend.statements[0] == ("ALTER TABLE `events` ADD COLUMN `country` "
-                                     "LowCardinality(String) DEFAULT 'ES' AFTER `price`")
+    assert backend.statements[0] == (
+        "ALTER TABLE `events` ADD COLUMN `country` "
+        "LowCardinality(String) DEFAULT 'ES' AFTER `price`"
+    )
     assert backend.query("SELECT user_id, country FROM events")[1] == [["u1", "ES"]]
 
 
 def test_dropping_a_column_needs_allow_destructive(shop, backend):
     deploy(shop(), backend)
-    events = "\n".join(line for line in SHOP["datasources/events.yaml"].split("\n")
-                       if "product_id" not in line)
+    events = "\n".join(
+        line for line in SHOP["datasources/events.yaml"].split("\n") if "product_id" not in line
+    )
     model = shop({"datasources/events.yaml": events})
     p = plan(model, backend)
     assert p.changes[0].destructive and "drop column product_id" in p.changes[0].reason
@@ -109,46 +125,69 @@ def test_dropping_a_column_needs_allow_destructive(shop, backend):
         apply(p, backend)
     assert err.value.code == "RTP504" and backend.statements == []
     apply(p, backend, allow_destructive=True)
-    cols = [r[0] for r in backend.query("SELECT name FROM system.columns WHERE table = "
-                                        "'events' AND database = currentDatabase()")[1]]
+    cols = [
+        r[0]
+        for r in backend.query(
+            "SELECT name FROM system.columns WHERE table = "
+            "'events' AND database = currentDatabase()"
+        )[1]
+    ]
     assert cols == ["timestamp", "user_id", "price"]
 
 
 def test_sorting_key_change_rebuilds_and_keeps_rows_and_views(shop, backend):
     deploy(shop(), backend)
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2), (now(), 'u2', 'p2', 3)")
-    events = SHOP["datasources/events.yaml"].replace("[user_id, timestamp]",
-                                                     "[product_id, timestamp]")
+    events = SHOP["datasources/events.yaml"].replace(
+        "[user_id, timestamp]", "[product_id, timestamp]"
+    )
     p = plan(shop({"datasources/events.yaml": events}), backend)
-    assert actions(p) == [("rebuild", "table", "events"), ("no-op", "table", "spend"),
-                          ("recreate", "view", "spend_mv")]
+    assert actions(p) == [
+        ("rebuild", "table", "events"),
+        ("no-op", "table", "spend"),
+        ("recreate", "view", "spend_mv"),
+    ]
     assert not p.destructive  # same columns, same engine: nothing is lost
     apply(p, backend)
-    assert scalar(backend, "SELECT sorting_key FROM system.tables WHERE name = 'events' "
-                  "AND database = currentDatabase()") == "product_id, timestamp"
+    assert (
+        scalar(
+            backend,
+            "SELECT sorting_key FROM system.tables WHERE name = 'events' "
+            "AND database = currentDatabase()",
+        )
+        == "product_id, timestamp"
+    )
     assert scalar(backend, "SELECT count() FROM events") == 2
     backend.execute("INSERT INTO events VALUES (now(), 'u3', 'p1', 5)")  # view still feeds
     assert scalar(backend, "SELECT sum(total) FROM spend") == 10.0
-    assert {c.action for c in plan(shop({"datasources/events.yaml": events}),
-                                   backend).changes} == {"no-op"}
+    assert {c.action for c in plan(shop({"datasources/events.yaml": events}), backend).changes} == {
+        "no-op"
+    }
 
 
 def test_ttl_settings_and_indexes_are_altered(shop, backend):
     deploy(shop(), backend)
-    events = SHOP["datasources/events.yaml"] + """
+    events = (
+        SHOP["datasources/events.yaml"]
+        + """
         ttl: timestamp + INTERVAL 30 DAY
         settings: {merge_with_ttl_timeout: 3600}
         indexes: [{name: idx_product, expr: product_id, type: bloom_filter, granularity: 4}]
     """
+    )
     backend.statements.clear()
     p = deploy(shop({"datasources/events.yaml": events}), backend, allow_destructive=True)
     assert p.changes[0].action == "alter"
     assert backend.statements[:3] == [
         "ALTER TABLE `events` ADD INDEX `idx_product` product_id TYPE bloom_filter GRANULARITY 4",
         "ALTER TABLE `events` MODIFY TTL timestamp + INTERVAL 30 DAY",
-        "ALTER TABLE `events` MODIFY SETTING merge_with_ttl_timeout = 3600"]
-    ddl = scalar(backend, "SELECT create_table_query FROM system.tables WHERE name = 'events' "
-                 "AND database = currentDatabase()")
+        "ALTER TABLE `events` MODIFY SETTING merge_with_ttl_timeout = 3600",
+    ]
+    ddl = scalar(
+        backend,
+        "SELECT create_table_query FROM system.tables WHERE name = 'events' "
+        "AND database = currentDatabase()",
+    )
     assert "TTL timestamp + toIntervalDay(30)" in ddl and "idx_product" in ddl
 
 
@@ -170,8 +209,11 @@ def test_removed_datasource_and_pipe_are_dropped(shop, backend):
     (model.root / "datasources/spend.yaml").unlink()
     model, _ = load_project(model.root)
     p = plan(model, backend)
-    assert actions(p) == [("drop", "view", "spend_mv"), ("no-op", "table", "events"),
-                          ("drop", "table", "spend")]
+    assert actions(p) == [
+        ("drop", "view", "spend_mv"),
+        ("no-op", "table", "events"),
+        ("drop", "table", "spend"),
+    ]
     apply(p, backend, allow_destructive=True)
     assert {c.action for c in plan(model, backend).changes} == {"no-op"}
 
@@ -198,8 +240,9 @@ def test_failing_statement_names_the_step_and_deploy_resumes(shop, backend):
 def test_rebuilt_view_target_keeps_rows_and_the_view_feeds_it(shop, backend):
     deploy(shop(), backend)
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2)")
-    spend = SHOP["datasources/spend.yaml"].replace("sorting_key: [user_id]",
-                                                   "sorting_key: [user_id, n]")
+    spend = SHOP["datasources/spend.yaml"].replace(
+        "sorting_key: [user_id]", "sorting_key: [user_id, n]"
+    )
     model = shop({"datasources/spend.yaml": spend})
     assert [c.action for c in deploy(model, backend).pending] == ["rebuild"]
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 3)")
@@ -213,8 +256,11 @@ def test_unrecorded_view_is_rebuilt_without_counting_twice(shop, backend):
     backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p1', 2)")
     backend.execute("DROP TABLE _rtp_state")  # as if the state was never written
     p = plan(shop(), backend)
-    assert actions(p) == [("adopt", "table", "events"), ("adopt", "table", "spend"),
-                          ("rebuild", "view", "spend_mv")]
+    assert actions(p) == [
+        ("adopt", "table", "events"),
+        ("adopt", "table", "spend"),
+        ("rebuild", "view", "spend_mv"),
+    ]
     apply(p, backend)
     assert scalar(backend, "SELECT sum(total) FROM spend") == 2.0
     assert {c.action for c in plan(shop(), backend).changes} == {"no-op"}

@@ -19,8 +19,22 @@ from rtp.sql.template import compile_template
 HOSTILE = st.one_of(
     st.text(),
     st.text(alphabet="'\\\"`\0\n\r\t;-/*{}%$", max_size=30),
-    st.sampled_from(["'", "\\'", "\\", "' OR 1=1 --", "'); DROP TABLE t; --", "\0",
-                     "\\0", "$$", "{x:String}", "é😀", "\u202e", "a" * 100_000]),
+    st.sampled_from(
+        [
+            "'",
+            "\\'",
+            "\\",
+            "' OR 1=1 --",
+            "'); DROP TABLE t; --",
+            "\0",
+            "\\0",
+            "$$",
+            "{x:String}",
+            "é😀",
+            "\u202e",
+            "a" * 100_000,
+        ]
+    ),
 )
 
 
@@ -31,8 +45,9 @@ def engine():
     backend.close()
 
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -61,8 +76,14 @@ def test_identifier_round_trips(engine, value):
 
 
 @SETTINGS
-@given(value=st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                       st.text(), st.lists(st.integers(-1000, 1000), max_size=5)))
+@given(
+    value=st.one_of(
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+        st.lists(st.integers(-1000, 1000), max_size=5),
+    )
+)
 def test_non_string_parameters_parse_or_refuse(value):
     """Integer parameters accept only integers; anything else is a 400, never SQL."""
     t = compile_template("SELECT {{ Int64(v) }}")

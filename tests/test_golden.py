@@ -25,8 +25,10 @@ class _Dumper(yaml.SafeDumper):
     """Multi-line text as block scalars, so golden files read like the SQL they hold."""
 
 
-_Dumper.add_representer(str, lambda d, s: d.represent_scalar(
-    "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+_Dumper.add_representer(
+    str,
+    lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None),
+)
 
 
 def cases(kind: str):

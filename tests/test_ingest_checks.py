@@ -16,20 +16,59 @@ from rtp.engine.embedded import EmbeddedBackend
 from rtp.ingest import RowError, RowMapper
 from rtp.project.model import Column, Datasource
 
-TYPES = ["String", "Int8", "UInt8", "Int32", "UInt64", "Int64", "Int128", "UInt256",
-         "Float32", "Float64", "Decimal(9, 2)", "Decimal64(4)", "Bool", "Date", "Date32",
-         "DateTime", "DateTime64(3)", "UUID", "Array(Int32)", "Array(String)",
-         "Nullable(Float64)", "LowCardinality(String)", "Array(Nullable(DateTime))"]
+TYPES = [
+    "String",
+    "Int8",
+    "UInt8",
+    "Int32",
+    "UInt64",
+    "Int64",
+    "Int128",
+    "UInt256",
+    "Float32",
+    "Float64",
+    "Decimal(9, 2)",
+    "Decimal64(4)",
+    "Bool",
+    "Date",
+    "Date32",
+    "DateTime",
+    "DateTime64(3)",
+    "UUID",
+    "Array(Int32)",
+    "Array(String)",
+    "Nullable(Float64)",
+    "LowCardinality(String)",
+    "Array(Nullable(DateTime))",
+]
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
-    | st.sampled_from(["2030-01-01 10:00:00", "2030-01-01", "1e20", "nan", "-1",
-                       "12.345", "9" * 40, "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
-                       "1969-12-31", "2300-01-01T00:00:00Z", "true"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=4),
-    max_leaves=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "2030-01-01 10:00:00",
+            "2030-01-01",
+            "1e20",
+            "nan",
+            "-1",
+            "12.345",
+            "9" * 40,
+            "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
+            "1969-12-31",
+            "2300-01-01T00:00:00Z",
+            "true",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +98,12 @@ def test_a_checker_accepts_what_the_engine_stores_or_raises_row_error(engine, n,
     try:
         engine.insert_json(f"t{n}", [row])
     except QueryError as exc:  # pragma: no cover - the failure this test looks for
-        pytest.fail(f"{TYPES[n]}: the checker passed {value!r} as {row!r}, "
-                    f"the engine refused it: {exc}")
+        pytest.fail(
+            f"{TYPES[n]}: the checker passed {value!r} as {row!r}, the engine refused it: {exc}"
+        )
 
 
-@pytest.mark.parametrize("value", [1e20, -1e20, float("nan"), float("inf"), 10**30,
-                                   -(10**30)])
+@pytest.mark.parametrize("value", [1e20, -1e20, float("nan"), float("inf"), 10**30, -(10**30)])
 def test_timestamps_past_time_t_are_row_errors(value):
     with pytest.raises(RowError, match="timestamp"):
         MAPPERS["DateTime"].map({"v": value})

@@ -28,17 +28,30 @@ def compiles(monkeypatch):
         return real(project, problems)
 
     monkeypatch.setattr(compose, "compile_project", counting)
-    for module in ("rtp.ops.build", "rtp.server.app", "rtp.deploy.plan", "rtp.deploy.copy",
-                   "rtp.deploy.health", "rtp.check"):
+    for module in (
+        "rtp.ops.build",
+        "rtp.server.app",
+        "rtp.deploy.plan",
+        "rtp.deploy.copy",
+        "rtp.deploy.health",
+        "rtp.check",
+    ):
         mod = __import__(module, fromlist=["x"])
         if hasattr(mod, "compile_project"):
             monkeypatch.setattr(mod, "compile_project", counting)
     return calls
 
 
-@pytest.mark.parametrize("command", [
-    ("check",), ("graph",), ("deploy",), ("deploy", "--plan"), ("test",),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("check",),
+        ("graph",),
+        ("deploy",),
+        ("deploy", "--plan"),
+        ("test",),
+    ],
+)
 def test_each_command_compiles_once(project_factory, cli, compiles, command):
     root = project_factory({**MINIMAL, **PER_USER})
     result = cli(*command, "-p", root)
@@ -47,16 +60,20 @@ def test_each_command_compiles_once(project_factory, cli, compiles, command):
 
 
 def test_copy_run_compiles_once(project_factory, cli, compiles):
-    files = {**MINIMAL, "datasources/snap.yaml": """
+    files = {
+        **MINIMAL,
+        "datasources/snap.yaml": """
         columns:
           - {name: user_id, type: String}
         sorting_key: [user_id]
-    """, "pipes/snapshot.yaml": """
+    """,
+        "pipes/snapshot.yaml": """
         type: copy
         target: snap
         nodes:
           - {name: a, sql: "SELECT DISTINCT user_id FROM events"}
-    """}
+    """,
+    }
     root = project_factory(files)
     assert cli("deploy", "-p", root).exit_code == 0
     compiles.clear()
@@ -73,8 +90,10 @@ def test_deploy_refuses_what_check_refuses(project_factory, cli):
     assert deploy.exit_code == 2, deploy.stdout
     assert "no_such_column" in deploy.stdout and "error(s)" in deploy.stdout
     # nothing was created
-    assert not (root / ".rtp" / "data").exists() or "events" not in cli(
-        "sql", "SHOW TABLES", "-p", root).stdout
+    assert (
+        not (root / ".rtp" / "data").exists()
+        or "events" not in cli("sql", "SHOW TABLES", "-p", root).stdout
+    )
 
 
 def test_server_deploy_refuses_it_the_same_way(project_factory):
@@ -92,11 +111,13 @@ def test_server_deploy_refuses_it_the_same_way(project_factory):
         deploy(built, backend)
         app = create_app(built, backend, ServerSettings())
         (root / "pipes" / "broken.yaml").write_text(
-            "nodes:\n  - name: b\n    sql: SELECT no_such_column FROM events\n")
+            "nodes:\n  - name: b\n    sql: SELECT no_such_column FROM events\n"
+        )
 
         async def call():
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://rtp") as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://rtp"
+            ) as client:
                 return await client.post("/v0/deploy", json={})
 
         import anyio

@@ -28,7 +28,13 @@ def test_words_render_and_serialize_as_text():
 def test_one_description_of_table_parts():
     # every part the plan compares, rtp check diagnoses and CREATE TABLE writes
     assert [p.field for p in TABLE_PARTS] == [
-        "engine", "sorting_key", "primary_key", "partition_key", "ttl", "settings", "indexes"]
-    assert {p.spec_key for p in TABLE_PARTS} == {"engine", "keys", "ttl", "settings",
-                                                  "indexes"}
+        "engine",
+        "sorting_key",
+        "primary_key",
+        "partition_key",
+        "ttl",
+        "settings",
+        "indexes",
+    ]
+    assert {p.spec_key for p in TABLE_PARTS} == {"engine", "keys", "ttl", "settings", "indexes"}
     assert PARTS["ttl"].change == "alter" and PARTS["sorting_key"].change == "rebuild"

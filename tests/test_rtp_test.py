@@ -80,10 +80,15 @@ def test_update_rewrites_only_the_expected_value(shop, cli):
 
 def test_update_from_empty_expectation(shop, cli):
     path = shop / "tests/by_user.yaml"
-    path.write_text(CASES.replace('''  expected_result: |
+    path.write_text(
+        CASES.replace(
+            """  expected_result: |
     {"product_id": "p1", "spent": 20}
     {"product_id": "p2", "spent": 5.5}
-''', "  expected_result: []\n"))
+""",
+            "  expected_result: []\n",
+        )
+    )
     cli("test", "-p", shop, "--update")
     assert path.read_text() == CASES
 
@@ -94,18 +99,23 @@ def test_junit(shop, cli, tmp_path):
     suite = ET.parse(out).getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
     assert [c.get("name") for c in suite.iter("testcase")] == [
-        "spend_ranked", "limit_query_string", "limit_too_big", "limit_not_a_number"]
+        "spend_ranked",
+        "limit_query_string",
+        "limit_too_big",
+        "limit_not_a_number",
+    ]
 
 
 def test_materialized_views_fire_on_fixtures(project_factory, cli):
-    root = project_factory({
-        "fixtures/events.ndjson": FIXTURE,
-        **PER_USER,
-        "pipes/counts.yaml": """
+    root = project_factory(
+        {
+            "fixtures/events.ndjson": FIXTURE,
+            **PER_USER,
+            "pipes/counts.yaml": """
             nodes:
               - {name: a, sql: "SELECT user_id, sum(n) AS n FROM per_user GROUP BY user_id"}
         """,
-        "tests/counts.yaml": """
+            "tests/counts.yaml": """
             - name: counted
               parameters: {}
               ignore_order: true
@@ -113,28 +123,50 @@ def test_materialized_views_fire_on_fixtures(project_factory, cli):
                 - {user_id: u2, n: 1}
                 - {user_id: u1, n: 3}
         """,
-    })
+        }
+    )
     result = cli("test", "-p", root)
     assert result.exit_code == 0, result.stdout
     assert "8 fixture rows" not in result.stdout and "4 fixture rows" in result.stdout
 
 
-@pytest.mark.parametrize("files,code,where", [
-    ({"tests/nope.yaml": "- {name: a, parameters: {}, row_count: 1}\n"},
-     "RTP600", "tests/nope.yaml"),
-    ({"tests/by_user.yaml": "- {name: a, parameters: {usr: x}, row_count: 1}\n"},
-     "RTP601", "tests/by_user.yaml:1:26"),
-    ({"tests/by_user.yaml": "- {name: a, parameters: {}}\n"}, "RTP604", "tests/by_user.yaml:1:3"),
-    ({"tests/by_user.yaml": "- {name: a, row_cont: 1}\n"}, "RTP102", "tests/by_user.yaml:1:13"),
-    ({"tests/by_user.yaml": "- name: a\n  row_count: [\n"}, "RTP101", "tests/by_user.yaml:3:1"),
-    ({"fixtures/nope.ndjson": "{}\n"}, "RTP602", "fixtures/nope.ndjson"),
-    ({"fixtures/events.ndjson": FIXTURE + '{"timestamp": "not a time"}\n'},
-     "RTP603", "fixtures/events.ndjson:5:1"),
-    ({"fixtures/events.ndjson": FIXTURE + "{oops\n"}, "RTP603", "fixtures/events.ndjson:5:2"),
-])
+@pytest.mark.parametrize(
+    "files,code,where",
+    [
+        (
+            {"tests/nope.yaml": "- {name: a, parameters: {}, row_count: 1}\n"},
+            "RTP600",
+            "tests/nope.yaml",
+        ),
+        (
+            {"tests/by_user.yaml": "- {name: a, parameters: {usr: x}, row_count: 1}\n"},
+            "RTP601",
+            "tests/by_user.yaml:1:26",
+        ),
+        (
+            {"tests/by_user.yaml": "- {name: a, parameters: {}}\n"},
+            "RTP604",
+            "tests/by_user.yaml:1:3",
+        ),
+        ({"tests/by_user.yaml": "- {name: a, row_cont: 1}\n"}, "RTP102", "tests/by_user.yaml:1:13"),
+        ({"tests/by_user.yaml": "- name: a\n  row_count: [\n"}, "RTP101", "tests/by_user.yaml:3:1"),
+        ({"fixtures/nope.ndjson": "{}\n"}, "RTP602", "fixtures/nope.ndjson"),
+        (
+            {"fixtures/events.ndjson": FIXTURE + '{"timestamp": "not a time"}\n'},
+            "RTP603",
+            "fixtures/events.ndjson:5:1",
+        ),
+        ({"fixtures/events.ndjson": FIXTURE + "{oops\n"}, "RTP603", "fixtures/events.ndjson:5:2"),
+    ],
+)
 def test_bad_input_is_located(project_factory, cli, files, code, where):
-    root = project_factory({"fixtures/events.ndjson": FIXTURE,
-                            "tests/by_user.yaml": "- {name: ok, row_count: 2}\n", **files})
+    root = project_factory(
+        {
+            "fixtures/events.ndjson": FIXTURE,
+            "tests/by_user.yaml": "- {name: ok, row_count: 2}\n",
+            **files,
+        }
+    )
     result = cli("test", "-p", root)
     assert result.exit_code == 2, result.stdout
     out = result.stdout + result.stderr
@@ -150,8 +182,9 @@ def test_other_files_in_tests_are_ignored(shop, cli):
 def test_compare_rules():
     assert same({"n": "18446744073709551615"}, {"n": 18446744073709551615})
     assert same(0.1 + 0.2, 0.3) and not same(1, 2) and not same("a", 1)
-    assert diff_rows([{"a": 1}], [{"a": 1, "b": 2}]) == [
-        "unexpected columns in the result: b"]
+    assert diff_rows([{"a": 1}], [{"a": 1, "b": 2}]) == ["unexpected columns in the result: b"]
     assert diff_rows([{"a": 1}, {"a": 2}], [{"a": 2}, {"a": 1}], ignore_order=True) == []
     assert diff_rows([{"a": 1}], [{"a": 1}, {"a": 3}]) == [
-        "expected 1 rows, got 2", 'row 2 unexpected: {"a": 3}']
+        "expected 1 rows, got 2",
+        'row 2 unexpected: {"a": 3}',
+    ]

@@ -28,15 +28,20 @@ from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = (os.environ.get("RTP_CHROMEDRIVER") or shutil.which("chromedriver")
-                or "/usr/bin/chromedriver")
+CHROMEDRIVER = (
+    os.environ.get("RTP_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
 CATEGORY = "sunglasses"  # four in stock in the fixtures: aviator, cat eye, round, sport
 
-webdriver = pytest.importorskip("selenium.webdriver",
-                                reason="selenium is not installed (pip install -e '.[dev]')")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')"
+)
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(f"no headless browser: need {CHROMIUM} and {CHROMEDRIVER} "
-                "(apt-get install -y chromium chromium-driver)", allow_module_level=True)
+    pytest.skip(
+        f"no headless browser: need {CHROMIUM} and {CHROMEDRIVER} "
+        "(apt-get install -y chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -68,7 +73,10 @@ def dev_server(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtp.cli.main", "dev", "--port", str(port), "-p", str(root)],
         env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
 
@@ -112,11 +120,19 @@ def browser(tmp_path):
 
     options = Options()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                "--window-size=1280,1300"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,1300",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -129,16 +145,21 @@ def browser(tmp_path):
 def panel(driver, testid: str) -> list[tuple[str, str]]:
     """(product id, category) of each item of a panel, in order; read in one script, since
     the page re-renders its panels every few seconds."""
-    return [tuple(x) for x in driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map(li => [li.dataset.product,"
-        " ([...li.querySelector('.dot').classList].find(c => c.startsWith('cat-')) || '')"
-        ".slice(4)]);", f"[data-testid={testid}] li[data-product]")]
+    return [
+        tuple(x)
+        for x in driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(li => [li.dataset.product,"
+            " ([...li.querySelector('.dot').classList].find(c => c.startsWith('cat-')) || '')"
+            ".slice(4)]);",
+            f"[data-testid={testid}] li[data-product]",
+        )
+    ]
 
 
 def cards(driver, selector: str = ".card") -> list[str]:
     return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map(c => c.dataset.product);",
-        selector)
+        "return [...document.querySelectorAll(arguments[0])].map(c => c.dataset.product);", selector
+    )
 
 
 def test_clicks_change_recommendations(dev_server, browser):
@@ -153,8 +174,9 @@ def test_clicks_change_recommendations(dev_server, browser):
     assert "matches this visit" not in driver.find_element(By.ID, "recs").text
 
     # browse one category: open two of its products, closing each dialog
-    driver.find_element(By.XPATH, f"//nav[@id='categories']/button[contains(., "
-                                  f"'{CATEGORY}')]").click()
+    driver.find_element(
+        By.XPATH, f"//nav[@id='categories']/button[contains(., '{CATEGORY}')]"
+    ).click()
     wait.until(lambda d: (shown := cards(d)) and all(p.startswith("sg-") for p in shown))
     in_stock = cards(driver, ".card:not(.sold-out)")
     clicked = in_stock[:2]
@@ -163,25 +185,30 @@ def test_clicks_change_recommendations(dev_server, browser):
     for product in clicked:
         started = time.monotonic()
         driver.find_element(By.CSS_SELECTOR, f".card[data-product='{product}']").click()
-        wait.until(lambda d: d.find_element(By.ID, "product-dialog").get_attribute("open")
-                   is not None)
-        wait.until(lambda d, p=product: f"sent view {p}" in d.find_element(
-            By.ID, "last-event").text)
+        wait.until(
+            lambda d: d.find_element(By.ID, "product-dialog").get_attribute("open") is not None
+        )
+        wait.until(
+            lambda d, p=product: f"sent view {p}" in d.find_element(By.ID, "last-event").text
+        )
         # the panel follows the click: top pick is another product of the category
-        wait.until(lambda d, seen=set(clicked[:clicked.index(product) + 1]):
-                   (recs := panel(d, "recommendations")) and recs[0][1] == CATEGORY
-                   and not seen & {p for p, _ in recs})
+        wait.until(
+            lambda d, seen=set(clicked[: clicked.index(product) + 1]): (
+                (recs := panel(d, "recommendations"))
+                and recs[0][1] == CATEGORY
+                and not seen & {p for p, _ in recs}
+            )
+        )
         latencies.append(time.monotonic() - started)
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
-        wait.until(lambda d: d.find_element(By.ID, "product-dialog").get_attribute("open")
-                   is None)
+        wait.until(lambda d: d.find_element(By.ID, "product-dialog").get_attribute("open") is None)
 
     after = panel(driver, "recommendations")
     assert after != before
     ids = [p for p, _ in after]
     assert not set(clicked) & set(ids), "products just viewed are not recommended again"
     rest = [p for p in in_stock if p not in clicked]
-    assert set(rest) <= set(ids[:len(rest)]), (rest, after)  # the rest of the category first
+    assert set(rest) <= set(ids[: len(rest)]), (rest, after)  # the rest of the category first
     assert "matches this visit" in driver.find_element(By.ID, "recs").text
     fresh = driver.find_element(By.ID, "recs-fresh").text
     found = re.match(r"updated (\d+) ms after your click", fresh)
@@ -190,11 +217,15 @@ def test_clicks_change_recommendations(dev_server, browser):
 
     # "Trending now" (polled every 3 s) shows the clicked products
     WebDriverWait(driver, 10, poll_frequency=0.2).until(
-        lambda d: set(clicked) <= {p for p, _ in panel(d, "trending")})
+        lambda d: set(clicked) <= {p for p, _ in panel(d, "trending")}
+    )
     assert not driver.find_element(By.ID, "error").is_displayed()
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "storefront.png"
     driver.save_screenshot(str(shot))
-    print(f"\nstorefront screenshot: {shot}; click -> new recommendations: "
-          + ", ".join(f"{s * 1000:.0f} ms" for s in latencies) + f"; page says '{fresh}'")
+    print(
+        f"\nstorefront screenshot: {shot}; click -> new recommendations: "
+        + ", ".join(f"{s * 1000:.0f} ms" for s in latencies)
+        + f"; page says '{fresh}'"
+    )

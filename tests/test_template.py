@@ -22,9 +22,11 @@ LIMIT {{ Int32(limit, 10, min=1, max=100, description="Rows") }}
 def test_params_discovered_with_their_declarations():
     t = compile_template(SQL)
     assert t.params["session_id"] == Param(
-        "session_id", "String", required=True, description="Current session", line=2)
-    assert t.params["limit"] == Param("limit", "Int32", default=10, min=1, max=100,
-                                      description="Rows", line=5)
+        "session_id", "String", required=True, description="Current session", line=2
+    )
+    assert t.params["limit"] == Param(
+        "limit", "Int32", default=10, min=1, max=100, description="Rows", line=5
+    )
     assert t.params["category"].type == "String" and t.params["category"].declared
     assert t.params["sort"].declared is False  # used by column() only: text, no type
     assert list(t.params) == ["session_id", "category", "limit", "sort"]
@@ -34,7 +36,8 @@ def test_render_with_values_and_defaults():
     t = compile_template(SQL)
     sql = t.render(t.coerce_values({"session_id": "s1", "limit": "5"}))
     assert sql == (
-        "SELECT * FROM events\nWHERE session_id = 's1'\n\nORDER BY `timestamp`\nLIMIT 5\n")
+        "SELECT * FROM events\nWHERE session_id = 's1'\n\nORDER BY `timestamp`\nLIMIT 5\n"
+    )
     sql = t.render(t.coerce_values({"session_id": "s1", "category": "shoes", "sort": "price"}))
     assert "AND category = 'shoes'" in sql and "ORDER BY `price`" in sql and "LIMIT 10" in sql
 
@@ -46,13 +49,16 @@ def test_required_is_enforced():
     assert info.value.code == "RTP401" and "session_id" in info.value.message
 
 
-@pytest.mark.parametrize("value,message", [
-    ("abc", "parameter 'limit' must be Int32, got 'abc'"),
-    ("0", "parameter 'limit' must be at least 1"),
-    ("101", "parameter 'limit' must be at most 100"),
-    ("99999999999", "parameter 'limit' is out of range for Int32"),
-    ("1.5", "parameter 'limit' must be Int32"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("abc", "parameter 'limit' must be Int32, got 'abc'"),
+        ("0", "parameter 'limit' must be at least 1"),
+        ("101", "parameter 'limit' must be at most 100"),
+        ("99999999999", "parameter 'limit' is out of range for Int32"),
+        ("1.5", "parameter 'limit' must be Int32"),
+    ],
+)
 def test_bad_values_name_the_parameter_and_type(value, message):
     t = compile_template(SQL)
     with pytest.raises(RequestError) as info:
@@ -64,18 +70,25 @@ def test_bad_values_name_the_parameter_and_type(value, message):
 def test_types():
     assert coerce(Param("d", "Date"), "2024-02-29") == dt.date(2024, 2, 29)
     assert coerce(Param("d", "DateTime"), "2024-02-29T10:11:12.5") == dt.datetime(
-        2024, 2, 29, 10, 11, 12)
+        2024, 2, 29, 10, 11, 12
+    )
     assert coerce(Param("d", "DateTime64"), "2024-02-29 10:11:12.5") == dt.datetime(
-        2024, 2, 29, 10, 11, 12, 500000)
+        2024, 2, 29, 10, 11, 12, 500000
+    )
     assert coerce(Param("b", "Boolean"), "true") is True
     assert coerce(Param("f", "Float64"), "2.5") == 2.5
     assert coerce(Param("u", "UInt8"), "255") == 255
     assert coerce(Param("a", "Array(Int16)"), "1,2,3") == [1, 2, 3]
     assert coerce(Param("e", "String", enum=("a", "b")), "b") == "b"
-    for param, value in [(Param("u", "UInt8"), "256"), (Param("u", "UInt8"), "-1"),
-                         (Param("f", "Float64"), "nan"), (Param("d", "Date"), "2024-13-01"),
-                         (Param("e", "String", enum=("a", "b")), "c"),
-                         (Param("b", "Boolean"), "maybe"), (Param("a", "Array(Int8)"), "1,x")]:
+    for param, value in [
+        (Param("u", "UInt8"), "256"),
+        (Param("u", "UInt8"), "-1"),
+        (Param("f", "Float64"), "nan"),
+        (Param("d", "Date"), "2024-13-01"),
+        (Param("e", "String", enum=("a", "b")), "c"),
+        (Param("b", "Boolean"), "maybe"),
+        (Param("a", "Array(Int8)"), "1,x"),
+    ]:
         with pytest.raises(RequestError):
             coerce(param, value)
 
@@ -83,25 +96,30 @@ def test_types():
 def test_array_and_helpers_render_literals():
     t = compile_template(
         "SELECT {{ columns(cols, 'a,b') }} FROM t WHERE id IN {{ Array(ids, 'Int32', '1,2') }}"
-        " AND {{ sql_and(kind__in=kinds, price__gt=min_price) }}")
+        " AND {{ sql_and(kind__in=kinds, price__gt=min_price) }}"
+    )
     sql = t.render(t.coerce_values({"kinds": "x,y'"}))
-    assert sql == ("SELECT `a`, `b` FROM t WHERE id IN [1, 2] "
-                   "AND `kind` IN ('x', 'y\\'')")
+    assert sql == ("SELECT `a`, `b` FROM t WHERE id IN [1, 2] AND `kind` IN ('x', 'y\\'')")
 
 
 def test_bare_expression_output_is_quoted():
     t = compile_template("SELECT {{ name }}, {{ 'lit' }}, {{ 3 }}")
     assert t.render({"name": "x'); DROP TABLE t --"}) == (
-        "SELECT 'x\\'); DROP TABLE t --', 'lit', 3")
+        "SELECT 'x\\'); DROP TABLE t --', 'lit', 3"
+    )
 
 
 def test_error_helper_raises_with_status():
     t = compile_template(
-        "{% if not defined(x) %}{{ error('x is needed', 422) }}{% endif %}SELECT 1")
+        "{% if not defined(x) %}{{ error('x is needed', 422) }}{% endif %}SELECT 1"
+    )
     with pytest.raises(RequestError) as info:
         t.render({})
     assert (info.value.code, info.value.status, info.value.message) == (
-        "RTP402", 422, "x is needed")
+        "RTP402",
+        422,
+        "x is needed",
+    )
 
 
 def test_tinybird_percent_marker_is_accepted():
@@ -109,17 +127,20 @@ def test_tinybird_percent_marker_is_accepted():
     assert t.render({}).strip() == "SELECT 1"
 
 
-@pytest.mark.parametrize("sql,code,line", [
-    ("SELECT {{ String(x }}", "RTP300", 1),
-    ("SELECT 1\n{% if x %}", "RTP300", 2),
-    ("SELECT {{ Strin(x) }}", "RTP301", 1),
-    ("SELECT\n{{ Int32(x, 'ten') }}", "RTP301", 2),
-    ("SELECT {{ Int32(x, foo=1) }}", "RTP301", 1),
-    ("SELECT {{ Int32(x) }} + {{ String(x) }}", "RTP301", 1),
-    ("SELECT {{ Array(x, 'Nope') }}", "RTP301", 1),
-    ("SELECT {{ Int32('x') }}", "RTP301", 1),
-    ("SELECT {{ Int32(x, y) }}", "RTP301", 1),
-])
+@pytest.mark.parametrize(
+    "sql,code,line",
+    [
+        ("SELECT {{ String(x }}", "RTP300", 1),
+        ("SELECT 1\n{% if x %}", "RTP300", 2),
+        ("SELECT {{ Strin(x) }}", "RTP301", 1),
+        ("SELECT\n{{ Int32(x, 'ten') }}", "RTP301", 2),
+        ("SELECT {{ Int32(x, foo=1) }}", "RTP301", 1),
+        ("SELECT {{ Int32(x) }} + {{ String(x) }}", "RTP301", 1),
+        ("SELECT {{ Array(x, 'Nope') }}", "RTP301", 1),
+        ("SELECT {{ Int32('x') }}", "RTP301", 1),
+        ("SELECT {{ Int32(x, y) }}", "RTP301", 1),
+    ],
+)
 def test_template_errors_have_code_and_line(sql, code, line):
     with pytest.raises(TemplateError) as info:
         compile_template(sql)

@@ -51,8 +51,13 @@ def _rules():
     return (statements, reserved, operators, schemas, explain, outputs)
 
 
-def check_project(project: Project, problems: Problems, backend: Backend | None = None,
-                  *, compiled: CompiledProject | None = None) -> CheckContext:
+def check_project(
+    project: Project,
+    problems: Problems,
+    backend: Backend | None = None,
+    *,
+    compiled: CompiledProject | None = None,
+) -> CheckContext:
     """Run every rule on a loaded project; problems are added to ``problems``.
 
     ``backend`` is an engine to build the schemas in; by default a fresh in-memory chDB.

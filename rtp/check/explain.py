@@ -53,7 +53,7 @@ def to_problem(exc: QueryError, cnode: CompiledNode, composed: Composed) -> SqlE
     if m:
         # ClickHouse counts bytes from 1 in the statement it was sent (after "EXPLAIN PLAN ")
         byte_pos = int(m.group(1)) - 1 - exc.sql.find(composed.sql)
-        char_pos = len(composed.sql.encode("utf-8")[:max(0, byte_pos)].decode("utf-8", "ignore"))
+        char_pos = len(composed.sql.encode("utf-8")[: max(0, byte_pos)].decode("utf-8", "ignore"))
         offset = char_pos - composed.prefix + composed.shift
         if 0 <= offset <= len(cnode.sample_sql):
             location = locate(cnode, offset, _token_length(cnode.sample_sql, offset))
@@ -61,8 +61,12 @@ def to_problem(exc: QueryError, cnode: CompiledNode, composed: Composed) -> SqlE
         token = _token(exc.detail)
         location = locate(cnode, 0, token=token) if token else locate(cnode, 0)
     hint = _suggestion(exc.detail)
-    return SqlError(f"ClickHouse rejects this node: {detail}", code="RTP304", location=location,
-                    hint=hint or f"ClickHouse error {exc.ch_name or exc.ch_code}")
+    return SqlError(
+        f"ClickHouse rejects this node: {detail}",
+        code="RTP304",
+        location=location,
+        hint=hint or f"ClickHouse error {exc.ch_name or exc.ch_code}",
+    )
 
 
 def _brief(detail: str) -> str:

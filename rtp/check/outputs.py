@@ -33,9 +33,14 @@ def outputs(ctx) -> None:
         target = project.datasources.get(pipe.target)
         if target is None:
             kind = "a pipe" if pipe.target in project.pipes else "not a datasource"
-            ctx.problems.add(SqlError(
-                f"target '{pipe.target}' is {kind}", code="RTP302",
-                location=pipe.loc("target"), hint="targets are datasources in datasources/"))
+            ctx.problems.add(
+                SqlError(
+                    f"target '{pipe.target}' is {kind}",
+                    code="RTP302",
+                    location=pipe.loc("target"),
+                    hint="targets are datasources in datasources/",
+                )
+            )
             continue
         if target.name not in ctx.tables:
             continue
@@ -49,35 +54,55 @@ def outputs(ctx) -> None:
             where = locate(last, 0, token=col)
             if tcol is None:
                 fits = False
-                ctx.problems.add(SqlError(
-                    f"output column '{col}' ({ctype}) is not in target '{target.name}'",
-                    code="RTP305", location=where,
-                    hint=f"add it to {target.file} or alias the expression to one of: "
-                    + ", ".join(c.name for c in target.columns)))
+                ctx.problems.add(
+                    SqlError(
+                        f"output column '{col}' ({ctype}) is not in target '{target.name}'",
+                        code="RTP305",
+                        location=where,
+                        hint=f"add it to {target.file} or alias the expression to one of: "
+                        + ", ".join(c.name for c in target.columns),
+                    )
+                )
             elif _norm(ctype) != _norm(tcol.type):
                 if _converts(ctx.backend, ctype, tcol.type):
-                    ctx.problems.add(SqlError(
-                        f"output column '{col}' is {ctype}, target '{target.name}' has "
-                        f"{tcol.type}; ClickHouse will convert it", code="RTP305",
-                        location=where, severity="warning",
-                        hint=f"CAST it in the pipe to {tcol.type} to make this explicit"))
+                    ctx.problems.add(
+                        SqlError(
+                            f"output column '{col}' is {ctype}, target '{target.name}' has "
+                            f"{tcol.type}; ClickHouse will convert it",
+                            code="RTP305",
+                            location=where,
+                            severity="warning",
+                            hint=f"CAST it in the pipe to {tcol.type} to make this explicit",
+                        )
+                    )
                 else:
                     fits = False
-                    ctx.problems.add(SqlError(
-                        f"output column '{col}' is {ctype} but target '{target.name}' "
-                        f"declares {tcol.type}", code="RTP305", location=where,
-                        hint=f"change the column type in {target.file} to {ctype}, "
-                        f"or produce {tcol.type} in the pipe"))
+                    ctx.problems.add(
+                        SqlError(
+                            f"output column '{col}' is {ctype} but target '{target.name}' "
+                            f"declares {tcol.type}",
+                            code="RTP305",
+                            location=where,
+                            hint=f"change the column type in {target.file} to {ctype}, "
+                            f"or produce {tcol.type} in the pipe",
+                        )
+                    )
         for tcol in target.columns:
             if tcol.name not in produced and not tcol.default:
-                ctx.problems.add(SqlError(
-                    f"target column '{tcol.name}' is not produced by pipe '{name}'; it will "
-                    "hold the type's default value", code="RTP305", severity="warning",
-                    location=target.loc(*tcol.path, "name"),
-                    hint="produce it in the pipe, or give the column a default"))
+                ctx.problems.add(
+                    SqlError(
+                        f"target column '{tcol.name}' is not produced by pipe '{name}'; it will "
+                        "hold the type's default value",
+                        code="RTP305",
+                        severity="warning",
+                        location=target.loc(*tcol.path, "name"),
+                        hint="produce it in the pipe, or give the column a default",
+                    )
+                )
         if fits and pipe.type == "materialized":
-            _create_view(ctx, name, target.name,
-                         compiled.compose(name, compiled.sample_values(name)))
+            _create_view(
+                ctx, name, target.name, compiled.compose(name, compiled.sample_values(name))
+            )
 
 
 def _create_view(ctx, name: str, target: str, composed) -> None:
@@ -93,15 +118,16 @@ def _create_view(ctx, name: str, target: str, composed) -> None:
 def _norm(ctype: str) -> str:
     t = ctype.replace(" ", "")
     if t.startswith("LowCardinality(") and t.endswith(")"):
-        t = t[len("LowCardinality("):-1]
+        t = t[len("LowCardinality(") : -1]
     return t
 
 
 def _converts(backend: Backend, source: str, target: str) -> bool:
     """Whether ClickHouse converts a value of ``source`` type into ``target``."""
     try:
-        backend.query(f"SELECT CAST(defaultValueOfTypeName({quote_string(source)}) "
-                      f"AS {target}) FORMAT Null")
+        backend.query(
+            f"SELECT CAST(defaultValueOfTypeName({quote_string(source)}) AS {target}) FORMAT Null"
+        )
         return True
     except QueryError:
         return False

@@ -55,19 +55,29 @@ def _diagnose(backend: Backend, ds: Datasource, whole: QueryError) -> SchemaErro
             exc = _try(backend, one)
             if exc is None:
                 continue
-            plain = _try(backend, dataclasses.replace(
-                bare, columns=(dataclasses.replace(column, default=None, codec=None),)))
+            plain = _try(
+                backend,
+                dataclasses.replace(
+                    bare, columns=(dataclasses.replace(column, default=None, codec=None),)
+                ),
+            )
             if plain is not None:
                 return SchemaError(
-                    f"invalid type for column '{column.name}': {_short(plain)}", code="RTP200",
+                    f"invalid type for column '{column.name}': {_short(plain)}",
+                    code="RTP200",
                     location=ds.loc(*column.path, "type"),
-                    hint="see https://clickhouse.com/docs/sql-reference/data-types")
+                    hint="see https://clickhouse.com/docs/sql-reference/data-types",
+                )
             part = "default" if column.default else "codec"
-            return SchemaError(f"invalid {part} for column '{column.name}': {_short(exc)}",
-                               code="RTP204", location=ds.loc(*column.path, part))
+            return SchemaError(
+                f"invalid {part} for column '{column.name}': {_short(exc)}",
+                code="RTP204",
+                location=ds.loc(*column.path, part),
+            )
         exc = _try(backend, bare)
-        return SchemaError(f"columns rejected: {_short(exc)}", code="RTP200",
-                           location=ds.loc("columns"))
+        return SchemaError(
+            f"columns rejected: {_short(exc)}", code="RTP200", location=ds.loc("columns")
+        )
     # 2. each part, one at a time, in the order ClickHouse needs them (TABLE_PARTS)
     current = bare
     for part in TABLE_PARTS:
@@ -76,18 +86,25 @@ def _diagnose(backend: Backend, ds: Datasource, whole: QueryError) -> SchemaErro
                 current = dataclasses.replace(current, indexes=(*current.indexes, index))
                 exc = _try(backend, current)
                 if exc is not None:
-                    return SchemaError(f"invalid index '{index.name}': {_short(exc)}",
-                                       code=part.code, location=ds.loc(*index.path))
+                    return SchemaError(
+                        f"invalid index '{index.name}': {_short(exc)}",
+                        code=part.code,
+                        location=ds.loc(*index.path),
+                    )
             continue
         current = dataclasses.replace(current, **{part.field: part.value(ds)})
         exc = _try(backend, current)
         if exc is not None:
             key = part.field
-            return SchemaError(f"invalid {key.replace('_', ' ')}: {_short(exc)}",
-                               code=part.code, location=_part_location(ds, key, exc),
-                               hint=part.hint)
-    return SchemaError(f"ClickHouse refused the table: {_short(whole)}", code="RTP200",
-                       location=ds.loc())
+            return SchemaError(
+                f"invalid {key.replace('_', ' ')}: {_short(exc)}",
+                code=part.code,
+                location=_part_location(ds, key, exc),
+                hint=part.hint,
+            )
+    return SchemaError(
+        f"ClickHouse refused the table: {_short(whole)}", code="RTP200", location=ds.loc()
+    )
 
 
 def _part_location(ds: Datasource, key: str, exc: QueryError):

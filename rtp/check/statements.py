@@ -13,19 +13,29 @@ def statements(ctx) -> None:
         for cnode in cpipe.nodes:
             sql = cnode.sample_sql
             if not sql.strip():
-                ctx.problems.add(SqlError("node SQL is empty", code="RTP306",
-                                          location=locate(cnode, 0)))
+                ctx.problems.add(
+                    SqlError("node SQL is empty", code="RTP306", location=locate(cnode, 0))
+                )
                 ctx.failed_pipes.add(cpipe.name)
                 continue
             count = cnode.facts.statements
             if count is not None and count > 1:
-                ctx.problems.add(SqlError(
-                    "a node holds one query; this one has several statements",
-                    code="RTP306", location=locate(cnode, 0),
-                    hint="split it into several nodes that read each other"))
+                ctx.problems.add(
+                    SqlError(
+                        "a node holds one query; this one has several statements",
+                        code="RTP306",
+                        location=locate(cnode, 0),
+                        hint="split it into several nodes that read each other",
+                    )
+                )
                 ctx.failed_pipes.add(cpipe.name)
             elif cnode.facts.is_query is False:
-                ctx.problems.add(SqlError(
-                    "a node must be a SELECT query", code="RTP306", location=locate(cnode, 0),
-                    hint="pipes read data; tables are declared in datasources/"))
+                ctx.problems.add(
+                    SqlError(
+                        "a node must be a SELECT query",
+                        code="RTP306",
+                        location=locate(cnode, 0),
+                        hint="pipes read data; tables are declared in datasources/",
+                    )
+                )
                 ctx.failed_pipes.add(cpipe.name)

@@ -35,18 +35,23 @@ def append(
     project: Path = PROJECT_OPTION,
     target: str = TARGET_OPTION,
     dedupe: bool = typer.Option(
-        True, "--dedupe/--no-dedupe",
+        True,
+        "--dedupe/--no-dedupe",
         help="Each batch carries an idempotency key made of the file's content and the "
         "batch's place: running the same append again (after a crash) stores nothing "
-        "twice. --no-dedupe appends the same file again on purpose."),
+        "twice. --no-dedupe appends the same file again on purpose.",
+    ),
 ) -> None:
     """Append rows to a datasource; rows that don't fit its schema go to
     `<datasource>_quarantine` with the reason."""
     model, root = load_valid(project)
     ds = model.datasources.get(datasource)
     if ds is None:
-        error = ProjectError(f"unknown datasource '{datasource}'", code="RTP107",
-                             hint=f"datasources: {', '.join(model.datasources) or 'none'}")
+        error = ProjectError(
+            f"unknown datasource '{datasource}'",
+            code="RTP107",
+            hint=f"datasources: {', '.join(model.datasources) or 'none'}",
+        )
         fail(error)
         raise exit_for(error)
     try:
@@ -74,16 +79,22 @@ def append(
         def send(batch, start):
             token = None if digest is None else f"rtp:{ds.name}:append-{digest}-{start}"
             return insert(backend, ds.name, *mapper.map_records(batch), token=token)
+
     ok = bad = 0
     try:
         # imported here: every command loads this module, only append needs these
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        with Progress(TextColumn(f"appending to {datasource}"), BarColumn(),
-                      MofNCompleteColumn(), console=console, transient=True) as bar:
+        with Progress(
+            TextColumn(f"appending to {datasource}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("rows", total=len(records))
             for start in range(0, len(records), BATCH):
-                batch = records[start:start + BATCH]
+                batch = records[start : start + BATCH]
                 done, failed = send(batch, start)
                 ok, bad = ok + done, bad + failed
                 bar.advance(task, len(batch))
@@ -95,8 +106,10 @@ def append(
             backend.close()
     console.print(f"[green]appended[/green] {ok} row(s) to {datasource}")
     if bad:
-        console.print(f"[yellow]{bad} row(s) quarantined[/yellow]: see "
-                      f"`rtp sql \"SELECT * FROM {quarantine_table(datasource)}\"`")
+        console.print(
+            f"[yellow]{bad} row(s) quarantined[/yellow]: see "
+            f'`rtp sql "SELECT * FROM {quarantine_table(datasource)}"`'
+        )
         raise typer.Exit(1)
 
 
@@ -105,8 +118,11 @@ def read_source(source: str) -> tuple[bytes, str]:
     Raises RequestError RTP411 when it can't be read."""
     kind = kind_of(source)
     if kind is None:
-        raise RequestError(f"can't tell the format of {source}", code="RTP411",
-                           hint="name it .csv, .ndjson, .jsonl or .parquet")
+        raise RequestError(
+            f"can't tell the format of {source}",
+            code="RTP411",
+            hint="name it .csv, .ndjson, .jsonl or .parquet",
+        )
     try:
         if source.startswith(("http://", "https://")):
             import urllib.request  # only for URLs
@@ -116,4 +132,3 @@ def read_source(source: str) -> tuple[bytes, str]:
         return Path(source).read_bytes(), kind
     except (OSError, ValueError) as exc:
         raise RequestError(f"cannot read {source}: {exc}", code="RTP411") from None
-

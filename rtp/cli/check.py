@@ -22,8 +22,9 @@ class Format(str, Enum):
 
 def check(
     project: Path = PROJECT_OPTION,
-    format: Format = typer.Option(Format.text, "--format", "-f",
-                                  help="text for people, json for editors and CI."),
+    format: Format = typer.Option(
+        Format.text, "--format", "-f", help="text for people, json for editors and CI."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
 ) -> None:
     """Validate the project: YAML, schemas, templates, dependencies, and every node's SQL
@@ -42,12 +43,19 @@ def check(
     warnings = [p for p in items if p not in errors]
     elapsed = time.perf_counter() - started
     summary = {
-        "datasources": len(model.datasources), "pipes": len(model.pipes),
-        "errors": len(errors), "warnings": len(warnings), "seconds": round(elapsed, 3),
+        "datasources": len(model.datasources),
+        "pipes": len(model.pipes),
+        "errors": len(errors),
+        "warnings": len(warnings),
+        "seconds": round(elapsed, 3),
     }
     if as_json:
-        print(json.dumps({"ok": not errors, "summary": summary,
-                          "problems": [p.to_dict() for p in items]}, indent=2))
+        print(
+            json.dumps(
+                {"ok": not errors, "summary": summary, "problems": [p.to_dict() for p in items]},
+                indent=2,
+            )
+        )
     else:
         for problem in items:
             render_problem(problem, root)
@@ -55,8 +63,10 @@ def check(
         what = f"{summary['datasources']} datasources, {summary['pipes']} pipes"
         if errors or warnings:
             color = "red" if errors else "yellow"
-            console.print(f"[{color}]{len(errors)} error(s), {len(warnings)} warning(s)"
-                          f"[/{color}] in {what} ({elapsed:.2f}s)")
+            console.print(
+                f"[{color}]{len(errors)} error(s), {len(warnings)} warning(s)"
+                f"[/{color}] in {what} ({elapsed:.2f}s)"
+            )
         else:
             console.print(f"[green]ok[/green] {what} checked ({elapsed:.2f}s)")
     if errors:

@@ -9,11 +9,17 @@ import typer
 from rtp.project.load import find_root
 
 PROJECT_OPTION = typer.Option(
-    None, "--project", "-p", help="Project folder (default: the nearest folder above the "
-    "current one holding rtp.yaml).", file_okay=False,
+    None,
+    "--project",
+    "-p",
+    help="Project folder (default: the nearest folder above the current one holding rtp.yaml).",
+    file_okay=False,
 )
 TARGET_OPTION = typer.Option(
-    None, "--target", "-t", help="A target name from rtp.yaml, 'embedded', or a "
+    None,
+    "--target",
+    "-t",
+    help="A target name from rtp.yaml, 'embedded', or a "
     "clickhouse://user:password@host:9000/database URL (default: $RTP_CLICKHOUSE_URL, "
     "then rtp.yaml's default_target).",
 )
@@ -51,8 +57,7 @@ def built_valid(root: Path, *, check: bool = True):
     if built.errors:
         for problem in built.sorted_problems():
             render_problem(problem, root)
-        console.print(f"[red]the project has {len(built.errors)} error(s)[/red]; "
-                      "run `rtp check`")
+        console.print(f"[red]the project has {len(built.errors)} error(s)[/red]; run `rtp check`")
         raise typer.Exit(2)
     return built
 

@@ -11,8 +11,7 @@ from rtp.cli.output import console, exit_for, fail
 from rtp.deploy.copy import run_copy
 from rtp.errors import RtpError
 
-app = typer.Typer(help="Copy pipes: insert a pipe's results into its target.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Copy pipes: insert a pipe's results into its target.", no_args_is_help=True)
 
 
 @app.command("run")
@@ -34,5 +33,7 @@ def run(
     finally:
         backend.close()
     pipe = model.pipes[name]
-    console.print(f"[green]copied[/green] {name} -> {pipe.target} ({pipe.mode}); "
-                  f"{pipe.target} has {count} row(s)")
+    console.print(
+        f"[green]copied[/green] {name} -> {pipe.target} ({pipe.mode}); "
+        f"{pipe.target} has {count} row(s)"
+    )

@@ -36,11 +36,17 @@ def deploy(
     show_plan: bool = typer.Option(False, "--plan", help="Print the plan; change nothing."),
     sql: bool = typer.Option(False, "--sql", help="Also print each statement of the plan."),
     allow_destructive: bool = typer.Option(
-        False, "--allow-destructive", help="Allow changes that can lose data (drops, "
-        "rebuilds that drop columns or change the engine, TTL changes)."),
+        False,
+        "--allow-destructive",
+        help="Allow changes that can lose data (drops, "
+        "rebuilds that drop columns or change the engine, TTL changes).",
+    ),
     discard_journal: bool = typer.Option(
-        False, "--discard-journal", help="Give up an interrupted deploy that can't be "
-        "finished (its remaining steps are not run) and plan from the target as it is."),
+        False,
+        "--discard-journal",
+        help="Give up an interrupted deploy that can't be "
+        "finished (its remaining steps are not run) and plan from the target as it is.",
+    ),
 ) -> None:
     """Create and migrate the project's tables and materialized views on the target.
     Re-running on an unchanged project changes nothing. A project with errors (what
@@ -51,9 +57,11 @@ def deploy(
         server = remote.server_for(model, target)
         if server is not None:
             if discard_journal:
-                raise EngineError("--discard-journal works on the engine directly",
-                                  code="RTP509", hint=f"stop {server.command} (process "
-                                  f"{server.pid}) first")
+                raise EngineError(
+                    "--discard-journal works on the engine directly",
+                    code="RTP509",
+                    hint=f"stop {server.command} (process {server.pid}) first",
+                )
             _through(server, show_plan, allow_destructive, sql)
             return
     except RtpError as exc:
@@ -67,9 +75,14 @@ def deploy(
         if discard_journal:
             _discard(backend)
         outcome = ops.deploy(
-            built, backend, allow_destructive=allow_destructive, plan_only=show_plan,
-            sql=sql, progress=lambda c: console.print(escape(c.describe())),
-            announce=lambda u: console.print(f"[yellow]resuming[/yellow] {escape(u.describe())}"))
+            built,
+            backend,
+            allow_destructive=allow_destructive,
+            plan_only=show_plan,
+            sql=sql,
+            progress=lambda c: console.print(escape(c.describe())),
+            announce=lambda u: console.print(f"[yellow]resuming[/yellow] {escape(u.describe())}"),
+        )
     except RtpError as exc:
         fail(exc, root)
         raise exit_for(exc) from None
@@ -83,8 +96,9 @@ def deploy(
     if outcome.up_to_date:
         console.print(f"{escape(outcome.target)}: up to date, nothing to do.")
         return
-    console.print(f"[green]deployed[/green] {len(outcome.applied)} change(s) to "
-                  f"{escape(outcome.target)}")
+    console.print(
+        f"[green]deployed[/green] {len(outcome.applied)} change(s) to {escape(outcome.target)}"
+    )
 
 
 def _discard(backend: Backend) -> None:
@@ -99,8 +113,9 @@ def _discard(backend: Backend) -> None:
 def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> None:
     """Deploy through the server that holds the embedded database (it re-reads the
     project's files, plans, applies and serves the result)."""
-    console.print(f"[dim]through the server of process {server.pid} ({server.command}) "
-                  f"at {server.url}[/dim]")
+    console.print(
+        f"[dim]through the server of process {server.pid} ({server.command}) at {server.url}[/dim]"
+    )
     answer = server.deploy(plan_only=show_plan, allow_destructive=allow_destructive, sql=sql)
     if show_plan:
         console.print(escape(answer["plan"]))
@@ -114,6 +129,6 @@ def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> Non
         return
     for line in answer.get("applied", []):
         console.print(escape(line))
-    console.print(f"[green]deployed[/green] {len(answer['applied'])} change(s) to "
-                  f"{escape(answer['target'])}")
-
+    console.print(
+        f"[green]deployed[/green] {len(answer['applied'])} change(s) to {escape(answer['target'])}"
+    )

@@ -40,20 +40,33 @@ def dev(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
-    interval: float = typer.Option(0.5, "--interval", help="Seconds between file checks "
-                                   "where the OS gives no file events (else unused)."),
-    cors: list[str] = typer.Option([], "--cors", help="Allowed browser origin (repeatable; "
-                                   "default: any)."),
-    timeout: str = typer.Option(None, "--timeout", help="Seconds from a request's arrival "
-                                "before its query answers 408 (default 10)."),
-    max_memory: str = typer.Option(None, "--max-memory", help="Memory one caller's query "
-                                   "may use (default 2GiB; ADMIN tokens: 4x)."),
-    max_body_bytes: str = typer.Option(None, "--max-body-bytes",
-                                       help="Largest request body (e.g. 10MiB)."),
-    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per second per "
-                                     "token; 0 = unlimited."),
-    schedules: bool = typer.Option(None, "--schedules/--no-schedules", help="Run "
-                                   "scheduled copy pipes."),
+    interval: float = typer.Option(
+        0.5,
+        "--interval",
+        help="Seconds between file checks where the OS gives no file events (else unused).",
+    ),
+    cors: list[str] = typer.Option(
+        [], "--cors", help="Allowed browser origin (repeatable; default: any)."
+    ),
+    timeout: str = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds from a request's arrival before its query answers 408 (default 10).",
+    ),
+    max_memory: str = typer.Option(
+        None,
+        "--max-memory",
+        help="Memory one caller's query may use (default 2GiB; ADMIN tokens: 4x).",
+    ),
+    max_body_bytes: str = typer.Option(
+        None, "--max-body-bytes", help="Largest request body (e.g. 10MiB)."
+    ),
+    rate_limit: float = typer.Option(
+        None, "--rate-limit", help="Requests per second per token; 0 = unlimited."
+    ),
+    schedules: bool = typer.Option(
+        None, "--schedules/--no-schedules", help="Run scheduled copy pipes."
+    ),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Develop locally: deploy to embedded ClickHouse, load fixtures/ if the engine is
@@ -64,15 +77,24 @@ def dev(
         root = project_root(project)
         built = build(root)  # once: what the first deploy and the server use
         model = built.project
-        settings = server_settings(model, os.environ, {
-            "cors_origins": cors, "query_timeout": timeout, "max_memory_usage": max_memory,
-            "max_body_bytes": max_body_bytes, "rate_limit": rate_limit,
-            "schedules": schedules})
+        settings = server_settings(
+            model,
+            os.environ,
+            {
+                "cors_origins": cors,
+                "query_timeout": timeout,
+                "max_memory_usage": max_memory,
+                "max_body_bytes": max_body_bytes,
+                "rate_limit": rate_limit,
+                "schedules": schedules,
+            },
+        )
         if built.errors:
             for problem in built.sorted_problems():
                 render_problem(problem, root, err_console)
-            err_console.print(f"[red]{len(built.errors)} error(s)[/red]; fix them and "
-                              "run `rtp dev` again")
+            err_console.print(
+                f"[red]{len(built.errors)} error(s)[/red]; fix them and run `rtp dev` again"
+            )
             raise typer.Exit(2)
         backend = open_backend(model, "embedded", command="rtp dev")
         control = control_token()
@@ -87,29 +109,39 @@ def dev(
         from rtp.server.dev import Reloader, is_empty
 
         if is_empty(model, backend):
-            for name, (ok, bad) in load_fixtures(model, backend,
-                                                          quarantine=True).items():
-                console.print(f"  fixture [bold]{name}[/bold]: {ok} rows"
-                              + (f", {bad} quarantined" if bad else ""))
-        settings = replace(settings, control_token=control,
-                           tokens_file=None if no_auth else tokens_file(root))
+            for name, (ok, bad) in load_fixtures(model, backend, quarantine=True).items():
+                console.print(
+                    f"  fixture [bold]{name}[/bold]: {ok} rows"
+                    + (f", {bad} quarantined" if bad else "")
+                )
+        settings = replace(
+            settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
+        )
         if not no_auth:
             announce_admin(root)
         app = create_app(built, backend, settings)
-        reloader = Reloader(root, app.state.rtp,
-                            say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),
-                            report=lambda error: render_problem(error, root, err_console))
-        threading.Thread(target=reloader.watch, args=(stop, interval), daemon=True,
-                         name="rtp-dev-watch").start()
+        reloader = Reloader(
+            root,
+            app.state.rtp,
+            say=lambda text: console.print(f"[cyan]dev[/cyan] {text}"),
+            report=lambda error: render_problem(error, root, err_console),
+        )
+        threading.Thread(
+            target=reloader.watch, args=(stop, interval), daemon=True, name="rtp-dev-watch"
+        ).start()
         url = f"http://{host}:{port}"
-        console.print(f"[bold]{model.name}[/bold] on {url} (docs at {url}/docs); "
-                      "watching for changes")
+        console.print(
+            f"[bold]{model.name}[/bold] on {url} (docs at {url}/docs); watching for changes"
+        )
         pages = app.state.rtp.pages
         if pages:
             query = "" if no_auth else f"?token={page_token(tokens_file(root))}"
             for path in pages:
-                console.print(f"[bold green]open[/bold green] {url}{path}{query}",
-                              soft_wrap=True, highlight=False)
+                console.print(
+                    f"[bold green]open[/bold green] {url}{path}{query}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
         run_until_stopped(app, host, port)
     except RtpError as exc:
         fail(exc, root)

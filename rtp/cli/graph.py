@@ -10,8 +10,13 @@ from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console
 from rtp.ops.build import build
 
-_STYLE = {"datasource": "bold cyan", "endpoint": "green", "materialized": "magenta",
-          "copy": "yellow", "internal": "dim"}
+_STYLE = {
+    "datasource": "bold cyan",
+    "endpoint": "green",
+    "materialized": "magenta",
+    "copy": "yellow",
+    "internal": "dim",
+}
 
 
 def graph(project: Path = PROJECT_OPTION) -> None:
@@ -51,5 +56,6 @@ def graph(project: Path = PROJECT_OPTION) -> None:
         grow(tree.add(label(name)), name, (name,))
     console.print(tree)
     if built.errors:
-        console.print(f"[yellow]{len(built.errors)} problem(s) found; "
-                      "run `rtp check` for details[/yellow]")
+        console.print(
+            f"[yellow]{len(built.errors)} problem(s) found; run `rtp check` for details[/yellow]"
+        )

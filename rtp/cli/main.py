@@ -49,8 +49,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show rtp's version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show rtp's version and exit."
+    ),
 ) -> None:
     """Real-time data APIs on ClickHouse."""
 

@@ -19,8 +19,10 @@ def render_problem(error: RtpError, root: Path | None, out: Console = console) -
     """``file:line:col: error RTP200 message``, the line with the span underlined, a hint."""
     color = "red" if error.severity == "error" else "yellow"
     where = f"{error.location}: " if error.location else ""
-    out.print(f"[bold]{escape(where)}[/bold][{color}]{error.severity}[/{color}] "
-              f"[dim]{error.code}[/dim] {escape(error.message)}")
+    out.print(
+        f"[bold]{escape(where)}[/bold][{color}]{error.severity}[/{color}] "
+        f"[dim]{error.code}[/dim] {escape(error.message)}"
+    )
     loc = error.location
     if loc and loc.line and root is not None:
         text = source_line(root, loc)
@@ -29,8 +31,10 @@ def render_problem(error: RtpError, root: Path | None, out: Console = console) -
             out.print(f"[dim]{gutter}[/dim]{escape(text)}")
             col = max(1, loc.column)
             width = max(1, min(loc.length, max(1, len(text) - col + 1)))
-            out.print(f"[dim]{' ' * (len(gutter) - 2)}| [/dim]{' ' * (col - 1)}"
-                      f"[{color}]{'^' * width}[/{color}]")
+            out.print(
+                f"[dim]{' ' * (len(gutter) - 2)}| [/dim]{' ' * (col - 1)}"
+                f"[{color}]{'^' * width}[/{color}]"
+            )
     if error.hint:
         out.print(f"      [cyan]hint:[/cyan] {escape(error.hint)}")
 

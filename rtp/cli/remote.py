@@ -44,17 +44,21 @@ class Server:
         server can't be reached, and the server's own error (code, message) for an
         answer of 400 or more."""
         import httpx
+
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
         try:
-            response = httpx.request(method, self.url + path, headers=headers,
-                                     timeout=self.timeout, **kwargs)
+            response = httpx.request(
+                method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
         except httpx.TransportError as exc:
             raise EngineError(
                 f"the embedded database of this project is held by process {self.pid} "
                 f"({self.command}), but its server at {self.url} does not answer: "
-                f"{exc or type(exc).__name__}", code="RTP501",
+                f"{exc or type(exc).__name__}",
+                code="RTP501",
                 hint=f"wait until it has started, or stop it (kill {self.pid}) and run "
-                "this command again") from None
+                "this command again",
+            ) from None
         if response.status_code >= 400:
             raise _error(response, self)
         return response
@@ -67,8 +71,9 @@ class Server:
         rows = [[row.get(name) for name, _ in meta] for row in body.get("data", [])]
         return meta, rows
 
-    def append(self, datasource: str, records: list, mapper: RowMapper,
-               kind: str, key: str | None = None) -> tuple[int, int]:
+    def append(
+        self, datasource: str, records: list, mapper: RowMapper, kind: str, key: str | None = None
+    ) -> tuple[int, int]:
         """``POST /v0/events``: records read from a file; returns (rows inserted, rows
         quarantined). NDJSON lines go as they are; CSV and Parquet records are turned
         into JSON events with the datasource's column mapping, so the server checks
@@ -76,29 +81,35 @@ class Server:
         Idempotency-Key ``key.<n>`` (n: its place among the requests)."""
         lines = []
         for record in records:
-            if kind == "ndjson" or record.error is not None or not isinstance(record.value,
-                                                                              dict):
+            if kind == "ndjson" or record.error is not None or not isinstance(record.value, dict):
                 lines.append(record.raw)
             else:
-                lines.append(json.dumps(mapper.to_event(record.value), ensure_ascii=False,
-                                        default=str))
+                lines.append(
+                    json.dumps(mapper.to_event(record.value), ensure_ascii=False, default=str)
+                )
         ok = bad = 0
         for n, chunk in enumerate(_chunks(lines, MAX_REQUEST_BYTES)):
             body = gzip.compress(("\n".join(chunk) + "\n").encode("utf-8"))
             headers = {"Content-Encoding": "gzip"}
             if key is not None:
                 headers["Idempotency-Key"] = f"{key}.{n}"
-            answer = self.request("POST", "/v0/events",
-                                  params={"name": datasource, "wait": "true"},
-                                  content=body, headers=headers).json()
+            answer = self.request(
+                "POST",
+                "/v0/events",
+                params={"name": datasource, "wait": "true"},
+                content=body,
+                headers=headers,
+            ).json()
             ok += int(answer["successful_rows"])
             bad += int(answer["quarantined_rows"])
         return ok, bad
 
     def deploy(self, *, plan_only: bool, allow_destructive: bool, sql: bool = False) -> dict:
         """``POST /v0/deploy``: the server re-reads the project, plans and applies."""
-        return self.request("POST", "/v0/deploy", json={
-            "plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql}
+        return self.request(
+            "POST",
+            "/v0/deploy",
+            json={"plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql},
         ).json()
 
 
@@ -141,9 +152,13 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
         message, code = f"HTTP {response.status_code}: {response.text[:200]}", "RTP500"
     if response.status_code == 403:
         message = f"the server at {server.url} refused the control token: {message}"
-    error = error_for(code, message, hint="restart that server: the token in "
-                      ".rtp/owner.json is renewed at every start"
-                      if response.status_code == 403 else None)
+    error = error_for(
+        code,
+        message,
+        hint="restart that server: the token in .rtp/owner.json is renewed at every start"
+        if response.status_code == 403
+        else None,
+    )
     # a project with errors: each problem as the server found it (file, line, column)
     found = body.get("problems", []) if isinstance(body, dict) else []
     error.problems = [_problem(p) for p in found if isinstance(p, dict)]
@@ -153,7 +168,12 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
 def _problem(data: dict) -> RtpError:
     where = None
     if data.get("file"):
-        where = Location(str(data["file"]), int(data.get("line") or 0),
-                         int(data.get("column") or 0), int(data.get("length") or 1))
-    return error_for(str(data.get("code")), str(data.get("message", "")), location=where,
-                     hint=data.get("hint"))
+        where = Location(
+            str(data["file"]),
+            int(data.get("line") or 0),
+            int(data.get("column") or 0),
+            int(data.get("length") or 1),
+        )
+    return error_for(
+        str(data.get("code")), str(data.get("message", "")), location=where, hint=data.get("hint")
+    )

@@ -38,8 +38,9 @@ def announce_admin(root: Path) -> None:
     is kept (in .rtp/tokens.json)."""
     admin = TokenStore(tokens_file(root)).ensure_admin()
     if admin:
-        err_console.print("[bold]admin token[/bold] (shown once; stored hashed in "
-                          ".rtp/tokens.json):")
+        err_console.print(
+            "[bold]admin token[/bold] (shown once; stored hashed in .rtp/tokens.json):"
+        )
         print(admin, flush=True)
 
 
@@ -61,49 +62,75 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     target: str = TARGET_OPTION,
-    cors: list[str] = typer.Option([], "--cors", help="Allowed browser origin (repeatable; "
-                                   "default: any)."),
-    timeout: str = typer.Option(None, "--timeout", help="Seconds from a request's arrival "
-                                "before its query answers 408 (default 10)."),
-    max_memory: str = typer.Option(None, "--max-memory", help="Memory one caller's query "
-                                   "may use (default 2GiB; ADMIN tokens: 4x)."),
-    max_rows_to_read: int = typer.Option(None, "--max-rows-to-read",
-                                         help="Rows one caller's query may read."),
-    max_result_rows: int = typer.Option(None, "--max-result-rows",
-                                        help="Rows one caller's answer may hold."),
-    max_bytes_to_read: str = typer.Option(None, "--max-bytes-to-read",
-                                          help="Bytes one caller's query may read."),
-    max_result_bytes: str = typer.Option(None, "--max-result-bytes",
-                                         help="Bytes one caller's answer may hold."),
-    admin_max_memory: str = typer.Option(None, "--admin-max-memory",
-                                         help="Memory an ADMIN token's query may use."),
-    sql_max_threads: int = typer.Option(None, "--sql-max-threads",
-                                        help="Threads one /v0/sql query may use."),
-    ready_exclusive_max: str = typer.Option(None, "--ready-exclusive-max", help="Seconds "
-                                            "a deploy may hold the engine before /readyz "
-                                            "says 503."),
-    max_body_bytes: str = typer.Option(None, "--max-body-bytes",
-                                       help="Largest request body (e.g. 10MiB)."),
-    batch_wait: str = typer.Option(None, "--batch-wait", help="Seconds an ingest flush "
-                                   "waits for more requests (e.g. 5ms)."),
-    batch_max_rows: int = typer.Option(None, "--batch-max-rows",
-                                       help="Ingest batch flushed early at this many rows."),
-    max_pending_rows: int = typer.Option(None, "--max-pending-rows",
-                                         help="Queued ingest rows beyond this answer 429."),
-    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per second per "
-                                     "token; 0 = unlimited."),
-    workers: int = typer.Option(None, "--workers",
-                                help="Threads running blocking engine calls."),
-    copy_timeout: str = typer.Option(None, "--copy-timeout", help="Engine deadline of "
-                                     "each scheduled copy run (seconds)."),
-    schedules: bool = typer.Option(None, "--schedules/--no-schedules", help="Run "
-                                   "scheduled copy pipes in this process."),
-    print_settings: bool = typer.Option(False, "--print-settings", help="Print the "
-                                        "settings this server would run with (flags > "
-                                        "RTP_SERVER_* > rtp.yaml server: > defaults), "
-                                        "as JSON, and exit."),
-    no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without "
-                                 "tokens (local development only)."),
+    cors: list[str] = typer.Option(
+        [], "--cors", help="Allowed browser origin (repeatable; default: any)."
+    ),
+    timeout: str = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds from a request's arrival before its query answers 408 (default 10).",
+    ),
+    max_memory: str = typer.Option(
+        None,
+        "--max-memory",
+        help="Memory one caller's query may use (default 2GiB; ADMIN tokens: 4x).",
+    ),
+    max_rows_to_read: int = typer.Option(
+        None, "--max-rows-to-read", help="Rows one caller's query may read."
+    ),
+    max_result_rows: int = typer.Option(
+        None, "--max-result-rows", help="Rows one caller's answer may hold."
+    ),
+    max_bytes_to_read: str = typer.Option(
+        None, "--max-bytes-to-read", help="Bytes one caller's query may read."
+    ),
+    max_result_bytes: str = typer.Option(
+        None, "--max-result-bytes", help="Bytes one caller's answer may hold."
+    ),
+    admin_max_memory: str = typer.Option(
+        None, "--admin-max-memory", help="Memory an ADMIN token's query may use."
+    ),
+    sql_max_threads: int = typer.Option(
+        None, "--sql-max-threads", help="Threads one /v0/sql query may use."
+    ),
+    ready_exclusive_max: str = typer.Option(
+        None,
+        "--ready-exclusive-max",
+        help="Seconds a deploy may hold the engine before /readyz says 503.",
+    ),
+    max_body_bytes: str = typer.Option(
+        None, "--max-body-bytes", help="Largest request body (e.g. 10MiB)."
+    ),
+    batch_wait: str = typer.Option(
+        None, "--batch-wait", help="Seconds an ingest flush waits for more requests (e.g. 5ms)."
+    ),
+    batch_max_rows: int = typer.Option(
+        None, "--batch-max-rows", help="Ingest batch flushed early at this many rows."
+    ),
+    max_pending_rows: int = typer.Option(
+        None, "--max-pending-rows", help="Queued ingest rows beyond this answer 429."
+    ),
+    rate_limit: float = typer.Option(
+        None, "--rate-limit", help="Requests per second per token; 0 = unlimited."
+    ),
+    workers: int = typer.Option(None, "--workers", help="Threads running blocking engine calls."),
+    copy_timeout: str = typer.Option(
+        None, "--copy-timeout", help="Engine deadline of each scheduled copy run (seconds)."
+    ),
+    schedules: bool = typer.Option(
+        None, "--schedules/--no-schedules", help="Run scheduled copy pipes in this process."
+    ),
+    print_settings: bool = typer.Option(
+        False,
+        "--print-settings",
+        help="Print the "
+        "settings this server would run with (flags > "
+        "RTP_SERVER_* > rtp.yaml server: > defaults), "
+        "as JSON, and exit.",
+    ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Accept requests without tokens (local development only)."
+    ),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Serve the deployed project: `GET /v0/pipes/<name>.json`, `POST /v0/events`, OpenAPI at
@@ -112,16 +139,30 @@ def serve(
         root = project_root(project)
         built = build(root, check=False)  # once; serves what is deployed
         model = built.project
-        settings = server_settings(model, os.environ, {
-            "query_timeout": timeout, "max_memory_usage": max_memory,
-            "max_rows_to_read": max_rows_to_read, "max_result_rows": max_result_rows,
-            "max_bytes_to_read": max_bytes_to_read, "max_result_bytes": max_result_bytes,
-            "admin_max_memory_usage": admin_max_memory, "sql_max_threads": sql_max_threads,
-            "ready_exclusive_max": ready_exclusive_max, "max_body_bytes": max_body_bytes,
-            "batch_wait": batch_wait, "batch_max_rows": batch_max_rows,
-            "max_pending_rows": max_pending_rows, "rate_limit": rate_limit,
-            "cors_origins": cors, "workers": workers, "copy_timeout": copy_timeout,
-            "schedules": schedules})
+        settings = server_settings(
+            model,
+            os.environ,
+            {
+                "query_timeout": timeout,
+                "max_memory_usage": max_memory,
+                "max_rows_to_read": max_rows_to_read,
+                "max_result_rows": max_result_rows,
+                "max_bytes_to_read": max_bytes_to_read,
+                "max_result_bytes": max_result_bytes,
+                "admin_max_memory_usage": admin_max_memory,
+                "sql_max_threads": sql_max_threads,
+                "ready_exclusive_max": ready_exclusive_max,
+                "max_body_bytes": max_body_bytes,
+                "batch_wait": batch_wait,
+                "batch_max_rows": batch_max_rows,
+                "max_pending_rows": max_pending_rows,
+                "rate_limit": rate_limit,
+                "cors_origins": cors,
+                "workers": workers,
+                "copy_timeout": copy_timeout,
+                "schedules": schedules,
+            },
+        )
         if print_settings:
             print(json.dumps(settings.public(), indent=2))
             return
@@ -133,8 +174,9 @@ def serve(
         fail(exc)
         raise exit_for(exc) from None
     try:
-        settings = replace(settings, control_token=control,
-                           tokens_file=None if no_auth else tokens_file(root))
+        settings = replace(
+            settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
+        )
         if not no_auth:
             announce_admin(root)
         from rtp.server import create_app  # FastAPI loads only for this command
@@ -142,13 +184,20 @@ def serve(
         app = create_app(built, backend, settings)
         errors = built.errors
         if errors:
-            err_console.print(f"[yellow]{len(errors)} problem(s) in the project; run "
-                              "`rtp check`. Broken endpoints answer 400.[/yellow]")
-        console.print(f"serving [bold]{model.name}[/bold] on {url} "
-                      f"({len(app.state.rtp.endpoints)} endpoints; docs at {url}/docs)")
+            err_console.print(
+                f"[yellow]{len(errors)} problem(s) in the project; run "
+                "`rtp check`. Broken endpoints answer 400.[/yellow]"
+            )
+        console.print(
+            f"serving [bold]{model.name}[/bold] on {url} "
+            f"({len(app.state.rtp.endpoints)} endpoints; docs at {url}/docs)"
+        )
         for path in app.state.rtp.pages:
-            console.print(f"pages at {url}{path}" + ("" if no_auth else "?token=<token>"),
-                          soft_wrap=True, highlight=False)
+            console.print(
+                f"pages at {url}{path}" + ("" if no_auth else "?token=<token>"),
+                soft_wrap=True,
+                highlight=False,
+            )
         run_until_stopped(app, host, port)
     finally:
         backend.close()  # releases .rtp/owner.json

@@ -24,7 +24,7 @@ class Format(str, Enum):
 
 
 def sql(
-    query: str = typer.Argument(..., help="The SQL to run, e.g. \"SELECT count() FROM events\"."),
+    query: str = typer.Argument(..., help='The SQL to run, e.g. "SELECT count() FROM events".'),
     project: Path = PROJECT_OPTION,
     target: str = TARGET_OPTION,
     format: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
@@ -48,9 +48,17 @@ def sql(
             backend.close()
     names = [c[0] for c in columns]
     if format is Format.json:
-        print(json.dumps({"meta": [{"name": n, "type": t} for n, t in columns],
-                          "data": [dict(zip(names, r, strict=True)) for r in rows],
-                          "rows": len(rows)}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "meta": [{"name": n, "type": t} for n, t in columns],
+                    "data": [dict(zip(names, r, strict=True)) for r in rows],
+                    "rows": len(rows),
+                },
+                indent=2,
+                default=str,
+            )
+        )
     elif format is Format.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(names)

@@ -16,12 +16,17 @@ from rtp.testing import report, runner
 
 def test(
     pipes: list[str] = typer.Argument(None, help="Only the tests of these endpoints."),
-    keyword: str = typer.Option(None, "-k", help="Only cases whose 'pipe::name' contains "
-                                "this text."),
-    update: bool = typer.Option(False, "--update", help="Rewrite expected_result of failing "
-                                "cases with what the endpoint answers now."),
-    junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report here.",
-                               dir_okay=False),
+    keyword: str = typer.Option(
+        None, "-k", help="Only cases whose 'pipe::name' contains this text."
+    ),
+    update: bool = typer.Option(
+        False,
+        "--update",
+        help="Rewrite expected_result of failing cases with what the endpoint answers now.",
+    ),
+    junit: Path = typer.Option(
+        None, "--junit", help="Write a JUnit XML report here.", dir_okay=False
+    ),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Deploy the project into a fresh in-memory ClickHouse, load fixtures/, and run
@@ -44,15 +49,20 @@ def test(
     if built.errors:
         for problem in Problems(built.errors).sorted():
             render_problem(problem, root)
-        console.print(f"[red]{len(built.errors)} error(s)[/red]; fix them "
-                      "(`rtp check` shows the project's) and run again")
+        console.print(
+            f"[red]{len(built.errors)} error(s)[/red]; fix them "
+            "(`rtp check` shows the project's) and run again"
+        )
         raise typer.Exit(2)
     for problem in file_problems.sorted():
         render_problem(problem, root)
     bad_files = len(file_problems.errors)
     if bad_files:
-        console.print(f"[red]{bad_files} error(s) in test files[/red]: those cases are left "
-                      "out; the others run", markup=True)
+        console.print(
+            f"[red]{bad_files} error(s) in test files[/red]: those cases are left "
+            "out; the others run",
+            markup=True,
+        )
     unknown = [p for p in pipes or [] if p not in model.pipes]
     if unknown:
         error = SuiteError(f"no pipe named {', '.join(unknown)}", code="RTP600")
@@ -60,8 +70,10 @@ def test(
         raise exit_for(error)
     selected = runner.select(cases, pipes, keyword)
     if not selected:
-        console.print("no test cases found" + (" matching the filter" if pipes or keyword
-                                                else f" in {model.settings.tests_dir}/"))
+        console.print(
+            "no test cases found"
+            + (" matching the filter" if pipes or keyword else f" in {model.settings.tests_dir}/")
+        )
         raise typer.Exit(2 if bad_files else 0)
 
     def show(o: runner.Outcome) -> None:
@@ -83,8 +95,10 @@ def test(
     passed = sum(o.passed for o in outcomes)
     failed = len(outcomes) - passed
     loaded = sum(session.fixtures.values())
-    console.print(f"[dim]setup {session.setup_seconds:.2f}s: deployed, {loaded} fixture rows "
-                  f"loaded; total {elapsed:.2f}s[/dim]")
+    console.print(
+        f"[dim]setup {session.setup_seconds:.2f}s: deployed, {loaded} fixture rows "
+        f"loaded; total {elapsed:.2f}s[/dim]"
+    )
     fixed = []
     if update:
         fixed = report.update_expected(root, outcomes)
@@ -94,8 +108,11 @@ def test(
                 console.print(f"       was: {line}", markup=False)
     if junit:
         report.write_junit(junit, outcomes, elapsed)
-    console.print(f"{passed} passed, {failed} failed"
-                  + (f", {bad_files} test file error(s)" if bad_files else ""), markup=False)
+    console.print(
+        f"{passed} passed, {failed} failed"
+        + (f", {bad_files} test file error(s)" if bad_files else ""),
+        markup=False,
+    )
     if bad_files:
         raise typer.Exit(2)
     if failed > len(fixed):

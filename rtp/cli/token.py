@@ -18,8 +18,7 @@ from rtp.engine.paths import tokens_file
 from rtp.errors import RtpError
 from rtp.server.tokens import TokenStore, encode_jwt, parse_scope
 
-app = typer.Typer(help="Manage the tokens that callers send to `rtp serve`.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Manage the tokens that callers send to `rtp serve`.", no_args_is_help=True)
 
 
 def _store(project: Path | None) -> TokenStore:
@@ -29,9 +28,14 @@ def _store(project: Path | None) -> TokenStore:
 @app.command("create")
 def create(
     name: str = typer.Argument(..., help="A name to recognise the token by."),
-    scope: list[str] = typer.Option(..., "--scope", "-s", help="`PIPES:READ:<pipe>`, "
-                                    "`DATASOURCES:APPEND:<ds>`, `DATASOURCES:READ:<ds>` or "
-                                    "`ADMIN`; repeat for several."),
+    scope: list[str] = typer.Option(
+        ...,
+        "--scope",
+        "-s",
+        help="`PIPES:READ:<pipe>`, "
+        "`DATASOURCES:APPEND:<ds>`, `DATASOURCES:READ:<ds>` or "
+        "`ADMIN`; repeat for several.",
+    ),
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
@@ -40,14 +44,17 @@ def create(
     except RtpError as exc:
         fail(exc)
         raise exit_for(exc) from None
-    err_console.print(f"created token [bold]{name}[/bold] ({', '.join(scope)}); "
-                      "it is shown only now:")
+    err_console.print(
+        f"created token [bold]{name}[/bold] ({', '.join(scope)}); it is shown only now:"
+    )
     print(token)
 
 
 @app.command("list")
-def list_tokens(project: Path = PROJECT_OPTION,
-                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_tokens(
+    project: Path = PROJECT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Show every token's name, scopes and creation time (never the token)."""
     tokens = [{k: t[k] for k in ("name", "scopes", "created")} for t in _store(project).tokens]
     if as_json:
@@ -60,8 +67,9 @@ def list_tokens(project: Path = PROJECT_OPTION,
 
 
 @app.command("revoke")
-def revoke(name: str = typer.Argument(..., help="The token's name."),
-           project: Path = PROJECT_OPTION) -> None:
+def revoke(
+    name: str = typer.Argument(..., help="The token's name."), project: Path = PROJECT_OPTION
+) -> None:
     """Delete a token; callers using it get 403 from then on."""
     try:
         _store(project).revoke(name)
@@ -74,10 +82,13 @@ def revoke(name: str = typer.Argument(..., help="The token's name."),
 @app.command("jwt")
 def jwt(
     name: str = typer.Argument(..., help="Name carried in the token."),
-    scope: list[str] = typer.Option(..., "--scope", "-s", help="`PIPES:READ:<pipe>` "
-                                    "(repeatable)."),
-    fixed: list[str] = typer.Option([], "--fixed", "-f", help="param=value the caller "
-                                    "can't override (applies to every scope; repeatable)."),
+    scope: list[str] = typer.Option(..., "--scope", "-s", help="`PIPES:READ:<pipe>` (repeatable)."),
+    fixed: list[str] = typer.Option(
+        [],
+        "--fixed",
+        "-f",
+        help="param=value the caller can't override (applies to every scope; repeatable).",
+    ),
     expires: int = typer.Option(3600, "--expires", min=1, help="Seconds until it expires."),
     project: Path = PROJECT_OPTION,
 ) -> None:

@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("rtp.deploy")
 
 
-def apply(plan: Plan, backend: Backend, *, allow_destructive: bool = False,
-          progress: Callable[[Change], None] | None = None) -> list[Change]:
+def apply(
+    plan: Plan,
+    backend: Backend,
+    *,
+    allow_destructive: bool = False,
+    progress: Callable[[Change], None] | None = None,
+) -> list[Change]:
     """Run the plan's changes; returns those applied. ``progress`` is called before each.
 
     Raises EngineError RTP504 (before running anything) when a change is destructive
@@ -41,18 +46,23 @@ def apply(plan: Plan, backend: Backend, *, allow_destructive: bool = False,
     """
     if plan.destructive and not allow_destructive:
         names = ", ".join(f"{c.action} {c.kind} {c.name}" for c in plan.destructive)
-        raise EngineError(f"the plan would lose data: {names}", code="RTP504",
-                          hint="review `rtp deploy --plan`, then pass --allow-destructive")
+        raise EngineError(
+            f"the plan would lose data: {names}",
+            code="RTP504",
+            hint="review `rtp deploy --plan`, then pass --allow-destructive",
+        )
     pending = plan.pending
     if not pending:
         return []
     with backend.exclusive():
         unfinished = find_unfinished(backend)
         if unfinished is not None:
-            raise EngineError(f"deploy {unfinished.deploy_id} on {plan.target} did not "
-                              "finish; it must be finished first", code="RTP509",
-                              hint="run `rtp deploy` (it finishes the journaled deploy "
-                              "and then plans again)")
+            raise EngineError(
+                f"deploy {unfinished.deploy_id} on {plan.target} did not "
+                "finish; it must be finished first",
+                code="RTP509",
+                hint="run `rtp deploy` (it finishes the journaled deploy and then plans again)",
+            )
         journal = Journal(backend)
         journal.begin(plan.target, pending)
         _run(backend, journal, pending, 0, False, progress)
@@ -60,8 +70,12 @@ def apply(plan: Plan, backend: Backend, *, allow_destructive: bool = False,
     return pending
 
 
-def resume(backend: Backend, *, progress: Callable[[Change], None] | None = None,
-           announce: Callable[[Unfinished], None] | None = None) -> Unfinished | None:
+def resume(
+    backend: Backend,
+    *,
+    progress: Callable[[Change], None] | None = None,
+    announce: Callable[[Unfinished], None] | None = None,
+) -> Unfinished | None:
     """Finish the target's unfinished deploy, if there is one, from its journal (roll
     forward); returns what was finished, or None. ``announce`` is called before anything
     runs (default: a warning in the log). Raises EngineError RTP503 as :func:`apply`.
@@ -78,8 +92,13 @@ def resume(backend: Backend, *, progress: Callable[[Change], None] | None = None
     return unfinished
 
 
-def deploy(project: Project, backend: Backend, *, allow_destructive: bool = False,
-           compiled: CompiledProject | None = None) -> Plan:
+def deploy(
+    project: Project,
+    backend: Backend,
+    *,
+    allow_destructive: bool = False,
+    compiled: CompiledProject | None = None,
+) -> Plan:
     """Finish an interrupted deploy (see :func:`resume`), then plan and apply in one
     call (``rtp serve``, ``rtp dev`` and ``rtp test`` use it). Returns the plan that was
     applied. Raises as :func:`plan` and :func:`apply`."""
@@ -89,23 +108,31 @@ def deploy(project: Project, backend: Backend, *, allow_destructive: bool = Fals
     return result
 
 
-def _run(backend: Backend, journal: Journal, changes: list[Change], start: int, guard: bool,
-         progress: Callable[[Change], None] | None) -> None:
+def _run(
+    backend: Backend,
+    journal: Journal,
+    changes: list[Change],
+    start: int,
+    guard: bool,
+    progress: Callable[[Change], None] | None,
+) -> None:
     try:
-        run(backend, journal, changes, start, guard_first=guard, record=_record,
-            progress=progress)
+        run(backend, journal, changes, start, guard_first=guard, record=_record, progress=progress)
     except QueryError as exc:
         if exc.step is not None:
             ci, si = exc.step
             change = changes[ci]
-            where = (f"{change.action} {change.kind} {change.name}, step {si + 1} of "
-                     f"{len(change.steps)}")
+            where = (
+                f"{change.action} {change.kind} {change.name}, step {si + 1} of {len(change.steps)}"
+            )
         else:
             where = "a guarded step"
         raise EngineError(
-            f"deploy stopped at {where}: {exc.message}", code="RTP503",
+            f"deploy stopped at {where}: {exc.message}",
+            code="RTP503",
             hint=f"statement: {_first_line(exc.sql or '')}. The deploy is journaled in "
-            "the target: fix the cause and run `rtp deploy` again to finish it") from None
+            "the target: fix the cause and run `rtp deploy` again to finish it",
+        ) from None
 
 
 def _record(backend: Backend, change: Change) -> None:
@@ -115,13 +142,16 @@ def _record(backend: Backend, change: Change) -> None:
             return
         live = read_live(backend).get(change.name)
         rec = change.record
-        write_record(backend, Record(rec.name, rec.kind, rec.hash, rec.spec,
-                                     live.hash if live else ""))
+        write_record(
+            backend, Record(rec.name, rec.kind, rec.hash, rec.spec, live.hash if live else "")
+        )
     except RtpError as exc:
-        raise EngineError(f"{change.name} was deployed but recording it in the deploy "
-                          f"state failed: {exc.message}", code="RTP503",
-                          hint="run `rtp deploy` again; it finishes the journaled "
-                          "deploy") from None
+        raise EngineError(
+            f"{change.name} was deployed but recording it in the deploy "
+            f"state failed: {exc.message}",
+            code="RTP503",
+            hint="run `rtp deploy` again; it finishes the journaled deploy",
+        ) from None
 
 
 def _first_line(sql: str) -> str:

@@ -64,8 +64,7 @@ def run_copy(
             backend.execute(create_table(project.datasources[target], name=tmp))
             backend.execute(f"INSERT INTO `{tmp}`\n{select}")
             with backend.exclusive():
-                backend.execute(
-                    f"RENAME TABLE `{target}` TO `{tmp}_old`, `{tmp}` TO `{target}`")
+                backend.execute(f"RENAME TABLE `{target}` TO `{tmp}_old`, `{tmp}` TO `{target}`")
                 backend.execute(f"DROP TABLE `{tmp}_old`")
         else:
             backend.execute(f"INSERT INTO `{target}`\n{select}")

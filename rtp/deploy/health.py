@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from rtp.sql.compose import CompiledProject
 
 
-def missing_views(project: Project, backend: Backend, compiled: CompiledProject | None = None
-                  ) -> dict[str, list[str]]:
+def missing_views(
+    project: Project, backend: Backend, compiled: CompiledProject | None = None
+) -> dict[str, list[str]]:
     """Datasource -> the materialized views reading it that the engine lacks (only
     datasources with some missing). Raises EngineError when the engine can't be read."""
     from rtp.deploy.plan import _tables_read  # the plan's own idea of what a view reads

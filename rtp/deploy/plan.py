@@ -63,8 +63,15 @@ class Kind(_Word):
     VIEW = "view"
 
 
-_SYMBOL = {Action.CREATE: "+", Action.ALTER: "~", Action.REBUILD: "!", Action.RECREATE: "~",
-           Action.DROP: "-", Action.ADOPT: "=", Action.NO_OP: "="}
+_SYMBOL = {
+    Action.CREATE: "+",
+    Action.ALTER: "~",
+    Action.REBUILD: "!",
+    Action.RECREATE: "~",
+    Action.DROP: "-",
+    Action.ADOPT: "=",
+    Action.NO_OP: "=",
+}
 
 
 @dataclass
@@ -137,14 +144,23 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
     recreate: set[str] = set()
     for name, rec in state.items():
         if rec.kind == Kind.VIEW and name not in views:
-            result.changes.append(Change(Action.DROP, Kind.VIEW, name, "pipe removed from project",
-                                         [f"DROP TABLE IF EXISTS `{name}`"]))
+            result.changes.append(
+                Change(
+                    Action.DROP,
+                    Kind.VIEW,
+                    name,
+                    "pipe removed from project",
+                    [f"DROP TABLE IF EXISTS `{name}`"],
+                )
+            )
     for name in order:
         ds = project.datasources[name]
         _check_features(backend, ds)
         change = _table_change(ds, state.get(name), live.get(name), result.drift)
-        for step, feature in (("MODIFY TTL", "ALTER TABLE ... MODIFY TTL"),
-                              ("MODIFY SETTING", "ALTER TABLE ... MODIFY SETTING")):
+        for step, feature in (
+            ("MODIFY TTL", "ALTER TABLE ... MODIFY TTL"),
+            ("MODIFY SETTING", "ALTER TABLE ... MODIFY SETTING"),
+        ):
             if any(step in s for s in change.steps):
                 require(backend, feature, f"datasource {name} ({ds.file})")
         if change.action == Action.REBUILD:
@@ -153,14 +169,29 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
             recreate.update(live_readers)
         result.changes.append(change)
     for name in sorted(views, key=lambda v: order.index(desired[v].target)):
-        result.changes.append(_view_change(views[name], desired[name], state.get(name),
-                                           live.get(name), project, name in recreate,
-                                           result.drift))
+        result.changes.append(
+            _view_change(
+                views[name],
+                desired[name],
+                state.get(name),
+                live.get(name),
+                project,
+                name in recreate,
+                result.drift,
+            )
+        )
     for name, rec in state.items():
         if rec.kind == Kind.TABLE and name not in project.datasources:
-            result.changes.append(Change(Action.DROP, Kind.TABLE, name,
-                                         "datasource removed from project",
-                                         [f"DROP TABLE IF EXISTS `{name}`"], destructive=True))
+            result.changes.append(
+                Change(
+                    Action.DROP,
+                    Kind.TABLE,
+                    name,
+                    "datasource removed from project",
+                    [f"DROP TABLE IF EXISTS `{name}`"],
+                    destructive=True,
+                )
+            )
     return result
 
 
@@ -170,34 +201,54 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
 def spec_of(ds: Datasource) -> dict[str, Any]:
     """What the deploy state keeps of a datasource to compare the next plan with: its
     columns and each of :data:`rtp.sql.ddl.TABLE_PARTS`."""
-    return {"columns": [[c.name, c.type, column_sql(c)] for c in ds.columns],
-            **part_spec(ds)}
+    return {"columns": [[c.name, c.type, column_sql(c)] for c in ds.columns], **part_spec(ds)}
 
 
-def _table_change(ds: Datasource, rec: Record | None, live: Live | None,
-                  drift: list[str]) -> Change:
+def _table_change(
+    ds: Datasource, rec: Record | None, live: Live | None, drift: list[str]
+) -> Change:
     ddl = create_table(ds)
     record = Record(ds.name, Kind.TABLE, digest(ddl), spec_of(ds))
     if live is None:
         if rec is not None:
             drift.append(f"table {ds.name} was dropped by hand")
-        return Change(Action.CREATE, Kind.TABLE, ds.name, "new datasource" if rec is None
-                      else "missing on the target", [ddl], record=record)
+        return Change(
+            Action.CREATE,
+            Kind.TABLE,
+            ds.name,
+            "new datasource" if rec is None else "missing on the target",
+            [ddl],
+            record=record,
+        )
     if rec is None:
         if _same_columns(live.columns, ds):
-            return Change(Action.ADOPT, Kind.TABLE, ds.name, "exists with the same columns; "
-                          "recorded in the deploy state", record=record)
-        return _rebuild(ds, live, record, "exists but was not created by rtp and its "
-                        "columns differ", destructive=True)
+            return Change(
+                Action.ADOPT,
+                Kind.TABLE,
+                ds.name,
+                "exists with the same columns; recorded in the deploy state",
+                record=record,
+            )
+        return _rebuild(
+            ds,
+            live,
+            record,
+            "exists but was not created by rtp and its columns differ",
+            destructive=True,
+        )
     if live.hash != rec.live_hash:
         drift.append(f"table {ds.name} was changed by hand{_column_drift(rec, live)}")
-        return _rebuild(ds, live, record, "changed by hand; rebuilt from the project",
-                        destructive=True)
+        return _rebuild(
+            ds, live, record, "changed by hand; rebuilt from the project", destructive=True
+        )
     if rec.hash == record.hash:
         return Change(Action.NO_OP, Kind.TABLE, ds.name, record=rec)
     old, new = rec.spec, record.spec
-    rebuilt = [k for k in dict.fromkeys(p.spec_key for p in TABLE_PARTS if p.change == "rebuild")
-               if old.get(k) != new[k]]
+    rebuilt = [
+        k
+        for k in dict.fromkeys(p.spec_key for p in TABLE_PARTS if p.change == "rebuild")
+        if old.get(k) != new[k]
+    ]
     if rebuilt:
         what = "engine" if "engine" in rebuilt else "sorting/primary/partition key"
         lost = "engine" in rebuilt or bool(_dropped_columns(old, new))
@@ -205,8 +256,7 @@ def _table_change(ds: Datasource, rec: Record | None, live: Live | None,
     return _alter(ds, old, new, record)
 
 
-def _alter(ds: Datasource, old: dict[str, Any], new: dict[str, Any],
-           record: Record) -> Change:
+def _alter(ds: Datasource, old: dict[str, Any], new: dict[str, Any], record: Record) -> Change:
     t = f"`{ds.name}`"
     steps: list[str] = []
     notes: list[str] = []
@@ -229,8 +279,7 @@ def _alter(ds: Datasource, old: dict[str, Any], new: dict[str, Any],
             destructive = destructive or old_cols[name][1] != col[1]
         previous = name
     # the parts an ALTER changes, in the order of CREATE TABLE's clauses
-    for part in sorted((p for p in TABLE_PARTS if p.change == "alter"),
-                       key=lambda p: p.position):
+    for part in sorted((p for p in TABLE_PARTS if p.change == "alter"), key=lambda p: p.position):
         before, after_ = old.get(part.spec_key), new[part.spec_key]
         if before != after_:
             more, note, lossy = _ALTERS[part.field](t, before, after_)
@@ -238,17 +287,19 @@ def _alter(ds: Datasource, old: dict[str, Any], new: dict[str, Any],
             notes += [note] if note and more else []
             destructive = destructive or lossy
     if not steps:  # only formatting of the DDL changed
-        return Change(Action.ADOPT, Kind.TABLE, ds.name, "equivalent definition",
-                      record=record)
-    return Change(Action.ALTER, Kind.TABLE, ds.name, ", ".join(notes), steps, destructive,
-                  record)
+        return Change(Action.ADOPT, Kind.TABLE, ds.name, "equivalent definition", record=record)
+    return Change(Action.ALTER, Kind.TABLE, ds.name, ", ".join(notes), steps, destructive, record)
 
 
-def _alter_indexes(t: str, old: dict[str, str] | None, new: dict[str, str]
-                   ) -> tuple[list[str], str, bool]:
+def _alter_indexes(
+    t: str, old: dict[str, str] | None, new: dict[str, str]
+) -> tuple[list[str], str, bool]:
     old = old or {}
-    steps = [f"ALTER TABLE {t} DROP INDEX `{name}`" for name in old
-             if name not in new or old[name] != new[name]]
+    steps = [
+        f"ALTER TABLE {t} DROP INDEX `{name}`"
+        for name in old
+        if name not in new or old[name] != new[name]
+    ]
     added = [name for name, text in new.items() if name not in old or old[name] != text]
     steps += [f"ALTER TABLE {t} ADD INDEX `{name}` {new[name]}" for name in added]
     return steps, ", ".join(f"index {name}" for name in added), False
@@ -259,14 +310,17 @@ def _alter_ttl(t: str, old: str | None, new: str | None) -> tuple[list[str], str
     return [step], "TTL", True  # a new or shorter TTL deletes rows
 
 
-def _alter_settings(t: str, old: dict[str, Any] | None, new: dict[str, Any]
-                    ) -> tuple[list[str], str, bool]:
+def _alter_settings(
+    t: str, old: dict[str, Any] | None, new: dict[str, Any]
+) -> tuple[list[str], str, bool]:
     old = old or {}
     steps = []
     changed = {k: v for k, v in new.items() if old.get(k) != v}
     if changed:
-        steps.append(f"ALTER TABLE {t} MODIFY SETTING "
-                     + ", ".join(f"{k} = {setting_sql(v)}" for k, v in changed.items()))
+        steps.append(
+            f"ALTER TABLE {t} MODIFY SETTING "
+            + ", ".join(f"{k} = {setting_sql(v)}" for k, v in changed.items())
+        )
     removed = [k for k in old if k not in new]
     if removed:
         steps.append(f"ALTER TABLE {t} RESET SETTING {', '.join(removed)}")
@@ -275,21 +329,30 @@ def _alter_settings(t: str, old: dict[str, Any] | None, new: dict[str, Any]
 
 # how a plan changes each part of TABLE_PARTS whose change is "alter"
 _ALTERS: dict[str, Callable[[str, Any, Any], tuple[list[str], str, bool]]] = {
-    "indexes": _alter_indexes, "ttl": _alter_ttl, "settings": _alter_settings}
+    "indexes": _alter_indexes,
+    "ttl": _alter_ttl,
+    "settings": _alter_settings,
+}
 
 
-def _rebuild(ds: Datasource, live: Live, record: Record, reason: str, *,
-             destructive: bool) -> Change:
+def _rebuild(
+    ds: Datasource, live: Live, record: Record, reason: str, *, destructive: bool
+) -> Change:
     """New table, copy the columns both have, swap names, drop the old one."""
     name = ds.name
     common = [f"`{c.name}`" for c in ds.columns if c.name in dict(live.columns)]
-    steps = [f"DROP TABLE IF EXISTS `{name}{NEW}`", f"DROP TABLE IF EXISTS `{name}{OLD}`",
-             create_table(ds, name=f"{name}{NEW}")]
+    steps = [
+        f"DROP TABLE IF EXISTS `{name}{NEW}`",
+        f"DROP TABLE IF EXISTS `{name}{OLD}`",
+        create_table(ds, name=f"{name}{NEW}"),
+    ]
     if common:
         cols = ", ".join(common)
         steps.append(f"INSERT INTO `{name}{NEW}` ({cols}) SELECT {cols} FROM `{name}`")
-    steps += [f"RENAME TABLE `{name}` TO `{name}{OLD}`, `{name}{NEW}` TO `{name}`",
-              f"DROP TABLE IF EXISTS `{name}{OLD}`"]
+    steps += [
+        f"RENAME TABLE `{name}` TO `{name}{OLD}`, `{name}{NEW}` TO `{name}`",
+        f"DROP TABLE IF EXISTS `{name}{OLD}`",
+    ]
     return Change(Action.REBUILD, Kind.TABLE, name, reason, steps, destructive, record)
 
 
@@ -310,8 +373,11 @@ def _column_drift(rec: Record, live: Live) -> str:
     now = {n: re.sub(r"\s+", "", t) for n, t in live.columns}
     notes = [f"column {n} added" for n in now if n not in deployed]
     notes += [f"column {n} removed" for n in deployed if n not in now]
-    notes += [f"column {n} is {now[n]}, deployed as {deployed[n]}" for n in now
-              if n in deployed and now[n] != deployed[n]]
+    notes += [
+        f"column {n} is {now[n]}, deployed as {deployed[n]}"
+        for n in now
+        if n in deployed and now[n] != deployed[n]
+    ]
     return f" ({'; '.join(notes)})" if notes else " (its definition differs)"
 
 
@@ -330,8 +396,7 @@ def _table_order(project: Project, compiled: CompiledProject) -> list[str]:
     compiled_reads: dict[str, set[str]] = {}
     for pipe in project.pipes.values():
         if pipe.type == "materialized" and pipe.target and pipe.name not in compiled.broken:
-            compiled_reads.setdefault(pipe.target, set()).update(
-                _tables_read(compiled, pipe.name))
+            compiled_reads.setdefault(pipe.target, set()).update(_tables_read(compiled, pipe.name))
     order: list[str] = []
 
     def visit(name: str, path: tuple = ()) -> None:
@@ -366,8 +431,11 @@ class DesiredView:
 
 def _desired_view(compiled: CompiledProject, pipe: Pipe) -> DesiredView:
     if pipe.name in compiled.broken or not pipe.target:
-        raise SqlError(f"materialized pipe '{pipe.name}' has errors", code="RTP304",
-                       hint="run `rtp check` and fix them before deploying")
+        raise SqlError(
+            f"materialized pipe '{pipe.name}' has errors",
+            code="RTP304",
+            hint="run `rtp check` and fix them before deploying",
+        )
     select = compiled.compose(pipe.name, compiled.sample_values(pipe.name)).sql
     return DesiredView(pipe.name, pipe.target, select)
 
@@ -393,70 +461,110 @@ def _backfill(table: str, view: DesiredView, target: Datasource) -> str:
 def _tables_read(compiled: CompiledProject, pipe_name: str) -> set[str]:
     names: set[str] = set()
     for name in [*compiled.pipes_read(pipe_name), pipe_name]:
-        names.update(r for r in compiled.pipes[name].reads
-                     if r in compiled.project.datasources)
+        names.update(r for r in compiled.pipes[name].reads if r in compiled.project.datasources)
     return names
 
 
-def _view_change(pipe: Pipe, view: DesiredView, rec: Record | None, live: Live | None,
-                 project: Project, dropped: bool, drift: list[str]) -> Change:
+def _view_change(
+    pipe: Pipe,
+    view: DesiredView,
+    rec: Record | None,
+    live: Live | None,
+    project: Project,
+    dropped: bool,
+    drift: list[str],
+) -> Change:
     name, target, ddl = view.name, view.target, view.ddl
     record = Record(name, Kind.VIEW, digest(ddl), {"target": target, "populate": pipe.populate})
     if rec is None and live is not None and live.engine == "MaterializedView":
         # e.g. a deploy stopped before recording it: whether its backfill ran is unknown,
         # so with populate the target is rebuilt from the source
         if pipe.populate:
-            return _rebuild_target(pipe, view, project, record,
-                                   "exists but is not in the deploy state; "
-                                   f"{target} rebuilt from the source")
-        return Change(Action.RECREATE, Kind.VIEW, name, "exists but is not in the deploy state",
-                      [f"DROP TABLE IF EXISTS `{name}`", ddl], record=record)
+            return _rebuild_target(
+                pipe,
+                view,
+                project,
+                record,
+                f"exists but is not in the deploy state; {target} rebuilt from the source",
+            )
+        return Change(
+            Action.RECREATE,
+            Kind.VIEW,
+            name,
+            "exists but is not in the deploy state",
+            [f"DROP TABLE IF EXISTS `{name}`", ddl],
+            record=record,
+        )
     if rec is None or live is None:
         if rec is not None:
             drift.append(f"view {name} was dropped by hand")
             if pipe.populate:
                 # its target holds the view's rows up to the drop and misses those since:
                 # backfilling on top would count the old ones twice
-                return _rebuild_target(pipe, view, project, record,
-                                       f"missing on the target; {target} rebuilt from "
-                                       "the source")
+                return _rebuild_target(
+                    pipe,
+                    view,
+                    project,
+                    record,
+                    f"missing on the target; {target} rebuilt from the source",
+                )
         if not pipe.populate:
-            return Change(Action.CREATE, Kind.VIEW, name, f"materialized pipe -> {target}",
-                          [ddl], record=record)
+            return Change(
+                Action.CREATE,
+                Kind.VIEW,
+                name,
+                f"materialized pipe -> {target}",
+                [ddl],
+                record=record,
+            )
         return _backfill_target(pipe, view, project, record)
     if live.hash != rec.live_hash:
         drift.append(f"view {name} was changed by hand")
     if rec.hash == record.hash and live.hash == rec.live_hash:
         if dropped:
-            return Change(Action.RECREATE, Kind.VIEW, name, "a table it reads is rebuilt", [ddl],
-                          record=record)
+            return Change(
+                Action.RECREATE,
+                Kind.VIEW,
+                name,
+                "a table it reads is rebuilt",
+                [ddl],
+                record=record,
+            )
         return Change(Action.NO_OP, Kind.VIEW, name, record=rec)
     what = "query changed" if rec.hash != record.hash else "changed by hand"
     if not pipe.populate:
-        return Change(Action.RECREATE, Kind.VIEW, name, f"{what}; rows from now on use the "
-                      "project's query", [f"DROP TABLE IF EXISTS `{name}`", ddl],
-                      record=record)
-    return _rebuild_target(pipe, view, project, record,
-                           f"{what}; {target} rebuilt from the source")
+        return Change(
+            Action.RECREATE,
+            Kind.VIEW,
+            name,
+            f"{what}; rows from now on use the project's query",
+            [f"DROP TABLE IF EXISTS `{name}`", ddl],
+            record=record,
+        )
+    return _rebuild_target(pipe, view, project, record, f"{what}; {target} rebuilt from the source")
 
 
-def _rebuild_target(pipe: Pipe, view: DesiredView, project: Project, record: Record,
-                    reason: str) -> Change:
+def _rebuild_target(
+    pipe: Pipe, view: DesiredView, project: Project, record: Record, reason: str
+) -> Change:
     """Fill a new target from the source with the view's query, swap it in, and attach
     the view to it (all under the backend's exclusive hold, see apply)."""
     name, target, ddl = view.name, view.target, view.ddl
     new = f"{target}{NEW}"
-    steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
-             create_table(project.datasources[target], name=new),
-             _backfill(new, view, project.datasources[target]),
-             f"DROP TABLE IF EXISTS `{name}`",
-             f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
-             ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
+    steps = [
+        f"DROP TABLE IF EXISTS `{new}`",
+        f"DROP TABLE IF EXISTS `{target}{OLD}`",
+        create_table(project.datasources[target], name=new),
+        _backfill(new, view, project.datasources[target]),
+        f"DROP TABLE IF EXISTS `{name}`",
+        f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
+        ddl,
+        f"DROP TABLE IF EXISTS `{target}{OLD}`",
+    ]
     return Change(Action.REBUILD, Kind.VIEW, name, reason, steps, record=record)
 
 
-def _backfill_target(pipe: Pipe, view: DesiredView, project: Project,
-                     record: Record) -> Change:
+def _backfill_target(pipe: Pipe, view: DesiredView, project: Project, record: Record) -> Change:
     """A new view with populate: a fresh copy of its target gets the target's rows and
     the backfill, is swapped in, and the view attached. A backfill killed half-way
     leaves rows only in the fresh table, which a resumed deploy drops and fills again
@@ -464,11 +572,21 @@ def _backfill_target(pipe: Pipe, view: DesiredView, project: Project,
     name, target, ddl = view.name, view.target, view.ddl
     new = f"{target}{NEW}"
     cols = ", ".join(f"`{c.name}`" for c in project.datasources[target].columns)
-    steps = [f"DROP TABLE IF EXISTS `{new}`", f"DROP TABLE IF EXISTS `{target}{OLD}`",
-             create_table(project.datasources[target], name=new),
-             f"INSERT INTO `{new}` ({cols}) SELECT {cols} FROM `{target}`",
-             _backfill(new, view, project.datasources[target]),
-             f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
-             ddl, f"DROP TABLE IF EXISTS `{target}{OLD}`"]
-    return Change(Action.CREATE, Kind.VIEW, name, f"materialized pipe -> {target}, backfilled",
-                  steps, record=record)
+    steps = [
+        f"DROP TABLE IF EXISTS `{new}`",
+        f"DROP TABLE IF EXISTS `{target}{OLD}`",
+        create_table(project.datasources[target], name=new),
+        f"INSERT INTO `{new}` ({cols}) SELECT {cols} FROM `{target}`",
+        _backfill(new, view, project.datasources[target]),
+        f"RENAME TABLE `{target}` TO `{target}{OLD}`, `{new}` TO `{target}`",
+        ddl,
+        f"DROP TABLE IF EXISTS `{target}{OLD}`",
+    ]
+    return Change(
+        Action.CREATE,
+        Kind.VIEW,
+        name,
+        f"materialized pipe -> {target}, backfilled",
+        steps,
+        record=record,
+    )

@@ -58,9 +58,12 @@ def digest(text: str) -> str:
 
 
 def has_state(backend: Backend) -> bool:
-    return bool(backend.query(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() "
-        f"AND name = {quote_string(STATE_TABLE)}")[1])
+    return bool(
+        backend.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {quote_string(STATE_TABLE)}"
+        )[1]
+    )
 
 
 def read_state(backend: Backend) -> dict[str, Record]:
@@ -70,30 +73,47 @@ def read_state(backend: Backend) -> dict[str, Record]:
     _, rows = backend.query(
         "SELECT name, argMax(kind, version), argMax(hash, version), argMax(spec, version), "
         f"argMax(live_hash, version), argMax(deleted, version) FROM `{STATE_TABLE}` "
-        "GROUP BY name ORDER BY name")
-    return {r[0]: Record(r[0], r[1], r[2], json.loads(r[3] or "{}"), r[4])
-            for r in rows if not int(r[5])}
+        "GROUP BY name ORDER BY name"
+    )
+    return {
+        r[0]: Record(r[0], r[1], r[2], json.loads(r[3] or "{}"), r[4])
+        for r in rows
+        if not int(r[5])
+    }
 
 
 def write_record(backend: Backend, record: Record, *, deleted: bool = False) -> None:
     backend.execute(STATE_DDL)
-    backend.insert_json(STATE_TABLE, [{
-        "name": record.name, "kind": record.kind, "hash": record.hash,
-        "spec": json.dumps(record.spec, sort_keys=True), "live_hash": record.live_hash,
-        "deleted": int(deleted), "version": time.time_ns(),
-        "deployed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-    }])
+    backend.insert_json(
+        STATE_TABLE,
+        [
+            {
+                "name": record.name,
+                "kind": record.kind,
+                "hash": record.hash,
+                "spec": json.dumps(record.spec, sort_keys=True),
+                "live_hash": record.live_hash,
+                "deleted": int(deleted),
+                "version": time.time_ns(),
+                "deployed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            }
+        ],
+    )
 
 
 def read_live(backend: Backend) -> dict[str, Live]:
     """Every table and view of the target's database, with its columns."""
     _, tables = backend.query(
         "SELECT name, engine, create_table_query FROM system.tables "
-        "WHERE database = currentDatabase()")
+        "WHERE database = currentDatabase()"
+    )
     _, columns = backend.query(
-        "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()")
+        "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()"
+    )
     by_table: dict[str, list[tuple[str, str]]] = {}
     for table, name, ctype in columns:
         by_table.setdefault(table, []).append((name, ctype))
-    return {name: Live(name, engine, query, tuple(by_table.get(name, ())))
-            for name, engine, query in tables}
+    return {
+        name: Live(name, engine, query, tuple(by_table.get(name, ())))
+        for name, engine, query in tables
+    }

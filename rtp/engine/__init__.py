@@ -17,8 +17,11 @@ from rtp.errors import EngineError
 if TYPE_CHECKING:
     from rtp.engine.limits import Limits
 
-_CH_ERROR = re.compile(r"Code:\s*(\d+)\.\s*(?:DB::Exception:\s*)?(.*?)(?:\s*\(([A-Z_0-9]+)\))?"
-                       r"(?:\s*\(version [^)]*\))?\s*$", re.S)
+_CH_ERROR = re.compile(
+    r"Code:\s*(\d+)\.\s*(?:DB::Exception:\s*)?(.*?)(?:\s*\(([A-Z_0-9]+)\))?"
+    r"(?:\s*\(version [^)]*\))?\s*$",
+    re.S,
+)
 
 # feature -> the first ClickHouse release that has it. rtp's target is modern ClickHouse
 # (and chDB); on an older server a project using one of these fails with RTP502.
@@ -39,8 +42,9 @@ class QueryError(EngineError):
     (e.g. 47 / UNKNOWN_IDENTIFIER); ``detail`` is its message without the prefix."""
 
     def __init__(self, detail: str, *, ch_code: int = 0, ch_name: str = "", sql: str = ""):
-        super().__init__(f"ClickHouse: {detail}" + (f" ({ch_name})" if ch_name else ""),
-                         code="RTP500")
+        super().__init__(
+            f"ClickHouse: {detail}" + (f" ({ch_name})" if ch_name else ""), code="RTP500"
+        )
         self.detail = detail
         # (change, step) of the deploy step that failed, set by rtp.deploy.journal.run
         self.step: tuple[int, int] | None = None
@@ -64,8 +68,11 @@ def dedup_settings(token: str) -> dict[str, object]:
     """Query settings of an insert that a retry with the same ``token`` must not double:
     dropped in the table and in every materialized view's target (each keeps a window
     of recent tokens, see rtp.sql.ddl.DEDUP_WINDOW). ClickHouse 22.2 or newer."""
-    return {"insert_deduplicate": 1, "insert_deduplication_token": token,
-            "deduplicate_blocks_in_dependent_materialized_views": 1}
+    return {
+        "insert_deduplicate": 1,
+        "insert_deduplication_token": token,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -83,8 +90,10 @@ def require(backend: Backend, feature: str, where: str = "") -> None:
         raise EngineError(
             f"{where + ' uses ' if where else ''}{feature}, which needs ClickHouse "
             f"{need[0]}.{need[1]} or newer; the target runs {have}",
-            code="RTP502", hint="upgrade the server (rtp targets modern ClickHouse) or "
-            "deploy to the embedded engine")
+            code="RTP502",
+            hint="upgrade the server (rtp targets modern ClickHouse) or "
+            "deploy to the embedded engine",
+        )
 
 
 class Backend(Protocol):
@@ -99,22 +108,28 @@ class Backend(Protocol):
     def execute(self, sql: str) -> None:
         """Run a statement that returns nothing. Raises QueryError or EngineError."""
 
-    def query(self, sql: str, limits: Limits | None = None,
-              settings: dict[str, Any] | None = None
-              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    def query(
+        self, sql: str, limits: Limits | None = None, settings: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
         """Run a query; returns (columns as (name, type), rows as lists). With
         ``limits``, it runs read-only under them; ``settings`` are rtp's own extra
         settings (a limit of the same name wins). Raises QueryError or EngineError."""
 
-    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
-                    settings: dict[str, Any] | None = None) -> bytes:
+    def query_bytes(
+        self,
+        sql: str,
+        fmt: str,
+        limits: Limits | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> bytes:
         """Run a query and return its answer in ClickHouse output format ``fmt``
         (``JSON`` with meta/data/rows/statistics, ``CSVWithNames``, ``JSONEachRow``,
         ``Parquet``, ``TabSeparated``); ``limits`` and ``settings`` as in :meth:`query`.
         Raises QueryError or EngineError."""
 
-    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
-                    token: str | None = None) -> None:
+    def insert_json(
+        self, table: str, rows: list[dict[str, Any]], *, token: str | None = None
+    ) -> None:
         """Insert rows (column name -> JSON value) into ``table`` as one INSERT: all or
         none. ``token``: an insert deduplication token; a second insert with the same
         token is dropped, in the table and in its materialized views' targets (tables

@@ -50,8 +50,11 @@ def parse_url(url: str) -> dict[str, Any]:
     """Connection arguments from a clickhouse:// URL. Raises EngineError RTP501."""
     parsed = urlparse(url)
     if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
-        raise EngineError(f"not a ClickHouse URL: {redact(url)}", code="RTP501",
-                          hint="use clickhouse://user:password@host:9000/database")
+        raise EngineError(
+            f"not a ClickHouse URL: {redact(url)}",
+            code="RTP501",
+            hint="use clickhouse://user:password@host:9000/database",
+        )
     return {
         "host": parsed.hostname,
         "port": parsed.port or (9440 if parsed.scheme == "clickhouses" else 9000),
@@ -88,17 +91,24 @@ class ClickHouseBackend:
 
         def new_client(database: str = self.database) -> Any:
             return Client(
-                args["host"], port=args["port"], user=args["user"],
-                password=args["password"], database=database, secure=args["secure"],
-                connect_timeout=connect_timeout, send_receive_timeout=timeout,
-                sync_request_timeout=timeout)
+                args["host"],
+                port=args["port"],
+                user=args["user"],
+                password=args["password"],
+                database=database,
+                secure=args["secure"],
+                connect_timeout=connect_timeout,
+                send_receive_timeout=timeout,
+                sync_request_timeout=timeout,
+            )
 
         self._new_client = new_client
         # the database may not exist yet: connect without it, create it, then use it
         first = new_client("default")
         self._idle.put(first)
-        exists = self._call("SELECT count() FROM system.databases WHERE name = "
-                            f"{quote_string(self.database)}")[0][0]
+        exists = self._call(
+            f"SELECT count() FROM system.databases WHERE name = {quote_string(self.database)}"
+        )[0][0]
         if not exists:  # a serving user without DDL rights can't even CREATE IF NOT EXISTS
             self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         first.connection.database = self.database
@@ -127,20 +137,25 @@ class ClickHouseBackend:
             if exc.code in _AUTH_CODES:
                 raise EngineError(
                     f"ClickHouse at {self._where} refused the credentials: "
-                    f"{_first_line(exc.message)}", code="RTP501",
-                    hint="check the user and password in the target URL") from None
-            raise parse_clickhouse_error(f"Code: {exc.code}. {_first_line(exc.message)}",
-                                         sql) from None
-        except (errors.NetworkError, errors.SocketTimeoutError, OSError,
-                EOFError) as exc:
+                    f"{_first_line(exc.message)}",
+                    code="RTP501",
+                    hint="check the user and password in the target URL",
+                ) from None
+            raise parse_clickhouse_error(
+                f"Code: {exc.code}. {_first_line(exc.message)}", sql
+            ) from None
+        except (errors.NetworkError, errors.SocketTimeoutError, OSError, EOFError) as exc:
             client.disconnect()
             timed_out = "timed out" in str(exc) or isinstance(
-                exc, (TimeoutError, errors.SocketTimeoutError))
+                exc, (TimeoutError, errors.SocketTimeoutError)
+            )
             what = "timed out" if timed_out else "is unreachable"
             raise EngineError(
                 f"ClickHouse at {self._where} {what}: {_first_line(str(exc))}",
-                code="RTP501", hint="check the host and port in the target URL and "
-                "that the server runs; slow queries: raise the timeout") from None
+                code="RTP501",
+                hint="check the host and port in the target URL and "
+                "that the server runs; slow queries: raise the timeout",
+            ) from None
         except errors.Error as exc:
             raise QueryError(_first_line(str(exc)), sql=sql) from None
 
@@ -148,30 +163,40 @@ class ClickHouseBackend:
         sql = self._without_dedup_window(sql)
         if _INLINE_DATA.match(sql):
             # the driver would wait for data blocks that never come, until the timeout
-            raise QueryError("INSERT with inline VALUES/FORMAT data can't be sent over the "
-                             "native protocol; use INSERT ... SELECT or `rtp append`", sql=sql)
+            raise QueryError(
+                "INSERT with inline VALUES/FORMAT data can't be sent over the "
+                "native protocol; use INSERT ... SELECT or `rtp append`",
+                sql=sql,
+            )
         self._call(sql)
 
     def _without_dedup_window(self, sql: str) -> str:
         """Servers older than 22.2 have no insert deduplication tokens (and before 20.12
         no ``non_replicated_deduplication_window`` setting): the window rtp adds to each
         table (rtp.sql.ddl) is left out there; idempotent inserts are refused there."""
-        if "non_replicated_deduplication_window" not in sql or version_tuple(
-                self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
+        if (
+            "non_replicated_deduplication_window" not in sql
+            or version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]
+        ):
             return sql
         sql = _DEDUP_WINDOW.sub("", sql)
         return re.sub(r"\n?SETTINGS\s*$", "", sql.rstrip())
 
-    def query(self, sql: str, limits: Limits | None = None,
-              settings: dict[str, Any] | None = None
-              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    def query(
+        self, sql: str, limits: Limits | None = None, settings: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
         """Run a query; with ``limits``, read-only under them (``settings``: rtp's own
         extra settings, sent beside the text too)."""
         columns, rows, _ = self._rows(sql, limits, settings)
         return columns, rows
 
-    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
-                    settings: dict[str, Any] | None = None) -> bytes:
+    def query_bytes(
+        self,
+        sql: str,
+        fmt: str,
+        limits: Limits | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> bytes:
         """The query's answer in ClickHouse format ``fmt``, built from the driver's rows
         by :func:`rtp.engine.formats.format_rows` (the native protocol sends blocks, not
         format text). Raises QueryError, EngineError, ValueError (unknown format)."""
@@ -180,28 +205,31 @@ class ClickHouseBackend:
         columns, rows, stats = self._rows(sql, limits, settings)
         return format_rows(columns, rows, fmt, stats)
 
-    def _rows(self, sql: str, limits: Limits | None, settings: dict[str, Any] | None
-              ) -> tuple[list[tuple[str, str]], list[list[Any]], Statistics]:
+    def _rows(
+        self, sql: str, limits: Limits | None, settings: dict[str, Any] | None
+    ) -> tuple[list[tuple[str, str]], list[list[Any]], Statistics]:
         if limits is not None:
             settings = limits.settings(settings)
             settings["max_execution_time"] = max(1, math.ceil(limits.deadline))
         client = self._borrow()
         with self.rw.shared():
             try:
-                rows, columns = self._client_call(client, sql, with_column_types=True,
-                                                  settings=settings)
+                rows, columns = self._client_call(
+                    client, sql, with_column_types=True, settings=settings
+                )
                 last = client.last_query
                 stats = Statistics(
                     float(getattr(last, "elapsed", 0.0) or 0.0),
                     int(getattr(last.progress, "rows", 0)) if last else 0,
-                    int(getattr(last.progress, "bytes", 0)) if last else 0)
+                    int(getattr(last.progress, "bytes", 0)) if last else 0,
+                )
             finally:
                 self._idle.put(client)
-        return ([(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows],
-                stats)
+        return ([(n, t) for n, t in columns], [[_plain(v) for v in row] for row in rows], stats)
 
-    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
-                    token: str | None = None) -> None:
+    def insert_json(
+        self, table: str, rows: list[dict[str, Any]], *, token: str | None = None
+    ) -> None:
         # The driver can't send inline FORMAT data, so rows become one INSERT ... SELECT
         # with every value cast to its column's type: ClickHouse, not Python, judges each
         # value. One statement for all rows: all or none (it used to send one INSERT per
@@ -214,32 +242,51 @@ class ClickHouseBackend:
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:
             # a unique token for a keyless insert: see embedded._settings
             settings.update(dedup_settings(token if token is not None else uuid.uuid4().hex))
-        columns = {name: (ch_type, kind, expr) for name, ch_type, kind, expr in self.query(
-            "SELECT name, type, default_kind, default_expression FROM system.columns "
-            f"WHERE database = currentDatabase() AND table = {quote_string(table)}")[1]}
+        columns = {
+            name: (ch_type, kind, expr)
+            for name, ch_type, kind, expr in self.query(
+                "SELECT name, type, default_kind, default_expression FROM system.columns "
+                f"WHERE database = currentDatabase() AND table = {quote_string(table)}"
+            )[1]
+        }
         if not columns:
-            raise QueryError(f"Table {self.database}.{table} doesn't exist", ch_code=60,
-                             ch_name="UNKNOWN_TABLE", sql=f"INSERT INTO `{table}`")
+            raise QueryError(
+                f"Table {self.database}.{table} doesn't exist",
+                ch_code=60,
+                ch_name="UNKNOWN_TABLE",
+                sql=f"INSERT INTO `{table}`",
+            )
         present = {k for row in rows for k in row}
-        names = [c for c, (_, kind, _) in columns.items()
-                 if c in present and kind not in ("MATERIALIZED", "ALIAS")]
+        names = [
+            c
+            for c, (_, kind, _) in columns.items()
+            if c in present and kind not in ("MATERIALIZED", "ALIAS")
+        ]
         if not names:
             raise QueryError(f"no column of {table} in the rows", sql=f"INSERT INTO `{table}`")
         missing = {c: _default(*columns[c]) for c in names}
         selects = " UNION ALL ".join(
-            "SELECT " + ", ".join(
-                f"CAST({_value(row[c])} AS {columns[c][0]}) AS `{c}`" if c in row
-                else f"{missing[c]} AS `{c}`" for c in names)
-            for row in rows)
+            "SELECT "
+            + ", ".join(
+                f"CAST({_value(row[c])} AS {columns[c][0]}) AS `{c}`"
+                if c in row
+                else f"{missing[c]} AS `{c}`"
+                for c in names
+            )
+            for row in rows
+        )
         listed = ", ".join(f"`{c}`" for c in names)
         # one statement of any size: raise the parser's limits for this query only
-        settings |= {"max_query_size": len(selects) + 4096,
-                  "max_ast_elements": 50_000 + 20 * len(rows) * len(names),
-                  "max_expanded_ast_elements": 500_000 + 20 * len(rows) * len(names)}
+        settings |= {
+            "max_query_size": len(selects) + 4096,
+            "max_ast_elements": 50_000 + 20 * len(rows) * len(names),
+            "max_expanded_ast_elements": 500_000 + 20 * len(rows) * len(names),
+        }
         with self.rw.shared():
             # convert every value first, so that a refused value leaves nothing behind
-            self._call(f"SELECT count() FROM ({selects}) WHERE NOT ignore({listed})",
-                       settings=settings)
+            self._call(
+                f"SELECT count() FROM ({selects}) WHERE NOT ignore({listed})", settings=settings
+            )
             self._call(f"INSERT INTO `{table}` ({listed}) {selects}", settings=settings)
 
     def exclusive(self) -> AbstractContextManager[None]:
@@ -265,8 +312,11 @@ def _default(ch_type: str, kind: str, expr: str) -> str:
     if ch_type.startswith("Nullable("):
         return f"CAST(NULL AS {ch_type})"
     if ch_type.startswith(("Array(", "LowCardinality(", "Tuple(", "Map(")):
-        return f"CAST('[]' AS {ch_type})" if ch_type.startswith("Array(") else \
-            f"CAST(defaultValueOfTypeName({quote_string(ch_type)}) AS {ch_type})"
+        return (
+            f"CAST('[]' AS {ch_type})"
+            if ch_type.startswith("Array(")
+            else f"CAST(defaultValueOfTypeName({quote_string(ch_type)}) AS {ch_type})"
+        )
     return f"assumeNotNull(CAST(NULL AS Nullable({ch_type})))"
 
 

@@ -56,8 +56,10 @@ from rtp.sql.escape import quote_string
 # json.dumps(..., ensure_ascii=False, default=str) builds this encoder on every call
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 # EXPLAIN AST of a caller's statement: the root kinds that only read; a call of `file`
-_READ_ROOTS = re.compile(r"(SelectWithUnionQuery|SelectIntersectExceptQuery|Explain|"
-                         r"Show\w*|Describe\w*|Exists\w*)\b")
+_READ_ROOTS = re.compile(
+    r"(SelectWithUnionQuery|SelectIntersectExceptQuery|Explain|"
+    r"Show\w*|Describe\w*|Exists\w*)\b"
+)
 _FILE_CALL = re.compile(r"^\s*Function file\b", re.I | re.M)
 _USE = re.compile(r"\s*USE\s+`?(\w+)`?\s*$", re.I)
 
@@ -65,9 +67,13 @@ _USE = re.compile(r"\s*USE\s+`?(\w+)`?\s*$", re.I)
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, path: str = ":memory:", database: str = "default",
-                 on_close: Callable[[], None] | None = None,
-                 user_files: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str = ":memory:",
+        database: str = "default",
+        on_close: Callable[[], None] | None = None,
+        user_files: Path | None = None,
+    ) -> None:
         import chdb  # imported here: loading the engine costs ~0.5 s
 
         self.path = path
@@ -86,7 +92,8 @@ class EmbeddedBackend:
         except Exception:  # chDB raises plain RuntimeError here; its text helps nobody
             self._close_connections()
             raise EngineError(
-                f"cannot open the embedded database at {path}", code="RTP501",
+                f"cannot open the embedded database at {path}",
+                code="RTP501",
                 hint="another rtp command in this process or another process holds it; "
                 "stop it (see .rtp/owner.json) or send the command to its server",
             ) from None
@@ -99,8 +106,13 @@ class EmbeddedBackend:
             self.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
             self.execute(f"USE `{database}`")
 
-    def _run(self, sql: str, fmt: str, limits: Limits | None = None,
-             settings: dict[str, Any] | None = None) -> Any:
+    def _run(
+        self,
+        sql: str,
+        fmt: str,
+        limits: Limits | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Any:
         if limits is None:
             if settings:
                 sql += "\nSETTINGS " + ", ".join(f"{k} = {v!r}" for k, v in settings.items())
@@ -134,8 +146,9 @@ class EmbeddedBackend:
                 entry[0].query(f"USE `{self.database}`", "TabSeparated")
                 entry[1] = self.database
         except Exception as exc:
-            raise EngineError(f"the embedded engine refused a connection: {exc}",
-                              code="RTP501") from None
+            raise EngineError(
+                f"the embedded engine refused a connection: {exc}", code="RTP501"
+            ) from None
         try:
             yield entry[0]
         except QueryError:
@@ -151,8 +164,10 @@ class EmbeddedBackend:
         token = secrets.token_hex(8)
         for _ in range(3):
             with contextlib.suppress(Exception):
-                if conn.query(f"SELECT '{token}'", "TabSeparatedRaw").bytes() == (
-                        token + "\n").encode():
+                if (
+                    conn.query(f"SELECT '{token}'", "TabSeparatedRaw").bytes()
+                    == (token + "\n").encode()
+                ):
                     with self._readers_lock:
                         self._readers.append(entry)
                     return
@@ -167,18 +182,25 @@ class EmbeddedBackend:
         ast = self._call(conn, "EXPLAIN AST " + guarded, "TabSeparatedRaw")
         tree = ast.bytes().decode("utf-8", "replace")
         if not _READ_ROOTS.match(tree):
-            raise QueryError("only a read statement runs here", ch_name="READONLY",
-                             ch_code=164, sql=sql)
+            raise QueryError(
+                "only a read statement runs here", ch_name="READONLY", ch_code=164, sql=sql
+            )
         if _FILE_CALL.search(tree):
-            raise QueryError("file() reads the server's files; callers can't use it",
-                             ch_name="ACCESS_DENIED", ch_code=497, sql=sql)
+            raise QueryError(
+                "file() reads the server's files; callers can't use it",
+                ch_name="ACCESS_DENIED",
+                ch_code=497,
+                sql=sql,
+            )
 
     def _drain_writer(self) -> None:
         token = secrets.token_hex(8)
         for _ in range(3):
             with contextlib.suppress(Exception):
-                if self._conn.query(f"SELECT '{token}'", "TabSeparatedRaw").bytes() == (
-                        token + "\n").encode():
+                if (
+                    self._conn.query(f"SELECT '{token}'", "TabSeparatedRaw").bytes()
+                    == (token + "\n").encode()
+                ):
                     return
 
     @staticmethod
@@ -191,9 +213,9 @@ class EmbeddedBackend:
     def execute(self, sql: str) -> None:
         self._run(sql, "TabSeparated")
 
-    def query(self, sql: str, limits: Limits | None = None,
-              settings: dict[str, Any] | None = None
-              ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    def query(
+        self, sql: str, limits: Limits | None = None, settings: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
         result = self._run(sql, "JSONCompact", limits, settings)
         text = result.bytes().decode("utf-8") if hasattr(result, "bytes") else str(result)
         if not text.strip():
@@ -201,8 +223,9 @@ class EmbeddedBackend:
         data = json.loads(text)
         return [(m["name"], m["type"]) for m in data["meta"]], data["data"]
 
-    def query_bytes(self, sql: str, fmt: str, limits: Limits | None = None,
-                    settings: dict | None = None) -> bytes:
+    def query_bytes(
+        self, sql: str, fmt: str, limits: Limits | None = None, settings: dict | None = None
+    ) -> bytes:
         """Run a query and return the engine's own output in ClickHouse format ``fmt``
         (``JSON``, ``CSVWithNames``, ``JSONEachRow``, ``Parquet`` ...), untouched.
         With ``limits``, it runs read-only under them on the reader session; ``settings``
@@ -210,16 +233,19 @@ class EmbeddedBackend:
         body: bytes = self._run(sql, fmt, limits, settings).bytes()
         return body
 
-    def insert_json(self, table: str, rows: list[dict[str, Any]], *,
-                    token: str | None = None) -> None:
+    def insert_json(
+        self, table: str, rows: list[dict[str, Any]], *, token: str | None = None
+    ) -> None:
         if not rows:
             return
         try:  # one array of objects (JSONEachRow reads it), ~10x faster than json
             body = orjson.dumps(rows, default=str).decode("utf-8")
         except TypeError:  # integers past 64 bits: json writes them exactly
             body = "\n".join(map(_ROW_ENCODER.encode, rows))
-        self._run(f"INSERT INTO `{table}` SETTINGS {_settings(token)} FORMAT JSONEachRow\n"
-                  f"{body}", "TabSeparated")
+        self._run(
+            f"INSERT INTO `{table}` SETTINGS {_settings(token)} FORMAT JSONEachRow\n{body}",
+            "TabSeparated",
+        )
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -254,8 +280,9 @@ def _settings(token: str | None) -> str:
     identical to a recent one (two shoppers' identical events are two events)."""
     settings: dict[str, object] = {"deduplicate_insert": "enable"} if token is not None else {}
     settings |= dedup_settings(token if token is not None else uuid.uuid4().hex)
-    return ", ".join(f"{k} = {quote_string(v) if isinstance(v, str) else v}"
-                     for k, v in settings.items())
+    return ", ".join(
+        f"{k} = {quote_string(v) if isinstance(v, str) else v}" for k, v in settings.items()
+    )
 
 
 __all__ = ["EmbeddedBackend", "QueryError"]

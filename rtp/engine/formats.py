@@ -29,12 +29,10 @@ class Statistics:
     bytes_read: int = 0
 
 
-SUPPORTED = ("JSON", "JSONCompact", "JSONEachRow", "CSVWithNames", "TabSeparated", "TSV",
-             "Parquet")
+SUPPORTED = ("JSON", "JSONCompact", "JSONEachRow", "CSVWithNames", "TabSeparated", "TSV", "Parquet")
 
 
-def format_rows(columns: Columns, rows: Rows, fmt: str,
-                stats: Statistics | None = None) -> bytes:
+def format_rows(columns: Columns, rows: Rows, fmt: str, stats: Statistics | None = None) -> bytes:
     """``rows`` (with ``columns``) as ClickHouse's output format ``fmt``.
 
     Raises ValueError for a format not in :data:`SUPPORTED`.
@@ -42,22 +40,33 @@ def format_rows(columns: Columns, rows: Rows, fmt: str,
     names = [name for name, _ in columns]
     stats = stats or Statistics()
     if fmt == "JSON":
-        return _json({
-            "meta": [{"name": n, "type": t} for n, t in columns],
-            "data": [dict(zip(names, row, strict=True)) for row in rows],
-            "rows": len(rows),
-            # Tinybird's shape has it; ClickHouse writes it for a query with a LIMIT
-            "rows_before_limit_at_least": len(rows),
-            "statistics": {"elapsed": stats.elapsed, "rows_read": stats.rows_read,
-                           "bytes_read": stats.bytes_read},
-        })
+        return _json(
+            {
+                "meta": [{"name": n, "type": t} for n, t in columns],
+                "data": [dict(zip(names, row, strict=True)) for row in rows],
+                "rows": len(rows),
+                # Tinybird's shape has it; ClickHouse writes it for a query with a LIMIT
+                "rows_before_limit_at_least": len(rows),
+                "statistics": {
+                    "elapsed": stats.elapsed,
+                    "rows_read": stats.rows_read,
+                    "bytes_read": stats.bytes_read,
+                },
+            }
+        )
     if fmt == "JSONCompact":
-        return _json({
-            "meta": [{"name": n, "type": t} for n, t in columns],
-            "data": rows, "rows": len(rows),
-            "statistics": {"elapsed": stats.elapsed, "rows_read": stats.rows_read,
-                           "bytes_read": stats.bytes_read},
-        })
+        return _json(
+            {
+                "meta": [{"name": n, "type": t} for n, t in columns],
+                "data": rows,
+                "rows": len(rows),
+                "statistics": {
+                    "elapsed": stats.elapsed,
+                    "rows_read": stats.rows_read,
+                    "bytes_read": stats.bytes_read,
+                },
+            }
+        )
     if fmt == "JSONEachRow":
         return b"".join(_json(dict(zip(names, row, strict=True))) + b"\n" for row in rows)
     if fmt == "CSVWithNames":
@@ -87,8 +96,11 @@ def _text(value: object, *, nested: bool = False) -> str:
         inner = ",".join(_text(v, nested=True) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_text(k, nested=True)}:{_text(v, nested=True)}"
-                              for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ",".join(f"{_text(k, nested=True)}:{_text(v, nested=True)}" for k, v in value.items())
+            + "}"
+        )
     if isinstance(value, str) and nested:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return str(value)
@@ -126,14 +138,22 @@ def _parquet(columns: Columns, rows: Rows) -> bytes:
     return sink.getvalue()
 
 
-_INTS = {"UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
-         "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64"}
+_INTS = {
+    "UInt8": "uint8",
+    "UInt16": "uint16",
+    "UInt32": "uint32",
+    "UInt64": "uint64",
+    "Int8": "int8",
+    "Int16": "int16",
+    "Int32": "int32",
+    "Int64": "int64",
+}
 
 
 def _inner(ch_type: str) -> str:
     for wrapper in ("Nullable(", "LowCardinality("):
         if ch_type.startswith(wrapper):
-            return _inner(ch_type[len(wrapper):-1])
+            return _inner(ch_type[len(wrapper) : -1])
     return ch_type
 
 
@@ -153,7 +173,7 @@ def _arrow_type(ch_type: str) -> Any:
     if base.startswith("DateTime"):
         return pa.timestamp("s")
     if base.startswith("Array("):
-        item = _arrow_type(base[len("Array("):-1])
+        item = _arrow_type(base[len("Array(") : -1])
         return pa.list_(item) if item is not None else None
     return None
 
@@ -169,7 +189,7 @@ def _arrow_value(ch_type: str, value: object) -> object:
     if base.startswith("DateTime") and isinstance(value, str):
         return dt.datetime.fromisoformat(value)
     if base.startswith("Array(") and isinstance(value, list):
-        return [_arrow_value(base[len("Array("):-1], v) for v in value]
+        return [_arrow_value(base[len("Array(") : -1], v) for v in value]
     return value
 
 

@@ -36,13 +36,17 @@ def resolve_target(project: Project, target: str | None = None) -> str:
     found = project.settings.target(target)
     if found is None:
         names = ", ".join(t.name for t in project.settings.targets)
-        raise ProjectError(f"unknown target '{target}'", code="RTP110",
-                           hint=f"targets in rtp.yaml: {names}; or pass a clickhouse:// URL")
+        raise ProjectError(
+            f"unknown target '{target}'",
+            code="RTP110",
+            hint=f"targets in rtp.yaml: {names}; or pass a clickhouse:// URL",
+        )
     return found.url
 
 
-def open_backend(project: Project, target: str | None = None, *,
-                 command: str | None = None) -> Backend:
+def open_backend(
+    project: Project, target: str | None = None, *, command: str | None = None
+) -> Backend:
     """Open the engine for ``target`` (see module doc). The embedded engine is claimed
     for this process (``.rtp/owner.json``) until the backend is closed.
 

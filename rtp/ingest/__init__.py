@@ -47,8 +47,7 @@ _STEP = re.compile(r"\.([A-Za-z_0-9$@-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"
 
 # what a checker (or json) may raise on a value it can't read: all of them quarantine the
 # row (RecursionError: deeply nested values; OverflowError: timestamps past time_t)
-CHECK_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, RecursionError,
-                OSError)
+CHECK_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, RecursionError, OSError)
 
 
 def _show(value) -> str:
@@ -59,8 +58,7 @@ def _show(value) -> str:
         text = orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME, default=str)
         return text.decode("utf-8")[:40]
     except (TypeError, ValueError):  # past orjson's nesting limit, integers past 64 bits
-        return f"a {type(value).__name__}" if isinstance(value, dict | list) \
-            else str(value)[:40]
+        return f"a {type(value).__name__}" if isinstance(value, dict | list) else str(value)[:40]
 
 
 class RowError(ValueError):
@@ -83,9 +81,11 @@ def quarantine_ddl(datasource: str, *, precise: bool = True, window: bool = True
     stamp = "DateTime64(3)" if precise else "DateTime"
     # the window: a retried idempotent insert does not quarantine its bad rows twice
     window = " SETTINGS non_replicated_deduplication_window = 1000" if window else ""
-    return (f"CREATE TABLE IF NOT EXISTS `{quarantine_table(datasource)}` "
-            f"(`timestamp` {stamp}, `error` String, `raw` String) "
-            f"ENGINE = MergeTree ORDER BY timestamp{window}")
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{quarantine_table(datasource)}` "
+        f"(`timestamp` {stamp}, `error` String, `raw` String) "
+        f"ENGINE = MergeTree ORDER BY timestamp{window}"
+    )
 
 
 def parse_path(path: str) -> tuple:
@@ -101,9 +101,11 @@ def parse_path(path: str) -> tuple:
         if not m:
             raise ValueError(f"cannot read JSON path '{path}' at character {pos + 1}")
         key, index, q1, q2 = m.groups()
-        steps.append(int(index) if index is not None else (key if key is not None
-                                                             else (q1 if q1 is not None
-                                                                   else q2)))
+        steps.append(
+            int(index)
+            if index is not None
+            else (key if key is not None else (q1 if q1 is not None else q2))
+        )
         pos = m.end()
     return tuple(steps)
 
@@ -117,10 +119,10 @@ def _getter(steps: tuple) -> Callable:
     return lambda obj: _get(obj, steps)
 
 
-def _by_name_getter(steps: tuple, alt: tuple | None, nullable: bool,
-                    has_default: bool) -> Callable:
+def _by_name_getter(steps: tuple, alt: tuple | None, nullable: bool, has_default: bool) -> Callable:
     """For flat records (CSV, Parquet): the column by name, else by its JSON path; an
     empty CSV cell is NULL for a Nullable column, the default for one that has it."""
+
     def get(obj):
         value = _get(obj, steps)
         if value is _MISSING and alt is not None:
@@ -208,7 +210,10 @@ def _float(value):
             pass
         else:
             if not math.isfinite(number) and value.strip().lstrip("+-").lower() not in (
-                    "nan", "inf", "infinity"):
+                "nan",
+                "inf",
+                "infinity",
+            ):
                 raise ValueError(f"{_show(value)} overflows a 64-bit float")
             return value.strip()
     raise ValueError(f"expected a number, got {_show(value)}")
@@ -229,11 +234,15 @@ def _decimal(precision: int, scale: int):
                 number = None
             if number is not None and number.is_finite():
                 if abs(number) >= bound:
-                    raise ValueError(f"{_show(value)} is out of range for "
-                                     f"Decimal({precision}, {scale})")
+                    raise ValueError(
+                        f"{_show(value)} is out of range for Decimal({precision}, {scale})"
+                    )
                 # rounded to the scale here: the engine's text reader refuses extra digits
-                return str(number.quantize(decimal.Decimal(1).scaleb(-scale),
-                                           rounding=decimal.ROUND_HALF_EVEN))
+                return str(
+                    number.quantize(
+                        decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN
+                    )
+                )
         raise ValueError(f"expected a decimal number, got {_show(value)}")
 
     return check
@@ -250,10 +259,12 @@ def _bool(value):
 
 
 # what each type stores; outside, ClickHouse clamps or wraps the value silently
-_RANGES = {"Date": (dt.datetime(1970, 1, 1), dt.datetime(2149, 6, 6, 23, 59, 59)),
-           "Date32": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59)),
-           "DateTime": (dt.datetime(1970, 1, 1), dt.datetime(2106, 2, 7, 6, 28, 15)),
-           "DateTime64": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59))}
+_RANGES = {
+    "Date": (dt.datetime(1970, 1, 1), dt.datetime(2149, 6, 6, 23, 59, 59)),
+    "Date32": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59)),
+    "DateTime": (dt.datetime(1970, 1, 1), dt.datetime(2106, 2, 7, 6, 28, 15)),
+    "DateTime64": (dt.datetime(1900, 1, 1), dt.datetime(2299, 12, 31, 23, 59, 59)),
+}
 
 
 def _date(type_name: str):
@@ -269,8 +280,9 @@ def _date(type_name: str):
         if day is None:
             raise ValueError(f"expected a date YYYY-MM-DD, got {_show(value)}")
         if not lo.date() <= day <= hi.date():
-            raise ValueError(f"{_show(value)} is outside the {type_name} range "
-                             f"({lo.date()} to {hi.date()})")
+            raise ValueError(
+                f"{_show(value)} is outside the {type_name} range ({lo.date()} to {hi.date()})"
+            )
         return day.isoformat()
 
     return check
@@ -286,24 +298,23 @@ def _datetime(precision: int, type_name: str = "DateTime"):
             try:  # NaN, inf and seconds past the platform's time_t raise here
                 stamp = dt.datetime.fromtimestamp(value, dt.timezone.utc)
             except (ValueError, OverflowError, OSError):
-                raise ValueError(f"{_show(value)} is not a Unix timestamp in the "
-                                 f"{type_name} range") from None
+                raise ValueError(
+                    f"{_show(value)} is not a Unix timestamp in the {type_name} range"
+                ) from None
         elif isinstance(value, str):
             text = value.strip().replace("Z", "+00:00")
             try:
                 stamp = dt.datetime.fromisoformat(text)
             except ValueError:
-                raise ValueError(f"expected a date-time, got {_show(value)}"
-                                 ) from None
+                raise ValueError(f"expected a date-time, got {_show(value)}") from None
         else:
             raise ValueError(f"expected a date-time, got {_show(value)}")
         if stamp.tzinfo is not None:
             stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
         if not lo <= stamp <= hi:
-            raise ValueError(f"{_show(value)} is outside the {type_name} range "
-                             f"({lo} to {hi} UTC)")
+            raise ValueError(f"{_show(value)} is outside the {type_name} range ({lo} to {hi} UTC)")
         text = stamp.isoformat(sep=" ", timespec="microseconds")
-        return text[:20 + precision] if precision else text[:19]
+        return text[: 20 + precision] if precision else text[:19]
 
     return check
 
@@ -339,7 +350,7 @@ def checker(ch_type: str) -> tuple[Callable, bool]:
     if name in ("Float32", "Float64"):
         return _float, nullable
     if name.startswith("Decimal"):
-        args = [int(a) for a in re.findall(r"\d+", base[len(name):])]
+        args = [int(a) for a in re.findall(r"\d+", base[len(name) :])]
         digits = {"Decimal32": 9, "Decimal64": 18, "Decimal128": 38, "Decimal256": 76}
         if name in digits and len(args) == 1:
             return _decimal(digits[name], args[0]), nullable
@@ -383,8 +394,7 @@ class RowMapper:
         self.by_name = by_name
         self.fields = []
         # integers past 64 bits must be parsed by json to stay exact (see _ndjson)
-        self.exact = any(re.search(r"\bU?Int(128|256)\b", c.type)
-                         for c in datasource.columns)
+        self.exact = any(re.search(r"\bU?Int(128|256)\b", c.type) for c in datasource.columns)
         for col in datasource.columns:
             check, nullable = checker(col.type)
             path = col.json_path or f"$.{col.name}"
@@ -394,10 +404,10 @@ class RowMapper:
                 alt = json_steps if json_steps != (col.name,) else None
                 steps, path = (col.name,), f"$.{col.name}"
             has_default = col.default is not None
-            get = (_by_name_getter(steps, alt, nullable, has_default) if by_name
-                   else _getter(steps))
-            self.fields.append(_Field(get, col.name, path, steps, alt, json_steps, check,
-                                      nullable, has_default))
+            get = _by_name_getter(steps, alt, nullable, has_default) if by_name else _getter(steps)
+            self.fields.append(
+                _Field(get, col.name, path, steps, alt, json_steps, check, nullable, has_default)
+            )
 
     def map(self, obj) -> dict:
         """One event as a row. Raises RowError naming the column and the problem."""
@@ -413,8 +423,9 @@ class RowMapper:
                     row[f.name] = None
                     continue
                 what = "missing" if value is _MISSING else "null"
-                raise RowError(f"column '{f.name}' ({f.path}): {what}, and the column is "
-                               "not Nullable")
+                raise RowError(
+                    f"column '{f.name}' ({f.path}): {what}, and the column is not Nullable"
+                )
             try:
                 row[f.name] = f.check(value)
             except CHECK_ERRORS as exc:  # any value a checker can't read: this row only
@@ -492,8 +503,13 @@ class Record:
         return json.dumps(self.source, ensure_ascii=False, default=str)
 
 
-FORMATS = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv",
-           ".parquet": "parquet"}
+FORMATS = {
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
 
 
 def kind_of(name: str) -> str | None:
@@ -521,8 +537,9 @@ def read_records(data: bytes, kind: str, *, exact: bool = False) -> Iterator[Rec
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise RequestError("reading Parquet needs pyarrow", code="RTP411",
-                               hint="pip install pyarrow") from None
+            raise RequestError(
+                "reading Parquet needs pyarrow", code="RTP411", hint="pip install pyarrow"
+            ) from None
         try:
             table = pq.read_table(io.BytesIO(data))
         except Exception as exc:  # pyarrow raises its own ArrowInvalid and OSError
@@ -549,11 +566,17 @@ def _ndjson(lines: Iterable[tuple[int, bytes]], exact: bool = False) -> Iterator
 # -- inserting ---------------------------------------------------------------------------
 
 
-def insert_rows(backend: Backend, datasource: Datasource, records: Iterable[dict | str | bytes], *,
-                by_name: bool = False) -> tuple[int, int]:
+def insert_rows(
+    backend: Backend,
+    datasource: Datasource,
+    records: Iterable[dict | str | bytes],
+    *,
+    by_name: bool = False,
+) -> tuple[int, int]:
     """Map and insert ``records`` (parsed objects, or NDJSON lines); returns (rows
     inserted, rows quarantined). Raises as :func:`insert`. A batch goes in all or none,
     so keep batches well under ClickHouse's ``max_insert_block_size`` (about 1M rows)."""
+
     def as_records():
         for n, item in enumerate(records, 1):
             if isinstance(item, str | bytes):
@@ -566,9 +589,16 @@ def insert_rows(backend: Backend, datasource: Datasource, records: Iterable[dict
     return insert(backend, datasource.name, rows, bad)
 
 
-def insert(backend: Backend, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
-           ensured: set | None = None, *, retry_rows: bool = True,
-           token: str | None = None) -> tuple[int, int]:
+def insert(
+    backend: Backend,
+    datasource: str,
+    rows: list[dict],
+    bad: list[tuple[str, str]],
+    ensured: set | None = None,
+    *,
+    retry_rows: bool = True,
+    token: str | None = None,
+) -> tuple[int, int]:
     """Insert mapped ``rows`` into ``datasource`` and ``bad`` into its quarantine table;
     returns (rows inserted, rows quarantined). Blocking; the rows are durable when it
     returns. If the engine refuses the batch, it is split in halves until the refused
@@ -594,26 +624,34 @@ def insert(backend: Backend, datasource: str, rows: list[dict], bad: list[tuple[
                 raise
             refused = refused_rows(backend, datasource, rows, token=token)
             ok = len(rows) - len(refused)
-            bad += [(f"rejected by ClickHouse: {err.detail}", json.dumps(rows[i], default=str))
-                    for i, err in refused]
+            bad += [
+                (f"rejected by ClickHouse: {err.detail}", json.dumps(rows[i], default=str))
+                for i, err in refused
+            ]
     if bad:
         table = quarantine_table(datasource)
         precise = version_tuple(backend.version()) >= MIN_VERSIONS["DateTime64"]
         if ensured is None or table not in ensured:
-            backend.execute(quarantine_ddl(datasource, precise=precise,
-                                           window=supports_tokens(backend)))
+            backend.execute(
+                quarantine_ddl(datasource, precise=precise, window=supports_tokens(backend))
+            )
             if ensured is not None:
                 ensured.add(table)
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         now = now[:23] if precise else now[:19]
         # the quarantine rows carry the time of this call: a retry's differ, its token not
-        _insert_json(backend, table, [{"timestamp": now, "error": e, "raw": r} for e, r in bad],
-                     None if token is None else f"{token}/quarantine")
+        _insert_json(
+            backend,
+            table,
+            [{"timestamp": now, "error": e, "raw": r} for e, r in bad],
+            None if token is None else f"{token}/quarantine",
+        )
     return ok, len(bad)
 
 
-def refused_rows(backend: Backend, table: str, rows: list[dict], *,
-                 token: str | None = None) -> list[tuple[int, QueryError]]:
+def refused_rows(
+    backend: Backend, table: str, rows: list[dict], *, token: str | None = None
+) -> list[tuple[int, QueryError]]:
     """Insert what the engine accepts, halving refused batches down to single rows;
     returns the refused rows as (index in ``rows``, the engine's error). The halves are
     the same on a retry, so each takes ``token`` with its place: ``token/offset+size``."""
@@ -622,11 +660,18 @@ def refused_rows(backend: Backend, table: str, rows: list[dict], *,
     return refused
 
 
-def _bisect(backend: Backend, table: str, rows: list[dict], offset: int,
-            refused: list[tuple[int, QueryError]], token: str | None = None) -> None:
+def _bisect(
+    backend: Backend,
+    table: str,
+    rows: list[dict],
+    offset: int,
+    refused: list[tuple[int, QueryError]],
+    token: str | None = None,
+) -> None:
     try:
-        _insert_json(backend, table, rows,
-                     None if token is None else f"{token}/{offset}+{len(rows)}")
+        _insert_json(
+            backend, table, rows, None if token is None else f"{token}/{offset}+{len(rows)}"
+        )
         return
     except QueryError as exc:
         if len(rows) == 1:

@@ -25,7 +25,9 @@ class ProjectInvalid(ProjectError):
         first = problems[0]
         super().__init__(
             f"the project has {len(problems)} error(s); run `rtp check`",
-            code="RTP109", hint=f"first: {first}")
+            code="RTP109",
+            hint=f"first: {first}",
+        )
         self.problems = problems
 
 
@@ -79,14 +81,20 @@ def _check_elsewhere(root: Path, problems: Problems) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "rtp.cli.main", "check", "--format", "json",
-                           "-p", str(root)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "check", "--format", "json", "-p", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         found = json.loads(done.stdout)["problems"]
     except (ValueError, KeyError):
-        raise EngineError("the project could not be checked: `rtp check` failed",
-                          code="RTP500", hint=(done.stderr.strip().splitlines() or [""])[-1]
-                          ) from None
+        raise EngineError(
+            "the project could not be checked: `rtp check` failed",
+            code="RTP500",
+            hint=(done.stderr.strip().splitlines() or [""])[-1],
+        ) from None
     seen = {_key(p.to_dict()) for p in problems}
     for item in found:
         if _key(item) not in seen:
@@ -98,8 +106,16 @@ def _key(item: dict) -> tuple:
 
 
 def _from_dict(item: dict) -> RtpError:
-    location = Location(item["file"], item["line"] or 0, item["column"] or 0,
-                        item["length"] or 1) if item["file"] else None
+    location = (
+        Location(item["file"], item["line"] or 0, item["column"] or 0, item["length"] or 1)
+        if item["file"]
+        else None
+    )
     cls = family(item["code"]).cls
-    return cls(item["message"], code=item["code"], location=location, hint=item["hint"],
-               severity=item["severity"])
+    return cls(
+        item["message"],
+        code=item["code"],
+        location=location,
+        hint=item["hint"],
+        severity=item["severity"],
+    )

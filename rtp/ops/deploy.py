@@ -38,10 +38,16 @@ class Outcome:
         return dict(self.__dict__)
 
 
-def deploy(built: Build, backend: Backend, *, allow_destructive: bool = False,
-           plan_only: bool = False, sql: bool = False,
-           progress: Callable[[Change], None] | None = None,
-           announce: Callable[[object], None] | None = None) -> Outcome:
+def deploy(
+    built: Build,
+    backend: Backend,
+    *,
+    allow_destructive: bool = False,
+    plan_only: bool = False,
+    sql: bool = False,
+    progress: Callable[[Change], None] | None = None,
+    announce: Callable[[object], None] | None = None,
+) -> Outcome:
     """Bring ``backend`` to ``built``'s project (or, ``plan_only``, say what that takes).
 
     Raises ProjectInvalid RTP109 when the project has errors, EngineError RTP504 for a
@@ -53,14 +59,24 @@ def deploy(built: Build, backend: Backend, *, allow_destructive: bool = False,
         unfinished = find_unfinished(backend)
         if unfinished is not None:
             text = unfinished.describe()
-            return Outcome(unfinished.target, text + "\n`rtp deploy` finishes it first (no "
-                           "--allow-destructive needed: its plan was approved), then plans "
-                           "the project again.", unfinished=text)
+            return Outcome(
+                unfinished.target,
+                text + "\n`rtp deploy` finishes it first (no "
+                "--allow-destructive needed: its plan was approved), then plans "
+                "the project again.",
+                unfinished=text,
+            )
     resumed = None if plan_only else resume(backend, progress=progress, announce=announce)
     result = plan(built.project, backend, compiled=built.compiled)
-    outcome = Outcome(result.target, result.render(sql=sql), list(result.drift),
-                      [c.describe() for c in result.pending], [], not result.pending,
-                      resumed.describe() if resumed else None)
+    outcome = Outcome(
+        result.target,
+        result.render(sql=sql),
+        list(result.drift),
+        [c.describe() for c in result.pending],
+        [],
+        not result.pending,
+        resumed.describe() if resumed else None,
+    )
     if plan_only or not result.pending:
         return outcome
     done = apply(result, backend, allow_destructive=allow_destructive, progress=progress)
@@ -68,8 +84,9 @@ def deploy(built: Build, backend: Backend, *, allow_destructive: bool = False,
     return outcome
 
 
-def reload(root: Path, backend: Backend, swap: Callable[[Build], None], **options
-           ) -> tuple[Build, Outcome]:
+def reload(
+    root: Path, backend: Backend, swap: Callable[[Build], None], **options
+) -> tuple[Build, Outcome]:
     """Build the project at ``root`` again, deploy it, then ``swap`` the build into the
     running server (``rtp dev`` on a file change, ``POST /v0/deploy``). With
     ``plan_only`` nothing is deployed or swapped. Raises as :func:`deploy`; on any error

@@ -76,8 +76,7 @@ def _walk(root: Path, skip: set[str] = frozenset()):
             yield path
         elif path.is_dir() and not path.name.startswith(".") and path.name not in SKIP_DIRS:
             rel = _rel_any(root, path)
-            if rel in skip or any((path / m).is_file() for m in (PROJECT_FILE,
-                                                                  *TINYBIRD_MARKERS)):
+            if rel in skip or any((path / m).is_file() for m in (PROJECT_FILE, *TINYBIRD_MARKERS)):
                 continue
             yield from (p for p in _walk(path) if _rel_any(root, p.parent) not in skip)
 
@@ -93,7 +92,8 @@ def _datafiles(root: Path, skip: set[str] = frozenset()):
 def _is_forward(root: Path) -> bool:
     """Tinybird Forward's layout: its tinyb file or its resource-type folders."""
     return any((root / m).is_file() for m in TINYBIRD_MARKERS) or any(
-        (root / d).is_dir() for d in ("materializations", "copies", "connections", "sinks"))
+        (root / d).is_dir() for d in ("materializations", "copies", "connections", "sinks")
+    )
 
 
 def load_project(root: Path) -> tuple[Project, Problems]:
@@ -111,16 +111,23 @@ def load_project(root: Path) -> tuple[Project, Problems]:
         settings = _read_settings(root, problems)
     else:
         if find_root(root) != root:
-            raise ProjectError(f"no {PROJECT_FILE} found in {root}", code="RTP100",
-                               hint="pass the folder that holds the project's files")
+            raise ProjectError(
+                f"no {PROJECT_FILE} found in {root}",
+                code="RTP100",
+                hint="pass the folder that holds the project's files",
+            )
         name = re.sub(r"\W", "_", root.name)
         name = name if NAME_RE.match(name) else f"_{name}"
         settings = Settings(name=name)
-        problems.add(ProjectError(
-            f"no {PROJECT_FILE}: read as a Tinybird project named '{name}' (its folder)",
-            code="RTP100", location=Location(root.name), severity="warning",
-            hint=f"create {PROJECT_FILE} (`name: {name}`) to name it and choose targets",
-        ))
+        problems.add(
+            ProjectError(
+                f"no {PROJECT_FILE}: read as a Tinybird project named '{name}' (its folder)",
+                code="RTP100",
+                location=Location(root.name),
+                severity="warning",
+                hint=f"create {PROJECT_FILE} (`name: {name}`) to name it and choose targets",
+            )
+        )
     datasources: dict[str, Datasource] = {}
     pipes: dict[str, Pipe] = {}
     seen: dict[str, str] = {}
@@ -131,42 +138,61 @@ def load_project(root: Path) -> tuple[Project, Problems]:
     for kind in ("datasources", "pipes"):
         folder = root / kind
         if folder.is_dir():
-            files += [p for p in sorted(folder.iterdir())
-                      if p.is_file() and p.suffix in (".yaml", ".yml")]
+            files += [
+                p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in (".yaml", ".yml")
+            ]
     for path in _walk(root, skip):
         if path.suffix in DATAFILES:
             files.append(path)
         elif path.suffix == ".connection":
             connection_files.append(path)
     if (root / "connections").is_dir():
-        connection_files += [p for p in sorted((root / "connections").iterdir())
-                             if p.is_file() and p.suffix == ".yaml"]
+        connection_files += [
+            p
+            for p in sorted((root / "connections").iterdir())
+            if p.is_file() and p.suffix == ".yaml"
+        ]
     connections = _read_connections(root, connection_files, problems)
     for path in files:
-        reader, into = ((_read_datasource, datasources)
-                        if path.suffix == ".datasource" or path.parent.name == "datasources"
-                        and path.suffix != ".pipe" else (_read_pipe, pipes))
+        reader, into = (
+            (_read_datasource, datasources)
+            if path.suffix == ".datasource"
+            or path.parent.name == "datasources"
+            and path.suffix != ".pipe"
+            else (_read_pipe, pipes)
+        )
         if path.suffix == ".yml":
-            problems.add(ProjectError(
-                "rtp reads .yaml files only", code="RTP106",
-                location=Location(_rel(root, path)), hint=f"rename it to {path.stem}.yaml",
-            ))
+            problems.add(
+                ProjectError(
+                    "rtp reads .yaml files only",
+                    code="RTP106",
+                    location=Location(_rel(root, path)),
+                    hint=f"rename it to {path.stem}.yaml",
+                )
+            )
             continue
         rel = _rel(root, path)
         name = path.stem
         if not NAME_RE.match(name):
-            problems.add(ProjectError(
-                f"'{name}' is not a valid name", code="RTP106", location=Location(rel),
-                hint="file names become table and endpoint names: use letters, digits "
-                "and underscores, starting with a letter",
-            ))
+            problems.add(
+                ProjectError(
+                    f"'{name}' is not a valid name",
+                    code="RTP106",
+                    location=Location(rel),
+                    hint="file names become table and endpoint names: use letters, digits "
+                    "and underscores, starting with a letter",
+                )
+            )
             continue
         if name in seen:
-            problems.add(ProjectError(
-                f"'{name}' is defined twice: here and in {seen[name]}",
-                code="RTP105", location=Location(rel),
-                hint="datasources and pipes share one namespace; rename one of them",
-            ))
+            problems.add(
+                ProjectError(
+                    f"'{name}' is defined twice: here and in {seen[name]}",
+                    code="RTP105",
+                    location=Location(rel),
+                    hint="datasources and pipes share one namespace; rename one of them",
+                )
+            )
             continue
         seen[name] = rel
         tokens: tuple = ()
@@ -183,28 +209,40 @@ def load_project(root: Path) -> tuple[Project, Problems]:
         item = reader(name, doc, problems)
         if item is not None:
             into[name] = replace(item, tokens=tokens) if tokens else item
-    if not datasources and not pipes and not any(p.location and p.location.file.endswith(
-            (".yaml", *DATAFILES)) for p in problems):
-        problems.add(ProjectError(
-            f"found no datasources or pipes in {root.name}", code="RTP100",
-            location=Location(PROJECT_FILE if (root / PROJECT_FILE).is_file() else root.name),
-            hint="datasources/*.yaml and pipes/*.yaml, or Tinybird .datasource and .pipe "
-            "files anywhere in the folder",
-        ))
+    if (
+        not datasources
+        and not pipes
+        and not any(
+            p.location and p.location.file.endswith((".yaml", *DATAFILES)) for p in problems
+        )
+    ):
+        problems.add(
+            ProjectError(
+                f"found no datasources or pipes in {root.name}",
+                code="RTP100",
+                location=Location(PROJECT_FILE if (root / PROJECT_FILE).is_file() else root.name),
+                hint="datasources/*.yaml and pipes/*.yaml, or Tinybird .datasource and .pipe "
+                "files anywhere in the folder",
+            )
+        )
     check_references(datasources, connections, problems)
     return Project(root, settings, datasources, pipes, connections), problems
 
 
-def _read_connections(root: Path, paths: list[Path],
-                      problems: Problems) -> dict[str, Connection]:
+def _read_connections(root: Path, paths: list[Path], problems: Problems) -> dict[str, Connection]:
     """Kafka connections by name (file stem); a name used twice keeps the first."""
     connections: dict[str, Connection] = {}
     for path in paths:
         rel = _rel(root, path)
         if path.stem in connections:
-            problems.add(ProjectError(
-                f"connection '{path.stem}' is defined twice: here and in "
-                f"{connections[path.stem].file}", code="RTP105", location=Location(rel)))
+            problems.add(
+                ProjectError(
+                    f"connection '{path.stem}' is defined twice: here and in "
+                    f"{connections[path.stem].file}",
+                    code="RTP105",
+                    location=Location(rel),
+                )
+            )
             continue
         connection = read_connection(path, rel, problems)
         if connection is not None:
@@ -220,8 +258,9 @@ def _datafile(path: Path, rel: str, root: Path, forward: bool = False):
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ProjectError(f"file is not UTF-8 text ({exc.reason})", code="RTP101",
-                           location=Location(rel)) from None
+        raise ProjectError(
+            f"file is not UTF-8 text ({exc.reason})", code="RTP101", location=Location(rel)
+        ) from None
     if path.suffix == ".datasource":
         return tinybird.parse_datasource(text, rel, path=path, root=root)
     return tinybird.parse_pipe(text, rel, path=path, root=root, forward=forward)
@@ -335,8 +374,12 @@ def _problem(model: type, doc: Doc, err: dict) -> RtpError:
             f"{what} must be a positive whole number", code="RTP204", location=location
         )
     if etype == "rtp_setting":
-        return ProjectError(f"server.{what} {err['msg']}", code="RTP107", location=location,
-                            hint=f"server settings: {schema.SERVER_DOC}")
+        return ProjectError(
+            f"server.{what} {err['msg']}",
+            code="RTP107",
+            location=location,
+            hint=f"server settings: {schema.SERVER_DOC}",
+        )
     if etype == "rtp_choice":
         return ProjectError(err["msg"], code="RTP107", location=location, hint=ctx.get("hint"))
     # a rule the models gained without a wording here: still located, never a traceback
@@ -727,8 +770,15 @@ def _read_engine(doc: Doc, spec, problems: Problems) -> Engine:
 # -- pipes ------------------------------------------------------------------------------
 
 
-_CRON_WORDS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly",
-               "@annually")  # croniter's; @on-demand means no schedule
+_CRON_WORDS = (
+    "@hourly",
+    "@daily",
+    "@midnight",
+    "@weekly",
+    "@monthly",
+    "@yearly",
+    "@annually",
+)  # croniter's; @on-demand means no schedule
 
 
 def _schedule_error(schedule: str) -> str | None:

@@ -280,8 +280,13 @@ class ConnectionFile(_Model):
     mapping_what: ClassVar[str] = "a connection file"
     type: Annotated[
         str | None,
-        BeforeValidator(_choice(CONNECTION_TYPES, "connection type '{value}' is not "
-                                "supported by rtp (only kafka)", False)),
+        BeforeValidator(
+            _choice(
+                CONNECTION_TYPES,
+                "connection type '{value}' is not supported by rtp (only kafka)",
+                False,
+            )
+        ),
         WithJsonSchema({"enum": list(CONNECTION_TYPES)}),
     ] = Field(title="type")
     bootstrap_servers: Text = Field(
@@ -289,8 +294,7 @@ class ConnectionFile(_Model):
     )
     security_protocol: Annotated[
         str | None,
-        BeforeValidator(_upper_choice(SECURITY_PROTOCOLS, "unknown security protocol "
-                                      "'{value}'")),
+        BeforeValidator(_upper_choice(SECURITY_PROTOCOLS, "unknown security protocol '{value}'")),
         WithJsonSchema({"enum": list(SECURITY_PROTOCOLS), "default": "PLAINTEXT"}),
     ] = Field(None, title="security_protocol")
     sasl_mechanism: Annotated[
@@ -365,16 +369,16 @@ def _number_or_text(minimum: float, pattern: str, exclusive: bool = False) -> di
 _SECONDS_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT = r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)?\s*$"
 Seconds = _setting(units.seconds, _number_or_text(0, _SECONDS_TEXT))
-PositiveSeconds = _setting(units.seconds, _number_or_text(0, _SECONDS_TEXT, True),
-                           exclusive=True)
+PositiveSeconds = _setting(units.seconds, _number_or_text(0, _SECONDS_TEXT, True), exclusive=True)
 Size = _setting(units.size, _number_or_text(0, _SIZE_TEXT))
 PositiveSize = _setting(units.size, _number_or_text(1, _SIZE_TEXT), minimum=1)
 Count = _setting(units.count, {"type": "integer", "minimum": 0})
 PositiveCount = _setting(units.count, {"type": "integer", "minimum": 1}, minimum=1)
 Rate = _setting(units.rate, {"type": "number", "minimum": 0})
 Switch = _setting(units.switch, {"type": "boolean"})
-Origins = _setting(units.origins, {"anyOf": [{"type": "string"},
-                                             {"type": "array", "items": {"type": "string"}}]})
+Origins = _setting(
+    units.origins, {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+)
 SettingText = _setting(units.text, {"type": "string"})
 
 
@@ -390,59 +394,87 @@ class ServerSection(_Model):
     what: ClassVar[str] = "server"
     mapping_what: ClassVar[str] = "server"
     query_timeout: PositiveSeconds = Field(
-        None, title="query_timeout", description="seconds from a request's arrival to its "
-        "answer; past it 408")
+        None,
+        title="query_timeout",
+        description="seconds from a request's arrival to its answer; past it 408",
+    )
     max_memory_usage: Size = Field(
-        None, title="max_memory_usage", description="memory one caller's query may use")
+        None, title="max_memory_usage", description="memory one caller's query may use"
+    )
     max_rows_to_read: Count = Field(
-        None, title="max_rows_to_read", description="rows one caller's query may read")
+        None, title="max_rows_to_read", description="rows one caller's query may read"
+    )
     max_bytes_to_read: Size = Field(
-        None, title="max_bytes_to_read", description="bytes one caller's query may read")
+        None, title="max_bytes_to_read", description="bytes one caller's query may read"
+    )
     max_result_rows: Count = Field(
-        None, title="max_result_rows", description="rows one caller's answer may hold")
+        None, title="max_result_rows", description="rows one caller's answer may hold"
+    )
     max_result_bytes: Size = Field(
-        None, title="max_result_bytes", description="bytes one caller's answer may hold")
+        None, title="max_result_bytes", description="bytes one caller's answer may hold"
+    )
     admin_max_memory_usage: Size = Field(
-        None, title="admin_max_memory_usage",
-        description="memory an ADMIN token's query may use (default 4 x max_memory_usage)")
+        None,
+        title="admin_max_memory_usage",
+        description="memory an ADMIN token's query may use (default 4 x max_memory_usage)",
+    )
     sql_max_threads: PositiveCount = Field(
-        None, title="sql_max_threads", description="threads one /v0/sql query may use")
+        None, title="sql_max_threads", description="threads one /v0/sql query may use"
+    )
     ready_exclusive_max: Seconds = Field(
-        None, title="ready_exclusive_max",
-        description="/readyz answers 503 once a deploy holds the engine this long")
+        None,
+        title="ready_exclusive_max",
+        description="/readyz answers 503 once a deploy holds the engine this long",
+    )
     max_body_bytes: PositiveSize = Field(
-        None, title="max_body_bytes", description="largest request body, compressed and "
-        "expanded; larger answers 413")
+        None,
+        title="max_body_bytes",
+        description="largest request body, compressed and expanded; larger answers 413",
+    )
     batch_wait: Seconds = Field(
-        None, title="batch_wait", description="seconds an ingest flush waits for more "
-        "requests to join it")
+        None,
+        title="batch_wait",
+        description="seconds an ingest flush waits for more requests to join it",
+    )
     batch_max_rows: PositiveCount = Field(
-        None, title="batch_max_rows", description="an ingest batch is flushed early at "
-        "this many rows")
+        None,
+        title="batch_max_rows",
+        description="an ingest batch is flushed early at this many rows",
+    )
     max_pending_rows: PositiveCount = Field(
-        None, title="max_pending_rows", description="queued ingest rows beyond this "
-        "answer 429")
+        None, title="max_pending_rows", description="queued ingest rows beyond this answer 429"
+    )
     rate_limit: Rate = Field(
-        None, title="rate_limit", description="requests per second per token (bursts of "
-        "2 s worth); 0 = unlimited")
+        None,
+        title="rate_limit",
+        description="requests per second per token (bursts of 2 s worth); 0 = unlimited",
+    )
     cors_origins: Origins = Field(
-        None, title="cors_origins", description="browser origins allowed; [] = none, "
-        "'*' = any")
+        None, title="cors_origins", description="browser origins allowed; [] = none, '*' = any"
+    )
     workers: PositiveCount = Field(
-        None, title="workers", description="threads running blocking engine calls")
+        None, title="workers", description="threads running blocking engine calls"
+    )
     copy_timeout: PositiveSeconds = Field(
-        None, title="copy_timeout", description="the engine's deadline for each "
-        "scheduled copy run")
+        None, title="copy_timeout", description="the engine's deadline for each scheduled copy run"
+    )
     schedules: Switch = Field(
-        None, title="schedules", description="whether this process runs scheduled copy "
-        "pipes (on in exactly one of several servers on one target)")
+        None,
+        title="schedules",
+        description="whether this process runs scheduled copy "
+        "pipes (on in exactly one of several servers on one target)",
+    )
     docs_url: SettingText = Field(
-        None, title="docs_url", description="errors link to <docs_url>#<code>")
+        None, title="docs_url", description="errors link to <docs_url>#<code>"
+    )
 
     def values(self) -> dict:
         """The settings written, by name."""
-        return {name: getattr(self, name) for name in type(self).model_fields
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if getattr(self, name) is not None
+        }
 
 
 class ProjectFile(_Model):

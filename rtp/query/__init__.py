@@ -39,8 +39,11 @@ def endpoint_params(compiled: CompiledProject, pipe: str) -> dict[str, Param]:
     if params is None:
         cpipe = compiled.pipes.get(pipe)
         if cpipe is None or cpipe.pipe.type != "endpoint":
-            raise RequestError(f"there is no endpoint '{pipe}'", code="RTP404",
-                               hint="endpoints are pipes/<name>.yaml with type: endpoint")
+            raise RequestError(
+                f"there is no endpoint '{pipe}'",
+                code="RTP404",
+                hint="endpoints are pipes/<name>.yaml with type: endpoint",
+            )
         params = cache[pipe] = compiled.params(pipe)
     return params
 
@@ -58,17 +61,25 @@ def coerce_params(params: dict[str, Param], raw: dict, fixed: dict | None = None
         value = merged.get(name)
         if value is None or (value == "" and param.type != "String"):
             if param.required and param.default is None:
-                raise RequestError(f"parameter '{name}' is required ({param.type})",
-                                   code="RTP401")
+                raise RequestError(f"parameter '{name}' is required ({param.type})", code="RTP401")
             continue
         values[name] = coerce(param, value)
     return values
 
 
-def run_pipe(compiled: CompiledProject, backend: Backend, pipe: str, raw_params: dict,
-             fmt: str = "json", fixed_params: dict | None = None, *,
-             timeout: float | None = None, limits: Limits | None = None,
-             q: str | None = None, admin: bool = False) -> tuple[bytes, str]:
+def run_pipe(
+    compiled: CompiledProject,
+    backend: Backend,
+    pipe: str,
+    raw_params: dict,
+    fmt: str = "json",
+    fixed_params: dict | None = None,
+    *,
+    timeout: float | None = None,
+    limits: Limits | None = None,
+    q: str | None = None,
+    admin: bool = False,
+) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
     :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit).
@@ -81,8 +92,9 @@ def run_pipe(compiled: CompiledProject, backend: Backend, pipe: str, raw_params:
     when the query ran past its deadline, RTP501 when the engine is unavailable.
     """
     if fmt not in FORMATS:
-        raise RequestError(f"unknown format '.{fmt}'", code="RTP404",
-                           hint="use .json, .csv, .ndjson or .parquet")
+        raise RequestError(
+            f"unknown format '.{fmt}'", code="RTP404", hint="use .json, .csv, .ndjson or .parquet"
+        )
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
     sql = compiled.compose(pipe, values).sql
@@ -107,8 +119,11 @@ def run_pipe(compiled: CompiledProject, backend: Backend, pipe: str, raw_params:
 # Parts of ClickHouse's messages that quote the statement (or an expression of it with
 # its literals): "In scope SELECT ...", "While processing ...", "while executing
 # 'FUNCTION ...'", "(in query: ...)", a syntax error's echo of the text after the position.
-_QUOTES_SQL = re.compile(r"[\s:.,]*(?:\bIn scope\b|\bwhile (?:processing|executing)\b|"
-                         r"\(in query:|Stack trace).*", re.I | re.S)
+_QUOTES_SQL = re.compile(
+    r"[\s:.,]*(?:\bIn scope\b|\bwhile (?:processing|executing)\b|"
+    r"\(in query:|Stack trace).*",
+    re.I | re.S,
+)
 
 
 def public_detail(detail: str) -> str:
@@ -119,8 +134,12 @@ def public_detail(detail: str) -> str:
         head, _, tail = detail.partition("failed at position")
         expected = tail.rfind("Expected one of:")
         position = re.match(r"\s*\d+", tail)
-        detail = (head + "failed at position" + (position.group(0) if position else "")
-                  + (". " + tail[expected:] if expected >= 0 else ""))
+        detail = (
+            head
+            + "failed at position"
+            + (position.group(0) if position else "")
+            + (". " + tail[expected:] if expected >= 0 else "")
+        )
         return detail.strip()
     return _QUOTES_SQL.sub("", detail).strip() or "the message quotes the query"
 
@@ -131,12 +150,14 @@ def engine_refusal(exc: QueryError, *, reveal: bool = False) -> SqlError:
     if reveal:
         return SqlError(f"the engine refused the query: {exc.detail}", code="RTP304")
     name = f" ({exc.ch_name})" if exc.ch_name else ""
-    return SqlError(f"the engine refused the query: {public_detail(exc.detail)}{name}",
-                    code="RTP304")
+    return SqlError(
+        f"the engine refused the query: {public_detail(exc.detail)}{name}", code="RTP304"
+    )
 
 
-def read(backend: Backend, sql: str, fmt: str, limits: Limits,
-         settings: dict[str, Any] | None = None) -> bytes:
+def read(
+    backend: Backend, sql: str, fmt: str, limits: Limits, settings: dict[str, Any] | None = None
+) -> bytes:
     """A caller's query ``sql`` run read-only under ``limits``, as ``fmt`` bytes.
     Raises QueryError."""
     return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)
@@ -146,19 +167,28 @@ def refused(exc: QueryError, deadline: float, *, reveal: bool = False):
     """The error a caller sees for a query the engine refused: RTP507 (408) past the
     deadline, RTP410 (400) over a limit, RTP304 (400) otherwise."""
     if exc.ch_code == TIMEOUT_EXCEEDED or exc.ch_name == "TIMEOUT_EXCEEDED":
-        return EngineError(f"the query took longer than {deadline:g} s",
-                           code="RTP507",
-                           hint="narrow the parameters or read a materialized view")
+        return EngineError(
+            f"the query took longer than {deadline:g} s",
+            code="RTP507",
+            hint="narrow the parameters or read a materialized view",
+        )
     if exc.ch_code in LIMIT_ERRORS:
-        return RequestError(f"the query went over {LIMIT_ERRORS[exc.ch_code]}: "
-                            f"{exc.detail if reveal else public_detail(exc.detail)}",
-                            code="RTP410",
-                            hint="read less: narrow the filters, or aggregate first")
+        return RequestError(
+            f"the query went over {LIMIT_ERRORS[exc.ch_code]}: "
+            f"{exc.detail if reveal else public_detail(exc.detail)}",
+            code="RTP410",
+            hint="read less: narrow the filters, or aggregate first",
+        )
     return engine_refusal(exc, reveal=reveal)
 
 
-def format_result(backend: Backend, sql: str, fmt: str, limits: Limits | None = None,
-                  settings: dict[str, Any] | None = None) -> bytes:
+def format_result(
+    backend: Backend,
+    sql: str,
+    fmt: str,
+    limits: Limits | None = None,
+    settings: dict[str, Any] | None = None,
+) -> bytes:
     """``sql``'s answer as the url suffix ``fmt`` (json, csv, ndjson, parquet). Kept for
     callers of the old fallback; every backend has ``query_bytes`` now."""
     return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)

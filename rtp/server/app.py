@@ -55,11 +55,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rtp.server")
 
+
 class ServerState:
     """What the routes share; one per app."""
 
-    def __init__(self, project: Project | Build, backend: Backend,
-                 settings: ServerSettings) -> None:
+    def __init__(
+        self, project: Project | Build, backend: Backend, settings: ServerSettings
+    ) -> None:
         self.backend = backend
         self.settings = settings
         self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
@@ -72,9 +74,13 @@ class ServerState:
         self.metrics = Metrics(set())
         self.stopping = False  # set when shutdown starts: /readyz answers 503
         self.reload(project)
-        self.batcher = Batcher(backend, self.run, wait=settings.batch_wait,
-                               max_rows=settings.batch_max_rows,
-                               max_pending=settings.max_pending_rows)
+        self.batcher = Batcher(
+            backend,
+            self.run,
+            wait=settings.batch_wait,
+            max_rows=settings.batch_max_rows,
+            max_pending=settings.max_pending_rows,
+        )
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def reload(self, project: Project | Build) -> None:
@@ -83,8 +89,11 @@ class ServerState:
         ``create_app`` callers). Everything is made first and then swapped in, so a
         request sees the old or the new project."""
         if isinstance(project, Build):
-            project, problems, compiled = (project.project, Problems(list(project.problems)),
-                                           project.compiled)
+            project, problems, compiled = (
+                project.project,
+                Problems(list(project.problems)),
+                project.compiled,
+            )
         else:
             problems = Problems()
             compiled = compile_project(project, problems)
@@ -107,8 +116,11 @@ class ServerState:
             log.warning("could not check the materialized views: %s", exc)
             missing, hint = {}, ""
         for name, views in missing.items():
-            log.warning("datasource %s refuses rows: materialized view(s) %s missing",
-                        name, ", ".join(views))
+            log.warning(
+                "datasource %s refuses rows: materialized view(s) %s missing",
+                name,
+                ", ".join(views),
+            )
         self.missing_views, self.missing_hint = missing, hint
 
     async def run(self, fn, *args, **kwargs):
@@ -116,8 +128,7 @@ class ServerState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    async def run_query(self, fn, *args, limits: Limits, started: float | None = None,
-                        **kwargs):
+    async def run_query(self, fn, *args, limits: Limits, started: float | None = None, **kwargs):
         """Run a caller's query ``fn(*args, limits=..., **kwargs)`` on a worker thread.
         The deadline counts from ``started`` (the request's arrival, time.monotonic()):
         the time it waited for a worker is spent, and the engine gets what is left.
@@ -131,8 +142,10 @@ class ServerState:
             if left < 0.01:
                 raise EngineError(
                     f"the request waited {time.monotonic() - started:.1f} s for the engine, "
-                    f"past its deadline of {limits.deadline:g} s", code="RTP507",
-                    hint="the server is busy; retry later")
+                    f"past its deadline of {limits.deadline:g} s",
+                    code="RTP507",
+                    hint="the server is busy; retry later",
+                )
             return fn(*args, limits=limits.within(left), **kwargs)
 
         loop = asyncio.get_running_loop()
@@ -156,13 +169,17 @@ class ServerState:
         level = min(2 * rate, level + (now - last) * rate)
         if level < 1:
             self._buckets[name] = (level, now)
-            raise RequestError(f"token '{name}' is over {rate:g} requests per second",
-                               code="RTP406", hint="retry after a short pause")
+            raise RequestError(
+                f"token '{name}' is over {rate:g} requests per second",
+                code="RTP406",
+                hint="retry after a short pause",
+            )
         self._buckets[name] = (level - 1, now)
 
 
-def create_app(project: Project | Build, backend: Backend, settings: ServerSettings | None = None
-               ) -> FastAPI:
+def create_app(
+    project: Project | Build, backend: Backend, settings: ServerSettings | None = None
+) -> FastAPI:
     """The HTTP API for ``project`` (a Build, or a Project compiled here) on ``backend``
     (already deployed)."""
     settings = settings or ServerSettings()
@@ -177,16 +194,22 @@ def create_app(project: Project | Build, backend: Backend, settings: ServerSetti
             scheduler.start()
         from rtp import connect  # Kafka consumers of the project (docs/connectors.md)
 
-        state.consumers = state.metrics.consumers = connect.start(project, backend,
-                                                                  metrics=state.metrics)
+        state.consumers = state.metrics.consumers = connect.start(
+            project, backend, metrics=state.metrics
+        )
         yield
         state.stopping = True
         state.consumers.stop()
         await asyncio.to_thread(scheduler.stop)  # waits for a running copy (its deadline)
         state.executor.shutdown(wait=True)
 
-    app = FastAPI(title=f"{project.name} (rtp)", openapi_url=None, docs_url=None,
-                  redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title=f"{project.name} (rtp)",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.rtp = state
 
     async def handle_rtp(request: Request, exc: RtpError) -> JSONResponse:
@@ -197,33 +220,53 @@ def create_app(project: Project | Build, backend: Backend, settings: ServerSetti
     async def handle_validation(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(error_body(f"{where}: {first.get('msg', 'invalid request')}",
-                                       "RTP400", settings.docs_url), status_code=400)
+        return JSONResponse(
+            error_body(
+                f"{where}: {first.get('msg', 'invalid request')}", "RTP400", settings.docs_url
+            ),
+            status_code=400,
+        )
 
     async def handle_http(request: Request, exc: HTTPException):
         code = "RTP404" if exc.status_code == 404 else "RTP400"
-        return JSONResponse(error_body(str(exc.detail), code, settings.docs_url),
-                            status_code=exc.status_code)
+        return JSONResponse(
+            error_body(str(exc.detail), code, settings.docs_url), status_code=exc.status_code
+        )
 
     async def handle_any(request: Request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal error; the server log has the details",
-                                       "RTP500", settings.docs_url), status_code=500)
+        return JSONResponse(
+            error_body(
+                "internal error; the server log has the details", "RTP500", settings.docs_url
+            ),
+            status_code=500,
+        )
 
     app.add_exception_handler(RtpError, handle_rtp)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(Exception, handle_any)
     # pipes_info after openapi and pipes: /v0/pipes/{name} would match their paths too
-    for module in (status, openapi, pipes, pipes_info, events, sql, deploy, datasources,
-                   tokens_api):
+    for module in (
+        status,
+        openapi,
+        pipes,
+        pipes_info,
+        events,
+        sql,
+        deploy,
+        datasources,
+        tokens_api,
+    ):
         app.include_router(module.router)
     state.pages = static.mount(app, project)  # static: folders of rtp.yaml, e.g. /storefront/
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type",
-                                          "Content-Encoding"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
 
     return app

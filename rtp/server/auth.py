@@ -53,7 +53,9 @@ def authorize(state, request: Request, scope_type: str, resource: str) -> Grant:
     """
     grant = authenticate(state, request)
     if not grant.allows(scope_type, resource):
-        raise RequestError(f"the token '{grant.name}' has no {scope_type} scope on "
-                           f"'{resource}'", code="RTP403",
-                           hint=f"create one with --scope {scope_type}:{resource}")
+        raise RequestError(
+            f"the token '{grant.name}' has no {scope_type} scope on '{resource}'",
+            code="RTP403",
+            hint=f"create one with --scope {scope_type}:{resource}",
+        )
     return grant

@@ -42,9 +42,14 @@ def run_deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool = F
     whatever planning or applying raises (RTP503, RTP504 ...)."""
     with state.deploying:
         try:
-            _, outcome = reload(state.project.root, state.backend, state.reload,
-                                plan_only=plan_only, allow_destructive=allow_destructive,
-                                sql=sql)
+            _, outcome = reload(
+                state.project.root,
+                state.backend,
+                state.reload,
+                plan_only=plan_only,
+                allow_destructive=allow_destructive,
+                sql=sql,
+            )
             return outcome.as_dict()
         finally:  # a deploy that stopped half-way may have dropped views: refuse their rows
             state.check_views()
@@ -60,12 +65,16 @@ async def post_deploy(request: Request):
     except ValueError as exc:
         raise RequestError(f"the body is not JSON: {exc}", code="RTP407") from None
     if not isinstance(data, dict):
-        raise RequestError('the body must be {"plan_only": bool, "allow_destructive": '
-                           "bool}", code="RTP407")
+        raise RequestError(
+            'the body must be {"plan_only": bool, "allow_destructive": bool}', code="RTP407"
+        )
     try:
-        return await state.run(run_deploy, state, plan_only=_flag(data, "plan_only"),
-                               allow_destructive=_flag(data, "allow_destructive"),
-                               sql=_flag(data, "sql"))
+        return await state.run(
+            run_deploy,
+            state,
+            plan_only=_flag(data, "plan_only"),
+            allow_destructive=_flag(data, "allow_destructive"),
+            sql=_flag(data, "sql"),
+        )
     except ProjectInvalid as exc:
-        return error_response(exc, state.settings, problems=[
-            p.to_dict() for p in exc.problems])
+        return error_response(exc, state.settings, problems=[p.to_dict() for p in exc.problems])

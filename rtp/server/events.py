@@ -59,8 +59,13 @@ class Batcher:
         self.ensured: set[str] = set()  # quarantine tables known to exist
         self.flushes = 0  # insert rounds, for tests and metrics
 
-    async def submit(self, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
-                     token: str | None = None) -> tuple[int, int]:
+    async def submit(
+        self,
+        datasource: str,
+        rows: list[dict],
+        bad: list[tuple[str, str]],
+        token: str | None = None,
+    ) -> tuple[int, int]:
         """Queue rows and wait until they are inserted; returns (inserted, quarantined).
 
         A request with an idempotency ``token`` is inserted alone, not group-committed:
@@ -74,9 +79,11 @@ class Batcher:
             return await self.run(self._insert_keyed, datasource, rows, bad, token)
         queue = self.queues.setdefault(datasource, _Queue())
         if queue.rows + len(rows) > self.max_pending and queue.entries:
-            raise RequestError(f"too many events are waiting to be written to "
-                               f"'{datasource}'", code="RTP406",
-                               hint="retry after a short pause")
+            raise RequestError(
+                f"too many events are waiting to be written to '{datasource}'",
+                code="RTP406",
+                hint="retry after a short pause",
+            )
         entry = _Entry(rows, bad, asyncio.get_running_loop().create_future())
         queue.entries.append(entry)
         queue.rows += len(rows) + len(bad)
@@ -104,8 +111,9 @@ class Batcher:
                 if not entry.future.done():
                     entry.future.set_result(result)
 
-    def _insert_keyed(self, datasource: str, rows: list[dict], bad: list[tuple[str, str]],
-                      token: str) -> tuple[int, int]:
+    def _insert_keyed(
+        self, datasource: str, rows: list[dict], bad: list[tuple[str, str]], token: str
+    ) -> tuple[int, int]:
         self.flushes += 1
         try:
             return insert(self.backend, datasource, rows, bad, self.ensured, token=token)
@@ -123,14 +131,16 @@ class Batcher:
             if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
                 raise _not_deployed(datasource, exc) from None
             # some row the engine refuses: attribute per request, row by row
-            return [insert(self.backend, datasource, e.rows, e.bad, self.ensured)
-                    for e in batch]
+            return [insert(self.backend, datasource, e.rows, e.bad, self.ensured) for e in batch]
 
 
 def _not_deployed(datasource: str, exc: QueryError) -> Exception:
     if exc.ch_name in ("UNKNOWN_TABLE", "UNKNOWN_DATABASE"):
-        return RequestError(f"datasource '{datasource}' is not deployed", code="RTP404",
-                            hint="run `rtp deploy` first")
+        return RequestError(
+            f"datasource '{datasource}' is not deployed",
+            code="RTP404",
+            hint="run `rtp deploy` first",
+        )
     return exc
 
 
@@ -138,8 +148,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def idempotency_token(request: Request, datasource: str, body: bytes,
-                      backend: Backend) -> str | None:
+def idempotency_token(
+    request: Request, datasource: str, body: bytes, backend: Backend
+) -> str | None:
     """The insert deduplication token of a request sending ``Idempotency-Key``, or None.
 
     The token is the key and a digest of the (expanded) body: a retry (same key, same
@@ -152,16 +163,19 @@ def idempotency_token(request: Request, datasource: str, body: bytes,
     if key is None:
         return None
     if not _KEY.fullmatch(key):
-        raise RequestError(f"the {IDEMPOTENCY_HEADER} header must be 1 to 200 printable "
-                           "ASCII characters", code="RTP408",
-                           hint="use a UUID, or a digest of what the request sends")
+        raise RequestError(
+            f"the {IDEMPOTENCY_HEADER} header must be 1 to 200 printable ASCII characters",
+            code="RTP408",
+            hint="use a UUID, or a digest of what the request sends",
+        )
     if not supports_tokens(backend):
         raise EngineError(
             f"{IDEMPOTENCY_HEADER} needs insert deduplication, which this server's "
             f"ClickHouse ({backend.version()}) lacks (22.2 or newer has it)",
             code="RTP511",
             hint="send the request without the header (a retry may then double rows), "
-            "or upgrade ClickHouse")
+            "or upgrade ClickHouse",
+        )
     digest = hashlib.sha256(body).hexdigest()[:32]
     return f"rtp:{datasource}:{key}:{digest}"
 
@@ -172,9 +186,11 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
     state.authorize(request, "DATASOURCES:APPEND", name)
     mapper = state.mappers.get(name)
     if mapper is None:
-        raise RequestError(f"there is no datasource '{name}'", code="RTP404",
-                           hint="pass ?name=<datasource>, one of: "
-                           + ", ".join(sorted(state.mappers)))
+        raise RequestError(
+            f"there is no datasource '{name}'",
+            code="RTP404",
+            hint="pass ?name=<datasource>, one of: " + ", ".join(sorted(state.mappers)),
+        )
     refuse_ingest(state.missing_views, name, state.missing_hint)  # RTP508: views missing
     body = await read_body(request, state.settings.max_body_bytes)
     token = idempotency_token(request, name, body, state.backend)
@@ -186,5 +202,6 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
     ok, quarantined = await state.batcher.submit(name, rows, bad, token)
     state.metrics.ingested(name, ok, quarantined)
     waited = wait.lower() in ("true", "1", "yes")
-    return JSONResponse({"successful_rows": ok, "quarantined_rows": quarantined},
-                        status_code=200 if waited else 202)
+    return JSONResponse(
+        {"successful_rows": ok, "quarantined_rows": quarantined}, status_code=200 if waited else 202
+    )

@@ -19,8 +19,9 @@ def error_response(exc: RtpError, settings, **extra) -> JSONResponse:
     """The error body for ``exc`` with its status (rtp.errors.http_status); ``extra``
     fields join it (``problems`` of a project with errors)."""
     message = exc.message + (f" ({exc.hint})" if exc.hint else "")
-    return JSONResponse({**error_body(message, exc.code, settings.docs_url), **extra},
-                        status_code=http_status(exc))
+    return JSONResponse(
+        {**error_body(message, exc.code, settings.docs_url), **extra}, status_code=http_status(exc)
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -62,20 +63,27 @@ def gunzip(data: bytes, limit: int) -> bytes:
             if size > limit or inflater.unconsumed_tail:
                 raise _too_large(limit)
             if not inflater.eof:  # the member ends before its trailer (CRC, length)
-                raise RequestError("the gzip body is truncated", code="RTP407",
-                                   hint="send the whole compressed body")
+                raise RequestError(
+                    "the gzip body is truncated",
+                    code="RTP407",
+                    hint="send the whole compressed body",
+                )
         except zlib.error as exc:
             raise RequestError(f"the body is not valid gzip: {exc}", code="RTP407") from None
         data = inflater.unused_data
         if not data:
             return b"".join(out)
         if data[:2] != b"\x1f\x8b":
-            raise RequestError(f"the gzip body has {len(data)} byte(s) of trailing data "
-                               "that are not a gzip member", code="RTP407")
+            raise RequestError(
+                f"the gzip body has {len(data)} byte(s) of trailing data "
+                "that are not a gzip member",
+                code="RTP407",
+            )
 
 
 def _too_large(limit: int) -> RequestError:
-    return RequestError(f"the request body is larger than {limit} bytes", code="RTP405",
-                        hint="send the events in smaller requests")
-
-
+    return RequestError(
+        f"the request body is larger than {limit} bytes",
+        code="RTP405",
+        hint="send the events in smaller requests",
+    )

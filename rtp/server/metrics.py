@@ -22,8 +22,17 @@ from prometheus_client.core import GaugeMetricFamily
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
-ROUTES = frozenset({"/healthz", "/metrics", "/docs", "/v0/events", "/v0/sql", "/v0/deploy",
-                    "/v0/pipes/openapi.json"})
+ROUTES = frozenset(
+    {
+        "/healthz",
+        "/metrics",
+        "/docs",
+        "/v0/events",
+        "/v0/sql",
+        "/v0/deploy",
+        "/v0/pipes/openapi.json",
+    }
+)
 STATUSES = frozenset(int(s) for s in http.HTTPStatus)
 
 
@@ -35,16 +44,31 @@ class Metrics:
         self.pipes = pipes
         self.datasources = datasources or set()
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter("rtp_requests_total",
-                                 "HTTP requests by route, method and status.",
-                                 ("route", "method", "status"), registry=self.registry)
-        self._latency = Histogram("rtp_request_seconds", "Time to answer a request.",
-                                  ("route",), buckets=BUCKETS, registry=self.registry)
-        self._rows = Counter("rtp_rows_ingested_total", "Event rows inserted, by datasource.",
-                             ("datasource",), registry=self.registry)
-        self._quarantined = Counter("rtp_rows_quarantined_total",
-                                    "Event rows sent to quarantine, by datasource.",
-                                    ("datasource",), registry=self.registry)
+        self._requests = Counter(
+            "rtp_requests_total",
+            "HTTP requests by route, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "rtp_request_seconds",
+            "Time to answer a request.",
+            ("route",),
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self._rows = Counter(
+            "rtp_rows_ingested_total",
+            "Event rows inserted, by datasource.",
+            ("datasource",),
+            registry=self.registry,
+        )
+        self._quarantined = Counter(
+            "rtp_rows_quarantined_total",
+            "Event rows sent to quarantine, by datasource.",
+            ("datasource",),
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str], tuple] = {}  # bounded: closed label sets
         self.consumers: list = []  # the app's Kafka consumers (rtp.connect), for their lag
         self.registry.register(_LagCollector(self))
@@ -59,12 +83,17 @@ class Metrics:
         return "other"
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
-        key = (self.route(path), method if method in METHODS else "other",
-               str(status) if status in STATUSES else f"{status // 100}xx")
+        key = (
+            self.route(path),
+            method if method in METHODS else "other",
+            str(status) if status in STATUSES else f"{status // 100}xx",
+        )
         children = self._children.get(key)
         if children is None:
-            children = self._children[key] = (self._requests.labels(*key),
-                                               self._latency.labels(key[0]))
+            children = self._children[key] = (
+                self._requests.labels(*key),
+                self._latency.labels(key[0]),
+            )
         children[0].inc()
         children[1].observe(seconds)
 
@@ -91,9 +120,11 @@ class _LagCollector:
         return []
 
     def collect(self):
-        family = GaugeMetricFamily("rtp_kafka_lag", "Kafka messages not yet committed "
-                                   "(inserted durably), per partition.",
-                                   labels=("datasource", "topic", "partition"))
+        family = GaugeMetricFamily(
+            "rtp_kafka_lag",
+            "Kafka messages not yet committed (inserted durably), per partition.",
+            labels=("datasource", "topic", "partition"),
+        )
         for consumer in list(self.metrics.consumers):
             for (topic, partition), lag in dict(consumer.lag).items():
                 family.add_metric((consumer.ds.name, topic, str(partition)), lag)
@@ -122,5 +153,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.observe(scope["method"], scope["path"], status,
-                                 time.perf_counter() - started)
+            self.metrics.observe(
+                scope["method"], scope["path"], status, time.perf_counter() - started
+            )

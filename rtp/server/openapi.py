@@ -72,9 +72,13 @@ def _parameter(param: Param) -> dict:
         schema = {"type": "array", "items": schema}
     if param.default is not None:
         schema["default"] = _listed(param, param.default)
-    out = {"name": param.name, "in": "query", "required": bool(param.required
-                                                              and param.default is None),
-           "description": param.description or f"{param.type} parameter", "schema": schema}
+    out = {
+        "name": param.name,
+        "in": "query",
+        "required": bool(param.required and param.default is None),
+        "description": param.description or f"{param.type} parameter",
+        "schema": schema,
+    }
     if param.is_array:
         out.update(style="form", explode=False)
     if param.example is not None:
@@ -92,8 +96,10 @@ def _listed(param: Param, value):
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-_ERROR = {"description": "Error", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/Error"}}}}
+_ERROR = {
+    "description": "Error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 
 
 def build_spec(state, columns: dict[str, list[tuple[str, str]]]) -> dict:
@@ -102,42 +108,82 @@ def build_spec(state, columns: dict[str, list[tuple[str, str]]]) -> dict:
     for name in state.endpoints:
         pipe = state.project.pipes[name]
         params = [_parameter(p) for p in endpoint_params(state.compiled, name).values()]
-        row = {"type": "object", "properties": {c: json_schema(t, output=True)
-                                                for c, t in columns.get(name, [])}}
-        body = {"type": "object", "properties": {
-            "meta": {"type": "array", "items": {"type": "object", "properties": {
-                "name": {"type": "string"}, "type": {"type": "string"}}}},
-            "data": {"type": "array", "items": row},
-            "rows": {"type": "integer"},
-            "rows_before_limit_at_least": {"type": "integer"},
-            "statistics": {"$ref": "#/components/schemas/Statistics"}}}
+        row = {
+            "type": "object",
+            "properties": {c: json_schema(t, output=True) for c, t in columns.get(name, [])},
+        }
+        body = {
+            "type": "object",
+            "properties": {
+                "meta": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "type": {"type": "string"}},
+                    },
+                },
+                "data": {"type": "array", "items": row},
+                "rows": {"type": "integer"},
+                "rows_before_limit_at_least": {"type": "integer"},
+                "statistics": {"$ref": "#/components/schemas/Statistics"},
+            },
+        }
         for fmt in FORMATS:
             media = FORMATS[fmt][1].split(";")[0]
-            content = ({"application/json": {"schema": body}} if fmt == "json"
-                       else {media: {"schema": {"type": "string",
-                                                "format": "binary" if fmt == "parquet"
-                                                else "text"}}})
-            paths[f"/v0/pipes/{name}.{fmt}"] = {"get": {
-                "operationId": f"{name}_{fmt}", "summary": pipe.description or name,
-                "tags": [name], "parameters": params,
-                "responses": {"200": {"description": "Rows", "content": content},
-                              **{s: _ERROR for s in ("400", "403", "404", "408")}},
-            }}
+            content = (
+                {"application/json": {"schema": body}}
+                if fmt == "json"
+                else {
+                    media: {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary" if fmt == "parquet" else "text",
+                        }
+                    }
+                }
+            )
+            paths[f"/v0/pipes/{name}.{fmt}"] = {
+                "get": {
+                    "operationId": f"{name}_{fmt}",
+                    "summary": pipe.description or name,
+                    "tags": [name],
+                    "parameters": params,
+                    "responses": {
+                        "200": {"description": "Rows", "content": content},
+                        **{s: _ERROR for s in ("400", "403", "404", "408")},
+                    },
+                }
+            }
     return {
         "openapi": "3.0.3",
-        "info": {"title": f"{state.project.name} endpoints", "version": "1.0.0",
-                 "description": state.project.settings.description or ""},
+        "info": {
+            "title": f"{state.project.name} endpoints",
+            "version": "1.0.0",
+            "description": state.project.settings.description or "",
+        },
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                "token": {"type": "apiKey", "in": "query", "name": "token"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "token": {"type": "apiKey", "in": "query", "name": "token"},
+            },
             "schemas": {
-                "Error": {"type": "object", "properties": {
-                    "error": {"type": "string"}, "code": {"type": "string"},
-                    "documentation": {"type": "string"}}},
-                "Statistics": {"type": "object", "properties": {
-                    "elapsed": {"type": "number"}, "rows_read": {"type": "integer"},
-                    "bytes_read": {"type": "integer"}}},
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {"type": "string"},
+                        "code": {"type": "string"},
+                        "documentation": {"type": "string"},
+                    },
+                },
+                "Statistics": {
+                    "type": "object",
+                    "properties": {
+                        "elapsed": {"type": "number"},
+                        "rows_read": {"type": "integer"},
+                        "bytes_read": {"type": "integer"},
+                    },
+                },
             },
         },
         "security": [{"bearer": []}, {"token": []}],
@@ -166,8 +212,10 @@ async def openapi_json(request: Request):
     visible = {n for n in state.endpoints if grant.allows("PIPES:READ", n)}
     if len(visible) == len(state.endpoints):
         return spec
-    return {**spec, "paths": {p: v for p, v in spec["paths"].items()
-                              if p[10:].rsplit(".", 1)[0] in visible}}
+    return {
+        **spec,
+        "paths": {p: v for p, v in spec["paths"].items() if p[10:].rsplit(".", 1)[0] in visible},
+    }
 
 
 @router.get("/docs", include_in_schema=False)

@@ -39,13 +39,15 @@ async def _params(request: Request) -> dict:
             except ValueError as exc:
                 raise RequestError(f"the body is not JSON: {exc}", code="RTP407") from None
             if not isinstance(data, dict):
-                raise RequestError("the JSON body must be an object of parameters",
-                                   code="RTP407")
+                raise RequestError("the JSON body must be an object of parameters", code="RTP407")
             raw.update({k: v for k, v in data.items() if k not in RESERVED})
         elif "multipart/" in kind:
-            raise RequestError("multipart bodies are not read here", code="RTP412",
-                               hint="send the parameters as application/"
-                               "x-www-form-urlencoded, JSON or in the query string")
+            raise RequestError(
+                "multipart bodies are not read here",
+                code="RTP412",
+                hint="send the parameters as application/"
+                "x-www-form-urlencoded, JSON or in the query string",
+            )
         elif body and "x-www-form-urlencoded" in kind:
             # parsed here, not with request.form(): that needs python-multipart, and
             # read_body has already consumed the stream
@@ -59,11 +61,11 @@ def _form(body: bytes) -> dict:
     except UnicodeDecodeError:
         raise RequestError("the form body is not UTF-8", code="RTP407") from None
     try:
-        form = urllib.parse.parse_qs(text, keep_blank_values=True, errors="strict",
-                                     max_num_fields=10_000)
+        form = urllib.parse.parse_qs(
+            text, keep_blank_values=True, errors="strict", max_num_fields=10_000
+        )
     except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(f"the form body is not readable: {exc}", code="RTP407"
-                           ) from None
+        raise RequestError(f"the form body is not readable: {exc}", code="RTP407") from None
     return {k: v[0] if len(v) == 1 else v for k, v in form.items() if k not in RESERVED}
 
 
@@ -77,9 +79,19 @@ async def get_pipe(request: Request) -> Response:
     q = request.query_params.get("q")  # the caller's SQL over the result: checked as such
     limits = state.settings.limits(admin="ADMIN" in grant.scopes, callers_sql=bool(q))
     body, media_type = await state.run_query(
-        run_pipe, state.compiled, state.backend, name, raw, fmt,
-        grant.fixed("PIPES:READ", name), limits=limits, started=started,
-        timeout=limits.deadline, q=q, admin="ADMIN" in grant.scopes)
+        run_pipe,
+        state.compiled,
+        state.backend,
+        name,
+        raw,
+        fmt,
+        grant.fixed("PIPES:READ", name),
+        limits=limits,
+        started=started,
+        timeout=limits.deadline,
+        q=q,
+        admin="ADMIN" in grant.scopes,
+    )
     return Response(body, media_type=media_type)
 
 

@@ -54,15 +54,27 @@ class ServerSettings:
     schedules: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_wait", "max_memory_usage", "max_rows_to_read",
-                     "max_bytes_to_read", "max_result_rows", "max_result_bytes",
-                     "admin_max_memory_usage", "ready_exclusive_max"):
+        for name in (
+            "batch_wait",
+            "max_memory_usage",
+            "max_rows_to_read",
+            "max_bytes_to_read",
+            "max_result_rows",
+            "max_result_bytes",
+            "admin_max_memory_usage",
+            "ready_exclusive_max",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.query_timeout <= 0:
             raise ValueError("query_timeout must be > 0")
-        for name in ("max_body_bytes", "batch_max_rows", "max_pending_rows", "workers",
-                     "sql_max_threads"):
+        for name in (
+            "max_body_bytes",
+            "batch_max_rows",
+            "max_pending_rows",
+            "workers",
+            "sql_max_threads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.rate_limit < 0:
@@ -72,11 +84,18 @@ class ServerSettings:
         """The guards on a caller's query. ADMIN: the deadline and a (looser) memory
         limit only. ``callers_sql``: the statement is the caller's text (/v0/sql)."""
         if admin:
-            return Limits(self.query_timeout, self.admin_max_memory_usage, 0, 0, 0, 0,
-                          callers_sql=callers_sql)
-        return Limits(self.query_timeout, self.max_memory_usage, self.max_rows_to_read,
-                      self.max_bytes_to_read, self.max_result_rows, self.max_result_bytes,
-                      callers_sql=callers_sql)
+            return Limits(
+                self.query_timeout, self.admin_max_memory_usage, 0, 0, 0, 0, callers_sql=callers_sql
+            )
+        return Limits(
+            self.query_timeout,
+            self.max_memory_usage,
+            self.max_rows_to_read,
+            self.max_bytes_to_read,
+            self.max_result_rows,
+            self.max_result_bytes,
+            callers_sql=callers_sql,
+        )
 
     def public(self) -> dict:
         """The settings a person may see (``rtp serve --print-settings``): every field
@@ -119,8 +138,12 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def server_settings(project, env: Mapping[str, str] | None = None,
-                    flags: Mapping[str, object] | None = None, **fixed) -> ServerSettings:
+def server_settings(
+    project,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+    **fixed,
+) -> ServerSettings:
     """The settings ``rtp serve``/``rtp dev`` run with. Each setting, by precedence: a
     flag given (``flags``: setting name -> value, None or empty = not given), else
     ``RTP_SERVER_<NAME>`` in ``env`` (then a deprecated alias, :data:`DEPRECATED_ENV`),
@@ -142,13 +165,15 @@ def server_settings(project, env: Mapping[str, str] | None = None,
     values = dict(settings.server) if settings is not None else {}
     env = {} if env is None else env
     for var in env:
-        if var.startswith(ENV_PREFIX) and var[len(ENV_PREFIX):].lower() not in FLAGS:
+        if var.startswith(ENV_PREFIX) and var[len(ENV_PREFIX) :].lower() not in FLAGS:
             names = [env_name(n) for n in FLAGS]
             close = difflib.get_close_matches(var, names, n=1)
-            raise ProjectError(f"unknown server setting {var}", code="RTP102",
-                               location=Location(var),
-                               hint=f"did you mean {close[0]}?" if close
-                               else "see docs/serve.md#settings")
+            raise ProjectError(
+                f"unknown server setting {var}",
+                code="RTP102",
+                location=Location(var),
+                hint=f"did you mean {close[0]}?" if close else "see docs/serve.md#settings",
+            )
     for old, name in DEPRECATED_ENV.items():
         if old in env and env_name(name) not in env:
             values[name] = _read(name, env[old], old)
@@ -175,7 +200,9 @@ def _read(name: str, value, source: str):
         return getattr(ServerSection.model_validate({name: value}), name)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        raise ProjectError(f"{name} {err['msg']}", code="RTP107",
-                           location=Location(source),
-                           hint="server settings: docs/serve.md#settings") from None
-
+        raise ProjectError(
+            f"{name} {err['msg']}",
+            code="RTP107",
+            location=Location(source),
+            hint="server settings: docs/serve.md#settings",
+        ) from None

@@ -64,21 +64,28 @@ def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
     verdict = guard_query(sql, admin=False, database=None, lift_settings=True)
     for name in verdict.tables:
         if name not in state.project.datasources:
-            raise RequestError(f"'{name}' is not a datasource of the project",
-                               code="RTP403", hint="a non-admin token reads "
-                               "the project's datasources only")
+            raise RequestError(
+                f"'{name}' is not a datasource of the project",
+                code="RTP403",
+                hint="a non-admin token reads the project's datasources only",
+            )
         if not grant.allows("DATASOURCES:READ", name):
-            raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope on "
-                               f"'{name}'", code="RTP403",
-                               hint=f"create one with --scope DATASOURCES:READ:{name}")
-    readable = [s.split(":", 2)[2] for s in sorted(grant.scopes)
-                if s.startswith("DATASOURCES:READ:")]
+            raise RequestError(
+                f"the token '{grant.name}' has no DATASOURCES:READ scope on '{name}'",
+                code="RTP403",
+                hint=f"create one with --scope DATASOURCES:READ:{name}",
+            )
+    readable = [
+        s.split(":", 2)[2] for s in sorted(grant.scopes) if s.startswith("DATASOURCES:READ:")
+    ]
     # a query that reads no table (SELECT 1) still needs some DATASOURCES:READ scope
     resource = verdict.tables[0] if verdict.tables else (readable or ["*"])[0]
     if not grant.allows("DATASOURCES:READ", resource):
-        raise RequestError(f"the token '{grant.name}' has no DATASOURCES:READ scope",
-                           code="RTP403",
-                           hint=f"create one with --scope DATASOURCES:READ:{resource}")
+        raise RequestError(
+            f"the token '{grant.name}' has no DATASOURCES:READ scope",
+            code="RTP403",
+            hint=f"create one with --scope DATASOURCES:READ:{resource}",
+        )
     # the allowed output settings go in rtp's read-only clause (see guard._lift_settings)
     return verdict.sql, False, dict(verdict.settings)
 
@@ -96,8 +103,9 @@ async def _request_values(request: Request) -> tuple[str, str]:
             except ValueError as exc:
                 raise RequestError(f"the body is not JSON: {exc}", code="RTP407") from None
             if not isinstance(data, dict):
-                raise RequestError('the JSON body must be {"q": "...", "format": "..."}',
-                                   code="RTP407")
+                raise RequestError(
+                    'the JSON body must be {"q": "...", "format": "..."}', code="RTP407"
+                )
             query = str(data.get("q") or query)
             fmt = str(data.get("format") or fmt)
         elif "x-www-form-urlencoded" in kind:  # parsed here: no python-multipart needed
@@ -112,8 +120,15 @@ async def _request_values(request: Request) -> tuple[str, str]:
     return query, (fmt or "json").lower()
 
 
-def _run(backend: Backend, sql: str, fmt: str, deadline: float, limits: Limits, admin: bool = False,
-         settings: dict | None = None) -> bytes:
+def _run(
+    backend: Backend,
+    sql: str,
+    fmt: str,
+    deadline: float,
+    limits: Limits,
+    admin: bool = False,
+    settings: dict | None = None,
+) -> bytes:
     try:
         return read(backend, sql, fmt, limits, settings or None)
     except QueryError as exc:
@@ -125,13 +140,22 @@ async def run_sql(request: Request) -> Response:
     state = request.app.state.rtp
     query, fmt = await _request_values(request)
     if fmt not in FORMATS:
-        raise RequestError(f"unknown format '{fmt}'", code="RTP400",
-                           hint="format: json, csv, ndjson or parquet")
+        raise RequestError(
+            f"unknown format '{fmt}'", code="RTP400", hint="format: json, csv, ndjson or parquet"
+        )
     sql, admin, settings = authorize(state, request, query)
     limits = state.settings.limits(admin=admin, callers_sql=True)
-    body = await state.run_query(_run, state.backend, sql, fmt, limits.deadline, admin=admin,
-                                 settings=settings,
-                                 limits=limits, started=started)
+    body = await state.run_query(
+        _run,
+        state.backend,
+        sql,
+        fmt,
+        limits.deadline,
+        admin=admin,
+        settings=settings,
+        limits=limits,
+        started=started,
+    )
     return Response(body, media_type=FORMATS[fmt][1])
 
 

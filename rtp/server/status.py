@@ -35,8 +35,12 @@ async def healthz(request: Request):
     problem = await _probe(state)
     if problem:
         return JSONResponse({"status": "error", "error": problem}, status_code=503)
-    body = {"status": "ok", "engine": state.backend.name, "version": state.backend.version(),
-            "endpoints": len(state.endpoints)}
+    body = {
+        "status": "ok",
+        "engine": state.backend.name,
+        "version": state.backend.version(),
+        "endpoints": len(state.endpoints),
+    }
     copies = state.scheduler.status()  # scheduled copy pipes: next/last run, last error
     if copies:
         body["copies"] = copies

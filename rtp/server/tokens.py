@@ -30,8 +30,10 @@ import jwt
 from rtp.errors import ProjectError, RequestError
 
 SCOPE_TYPES = ("PIPES:READ", "DATASOURCES:APPEND", "DATASOURCES:READ")
-_SCOPE_RE = re.compile(r"^(ADMIN|(PIPES:READ|DATASOURCES:APPEND|DATASOURCES:READ):"
-                       r"([A-Za-z_][A-Za-z0-9_]*|\*))$")
+_SCOPE_RE = re.compile(
+    r"^(ADMIN|(PIPES:READ|DATASOURCES:APPEND|DATASOURCES:READ):"
+    r"([A-Za-z_][A-Za-z0-9_]*|\*))$"
+)
 PREFIX = "rtp_"
 
 
@@ -43,9 +45,11 @@ def parse_scope(text: str) -> str:
     head, _, resource = scope.rpartition(":")
     scope = f"{head.upper()}:{resource}"
     if not _SCOPE_RE.match(scope):
-        raise RequestError(f"'{text}' is not a scope", code="RTP400",
-                           hint="scopes: ADMIN, PIPES:READ:<pipe>, DATASOURCES:APPEND:<ds>, "
-                           "DATASOURCES:READ:<ds>")
+        raise RequestError(
+            f"'{text}' is not a scope",
+            code="RTP400",
+            hint="scopes: ADMIN, PIPES:READ:<pipe>, DATASOURCES:APPEND:<ds>, DATASOURCES:READ:<ds>",
+        )
     return scope
 
 
@@ -63,12 +67,17 @@ class Grant:
     fixed_params: dict = field(default_factory=dict)  # scope -> {param: value}
 
     def allows(self, scope_type: str, resource: str) -> bool:
-        return ("ADMIN" in self.scopes or f"{scope_type}:{resource}" in self.scopes
-                or f"{scope_type}:*" in self.scopes)
+        return (
+            "ADMIN" in self.scopes
+            or f"{scope_type}:{resource}" in self.scopes
+            or f"{scope_type}:*" in self.scopes
+        )
 
     def fixed(self, scope_type: str, resource: str) -> dict:
-        return {**self.fixed_params.get(f"{scope_type}:*", {}),
-                **self.fixed_params.get(f"{scope_type}:{resource}", {})}
+        return {
+            **self.fixed_params.get(f"{scope_type}:*", {}),
+            **self.fixed_params.get(f"{scope_type}:{resource}", {}),
+        }
 
 
 class TokenStore:
@@ -94,9 +103,12 @@ class TokenStore:
             try:
                 self._data = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise ProjectError(f"cannot read {self.path}: {exc}", code="RTP101",
-                                   hint="restore it from a backup or delete it to start "
-                                   "over (every token is then lost)") from None
+                raise ProjectError(
+                    f"cannot read {self.path}: {exc}",
+                    code="RTP101",
+                    hint="restore it from a backup or delete it to start "
+                    "over (every token is then lost)",
+                ) from None
             self._mtime = stat.st_mtime_ns
         self._by_hash = {t["hash"]: t for t in self._data.get("tokens", [])}
 
@@ -117,8 +129,7 @@ class TokenStore:
         """Hold the store's lock file and re-read the tokens: every change is a
         read-modify-write, and ``rtp token create`` may run while ``rtp serve`` writes."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"),
-                     os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self.load()
@@ -131,8 +142,9 @@ class TokenStore:
         a unique name so two writers never share one), flushed to disk, then renamed over
         the old one. A crash at any point leaves the old file or the new one, whole."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                   suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(self._data, out, indent=2)
@@ -171,12 +183,19 @@ class TokenStore:
         token = PREFIX + secrets.token_urlsafe(32)
         with self._locked():
             if any(t["name"] == name for t in self.tokens):
-                raise RequestError(f"a token named '{name}' exists", code="RTP400",
-                                   hint="revoke it first or choose another name")
-            self._data.setdefault("tokens", []).append({
-                "name": name, "hash": hash_token(token), "scopes": canonical,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            })
+                raise RequestError(
+                    f"a token named '{name}' exists",
+                    code="RTP400",
+                    hint="revoke it first or choose another name",
+                )
+            self._data.setdefault("tokens", []).append(
+                {
+                    "name": name,
+                    "hash": hash_token(token),
+                    "scopes": canonical,
+                    "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
             # the signing secret comes with the first token
             self._data["jwt_secret"] = self._data.get("jwt_secret") or secrets.token_urlsafe(32)
             self.save()
@@ -202,8 +221,9 @@ class TokenStore:
         """What ``token`` may do. Raises RequestError (RTP403, status 403) when it is
         missing, unknown, expired or badly signed."""
         if not token:
-            raise _forbidden("a token is required: send Authorization: Bearer <token> "
-                             "or ?token=<token>")
+            raise _forbidden(
+                "a token is required: send Authorization: Bearer <token> or ?token=<token>"
+            )
         self._refresh()
         if token.count(".") == 2:
             return self._jwt_grant(token)
@@ -272,13 +292,20 @@ def decode_jwt(token: str, secret: str) -> dict:
     if not secret:
         raise _forbidden("invalid token: this server has no JWT secret yet")
     try:
-        return jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], leeway=JWT_LEEWAY,
-                          options={"require": ["exp"]})
+        return jwt.decode(
+            token,
+            secret,
+            algorithms=[JWT_ALGORITHM],
+            leeway=JWT_LEEWAY,
+            options={"require": ["exp"]},
+        )
     except jwt.ExpiredSignatureError:
         raise _forbidden("token expired", hint="mint a new one") from None
     except jwt.ImmatureSignatureError:
-        raise _forbidden("invalid token: not yet valid (nbf or iat is in the future)",
-                         hint="check the clock of the machine that signed it") from None
+        raise _forbidden(
+            "invalid token: not yet valid (nbf or iat is in the future)",
+            hint="check the clock of the machine that signed it",
+        ) from None
     except jwt.InvalidAlgorithmError:
         raise _forbidden(f"invalid token: only {JWT_ALGORITHM} JWTs are accepted") from None
     except jwt.InvalidSignatureError:

@@ -22,8 +22,9 @@ class TableRef:
     end: int
 
 
-_FROM_RE = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\.)(?!\s*\()",
-                      re.IGNORECASE)
+_FROM_RE = re.compile(
+    r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\.)(?!\s*\()", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -67,5 +68,8 @@ def analyze(sql: str) -> SqlFacts:
 
 def _scan(sql: str) -> list[TableRef]:
     ctes = set(re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s+AS\s*\(", sql, re.IGNORECASE))
-    return [TableRef(m.group(1), m.start(1), m.end(1)) for m in _FROM_RE.finditer(sql)
-            if m.group(1) not in ctes]
+    return [
+        TableRef(m.group(1), m.start(1), m.end(1))
+        for m in _FROM_RE.finditer(sql)
+        if m.group(1) not in ctes
+    ]

@@ -88,9 +88,13 @@ class CompiledProject:
         parameter's default applies, and one without a default is an error."""
         if self.pipes[pipe_name].pipe.type in ("materialized", "copy"):
             return {}
-        return SampleValues({n: p.sample() for n, p in self.params(pipe_name).items()
-                             if p.declared and (p.example is not None
-                                                or p.default is not None)})
+        return SampleValues(
+            {
+                n: p.sample()
+                for n, p in self.params(pipe_name).items()
+                if p.declared and (p.example is not None or p.default is not None)
+            }
+        )
 
     def compose(self, pipe_name: str, values: dict, node_name: str | None = None) -> Composed:
         """One statement for the pipe's output (or for ``node_name``) with ``values``.
@@ -99,11 +103,15 @@ class CompiledProject:
         and SqlError (RTP303) when the pipe can't be composed because of a cycle.
         """
         if pipe_name in self.broken:
-            raise SqlError(f"pipe '{pipe_name}' has dependency errors; run `rtp check`",
-                           code="RTP303")
+            raise SqlError(
+                f"pipe '{pipe_name}' has dependency errors; run `rtp check`", code="RTP303"
+            )
         cpipe = self.pipes[pipe_name]
-        index = len(cpipe.nodes) - 1 if node_name is None else next(
-            i for i, n in enumerate(cpipe.nodes) if n.node.name == node_name)
+        index = (
+            len(cpipe.nodes) - 1
+            if node_name is None
+            else next(i for i, n in enumerate(cpipe.nodes) if n.node.name == node_name)
+        )
         target = cpipe.nodes[index]
         rendered: dict[str, str] = {}
         missing: list[RequestError] = []  # "required parameter is not defined" (RTP401)
@@ -206,7 +214,7 @@ def with_ctes(ctes: list[tuple[str, str]], body: str) -> Composed:
     match = _LEADING_WITH.match(body)
     if match:
         head += ",\n"
-        return Composed(head + body[match.end():], len(head), match.end())
+        return Composed(head + body[match.end() :], len(head), match.end())
     head += "\n"
     return Composed(head + body, len(head))
 
@@ -225,8 +233,9 @@ def compile_project(project: Project, problems: Problems) -> CompiledProject:
             cnodes.append((node, template))
         if any(t is None for _, t in cnodes):
             compiled.broken.add(pipe.name)
-            compiled.pipes[pipe.name] = CompiledPipe(pipe, [CompiledNode(n, t or Template(""))
-                                                           for n, t in cnodes])
+            compiled.pipes[pipe.name] = CompiledPipe(
+                pipe, [CompiledNode(n, t or Template("")) for n, t in cnodes]
+            )
             continue
         compiled.pipes[pipe.name] = CompiledPipe(pipe, [CompiledNode(n, t) for n, t in cnodes])
     for cpipe in compiled.pipes.values():
@@ -246,11 +255,21 @@ def _resolve(compiled: CompiledProject, cpipe: CompiledPipe, problems: Problems)
         try:
             cnode.sample_sql = clean(cnode.template.render(values))
         except RequestError as exc:
-            what = ("rendering without parameters (as a materialized or copy pipe runs) "
-                    if unparameterized else "rendering with sample values ")
-            problems.add(_at(SqlError(f"{what}failed: {exc.message}", code="RTP301",
-                                      hint="give the parameter an example= or a default"),
-                             cnode.node))
+            what = (
+                "rendering without parameters (as a materialized or copy pipe runs) "
+                if unparameterized
+                else "rendering with sample values "
+            )
+            problems.add(
+                _at(
+                    SqlError(
+                        f"{what}failed: {exc.message}",
+                        code="RTP301",
+                        hint="give the parameter an example= or a default",
+                    ),
+                    cnode.node,
+                )
+            )
             compiled.broken.add(cpipe.name)
             return
         cnode.facts = analyze(cnode.sample_sql)
@@ -258,29 +277,42 @@ def _resolve(compiled: CompiledProject, cpipe: CompiledPipe, problems: Problems)
             if ref.name in earlier:
                 continue
             if ref.name == cnode.node.name:
-                problems.add(_ref_problem(cnode, ref, f"node '{ref.name}' reads itself",
-                                          "RTP303", None))
+                problems.add(
+                    _ref_problem(cnode, ref, f"node '{ref.name}' reads itself", "RTP303", None)
+                )
                 compiled.broken.add(cpipe.name)
             elif ref.name in all_nodes:
-                problems.add(_ref_problem(
-                    cnode, ref, f"node '{ref.name}' is defined after this node", "RTP302",
-                    "a node can read only the nodes above it; move it up"))
+                problems.add(
+                    _ref_problem(
+                        cnode,
+                        ref,
+                        f"node '{ref.name}' is defined after this node",
+                        "RTP302",
+                        "a node can read only the nodes above it; move it up",
+                    )
+                )
                 compiled.broken.add(cpipe.name)
             elif project.resource(ref.name) is not None:
                 if ref.name == cpipe.name:
-                    problems.add(_ref_problem(cnode, ref, f"pipe '{ref.name}' reads itself",
-                                              "RTP303", None))
+                    problems.add(
+                        _ref_problem(cnode, ref, f"pipe '{ref.name}' reads itself", "RTP303", None)
+                    )
                     compiled.broken.add(cpipe.name)
                     continue
                 cpipe.reads.setdefault(ref.name, ref)
             else:
                 names = [*project.datasources, *project.pipes, *earlier]
                 close = difflib.get_close_matches(ref.name, names, n=1)
-                problems.add(_ref_problem(
-                    cnode, ref, f"'{ref.name}' is not a datasource, pipe or earlier node",
-                    "RTP302",
-                    (f"did you mean '{close[0]}'? " if close else "")
-                    + "datasources live in datasources/<name>.yaml"))
+                problems.add(
+                    _ref_problem(
+                        cnode,
+                        ref,
+                        f"'{ref.name}' is not a datasource, pipe or earlier node",
+                        "RTP302",
+                        (f"did you mean '{close[0]}'? " if close else "")
+                        + "datasources live in datasources/<name>.yaml",
+                    )
+                )
                 compiled.broken.add(cpipe.name)
         earlier.append(cnode.node.name)
 
@@ -302,7 +334,7 @@ def _cycles(compiled: CompiledProject, problems: Problems) -> None:
         stack.append(name)
         for dep in graph.get(name, []):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):]
+                cycle = stack[stack.index(dep) :]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
@@ -330,15 +362,26 @@ def _report_cycle(compiled: CompiledProject, cycle: list[str], problems: Problem
         if hit:
             loc = locate(cnode, hit.start, hit.end - hit.start, token=hit.name)
             break
-    problems.add(SqlError(f"dependency cycle: {flow}", code="RTP303", location=loc,
-                          hint="a pipe can't read itself through other pipes or its target"))
+    problems.add(
+        SqlError(
+            f"dependency cycle: {flow}",
+            code="RTP303",
+            location=loc,
+            hint="a pipe can't read itself through other pipes or its target",
+        )
+    )
 
 
 # -- locations -------------------------------------------------------------------------
 
 
-def locate(cnode: CompiledNode, offset: int, length: int = 1, token: str | None = None,
-           rendered: str | None = None) -> Location:
+def locate(
+    cnode: CompiledNode,
+    offset: int,
+    length: int = 1,
+    token: str | None = None,
+    rendered: str | None = None,
+) -> Location:
     """Map an offset in a node's rendered SQL back to the user's file.
 
     Rendering keeps line breaks outside ``{% %}`` blocks, so the rendered line is the
@@ -385,7 +428,12 @@ def _at(exc: TemplateError | SqlError, node: Node, token: str | None = None) -> 
     return exc
 
 
-def _ref_problem(cnode: CompiledNode, ref: TableRef, message: str, code: str,
-                 hint: str | None) -> SqlError:
-    return SqlError(message, code=code, hint=hint,
-                    location=locate(cnode, ref.start, ref.end - ref.start, token=ref.name))
+def _ref_problem(
+    cnode: CompiledNode, ref: TableRef, message: str, code: str, hint: str | None
+) -> SqlError:
+    return SqlError(
+        message,
+        code=code,
+        hint=hint,
+        location=locate(cnode, ref.start, ref.end - ref.start, token=ref.name),
+    )

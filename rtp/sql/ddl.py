@@ -32,8 +32,7 @@ def engine_sql(ds: Datasource) -> str:
     engine = ds.engine
     args = {
         "ReplacingMergeTree": [engine.option("ver"), engine.option("is_deleted")],
-        "SummingMergeTree": [f"({engine.option('columns')})" if engine.option("columns")
-                             else None],
+        "SummingMergeTree": [f"({engine.option('columns')})" if engine.option("columns") else None],
         "CollapsingMergeTree": [engine.option("sign")],
         "VersionedCollapsingMergeTree": [engine.option("sign"), engine.option("version")],
     }.get(engine.type, [])
@@ -93,16 +92,20 @@ def _ttl(ds: Datasource) -> str | None:
 def table_settings(ds: Datasource) -> list[tuple[str, Any]]:
     """The table's settings as created: the file's, plus rtp's deduplication window."""
     settings = list(ds.settings)
-    if (ds.engine.type.endswith("MergeTree") and not ds.engine.type.startswith("Replicated")
-            and DEDUP_SETTING not in dict(settings)):
+    if (
+        ds.engine.type.endswith("MergeTree")
+        and not ds.engine.type.startswith("Replicated")
+        and DEDUP_SETTING not in dict(settings)
+    ):
         settings.append((DEDUP_SETTING, DEDUP_WINDOW))
     return settings
 
 
 def _settings(ds: Datasource) -> str | None:
     settings = table_settings(ds)
-    return ("SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings)
-            if settings else None)
+    return (
+        "SETTINGS " + ", ".join(f"{k} = {_setting(v)}" for k, v in settings) if settings else None
+    )
 
 
 def index_sql(index: Index) -> str:
@@ -117,28 +120,80 @@ def _indexes(ds: Datasource) -> str | None:
 # In the order rtp check adds them to a bare table: ClickHouse needs the sorting key
 # before the primary key (a prefix of it). Indexes are probed one at a time.
 TABLE_PARTS: tuple[TablePart, ...] = (
-    TablePart("engine", lambda ds: f"ENGINE = {engine_sql(ds)}", 0, "engine",
-              lambda ds: [ds.engine.type, [list(o) for o in ds.engine.options]], "rebuild",
-              "RTP202", empty=Engine("MergeTree")),
-    TablePart("sorting_key", _order, 3, "keys", lambda ds: list(ds.sorting_key), "rebuild",
-              "RTP203",
-              "sorting key expressions must use the datasource's columns; "
-              "Nullable columns can't be in a key", empty=()),
-    TablePart("primary_key", _primary, 2, "keys", lambda ds: list(ds.primary_key),
-              "rebuild", "RTP203",
-              "the primary key must be a prefix of the sorting key", empty=()),
-    TablePart("partition_key", _partition, 1, "keys", lambda ds: ds.partition_key,
-              "rebuild", "RTP203",
-              "e.g. toYYYYMM(timestamp); keep partitions few (months, not days)"),
-    TablePart("ttl", _ttl, 4, "ttl", lambda ds: ds.ttl, "alter", "RTP204",
-              "e.g. timestamp + INTERVAL 90 DAY on a Date or DateTime column"),
-    TablePart("settings", _settings, 5, "settings", lambda ds: {k: v for k, v in ds.settings},
-              "alter", "RTP204",
-              "see https://clickhouse.com/docs/operations/settings/merge-tree-settings",
-              empty=()),
-    TablePart("indexes", _indexes, -1, "indexes",
-              lambda ds: {i.name: index_sql(i) for i in ds.indexes}, "alter", "RTP204",
-              empty=()),
+    TablePart(
+        "engine",
+        lambda ds: f"ENGINE = {engine_sql(ds)}",
+        0,
+        "engine",
+        lambda ds: [ds.engine.type, [list(o) for o in ds.engine.options]],
+        "rebuild",
+        "RTP202",
+        empty=Engine("MergeTree"),
+    ),
+    TablePart(
+        "sorting_key",
+        _order,
+        3,
+        "keys",
+        lambda ds: list(ds.sorting_key),
+        "rebuild",
+        "RTP203",
+        "sorting key expressions must use the datasource's columns; "
+        "Nullable columns can't be in a key",
+        empty=(),
+    ),
+    TablePart(
+        "primary_key",
+        _primary,
+        2,
+        "keys",
+        lambda ds: list(ds.primary_key),
+        "rebuild",
+        "RTP203",
+        "the primary key must be a prefix of the sorting key",
+        empty=(),
+    ),
+    TablePart(
+        "partition_key",
+        _partition,
+        1,
+        "keys",
+        lambda ds: ds.partition_key,
+        "rebuild",
+        "RTP203",
+        "e.g. toYYYYMM(timestamp); keep partitions few (months, not days)",
+    ),
+    TablePart(
+        "ttl",
+        _ttl,
+        4,
+        "ttl",
+        lambda ds: ds.ttl,
+        "alter",
+        "RTP204",
+        "e.g. timestamp + INTERVAL 90 DAY on a Date or DateTime column",
+    ),
+    TablePart(
+        "settings",
+        _settings,
+        5,
+        "settings",
+        lambda ds: {k: v for k, v in ds.settings},
+        "alter",
+        "RTP204",
+        "see https://clickhouse.com/docs/operations/settings/merge-tree-settings",
+        empty=(),
+    ),
+    TablePart(
+        "indexes",
+        _indexes,
+        -1,
+        "indexes",
+        lambda ds: {i.name: index_sql(i) for i in ds.indexes},
+        "alter",
+        "RTP204",
+        empty=(),
+    ),
 )
 PARTS = {part.field: part for part in TABLE_PARTS}
 
@@ -156,8 +211,13 @@ def part_spec(ds: Datasource) -> dict[str, Any]:
     return spec
 
 
-def create_table(ds: Datasource, database: str | None = None, *, name: str | None = None,
-                 if_not_exists: bool = False) -> str:
+def create_table(
+    ds: Datasource,
+    database: str | None = None,
+    *,
+    name: str | None = None,
+    if_not_exists: bool = False,
+) -> str:
     """``CREATE TABLE`` for a datasource (``name`` overrides the table name)."""
     lines = [column_sql(c) for c in ds.columns]
     inner = [p.clause(ds) for p in TABLE_PARTS if p.position < 0]
@@ -181,8 +241,11 @@ def _setting(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def create_materialized_view(name: str, target: str, select_sql: str,
-                             database: str | None = None) -> str:
+def create_materialized_view(
+    name: str, target: str, select_sql: str, database: str | None = None
+) -> str:
     """``CREATE MATERIALIZED VIEW name TO target AS <the pipe's composed SQL>``."""
-    return (f"CREATE MATERIALIZED VIEW {qualified(name, database)} "
-            f"TO {qualified(target, database)}\nAS\n{select_sql}")
+    return (
+        f"CREATE MATERIALIZED VIEW {qualified(name, database)} "
+        f"TO {qualified(target, database)}\nAS\n{select_sql}"
+    )

@@ -172,8 +172,9 @@ class Verdict:
     settings: tuple[tuple[str, str], ...] = ()  # allow-listed settings (name, literal)
 
 
-def guard_query(sql: str, *, admin: bool, database: str | None = None,
-                lift_settings: bool = False) -> Verdict:
+def guard_query(
+    sql: str, *, admin: bool, database: str | None = None, lift_settings: bool = False
+) -> Verdict:
     """The verdict on ``sql`` for an ADMIN (``admin``) or any other caller.
     ``database`` is the project's database: ``<database>.<table>`` counts as ``<table>``.
     ``lift_settings``: take the statement's final SETTINGS clause out of ``Verdict.sql``
@@ -245,15 +246,18 @@ def _lift_settings(text: str, tokens: list) -> tuple[str, tuple[tuple[str, str],
             depth += 1
         elif token.token_type == TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and token.text.upper() == "SETTINGS" and "STRING" not in (
-                token.token_type.name):
+        elif (
+            depth == 0
+            and token.text.upper() == "SETTINGS"
+            and "STRING" not in (token.token_type.name)
+        ):
             start = i
     if start is None:
         return text, ()
-    clause = tokens[start + 1:]
+    clause = tokens[start + 1 :]
     pairs = []
     for j in range(0, len(clause), 4):  # name = value [,]
-        name, eq, value = (clause + [None, None, None])[j:j + 3]
+        name, eq, value = (clause + [None, None, None])[j : j + 3]
         if name is None or eq is None or value is None or eq.text != "=":
             raise RequestError("the SETTINGS clause can't be read", code="RTP400")
         literal = f"'{value.text}'" if value.token_type == TokenType.STRING else value.text

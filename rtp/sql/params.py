@@ -25,11 +25,27 @@ INT_RANGES["Int"] = INT_RANGES["Int32"]
 INT_RANGES["Integer"] = INT_RANGES["Int32"]
 
 SCALAR_TYPES = (
-    "String", *INT_RANGES, "Float32", "Float64", "Boolean", "Date", "DateTime", "DateTime64",
+    "String",
+    *INT_RANGES,
+    "Float32",
+    "Float64",
+    "Boolean",
+    "Date",
+    "DateTime",
+    "DateTime64",
 )
 PARAM_FUNCTIONS = (*SCALAR_TYPES, "Array")
-PARAM_OPTIONS = ("description", "required", "example", "enum", "min", "max", "format",
-                 "timezone", "defined")
+PARAM_OPTIONS = (
+    "description",
+    "required",
+    "example",
+    "enum",
+    "min",
+    "max",
+    "format",
+    "timezone",
+    "defined",
+)
 
 MAX_TEXT = 1_000_000  # characters; a longer value is refused rather than rendered
 
@@ -102,8 +118,14 @@ def coerce(param: Param, value):
             items = [] if value == "" else value.split(",")
         if not isinstance(items, list | tuple):
             raise _bad(param, value, f"a comma-separated list of {param.element_type}")
-        element = Param(param.name, param.element_type, enum=param.enum, min=param.min,
-                        max=param.max, timezone=param.timezone)
+        element = Param(
+            param.name,
+            param.element_type,
+            enum=param.enum,
+            min=param.min,
+            max=param.max,
+            timezone=param.timezone,
+        )
         return [coerce(element, item) for item in items]
     out = _scalar(param, value)
     if param.enum and out not in [_scalar(param, e) for e in param.enum]:
@@ -113,19 +135,22 @@ def coerce(param: Param, value):
         )
     if isinstance(out, int | float) and not isinstance(out, bool):
         if param.min is not None and out < param.min:
-            raise RequestError(f"parameter '{param.name}' must be at least {param.min}",
-                               code="RTP400")
+            raise RequestError(
+                f"parameter '{param.name}' must be at least {param.min}", code="RTP400"
+            )
         if param.max is not None and out > param.max:
-            raise RequestError(f"parameter '{param.name}' must be at most {param.max}",
-                               code="RTP400")
+            raise RequestError(
+                f"parameter '{param.name}' must be at most {param.max}", code="RTP400"
+            )
     return out
 
 
 def _scalar(param: Param, value):
     t = param.element_type
     if isinstance(value, str) and len(value) > MAX_TEXT:
-        raise RequestError(f"parameter '{param.name}' is longer than {MAX_TEXT} characters",
-                           code="RTP400")
+        raise RequestError(
+            f"parameter '{param.name}' is longer than {MAX_TEXT} characters", code="RTP400"
+        )
     if t == "String":
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _bad(param, value, "text")
@@ -258,8 +283,7 @@ def _out_of_range(param: Param, t: str) -> RequestError:
         bounds = f" ({lo} to {hi})"
     else:
         bounds = f" (±{_FLOAT_MAX[t]:.7g})"
-    return RequestError(f"parameter '{param.name}' is out of range for {t}{bounds}",
-                        code="RTP400")
+    return RequestError(f"parameter '{param.name}' is out of range for {t}{bounds}", code="RTP400")
 
 
 def _bad(param: Param, value, expected: str) -> RequestError:
@@ -269,6 +293,4 @@ def _bad(param: Param, value, expected: str) -> RequestError:
         shown = "<a number too long to show>"
     if len(shown) > 40:
         shown = shown[:37] + "..."
-    return RequestError(
-        f"parameter '{param.name}' must be {expected}, got {shown}", code="RTP400"
-    )
+    return RequestError(f"parameter '{param.name}' must be {expected}, got {shown}", code="RTP400")

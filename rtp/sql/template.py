@@ -30,28 +30,89 @@ from rtp.sql.tornado import TornadoSyntaxError, to_jinja
 
 # Tinybird's helpers (its sql_template function list and render namespace), and the
 # Python builtins its templates use; each is implemented below, on typed values.
-HELPERS = ("defined", "column", "columns", "sql_and", "error", "custom_error", "symbol",
-           "Symbol", "Column", "table", "TABLE", "day_diff", "date_diff_in_seconds",
-           "date_diff_in_minutes", "date_diff_in_hours", "date_diff_in_days",
-           "split_to_array", "enumerate_with_last", "sql_unescape", "JSON", "bool",
-           "max_threads", "cache_ttl", "backend_hint", "activate", "disable", "tb_secret",
-           "tb_var")
-BUILTINS = ("len", "int", "float", "abs", "min", "max", "round", "sum", "sorted", "list",
-            "enumerate", "zip", "any", "all")
-_JINJA_GLOBALS = ("range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop",
-                  "true", "false", "none", "True", "False", "None", "caller")
+HELPERS = (
+    "defined",
+    "column",
+    "columns",
+    "sql_and",
+    "error",
+    "custom_error",
+    "symbol",
+    "Symbol",
+    "Column",
+    "table",
+    "TABLE",
+    "day_diff",
+    "date_diff_in_seconds",
+    "date_diff_in_minutes",
+    "date_diff_in_hours",
+    "date_diff_in_days",
+    "split_to_array",
+    "enumerate_with_last",
+    "sql_unescape",
+    "JSON",
+    "bool",
+    "max_threads",
+    "cache_ttl",
+    "backend_hint",
+    "activate",
+    "disable",
+    "tb_secret",
+    "tb_var",
+)
+BUILTINS = (
+    "len",
+    "int",
+    "float",
+    "abs",
+    "min",
+    "max",
+    "round",
+    "sum",
+    "sorted",
+    "list",
+    "enumerate",
+    "zip",
+    "any",
+    "all",
+)
+_JINJA_GLOBALS = (
+    "range",
+    "dict",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+    "loop",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+    "caller",
+)
 TYPE_ALIASES = {"bool": "Boolean"}
 # Tinybird's text for a parameter used without a value or a default
-REQUIRED_MESSAGE = ("Required parameter is not defined. Check the parameters {name}. "
-                    "Please provide a value or set a default value in the pipe code.")
+REQUIRED_MESSAGE = (
+    "Required parameter is not defined. Check the parameters {name}. "
+    "Please provide a value or set a default value in the pipe code."
+)
 
 
 class TemplateError(SqlError):
     """A template problem; ``line`` is 1-based within the template text, ``token`` is
     text to underline when known."""
 
-    def __init__(self, message: str, *, line: int = 0, token: str | None = None,
-                 code: str = "RTP300", hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int = 0,
+        token: str | None = None,
+        code: str = "RTP300",
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message, code=code, hint=hint)
         self.line = line
         self.token = token
@@ -75,8 +136,13 @@ class Template:
         with neither is left undefined, as Tinybird checks a template: its
         ``{% if defined(x) %}`` branches drop out, and a type function called without
         it renders a placeholder of its type (``Param.sample``)."""
-        return SampleValues({name: p.sample() for name, p in self.params.items()
-                             if p.declared and (p.example is not None or p.default is not None)})
+        return SampleValues(
+            {
+                name: p.sample()
+                for name, p in self.params.items()
+                if p.declared and (p.example is not None or p.default is not None)
+            }
+        )
 
     def coerce_values(self, raw: dict) -> dict:
         """Check a caller's values against the declared parameters.
@@ -127,11 +193,17 @@ def compile_template(sql: str) -> Template:
         jinja = to_jinja(source)
         ast = _ENV.parse(jinja)
     except TornadoSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}", line=exc.line,
-                            hint="close each {% if %} / {% for %} with {% end %}") from None
+        raise TemplateError(
+            f"template syntax error: {exc.message}",
+            line=exc.line,
+            hint="close each {% if %} / {% for %} with {% end %}",
+        ) from None
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message}", line=exc.lineno or 0,
-                            hint="template tags are {{ expression }} and {% statement %}") from None
+        raise TemplateError(
+            f"template syntax error: {exc.message}",
+            line=exc.lineno or 0,
+            hint="template tags are {{ expression }} and {% statement %}",
+        ) from None
     params = _discover(ast)
     try:
         compiled = _ENV.from_string(ast)
@@ -157,8 +229,11 @@ def _const(node: nodes.Node, what: str, line: int, names: dict | None = None):
 
 def _discover(ast: nodes.Template) -> dict[str, Param]:
     params: dict[str, Param] = {}
-    constants = {a.target.name: a.node.value for a in ast.find_all(nodes.Assign)
-                 if isinstance(a.target, nodes.Name) and isinstance(a.node, nodes.Const)}
+    constants = {
+        a.target.name: a.node.value
+        for a in ast.find_all(nodes.Assign)
+        if isinstance(a.target, nodes.Name) and isinstance(a.node, nodes.Const)
+    }
     known = set(PARAM_FUNCTIONS) | set(HELPERS) | set(BUILTINS) | set(_JINJA_GLOBALS)
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for call in ast.find_all(nodes.Call):
@@ -168,9 +243,14 @@ def _discover(ast: nodes.Template) -> dict[str, Param]:
         if fname not in known and fname not in assigned:
             close = difflib.get_close_matches(fname, [*PARAM_FUNCTIONS, *HELPERS], n=1)
             raise TemplateError(
-                f"unknown function '{fname}'", line=line, token=fname, code="RTP301",
+                f"unknown function '{fname}'",
+                line=line,
+                token=fname,
+                code="RTP301",
                 hint=(f"did you mean '{close[0]}'? " if close else "")
-                + "parameter types: " + ", ".join(SCALAR_TYPES[:4]) + ", ..., Array",
+                + "parameter types: "
+                + ", ".join(SCALAR_TYPES[:4])
+                + ", ..., Array",
             )
         if fname not in PARAM_FUNCTIONS and fname not in TYPE_ALIASES:
             continue
@@ -179,7 +259,9 @@ def _discover(ast: nodes.Template) -> dict[str, Param]:
         if prev is not None and prev.type != param.type:
             raise TemplateError(
                 f"parameter '{param.name}' is declared as {prev.type} and as {param.type}",
-                line=line, token=param.name, code="RTP301",
+                line=line,
+                token=param.name,
+                code="RTP301",
                 hint="declare each parameter with one type",
             )
         if prev is None or (param.default is not None and prev.default is None):
@@ -205,22 +287,28 @@ def _declaration(fname: str, call: nodes.Call, constants: dict | None = None) ->
     if not call.args or not isinstance(call.args[0], nodes.Name):
         raise TemplateError(
             f"{fname}() needs the parameter name first, e.g. {fname}(my_param)",
-            line=line, token=fname, code="RTP301",
+            line=line,
+            token=fname,
+            code="RTP301",
         )
     name = call.args[0].name
-    args = [_const(a, f"{fname}({name}, ...) argument", line, constants)
-            for a in call.args[1:]]
-    kwargs = {kw.key: _const(kw.value, f"{fname}({name}, {kw.key}=...)", line, constants)
-              for kw in call.kwargs}
+    args = [_const(a, f"{fname}({name}, ...) argument", line, constants) for a in call.args[1:]]
+    kwargs = {
+        kw.key: _const(kw.value, f"{fname}({name}, {kw.key}=...)", line, constants)
+        for kw in call.kwargs
+    }
     ptype = TYPE_ALIASES.get(fname, fname)
     if fname == "Array":
         # Tinybird: Array(x) holds text; Array(x, 'Int32'[, default]) names the type
-        element = kwargs.pop("type", None) or (args.pop(0) if args and _looks_typed(args[0])
-                                               else "String")
+        element = kwargs.pop("type", None) or (
+            args.pop(0) if args and _looks_typed(args[0]) else "String"
+        )
         if element not in SCALAR_TYPES:
             raise TemplateError(
                 f"Array({name}, ...): unknown element type {element!r}",
-                line=line, token=name, code="RTP301",
+                line=line,
+                token=name,
+                code="RTP301",
                 hint="an element type such as 'Int32' or 'String'",
             )
         ptype = f"Array({element})"
@@ -229,33 +317,44 @@ def _declaration(fname: str, call: nodes.Call, constants: dict | None = None) ->
     for key in kwargs:
         if key not in (*PARAM_OPTIONS, "default", "separator"):
             raise TemplateError(
-                f"{fname}() has no option '{key}'", line=line, token=key, code="RTP301",
+                f"{fname}() has no option '{key}'",
+                line=line,
+                token=key,
+                code="RTP301",
                 hint="options: default, " + ", ".join(PARAM_OPTIONS),
             )
     for key in ("min", "max"):
         bound = kwargs.get(key)
-        if bound is not None and (isinstance(bound, bool)
-                                  or not isinstance(bound, int | float)):
-            raise TemplateError(f"{fname}({name}, {key}=...) must be a number", line=line,
-                                token=key, code="RTP301")
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+            raise TemplateError(
+                f"{fname}({name}, {key}=...) must be a number", line=line, token=key, code="RTP301"
+            )
     timezone = kwargs.get("timezone")
     if timezone is not None:
         try:
-            coerce(Param(name, "DateTime", timezone=str(timezone)),
-                   "2000-01-01T00:00:00+00:00")
+            coerce(Param(name, "DateTime", timezone=str(timezone)), "2000-01-01T00:00:00+00:00")
         except RequestError:
-            raise TemplateError(f"{fname}({name}, timezone={timezone!r}): unknown timezone",
-                                line=line, token=name, code="RTP301",
-                                hint="an IANA name such as 'UTC' or 'Europe/Madrid'"
-                                ) from None
+            raise TemplateError(
+                f"{fname}({name}, timezone={timezone!r}): unknown timezone",
+                line=line,
+                token=name,
+                code="RTP301",
+                hint="an IANA name such as 'UTC' or 'Europe/Madrid'",
+            ) from None
     enum = kwargs.get("enum") or ()
     if isinstance(enum, str):
         enum = tuple(e.strip() for e in enum.split(","))
     param = Param(
-        name=name, type=ptype, default=kwargs.get("default"),
+        name=name,
+        type=ptype,
+        default=kwargs.get("default"),
         description=str(kwargs.get("description") or ""),
-        required=bool(kwargs.get("required", False)), example=kwargs.get("example"),
-        enum=tuple(enum), min=kwargs.get("min"), max=kwargs.get("max"), line=line,
+        required=bool(kwargs.get("required", False)),
+        example=kwargs.get("example"),
+        enum=tuple(enum),
+        min=kwargs.get("min"),
+        max=kwargs.get("max"),
+        line=line,
         timezone=str(timezone) if timezone is not None else None,
     )
     for what in ("default", "example"):
@@ -264,8 +363,9 @@ def _declaration(fname: str, call: nodes.Call, constants: dict | None = None) ->
             try:
                 coerce(param, value)
             except RequestError as exc:
-                raise TemplateError(f"{what} of {exc.message}", line=line, token=name,
-                                    code="RTP301") from None
+                raise TemplateError(
+                    f"{what} of {exc.message}", line=line, token=name, code="RTP301"
+                ) from None
     return param
 
 
@@ -302,14 +402,16 @@ def _param_function(type_name: str):
                     return _Missing(name=name)
                 # a check renders what Tinybird's test mode does: a placeholder
                 param = context.get("__params__", {}).get(name)
-                return (param if param and param.type == type_name
-                        else Param(name, type_name)).sample()
+                return (
+                    param if param and param.type == type_name else Param(name, type_name)
+                ).sample()
             value = default
         # Values normally arrive coerced (Template.coerce_values names the parameter in
         # its errors); coercing again here keeps a raw value from ever reaching SQL.
         timezone = options.get("timezone")
-        return coerce(Param(name, type_name, timezone=timezone if isinstance(
-            timezone, str) else None), value)
+        return coerce(
+            Param(name, type_name, timezone=timezone if isinstance(timezone, str) else None), value
+        )
 
     function.__name__ = type_name
     return function
@@ -373,8 +475,15 @@ def _moment(value, date_format: str | None) -> dt.datetime:
 
 def _date_diff(unit: str, seconds: int):
     @pass_context
-    def function(context, d0=None, d1=None, date_format=None, default=None,
-                 backup_date_format=None, none_if_error=False):
+    def function(
+        context,
+        d0=None,
+        d1=None,
+        date_format=None,
+        default=None,
+        backup_date_format=None,
+        none_if_error=False,
+    ):
         if _missing(d0) or _missing(d1):
             if context.get("__check__"):
                 return 0  # Tinybird's test mode
@@ -394,7 +503,9 @@ def _date_diff(unit: str, seconds: int):
                     return default
                 raise RequestError(
                     f"{function.__name__}: dates must be YYYY-MM-DD[ hh:mm:ss], got "
-                    f"{_shown(d0)} and {_shown(d1)}", code="RTP400") from None
+                    f"{_shown(d0)} and {_shown(d1)}",
+                    code="RTP400",
+                ) from None
         return int(abs((b - a).total_seconds()) // seconds)
 
     function.__name__ = f"date_diff_in_{unit}"
@@ -417,8 +528,9 @@ def _day_diff(context, d0=None, d1=None, default=None):
     except (ValueError, TypeError):
         if default is not None:
             return default
-        raise RequestError(f"day_diff: dates must be YYYY-MM-DD, got {_shown(d0)} and "
-                           f"{_shown(d1)}", code="RTP400") from None
+        raise RequestError(
+            f"day_diff: dates must be YYYY-MM-DD, got {_shown(d0)} and {_shown(d1)}", code="RTP400"
+        ) from None
     return abs((b - a).days)
 
 
@@ -447,8 +559,9 @@ def _json(value=None, default=None):
         try:
             return json.loads(value)
         except ValueError:
-            raise RequestError(f"parameter must be JSON, got {_shown(value)}",
-                               code="RTP400") from None
+            raise RequestError(
+                f"parameter must be JSON, got {_shown(value)}", code="RTP400"
+            ) from None
     return value
 
 
@@ -498,8 +611,9 @@ def _max_threads(value=None):
 
 def _cache_ttl(value=None):
     if value not in CACHE_TTLS:
-        raise RequestError(f"Invalid TTL cache expression, valid expressions are {CACHE_TTLS}",
-                           code="RTP400")
+        raise RequestError(
+            f"Invalid TTL cache expression, valid expressions are {CACHE_TTLS}", code="RTP400"
+        )
     return escape.SqlText(f"/* cache_ttl {value} */")
 
 
@@ -516,14 +630,25 @@ def _tb_secret(name=None, default=None):
     quoted) or Tinybird's error."""
     if default is not None:
         return default
-    raise RequestError(f"Cannot access secret '{name}'. Check the secret exists in the "
-                       "Workspace and the token has the required scope.", code="RTP400")
+    raise RequestError(
+        f"Cannot access secret '{name}'. Check the secret exists in the "
+        "Workspace and the token has the required scope.",
+        code="RTP400",
+    )
 
 
 # Tinybird's sql_and operators (its sql_template: in, not_in, gt, lt, gte, lte; no
 # suffix is `=`), plus rtp's `__not` for `!=`.
-SQL_AND_OPERATORS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "not": "!=",
-                     "in": "IN", "not_in": "NOT IN"}
+SQL_AND_OPERATORS = {
+    "": "=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "not": "!=",
+    "in": "IN",
+    "not_in": "NOT IN",
+}
 
 
 def split_condition(key: str) -> tuple[str, str]:
@@ -567,8 +692,11 @@ def _sql_and(**conditions):
                 continue
             rendered = "(" + ", ".join(_literal(v) for v in items) + ")"
         elif isinstance(items, list | tuple):
-            raise RequestError(f"sql_and: '{key}' compares with one value, not a list",
-                               code="RTP400", hint="use __in or __not_in for lists")
+            raise RequestError(
+                f"sql_and: '{key}' compares with one value, not a list",
+                code="RTP400",
+                hint="use __in or __not_in for lists",
+            )
         else:
             rendered = _literal(value)
         parts.append(f"{escape.identifier(col)} {SQL_AND_OPERATORS[op]} {rendered}")
@@ -616,8 +744,10 @@ _FUNCTIONS = {
     "table": _symbol,
     "TABLE": _symbol,
     "day_diff": _day_diff,
-    **{f"date_diff_in_{u}": _date_diff(u, s)
-       for u, s in (("seconds", 1), ("minutes", 60), ("hours", 3600), ("days", 86400))},
+    **{
+        f"date_diff_in_{u}": _date_diff(u, s)
+        for u, s in (("seconds", 1), ("minutes", 60), ("hours", 3600), ("days", 86400))
+    },
     "split_to_array": _split_to_array,
     "enumerate_with_last": _enumerate_with_last,
     "sql_unescape": _sql_unescape,
@@ -629,9 +759,20 @@ _FUNCTIONS = {
     "disable": _hint("disable"),
     "tb_secret": _tb_secret,
     "tb_var": _tb_secret,
-    "len": _len, "int": _int, "float": _float, "abs": abs, "min": min, "max": max,
-    "round": round, "sum": sum, "sorted": sorted, "list": list, "enumerate": enumerate,
-    "zip": zip, "any": any, "all": all,
+    "len": _len,
+    "int": _int,
+    "float": _float,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "round": round,
+    "sum": sum,
+    "sorted": sorted,
+    "list": list,
+    "enumerate": enumerate,
+    "zip": zip,
+    "any": any,
+    "all": all,
 }
 assert set(_FUNCTIONS) >= set(HELPERS) | set(BUILTINS)
 
@@ -690,8 +831,9 @@ class TryExtension(Extension):
         return [
             nodes.Macro(names[0], [], [], body).set_lineno(lineno),
             nodes.Macro(names[1], [], [], handler).set_lineno(lineno),
-            nodes.Output([self.call_method("_attempt", [nodes.Name(n, "load")
-                                                        for n in names])]).set_lineno(lineno),
+            nodes.Output(
+                [self.call_method("_attempt", [nodes.Name(n, "load") for n in names])]
+            ).set_lineno(lineno),
         ]
 
     @staticmethod
@@ -705,7 +847,10 @@ class TryExtension(Extension):
 
 
 _ENV = ImmutableSandboxedEnvironment(
-    finalize=_finalize, autoescape=False, keep_trailing_newline=True, undefined=_Missing,
+    finalize=_finalize,
+    autoescape=False,
+    keep_trailing_newline=True,
+    undefined=_Missing,
     extensions=[TryExtension, "jinja2.ext.loopcontrols"],
 )
 _ENV.tests["none"] = lambda value: value is None or isinstance(value, Undefined)

@@ -40,10 +40,25 @@ from rtp.errors import Location, Problems, ProjectError, RtpError, SuiteError
 from rtp.project.model import Project
 from rtp.project.source import Doc, load_yaml
 
-CASE_KEYS = {"name", "description", "parameters", "expected_result", "expected_http_status",
-             "expected_error", "ignore_order", "row_count", "max_rows_read", "max_elapsed_ms"}
-EXPECTATIONS = ("expected_result", "expected_http_status", "row_count", "max_rows_read",
-                "max_elapsed_ms")
+CASE_KEYS = {
+    "name",
+    "description",
+    "parameters",
+    "expected_result",
+    "expected_http_status",
+    "expected_error",
+    "ignore_order",
+    "row_count",
+    "max_rows_read",
+    "max_elapsed_ms",
+}
+EXPECTATIONS = (
+    "expected_result",
+    "expected_http_status",
+    "row_count",
+    "max_rows_read",
+    "max_elapsed_ms",
+)
 
 
 @dataclass
@@ -79,8 +94,11 @@ class Case:
 
 def is_test_file(data) -> bool:
     """A list of mappings each with a ``name``: what rtp's test files look like."""
-    return (isinstance(data, list) and bool(data)
-            and all(isinstance(c, dict) and "name" in c for c in data))
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(c, dict) and "name" in c for c in data)
+    )
 
 
 def test_files(project: Project) -> list:
@@ -89,8 +107,9 @@ def test_files(project: Project) -> list:
     folder = project.root / project.settings.tests_dir
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix in (".yaml", ".yml", ".test"))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in (".yaml", ".yml", ".test")
+    )
 
 
 def load_cases(project: Project, problems: Problems) -> list[Case]:
@@ -115,12 +134,17 @@ def load_cases(project: Project, problems: Problems) -> list[Case]:
         elif classic.is_tinyunit_file(doc.data):
             cases.extend(classic.read_tinyunit_file(project, path.stem, doc, problems))
         elif classic.is_regression_file(doc.data):
-            problems.add(SuiteError(
-                f"{rel} is a Tinybird regression-test configuration (`tb env "
-                "regression-tests`): it compares a branch with a live workspace's requests, "
-                "which rtp can't replay; the file is skipped", code="RTP606",
-                location=doc.loc(()), severity="warning",
-                hint="write the cases you need as tests/<pipe>.yaml"))
+            problems.add(
+                SuiteError(
+                    f"{rel} is a Tinybird regression-test configuration (`tb env "
+                    "regression-tests`): it compares a branch with a live workspace's requests, "
+                    "which rtp can't replay; the file is skipped",
+                    code="RTP606",
+                    location=doc.loc(()),
+                    severity="warning",
+                    hint="write the cases you need as tests/<pipe>.yaml",
+                )
+            )
     return cases
 
 
@@ -128,10 +152,15 @@ def warn_repeated(doc: Doc, i: int, name: str, names: set[str], problems: Proble
     """Tinybird runs every case of a file, whatever its name: so does rtp, with a
     warning, since reports and ``-k`` then can't tell the two apart."""
     if name in names:
-        problems.add(SuiteError(
-            f"test '{name}' is defined twice in {doc.file}; both run", code="RTP605",
-            location=doc.loc((i, "name")) if (i, "name") in doc.marks else doc.loc((i,)),
-            severity="warning", hint="give each case its own name"))
+        problems.add(
+            SuiteError(
+                f"test '{name}' is defined twice in {doc.file}; both run",
+                code="RTP605",
+                location=doc.loc((i, "name")) if (i, "name") in doc.marks else doc.loc((i,)),
+                severity="warning",
+                hint="give each case its own name",
+            )
+        )
     names.add(name)
 
 
@@ -140,10 +169,14 @@ def _read_file(project: Project, pipe_name: str, doc: Doc, problems: Problems) -
     if pipe is None or pipe.type != "endpoint":
         close = difflib.get_close_matches(pipe_name, [p.name for p in project.endpoints], n=1)
         what = "is not an endpoint pipe" if pipe else "names no pipe"
-        problems.add(SuiteError(
-            f"test file {doc.file} {what}: tests/<pipe>.yaml tests the endpoint <pipe>",
-            code="RTP600", location=Location(doc.file),
-            hint=f"did you mean tests/{close[0]}.yaml?" if close else None))
+        problems.add(
+            SuiteError(
+                f"test file {doc.file} {what}: tests/<pipe>.yaml tests the endpoint <pipe>",
+                code="RTP600",
+                location=Location(doc.file),
+                hint=f"did you mean tests/{close[0]}.yaml?" if close else None,
+            )
+        )
         return []
     out = []
     names: set[str] = set()
@@ -161,18 +194,32 @@ def _read_case(pipe: str, doc: Doc, i: int, raw: dict, problems: Problems) -> Ca
     for key in raw:
         if key not in CASE_KEYS:
             close = difflib.get_close_matches(str(key), sorted(CASE_KEYS), n=1)
-            problems.add(ProjectError(
-                f"unknown key '{key}' in test case", code="RTP102",
-                location=doc.loc((i, key), key=True),
-                hint=f"did you mean '{close[0]}'?" if close else None))
+            problems.add(
+                ProjectError(
+                    f"unknown key '{key}' in test case",
+                    code="RTP102",
+                    location=doc.loc((i, key), key=True),
+                    hint=f"did you mean '{close[0]}'?" if close else None,
+                )
+            )
     if not any(k in raw for k in EXPECTATIONS):
-        problems.add(SuiteError(
-            f"test '{raw.get('name')}' expects nothing", code="RTP604",
-            location=doc.loc((i,)),
-            hint="give it expected_result, expected_http_status, row_count, max_rows_read "
-            "or max_elapsed_ms"))
-    case = Case(pipe=pipe, name=str(raw["name"]), file=doc.file, index=i,
-                location=doc.loc((i, "name")), doc=doc)
+        problems.add(
+            SuiteError(
+                f"test '{raw.get('name')}' expects nothing",
+                code="RTP604",
+                location=doc.loc((i,)),
+                hint="give it expected_result, expected_http_status, row_count, max_rows_read "
+                "or max_elapsed_ms",
+            )
+        )
+    case = Case(
+        pipe=pipe,
+        name=str(raw["name"]),
+        file=doc.file,
+        index=i,
+        location=doc.loc((i, "name")),
+        doc=doc,
+    )
     case.parameters = _parameters(doc, i, raw.get("parameters"), problems)
     status = raw.get("expected_http_status")
     if isinstance(status, int) and status >= 400 and isinstance(raw.get("expected_result"), str):
@@ -180,18 +227,23 @@ def _read_case(pipe: str, doc: Doc, i: int, raw: dict, problems: Problems) -> Ca
         case.expected_error_text = raw["expected_result"]
     elif "expected_result" in raw:
         case.expected_result = _rows(doc, i, raw["expected_result"], problems)
-    for key, attr, kind in (("expected_http_status", "expected_status", int),
-                            ("row_count", "row_count", int),
-                            ("max_rows_read", "max_rows_read", int),
-                            ("max_elapsed_ms", "max_elapsed_ms", (int, float)),
-                            ("expected_error", "expected_error", str),
-                            ("ignore_order", "ignore_order", bool)):
+    for key, attr, kind in (
+        ("expected_http_status", "expected_status", int),
+        ("row_count", "row_count", int),
+        ("max_rows_read", "max_rows_read", int),
+        ("max_elapsed_ms", "max_elapsed_ms", (int, float)),
+        ("expected_error", "expected_error", str),
+        ("ignore_order", "ignore_order", bool),
+    ):
         if key not in raw:
             continue
         value = raw[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            problems.add(ProjectError(f"{key} must be {_kind_name(kind)}", code="RTP104",
-                                      location=doc.loc((i, key))))
+            problems.add(
+                ProjectError(
+                    f"{key} must be {_kind_name(kind)}", code="RTP104", location=doc.loc((i, key))
+                )
+            )
             continue
         setattr(case, attr, value)
     return case if len(problems) == before else None
@@ -209,9 +261,13 @@ def _parameters(doc: Doc, i: int, value, problems: Problems) -> dict:
         return dict(pairs)
     if isinstance(value, dict):
         return {str(k): _param_value(v) for k, v in value.items()}
-    problems.add(ProjectError(
-        "parameters must be a mapping or a query string like \"a=1&b=2\"", code="RTP104",
-        location=doc.loc((i, "parameters"))))
+    problems.add(
+        ProjectError(
+            'parameters must be a mapping or a query string like "a=1&b=2"',
+            code="RTP104",
+            location=doc.loc((i, "parameters")),
+        )
+    )
     return {}
 
 
@@ -229,8 +285,13 @@ def _rows(doc: Doc, i: int, value, problems: Problems) -> list[dict] | None:
     if value is None or value == "":
         return []
     if not isinstance(value, str):
-        problems.add(ProjectError("expected_result must be NDJSON text or a list of rows",
-                                  code="RTP104", location=doc.loc((i, "expected_result"))))
+        problems.add(
+            ProjectError(
+                "expected_result must be NDJSON text or a list of rows",
+                code="RTP104",
+                location=doc.loc((i, "expected_result")),
+            )
+        )
         return None
     rows = []
     origin = doc.origin((i, "expected_result"))
@@ -240,15 +301,23 @@ def _rows(doc: Doc, i: int, value, problems: Problems) -> list[dict] | None:
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                problems.add(ProjectError(f"expected_result row is not JSON: {exc.msg}",
-                                          code="RTP104",
-                                          location=origin.locate(value, offset + exc.pos)))
+                problems.add(
+                    ProjectError(
+                        f"expected_result row is not JSON: {exc.msg}",
+                        code="RTP104",
+                        location=origin.locate(value, offset + exc.pos),
+                    )
+                )
                 return None
             if not isinstance(row, dict):
-                problems.add(ProjectError("each expected_result row must be a JSON object",
-                                          code="RTP104", location=origin.locate(value, offset)))
+                problems.add(
+                    ProjectError(
+                        "each expected_result row must be a JSON object",
+                        code="RTP104",
+                        location=origin.locate(value, offset),
+                    )
+                )
                 return None
             rows.append(row)
         offset += len(line) + 1
     return rows
-

@@ -18,14 +18,15 @@ _NUMERIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(nan|inf)$
 def same(expected, actual) -> bool:
     if isinstance(expected, dict) and isinstance(actual, dict):
         return expected.keys() == actual.keys() and all(
-            same(v, actual[k]) for k, v in expected.items())
+            same(v, actual[k]) for k, v in expected.items()
+        )
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(
-            same(e, a) for e, a in zip(expected, actual, strict=True))
+            same(e, a) for e, a in zip(expected, actual, strict=True)
+        )
     e, a = _number(expected), _number(actual)
     if e is not None and a is not None:
-        return math.isclose(e, a, rel_tol=1e-9, abs_tol=1e-12) or (
-            math.isnan(e) and math.isnan(a))
+        return math.isclose(e, a, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(e) and math.isnan(a))
     return expected == actual
 
 
@@ -39,8 +40,7 @@ def _number(value) -> float | None:
     return None
 
 
-def diff_rows(expected: list[dict], actual: list[dict], *, ignore_order: bool = False
-              ) -> list[str]:
+def diff_rows(expected: list[dict], actual: list[dict], *, ignore_order: bool = False) -> list[str]:
     """Human-readable differences; empty when the rows match."""
     lines: list[str] = []
     exp_cols = list(expected[0]) if expected else None
@@ -69,9 +69,9 @@ def diff_rows(expected: list[dict], actual: list[dict], *, ignore_order: bool = 
         for col, value in e.items():
             if col in a and not same(value, a[col]):
                 lines.append(f"row {i}, {col}: expected {_show(value)}, got {_show(a[col])}")
-    for i, row in enumerate(expected[len(actual):], start=len(actual) + 1):
+    for i, row in enumerate(expected[len(actual) :], start=len(actual) + 1):
         lines.append(f"row {i} missing: {_show(row)}")
-    for i, row in enumerate(actual[len(expected):], start=len(expected) + 1):
+    for i, row in enumerate(actual[len(expected) :], start=len(expected) + 1):
         lines.append(f"row {i} unexpected: {_show(row)}")
     return _cap(lines)
 

@@ -45,15 +45,19 @@ def fixture_files(project: Project) -> list[Path]:
         folder = project.root / rel
         if not folder.is_dir():
             continue
-        found = [p for p in folder.iterdir() if p.is_file() and p.suffix in ORDER
-                 and (p.suffix == ".sql" or kind_of(p.name))]
+        found = [
+            p
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix in ORDER and (p.suffix == ".sql" or kind_of(p.name))
+        ]
         for path in sorted(found, key=lambda p: (p.stem, ORDER.index(p.suffix))):
             chosen.setdefault(path.stem, path)
     return sorted(chosen.values(), key=lambda p: p.stem)
 
 
-def load_fixtures(project: Project, backend: Backend, *,
-                  quarantine: bool = False) -> dict[str, tuple[int, int]]:
+def load_fixtures(
+    project: Project, backend: Backend, *, quarantine: bool = False
+) -> dict[str, tuple[int, int]]:
     """Insert every fixture file; returns (rows inserted, rows quarantined) per
     datasource.
 
@@ -73,8 +77,11 @@ def load_fixtures(project: Project, backend: Backend, *,
             if quarantine or tinybird or rel.startswith(CLASSIC_DIR + "/"):
                 continue
             raise SuiteError(
-                f"fixture {rel} names no datasource", code="RTP602", location=Location(rel),
-                hint="fixtures are named fixtures/<datasource>.ndjson|.csv|.parquet")
+                f"fixture {rel} names no datasource",
+                code="RTP602",
+                location=Location(rel),
+                hint="fixtures are named fixtures/<datasource>.ndjson|.csv|.parquet",
+            )
         if path.suffix == ".sql":
             kind = "ndjson"
             data = _sql_rows(backend, path, rel)
@@ -106,12 +113,12 @@ def _sql_rows(backend: Backend, path: Path, rel: str) -> bytes:
         return backend.query_bytes(sql, "JSONEachRow")
     except (QueryError, RtpError) as exc:
         detail = getattr(exc, "detail", None) or getattr(exc, "message", str(exc))
-        raise SuiteError(f"fixture query failed: {detail}", code="RTP603",
-                           location=Location(rel, 1, 1)) from None
+        raise SuiteError(
+            f"fixture query failed: {detail}", code="RTP603", location=Location(rel, 1, 1)
+        ) from None
 
 
-def _insert_strict(backend: Backend, mapper: RowMapper, records: list, rel: str
-                   ) -> tuple[int, int]:
+def _insert_strict(backend: Backend, mapper: RowMapper, records: list, rel: str) -> tuple[int, int]:
     """All rows in one insert, or a SuiteError naming the first bad row's line."""
     ds = mapper.datasource
     rows, lines = [], []
@@ -121,11 +128,17 @@ def _insert_strict(backend: Backend, mapper: RowMapper, records: list, rel: str
                 raise record.error
             rows.append(mapper.map(record.value))
         except RowError as exc:
-            message = (f"fixture row is {exc}" if record.error is not None
-                       else f"fixture row doesn't fit datasource '{ds.name}': {exc}")
-            raise SuiteError(message, code="RTP603",
-                               location=Location(rel, record.line, exc.column),
-                               hint=f"compare it with {ds.file}") from None
+            message = (
+                f"fixture row is {exc}"
+                if record.error is not None
+                else f"fixture row doesn't fit datasource '{ds.name}': {exc}"
+            )
+            raise SuiteError(
+                message,
+                code="RTP603",
+                location=Location(rel, record.line, exc.column),
+                hint=f"compare it with {ds.file}",
+            ) from None
         lines.append(record.line)
     try:
         insert(backend, ds.name, rows, [], retry_rows=False)
@@ -133,12 +146,16 @@ def _insert_strict(backend: Backend, mapper: RowMapper, records: list, rel: str
         # the run fails anyway: find the row to name
         refused = refused_rows(backend, ds.name, rows)
         if not refused:
-            raise SuiteError(f"ClickHouse refused the fixture rows of {rel} together",
-                               code="RTP603", location=Location(rel)) from None
+            raise SuiteError(
+                f"ClickHouse refused the fixture rows of {rel} together",
+                code="RTP603",
+                location=Location(rel),
+            ) from None
         index, exc = refused[0]
-        raise SuiteError(f"fixture row doesn't fit datasource '{ds.name}': "
-                           f"ClickHouse refused it: {exc.detail}", code="RTP603",
-                           location=Location(rel, lines[index], 1),
-                           hint=f"compare it with {ds.file}") from None
+        raise SuiteError(
+            f"fixture row doesn't fit datasource '{ds.name}': ClickHouse refused it: {exc.detail}",
+            code="RTP603",
+            location=Location(rel, lines[index], 1),
+            hint=f"compare it with {ds.file}",
+        ) from None
     return len(rows), 0
-

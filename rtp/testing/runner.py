@@ -71,10 +71,14 @@ def prepare(compiled: CompiledProject, problems: Problems) -> list[Case]:
             params = compiled.params(case.pipe)
             unknown = [n for n in case.parameters if n not in params and n != "token"]
             for name in unknown:
-                problems.add(SuiteError(
-                    f"test '{case.name}' sends '{name}', which {case.pipe} doesn't take",
-                    code="RTP601", location=_param_location(case, name),
-                    hint="parameters: " + (", ".join(params) or "none")))
+                problems.add(
+                    SuiteError(
+                        f"test '{case.name}' sends '{name}', which {case.pipe} doesn't take",
+                        code="RTP601",
+                        location=_param_location(case, name),
+                        hint="parameters: " + (", ".join(params) or "none"),
+                    )
+                )
             if unknown:
                 continue
         out.append(case)
@@ -120,18 +124,21 @@ def run_case(session: Session, case: Case) -> Outcome:
     outcome = Outcome(case, 0.0)
     try:
         if case.kind == "endpoint":
-            body, _ = run_pipe(session.compiled, session.backend, case.pipe,
-                               case.parameters, "json")
+            body, _ = run_pipe(
+                session.compiled, session.backend, case.pipe, case.parameters, "json"
+            )
         elif case.kind == "command":
             if case.sql is None:
-                body, _ = run_pipe(session.compiled, session.backend, case.pipe,
-                                   case.parameters, "csv")
+                body, _ = run_pipe(
+                    session.compiled, session.backend, case.pipe, case.parameters, "csv"
+                )
             else:
                 body = query(session, case.sql, "csv")
             outcome.text = body.decode("utf-8")
         elif case.kind == "pipe_sql":
-            body = query(session, case.sql or "SELECT * FROM _", "json",
-                         pipe=(case.pipe, case.parameters))
+            body = query(
+                session, case.sql or "SELECT * FROM _", "json", pipe=(case.pipe, case.parameters)
+            )
         else:
             body = query(session, f"SELECT * FROM ({case.sql}) LIMIT 20", "json")
     except RtpError as exc:
@@ -147,8 +154,7 @@ def run_case(session: Session, case: Case) -> Outcome:
     return outcome
 
 
-def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = None
-          ) -> bytes:
+def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = None) -> bytes:
     """A test's own read-only SQL on the session's engine, as Tinybird's Query API runs
     it: a pipe's name reads that pipe's answer with its default parameters; with
     ``pipe`` (name, parameters), that pipe's answer to those parameters, also as ``_``
@@ -198,9 +204,13 @@ def _pipes_named(sql: str, compiled: CompiledProject) -> list[str]:
     own = {cte.alias for cte in tree.find_all(exp.CTE)}
     names = []
     for table in tree.find_all(exp.Table):
-        if not table.db and table.name in compiled.pipes and table.name not in own \
-                and table.name not in compiled.project.datasources \
-                and table.name not in names:
+        if (
+            not table.db
+            and table.name in compiled.pipes
+            and table.name not in own
+            and table.name not in compiled.project.datasources
+            and table.name not in names
+        ):
             names.append(table.name)
     return names
 
@@ -216,28 +226,30 @@ def judge(case: Case, outcome: Outcome) -> list[str]:
         return [f"expected HTTP {expected_status}, got {got}"]
     failures = []
     if case.expected_error and case.expected_error not in (outcome.error or ""):
-        failures.append(f"expected an error containing {case.expected_error!r}, "
-                        f"got {outcome.error!r}")
-    if case.expected_error_text is not None and \
-            _words(case.expected_error_text) != _words(outcome.error or ""):
-        failures.append(f"expected the error {_words(case.expected_error_text)!r}, "
-                        f"got {outcome.error!r}")
+        failures.append(
+            f"expected an error containing {case.expected_error!r}, got {outcome.error!r}"
+        )
+    if case.expected_error_text is not None and _words(case.expected_error_text) != _words(
+        outcome.error or ""
+    ):
+        failures.append(
+            f"expected the error {_words(case.expected_error_text)!r}, got {outcome.error!r}"
+        )
     if outcome.rows is None:
         return failures
     if case.expected_result is not None:
-        failures += diff_rows(case.expected_result, outcome.rows,
-                              ignore_order=case.ignore_order)
+        failures += diff_rows(case.expected_result, outcome.rows, ignore_order=case.ignore_order)
     if case.row_count is not None and len(outcome.rows) != case.row_count:
         failures.append(f"expected {case.row_count} rows, got {len(outcome.rows)}")
     rows_read = outcome.statistics.get("rows_read")
-    if case.max_rows_read is not None and rows_read is not None \
-            and rows_read > case.max_rows_read:
+    if case.max_rows_read is not None and rows_read is not None and rows_read > case.max_rows_read:
         failures.append(f"read {rows_read} rows, more than max_rows_read {case.max_rows_read}")
     if case.max_elapsed_ms is not None:
         elapsed_ms = outcome.statistics.get("elapsed", outcome.seconds) * 1000
         if elapsed_ms > case.max_elapsed_ms:
-            failures.append(f"took {elapsed_ms:.1f} ms, more than max_elapsed_ms "
-                            f"{case.max_elapsed_ms}")
+            failures.append(
+                f"took {elapsed_ms:.1f} ms, more than max_elapsed_ms {case.max_elapsed_ms}"
+            )
     return failures
 
 
@@ -251,19 +263,22 @@ def _judge_quality(case: Case, outcome: Outcome) -> list[str]:
     if outcome.error is not None:
         return [f"the query failed: {outcome.error}"]
     if outcome.rows:
-        shown = [f"  {json.dumps(r, ensure_ascii=False, default=str)}"
-                 for r in outcome.rows[:5]]
+        shown = [f"  {json.dumps(r, ensure_ascii=False, default=str)}" for r in outcome.rows[:5]]
         more = len(outcome.rows) - len(shown)
-        return [f"the query returned {len(outcome.rows)} row(s); a data-quality test "
-                "passes when it returns none:", *shown,
-                *([f"  ... and {more} more"] if more else [])]
+        return [
+            f"the query returned {len(outcome.rows)} row(s); a data-quality test "
+            "passes when it returns none:",
+            *shown,
+            *([f"  ... and {more} more"] if more else []),
+        ]
     elapsed = outcome.statistics.get("elapsed", outcome.seconds)
     read = outcome.statistics.get("bytes_read")
     if case.max_time is not None and elapsed > case.max_time:
         outcome.notes.append(f"passed over time: {elapsed:.4f} s > max_time {case.max_time}")
     if case.max_bytes_read is not None and read is not None and read > case.max_bytes_read:
-        outcome.notes.append(f"passed over bytes: read {read} > max_bytes_read "
-                             f"{case.max_bytes_read}")
+        outcome.notes.append(
+            f"passed over bytes: read {read} > max_bytes_read {case.max_bytes_read}"
+        )
     return []
 
 
@@ -278,12 +293,16 @@ def _judge_text(case: Case, outcome: Outcome) -> list[str]:
     import difflib
 
     diff = list(difflib.unified_diff(expected, got, "expected", "got", lineterm="", n=1))
-    return ["the output differs from the .result file:",
-            *diff[2:22], *(["..."] if len(diff) > 22 else [])]
+    return [
+        "the output differs from the .result file:",
+        *diff[2:22],
+        *(["..."] if len(diff) > 22 else []),
+    ]
 
 
-def run(compiled: CompiledProject, cases: list[Case],
-        on_result: Callable[[Outcome], None] | None = None) -> tuple[Session, list[Outcome]]:
+def run(
+    compiled: CompiledProject, cases: list[Case], on_result: Callable[[Outcome], None] | None = None
+) -> tuple[Session, list[Outcome]]:
     """Run ``cases`` in one session; ``on_result`` sees each outcome as it comes."""
     session = start(compiled)
     outcomes = []

@@ -81,8 +81,9 @@ def serve(engine, project_factory):
     """``serve(files, auth=True, seed=True, **settings)`` -> Served: the project's tables
     in a fresh database, ROWS loaded, the app ready to call."""
 
-    def make(files: dict | None = None, *, auth: bool = True, seed: bool = True,
-             **settings) -> Served:
+    def make(
+        files: dict | None = None, *, auth: bool = True, seed: bool = True, **settings
+    ) -> Served:
         root = project_factory({**FILES, **(files or {})})
         model, problems = load_project(root)
         assert not problems.errors, [str(p) for p in problems.errors]
@@ -98,8 +99,7 @@ def serve(engine, project_factory):
         tokens = root / ".rtp" / "tokens.json" if auth else None
         app = create_app(model, engine, ServerSettings(tokens_file=tokens, **settings))
         admin = app.state.rtp.tokens.ensure_admin() if auth else None
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                   base_url="http://rtp")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rtp")
         return Served(app, client, admin, engine, root)
 
     return make

@@ -16,8 +16,7 @@ async def test_plan_then_apply_and_serve_the_new_project(serve):
     s = serve()
     auth = {"Authorization": f"Bearer {s.admin}"}
     (s.root / "pipes" / "total.yaml").write_text(TOTAL)
-    (s.root / "datasources" / "extra.yaml").write_text(
-        "columns:\n  - {name: a, type: String}\n")
+    (s.root / "datasources" / "extra.yaml").write_text("columns:\n  - {name: a, type: String}\n")
     r = await s.client.post("/v0/deploy", json={"plan_only": True}, headers=auth)
     assert r.status_code == 200, r.text
     answer = r.json()
@@ -25,8 +24,7 @@ async def test_plan_then_apply_and_serve_the_new_project(serve):
     assert "+ create table extra: new datasource" in answer["changes"]
     assert answer["applied"] == [] and not answer["up_to_date"]
     assert s.rows("EXISTS TABLE extra") == [[0]]  # a plan changes nothing
-    r = await s.client.post("/v0/deploy", json={"plan_only": True, "sql": True},
-                            headers=auth)
+    r = await s.client.post("/v0/deploy", json={"plan_only": True, "sql": True}, headers=auth)
     assert "      CREATE TABLE `extra`" in r.json()["plan"]
     assert (await s.client.get("/v0/pipes/total.json", headers=auth)).status_code == 404
 
@@ -45,18 +43,21 @@ async def test_destructive_needs_the_flag(serve):
     s = serve({"datasources/extra.yaml": extra})
     auth = {"Authorization": f"Bearer {s.admin}"}
     assert (await s.client.post("/v0/deploy", json={}, headers=auth)).status_code == 200
-    (s.root / "datasources" / "extra.yaml").write_text(extra.replace(
-        "  - {name: b, type: String}\n", ""))
+    (s.root / "datasources" / "extra.yaml").write_text(
+        extra.replace("  - {name: b, type: String}\n", "")
+    )
     r = await s.client.post("/v0/deploy", json={}, headers=auth)
     assert r.status_code == 409
     assert r.json()["code"] == "RTP504"
-    assert s.rows("SELECT count() FROM system.columns WHERE database = currentDatabase() "
-                  "AND table = 'extra'") == [[2]]
+    assert s.rows(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'extra'"
+    ) == [[2]]
     r = await s.client.post("/v0/deploy", json={"allow_destructive": True}, headers=auth)
     assert r.status_code == 200, r.text
     assert [line for line in r.json()["applied"] if "extra" in line]
-    assert s.rows("SELECT name FROM system.columns WHERE database = currentDatabase() "
-                  "AND table = 'extra'") == [["a"]]
+    assert s.rows(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'extra'"
+    ) == [["a"]]
 
 
 async def test_project_errors_scopes_and_bad_bodies(serve):
@@ -72,11 +73,15 @@ async def test_project_errors_scopes_and_bad_bodies(serve):
     error = _error(r, Server({"url": "http://x", "token": "t", "pid": 1}))
     assert error.code == "RTP300" and "the project has 1 error(s)" in error.message
     assert [(str(p.location), p.code) for p in error.problems] == [
-        (f"pipes/broken.yaml:{body['problems'][0]['line']}:"
-         f"{body['problems'][0]['column'] or 1}", "RTP300")]
+        (
+            f"pipes/broken.yaml:{body['problems'][0]['line']}:{body['problems'][0]['column'] or 1}",
+            "RTP300",
+        )
+    ]
     reader = TokenStore(s.root / ".rtp" / "tokens.json").create("r", ["PIPES:READ:*"])
-    r = await s.client.post("/v0/deploy", json={"plan_only": True},
-                            headers={"Authorization": f"Bearer {reader}"})
+    r = await s.client.post(
+        "/v0/deploy", json={"plan_only": True}, headers={"Authorization": f"Bearer {reader}"}
+    )
     assert r.status_code == 403
     r = await s.client.post("/v0/deploy", json={"plan_only": "yes"}, headers=auth)
     assert r.status_code == 400 and "'plan_only' must be true or false" in r.json()["error"]

@@ -37,13 +37,26 @@ async def test_fixtures_load_ndjson_csv_and_parquet(serve):
           - {name: stars, type: UInt8}
         sorting_key: [product_id]
     """
-    s = serve({"datasources/products.yaml": products, "datasources/reviews.yaml": reviews,
-               "fixtures/events.ndjson": "\n".join([
-                   json.dumps({"timestamp": "2030-01-01 00:00:00", "user_id": "u1",
-                               "product": {"id": "p1", "price": 1.5}}),
-                   json.dumps({"user_id": "no timestamp"})]),
-               "fixtures/products.csv": "price,id,stock\n2.5,p1,3\n,p2,\nabc,p3,1\n"},
-              seed=False)
+    s = serve(
+        {
+            "datasources/products.yaml": products,
+            "datasources/reviews.yaml": reviews,
+            "fixtures/events.ndjson": "\n".join(
+                [
+                    json.dumps(
+                        {
+                            "timestamp": "2030-01-01 00:00:00",
+                            "user_id": "u1",
+                            "product": {"id": "p1", "price": 1.5},
+                        }
+                    ),
+                    json.dumps({"user_id": "no timestamp"}),
+                ]
+            ),
+            "fixtures/products.csv": "price,id,stock\n2.5,p1,3\n,p2,\nabc,p3,1\n",
+        },
+        seed=False,
+    )
     table = pa.table({"product_id": ["p1", "p2"], "stars": pa.array([5, 3], pa.uint8())})
     sink = io.BytesIO()
     pq.write_table(table, sink)
@@ -54,11 +67,16 @@ async def test_fixtures_load_ndjson_csv_and_parquet(serve):
     assert not is_empty(s.state.project, s.engine)
     assert s.rows("SELECT product_id, price FROM events") == [["p1", 1.5]]
     assert s.rows("SELECT id, price, stock FROM products ORDER BY id") == [
-        ["p1", 2.5, 3], ["p2", None, 0]]
+        ["p1", 2.5, 3],
+        ["p2", None, 0],
+    ]
     assert s.rows("SELECT error FROM products_quarantine") == [
-        ["column 'price' ($.price): expected a number, got \"abc\""]]
+        ["column 'price' ($.price): expected a number, got \"abc\""]
+    ]
     assert s.rows("SELECT product_id, stars FROM reviews ORDER BY product_id") == [
-        ["p1", 5], ["p2", 3]]
+        ["p1", 5],
+        ["p2", 3],
+    ]
 
 
 def touch(path, text):
@@ -76,8 +94,11 @@ async def test_reloader_serves_edits_and_survives_broken_files(serve):
     before = (await s.client.get("/v0/pipes/recs.json", params=params)).json()
     assert before["rows"] == 2
     # a new endpoint and a new datasource appear after an edit
-    touch(s.root / "pipes" / "count.yaml", "nodes:\n  - name: c\n    sql: SELECT count() AS n "
-          "FROM events WHERE user_id = {{ String(user_id, 'u1') }}\n")
+    touch(
+        s.root / "pipes" / "count.yaml",
+        "nodes:\n  - name: c\n    sql: SELECT count() AS n "
+        "FROM events WHERE user_id = {{ String(user_id, 'u1') }}\n",
+    )
     touch(s.root / "datasources" / "extra.yaml", "columns:\n  - {name: a, type: String}\n")
     assert reloader.poll() is True
     assert said[-1] == "redeployed: 2 datasources, 2 endpoints"
@@ -104,7 +125,10 @@ def test_snapshot_sees_added_changed_and_removed_files(project_factory):
     root = project_factory()
     first = snapshot(root)
     assert {p.split(str(root))[1] for p in first} == {
-        "/rtp.yaml", "/datasources/events.yaml", "/pipes/by_user.yaml"}
+        "/rtp.yaml",
+        "/datasources/events.yaml",
+        "/pipes/by_user.yaml",
+    }
     touch(root / "pipes" / "by_user.yaml", (root / "pipes" / "by_user.yaml").read_text())
     assert snapshot(root) != first
     (root / "pipes" / "by_user.yaml").unlink()

@@ -25,8 +25,9 @@ def free_port() -> int:
 
 
 def test_serve_process_ingests_and_answers(project_factory):
-    root = project_factory({"datasources/events.yaml": EVENTS, "pipes/by_user.yaml": None,
-                            "pipes/recs.yaml": RECS})
+    root = project_factory(
+        {"datasources/events.yaml": EVENTS, "pipes/by_user.yaml": None, "pipes/recs.yaml": RECS}
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # tables as `rtp deploy` would create them (another process: chDB allows one per path)
     setup = textwrap.dedent(f"""
@@ -43,9 +44,13 @@ def test_serve_process_ingests_and_answers(project_factory):
     """)
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, timeout=60)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root),
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         admin = proc.stdout.readline().strip()
         assert admin.startswith("rtp_"), admin + proc.stderr.read()
@@ -70,17 +75,25 @@ def test_serve_process_ingests_and_answers(project_factory):
         r = httpx.get(f"{base}/v0/sql", params={"q": "SELECT 1 AS one", "token": control})
         assert r.status_code == 200 and r.json()["data"] == [{"one": 1}]
         auth = {"Authorization": f"Bearer {admin}"}
-        events = "\n".join(json.dumps({"timestamp": f"2030-01-01 00:00:0{i}", "user_id": "u1",
-                                       "product": {"id": f"p{i % 2}", "price": 2.0}})
-                           for i in range(5))
-        r = httpx.post(f"{base}/v0/events?name=events&wait=true", content=events,
-                       headers=auth)
+        events = "\n".join(
+            json.dumps(
+                {
+                    "timestamp": f"2030-01-01 00:00:0{i}",
+                    "user_id": "u1",
+                    "product": {"id": f"p{i % 2}", "price": 2.0},
+                }
+            )
+            for i in range(5)
+        )
+        r = httpx.post(f"{base}/v0/events?name=events&wait=true", content=events, headers=auth)
         assert r.status_code == 200, r.text
         assert r.json() == {"successful_rows": 5, "quarantined_rows": 0}
         r = httpx.get(f"{base}/v0/pipes/recs.json", params={"user_id": "u1"}, headers=auth)
         assert r.status_code == 200, r.text
-        assert r.json()["data"] == [{"product_id": "p0", "spent": 6, "n": 3},
-                                    {"product_id": "p1", "spent": 4, "n": 2}]
+        assert r.json()["data"] == [
+            {"product_id": "p0", "spent": 6, "n": 3},
+            {"product_id": "p1", "spent": 4, "n": 2},
+        ]
         r = httpx.get(f"{base}/v0/pipes/recs.json", params={"user_id": "u1"})
         assert r.status_code == 403
     finally:

@@ -10,13 +10,16 @@ import pytest
 
 pytestmark = pytest.mark.anyio
 
-GOOD = {"timestamp": "2030-02-01T10:00:00.250Z", "user_id": "u9",
-        "product": {"id": "p7", "price": 3.5}, "qty": 2}
+GOOD = {
+    "timestamp": "2030-02-01T10:00:00.250Z",
+    "user_id": "u9",
+    "product": {"id": "p7", "price": 3.5},
+    "qty": 2,
+}
 
 
 def ndjson(*events) -> bytes:
-    return b"".join((e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n"
-                    for e in events)
+    return b"".join((e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n" for e in events)
 
 
 async def test_rows_are_mapped_checked_and_quarantined(serve):
@@ -25,17 +28,18 @@ async def test_rows_are_mapped_checked_and_quarantined(serve):
         GOOD,
         {"timestamp": 1893492000, "user_id": "u9", "product": {"id": "p8"}},  # no price/qty
         {"timestamp": "yesterday", "user_id": "u9", "product": {"id": "p9"}},
-        {"timestamp": "2030-02-01 10:00:00", "user_id": "u9", "product": {"id": "p9"},
-         "qty": 300},
+        {"timestamp": "2030-02-01 10:00:00", "user_id": "u9", "product": {"id": "p9"}, "qty": 300},
         {"timestamp": "2030-02-01 10:00:00", "product": {"id": "p9"}},
         b"{not json",
     )
-    r = await s.client.post("/v0/events", params={"name": "events", "wait": "true",
-                                                  "token": s.admin}, content=body)
+    r = await s.client.post(
+        "/v0/events", params={"name": "events", "wait": "true", "token": s.admin}, content=body
+    )
     assert r.status_code == 200, r.text
     assert r.json() == {"successful_rows": 2, "quarantined_rows": 4}
-    assert s.rows("SELECT toString(timestamp), user_id, product_id, price, qty FROM events "
-                  "ORDER BY timestamp") == [
+    assert s.rows(
+        "SELECT toString(timestamp), user_id, product_id, price, qty FROM events ORDER BY timestamp"
+    ) == [
         ["2030-01-01 10:00:00.000", "u9", "p8", None, 1],
         ["2030-02-01 10:00:00.250", "u9", "p7", 3.5, 2],
     ]
@@ -47,16 +51,19 @@ async def test_rows_are_mapped_checked_and_quarantined(serve):
     ]
     # the JSON parser's own wording varies between orjson releases; where it failed doesn't
     assert errors[3][0].startswith("not JSON: ") and errors[3][0].endswith(
-        "line 1 column 2 (char 1)")
+        "line 1 column 2 (char 1)"
+    )
     assert errors[3][1] == "{not json"
     assert json.loads(errors[0][1])["qty"] == 300
 
 
 async def test_gzip_body_and_202_without_wait(serve):
     s = serve(seed=False)
-    r = await s.client.post("/v0/events?name=events", content=gzip.compress(ndjson(GOOD) * 3),
-                            headers={"Authorization": f"Bearer {s.admin}",
-                                     "Content-Encoding": "gzip"})
+    r = await s.client.post(
+        "/v0/events?name=events",
+        content=gzip.compress(ndjson(GOOD) * 3),
+        headers={"Authorization": f"Bearer {s.admin}", "Content-Encoding": "gzip"},
+    )
     assert r.status_code == 202
     assert r.json() == {"successful_rows": 3, "quarantined_rows": 0}
     # 2xx means durable: the rows are there as soon as the answer is
@@ -66,27 +73,35 @@ async def test_gzip_body_and_202_without_wait(serve):
 async def test_too_large_is_413(serve):
     s = serve(seed=False, max_body_bytes=1000)
     big = ndjson(*[GOOD] * 20)
-    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
-                            content=big)
+    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin}, content=big)
     assert r.status_code == 413
     assert r.json()["code"] == "RTP405"
     # a small gzip that expands past the limit is refused too
     bomb = gzip.compress(b"\n" * 100_000)
     assert len(bomb) < 1000
-    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
-                            content=bomb, headers={"Content-Encoding": "gzip"})
+    r = await s.client.post(
+        "/v0/events",
+        params={"name": "events", "token": s.admin},
+        content=bomb,
+        headers={"Content-Encoding": "gzip"},
+    )
     assert r.status_code == 413
     assert s.rows("SELECT count() FROM events") == [[0]]
 
 
 async def test_broken_gzip_and_unknown_datasource(serve):
     s = serve(seed=False)
-    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
-                            content=b"\x1f\x8bnot really", headers={"Content-Encoding": "gzip"})
+    r = await s.client.post(
+        "/v0/events",
+        params={"name": "events", "token": s.admin},
+        content=b"\x1f\x8bnot really",
+        headers={"Content-Encoding": "gzip"},
+    )
     assert r.status_code == 400
     assert r.json()["code"] == "RTP407"
-    r = await s.client.post("/v0/events", params={"name": "nope", "token": s.admin},
-                            content=ndjson(GOOD))
+    r = await s.client.post(
+        "/v0/events", params={"name": "nope", "token": s.admin}, content=ndjson(GOOD)
+    )
     assert r.status_code == 404
     assert r.json()["error"].startswith("there is no datasource 'nope'")
 
@@ -96,9 +111,11 @@ async def test_concurrent_requests_are_group_committed(serve):
 
     async def send(i: int):
         event = {**GOOD, "user_id": f"u{i}"}
-        return await s.client.post("/v0/events", params={"name": "events", "token": s.admin,
-                                                         "wait": "true"},
-                                   content=ndjson(event, event, {"bad": i}))
+        return await s.client.post(
+            "/v0/events",
+            params={"name": "events", "token": s.admin, "wait": "true"},
+            content=ndjson(event, event, {"bad": i}),
+        )
 
     answers = await asyncio.gather(*(send(i) for i in range(30)))
     assert {a.status_code for a in answers} == {200}
@@ -117,10 +134,10 @@ async def test_engine_refusal_retries_rows_and_quarantines_only_the_bad_one(serv
         sorting_key: [id]
     """
     s = serve({"datasources/things.yaml": ds}, seed=False)
-    body = ndjson({"id": 1, "attrs": {"a": 1}}, {"id": 2, "attrs": {"a": "x"}},
-                  {"id": 3, "attrs": {}})
-    r = await s.client.post("/v0/events", params={"name": "things", "token": s.admin},
-                            content=body)
+    body = ndjson(
+        {"id": 1, "attrs": {"a": 1}}, {"id": 2, "attrs": {"a": "x"}}, {"id": 3, "attrs": {}}
+    )
+    r = await s.client.post("/v0/events", params={"name": "things", "token": s.admin}, content=body)
     assert r.json() == {"successful_rows": 2, "quarantined_rows": 1}
     assert s.rows("SELECT id FROM things ORDER BY id") == [[1], [3]]
     error, raw = s.rows("SELECT error, raw FROM things_quarantine")[0]
@@ -130,8 +147,11 @@ async def test_engine_refusal_retries_rows_and_quarantines_only_the_bad_one(serv
 
 async def test_metrics_count_ingested_and_quarantined(serve):
     s = serve(seed=False)
-    await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
-                        content=ndjson(GOOD, GOOD, {"x": 1}))
+    await s.client.post(
+        "/v0/events",
+        params={"name": "events", "token": s.admin},
+        content=ndjson(GOOD, GOOD, {"x": 1}),
+    )
     text = (await s.client.get("/metrics")).text
     assert 'rtp_rows_ingested_total{datasource="events"} 2.0' in text
     assert 'rtp_rows_quarantined_total{datasource="events"} 1.0' in text
@@ -141,8 +161,8 @@ async def test_metrics_count_ingested_and_quarantined(serve):
 async def test_datasource_not_deployed_is_404_and_nothing_is_claimed(serve):
     s = serve(seed=False)
     s.engine.execute("DROP TABLE events")
-    r = await s.client.post("/v0/events", params={"name": "events", "token": s.admin},
-                            content=ndjson(GOOD))
+    r = await s.client.post(
+        "/v0/events", params={"name": "events", "token": s.admin}, content=ndjson(GOOD)
+    )
     assert r.status_code == 404
-    assert r.json()["error"] == ("datasource 'events' is not deployed (run `rtp deploy` "
-                                 "first)")
+    assert r.json()["error"] == ("datasource 'events' is not deployed (run `rtp deploy` first)")

@@ -12,31 +12,40 @@ pytestmark = pytest.mark.anyio
 
 
 def _event(i: int, **extra) -> dict:
-    return {"timestamp": "2030-02-01 10:00:00", "user_id": f"u{i}",
-            "product": {"id": f"p{i}", "price": 1.5}, **extra}
+    return {
+        "timestamp": "2030-02-01 10:00:00",
+        "user_id": f"u{i}",
+        "product": {"id": f"p{i}", "price": 1.5},
+        **extra,
+    }
 
 
 def _ndjson(events) -> bytes:
-    return b"".join((e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n"
-                    for e in events)
+    return b"".join((e if isinstance(e, bytes) else json.dumps(e).encode()) + b"\n" for e in events)
 
 
 async def _post(s, body: bytes, **headers):
-    return await s.client.post("/v0/events", params={"name": "events", "wait": "true",
-                                                     "token": s.admin},
-                               content=body, headers=headers)
+    return await s.client.post(
+        "/v0/events",
+        params={"name": "events", "wait": "true", "token": s.admin},
+        content=body,
+        headers=headers,
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    b'{"timestamp": 1e20, "user_id": "x", "product": {"id": "p"}}',
-    b'{"timestamp": -1e300, "user_id": "x", "product": {"id": "p"}}',
-    b'{"timestamp": 123456789012345678901234567890, "user_id": "x", "product": {"id": "p"}}',
-    b'{"timestamp": "2030-02-01 10:00:00", "user_id": "x", "product": {"id": "p"}, '
-    b'"qty": 1e300}',
-    b'{"timestamp": "2030-02-01 10:00:00", "user_id": ' + b"[" * 3000 + b"]" * 3000 + b"}",
-    b'{"timestamp": "2030-02-01 10:00:00", "user_id": "x", "product": {"id": "p", '
-    b'"price": "1e999999"}}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"timestamp": 1e20, "user_id": "x", "product": {"id": "p"}}',
+        b'{"timestamp": -1e300, "user_id": "x", "product": {"id": "p"}}',
+        b'{"timestamp": 123456789012345678901234567890, "user_id": "x", "product": {"id": "p"}}',
+        b'{"timestamp": "2030-02-01 10:00:00", "user_id": "x", "product": {"id": "p"}, '
+        b'"qty": 1e300}',
+        b'{"timestamp": "2030-02-01 10:00:00", "user_id": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"timestamp": "2030-02-01 10:00:00", "user_id": "x", "product": {"id": "p", '
+        b'"price": "1e999999"}}',
+    ],
+)
 async def test_an_unreadable_value_quarantines_its_row_only(serve, bad):
     s = serve(seed=False)
     events = [_event(i) for i in range(50)] + [bad] + [_event(i) for i in range(50, 100)]
@@ -51,20 +60,22 @@ async def test_an_unreadable_value_quarantines_its_row_only(serve, bad):
 
 async def test_concatenated_gzip_members_are_all_read(serve):
     s = serve(seed=False)
-    body = (gzip.compress(_ndjson([_event(1), _event(2)]))
-            + gzip.compress(_ndjson([_event(3)])))
+    body = gzip.compress(_ndjson([_event(1), _event(2)])) + gzip.compress(_ndjson([_event(3)]))
     r = await _post(s, body, **{"Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     assert r.json() == {"successful_rows": 3, "quarantined_rows": 0}
     assert s.rows("SELECT user_id FROM events ORDER BY user_id") == [["u1"], ["u2"], ["u3"]]
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda z: z[:-4],  # the length of the trailer cut
-    lambda z: z[: len(z) // 2],  # half the stream
-    lambda z: z + b"garbage",
-    lambda z: z + gzip.compress(b'{"user_id": "late"}\n')[:-3],  # a broken second member
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda z: z[:-4],  # the length of the trailer cut
+        lambda z: z[: len(z) // 2],  # half the stream
+        lambda z: z + b"garbage",
+        lambda z: z + gzip.compress(b'{"user_id": "late"}\n')[:-3],  # a broken second member
+    ],
+)
 async def test_truncated_or_trailing_garbage_gzip_is_refused_whole(serve, mangle):
     s = serve(seed=False)
     body = mangle(gzip.compress(_ndjson([_event(i) for i in range(200)])))

@@ -19,20 +19,38 @@ ECHO = """
 """
 HOSTILE = st.one_of(
     st.text(),
-    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
-            max_size=3),
+    st.text(
+        alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3
+    ),
     st.text(alphabet=st.sampled_from(list("'\"\\`;-/*\0\n\r\t{}%$#u1 ")), max_size=50),
-    st.sampled_from(["' OR 1=1 --", "\\' OR 1=1 --", "u1' UNION SELECT 1 --", "\\",
-                     "'; DROP TABLE events; --", "{{ 7*7 }}", "{% raw %}", "\0'\0",
-                     "\u2019 OR 1=1", "\U0001F600'", "a" * 100_000]),
+    st.sampled_from(
+        [
+            "' OR 1=1 --",
+            "\\' OR 1=1 --",
+            "u1' UNION SELECT 1 --",
+            "\\",
+            "'; DROP TABLE events; --",
+            "{{ 7*7 }}",
+            "{% raw %}",
+            "\0'\0",
+            "\u2019 OR 1=1",
+            "\U0001f600'",
+            "a" * 100_000,
+        ]
+    ),
 )
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow])
-@given(value=HOSTILE, via_body=st.booleans(), n=st.one_of(st.text(max_size=20),
-                                                          st.integers(-2**40, 2**40)))
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    value=HOSTILE,
+    via_body=st.booleans(),
+    n=st.one_of(st.text(max_size=20), st.integers(-(2**40), 2**40)),
+)
 @example(value="u1", via_body=False, n="5")
 def test_hostile_values_round_trip_or_400(serve_once, value, via_body, n):
     s = serve_once
@@ -53,9 +71,12 @@ def test_hostile_values_round_trip_or_400(serve_once, value, via_body, n):
 
     async def call():
         if via_body or not in_url or len(value) > 10_000:  # clients refuse such URLs
-            return await s.client.post("/v0/pipes/echo.json", content=json.dumps(params),
-                                       params={"token": s.admin},
-                                       headers={"Content-Type": "application/json"})
+            return await s.client.post(
+                "/v0/pipes/echo.json",
+                content=json.dumps(params),
+                params={"token": s.admin},
+                headers={"Content-Type": "application/json"},
+            )
         return await s.client.get("/v0/pipes/echo.json", params={**params, "token": s.admin})
 
     r = asyncio.run(call())
@@ -64,13 +85,23 @@ def test_hostile_values_round_trip_or_400(serve_once, value, via_body, n):
         assert r.status_code == 400
         assert r.json()["error"].startswith("parameter '")
         return
-    n_ok = n == "" or isinstance(n, int) and -2**31 <= n < 2**31 or (
-        isinstance(n, str) and n.strip().lstrip("+-").isdigit() and n.strip().isascii()
-        and -2**31 <= int(n) < 2**31)
+    n_ok = (
+        n == ""
+        or isinstance(n, int)
+        and -(2**31) <= n < 2**31
+        or (
+            isinstance(n, str)
+            and n.strip().lstrip("+-").isdigit()
+            and n.strip().isascii()
+            and -(2**31) <= int(n) < 2**31
+        )
+    )
     if r.status_code == 400:
         assert not n_ok, r.text
-        assert r.json()["error"].startswith("parameter 'n' must be Int32") or \
-            "out of range for Int32" in r.json()["error"]
+        assert (
+            r.json()["error"].startswith("parameter 'n' must be Int32")
+            or "out of range for Int32" in r.json()["error"]
+        )
         return
     assert n_ok
     body = r.json()
@@ -89,7 +120,8 @@ def serve_once(serve):
 
 def test_values_over_a_million_characters_are_400(serve):
     s = serve({"pipes/echo.yaml": ECHO})
-    r = asyncio.run(s.client.post("/v0/pipes/echo.json", json={"v": "x" * 1_000_001},
-                                  params={"token": s.admin}))
+    r = asyncio.run(
+        s.client.post("/v0/pipes/echo.json", json={"v": "x" * 1_000_001}, params={"token": s.admin})
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "parameter 'v' is longer than 1000000 characters"

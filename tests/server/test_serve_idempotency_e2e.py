@@ -70,9 +70,12 @@ def _start(root: Path, port: int, log: Path) -> tuple[subprocess.Popen, str]:
     """Start `rtp serve`; returns the process and its control token. The server's
     output goes to ``log``."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rtp.cli.main", "serve", "-p",
-                                 str(root), "--port", str(port)], env=ENV, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
+            env=ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -88,14 +91,24 @@ def _start(root: Path, port: int, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 def _body(i: int) -> bytes:
-    return b"".join(json.dumps({"id": i * ROWS + j, "user_id": f"u{(i * ROWS + j) % 7}",
-                                "amount": 1 + j % 3}).encode() + b"\n" for j in range(ROWS))
+    return b"".join(
+        json.dumps(
+            {"id": i * ROWS + j, "user_id": f"u{(i * ROWS + j) % 7}", "amount": 1 + j % 3}
+        ).encode()
+        + b"\n"
+        for j in range(ROWS)
+    )
 
 
 def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory):
     root = project_factory(PROJECT, base=None)
-    deployed = subprocess.run([sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
-                              env=ENV, capture_output=True, text=True, timeout=60)
+    deployed = subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     port = free_port()
     url = f"http://127.0.0.1:{port}/v0/events?name=events&wait=true"
@@ -109,12 +122,15 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
                 if stop.is_set():
                     return
                 try:
-                    r = client.post(url, content=_body(i),
-                                    headers={"Idempotency-Key": f"batch-{i}"})
+                    r = client.post(
+                        url, content=_body(i), headers={"Idempotency-Key": f"batch-{i}"}
+                    )
                 except httpx.TransportError:
                     return  # the server died: this one and the rest are retried
-                if r.status_code != 200 or r.json() != {"successful_rows": ROWS,
-                                                        "quarantined_rows": 0}:
+                if r.status_code != 200 or r.json() != {
+                    "successful_rows": ROWS,
+                    "quarantined_rows": 0,
+                }:
                     errors.append(f"{r.status_code} {r.text}")
                     return
                 with lock:
@@ -135,8 +151,9 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
                 break
             stop = threading.Event()
             # 3 clients at once: the server inserts while other requests are in flight
-            threads = [threading.Thread(target=send_all, args=(admin, todo[k::3], stop))
-                       for k in range(3)]
+            threads = [
+                threading.Thread(target=send_all, args=(admin, todo[k::3], stop)) for k in range(3)
+            ]
             for t in threads:
                 t.start()
             if kills < KILLS:
@@ -162,12 +179,19 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
             assert r.status_code == 200, r.text
             return list(r.json()["data"][0].values())
 
-        r = httpx.get(f"http://127.0.0.1:{port}/v0/sql", headers=auth, params={
-            "q": f"SELECT intDiv(id, {ROWS}) AS i, count() AS c FROM events GROUP BY i "
-                 f"HAVING c != {ROWS} ORDER BY i"})
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/v0/sql",
+            headers=auth,
+            params={
+                "q": f"SELECT intDiv(id, {ROWS}) AS i, count() AS c FROM events GROUP BY i "
+                f"HAVING c != {ROWS} ORDER BY i"
+            },
+        )
         wrong = r.json()["data"]
-        assert not wrong, f"requests with missing/extra rows {wrong}; 2xx at (round, " \
+        assert not wrong, (
+            f"requests with missing/extra rows {wrong}; 2xx at (round, "
             f"request): {[h for h in history if h[1] in {w['i'] for w in wrong}]}"
+        )
         stored = one(f"SELECT uniqExact(intDiv(id, {ROWS})) AS r FROM events")[0]
         # ClickHouse's non-replicated deduplication log records a block before its part
         # is committed (MergeTreeData::renameTempPartAndReplace): a kill -9 in between
@@ -178,13 +202,20 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
         assert lost <= 1, f"{lost} requests lost"
         total = stored * ROWS
         amount = sum(1 + j % 3 for j in range(ROWS)) * stored
-        assert one("SELECT count() AS c, uniqExact(id) AS u, sum(amount) AS s FROM events") \
-            == [total, total, amount]
+        assert one("SELECT count() AS c, uniqExact(id) AS u, sum(amount) AS s FROM events") == [
+            total,
+            total,
+            amount,
+        ]
         assert one("SELECT sum(total) AS t, sum(n) AS n FROM spend") == [amount, total]
-        assert one("SELECT uniqExactMerge(ids) AS u, countMerge(rows) AS c FROM seen") \
-            == [total, total]
-        print(f"\n{KILLS} kills, {REQUESTS} keyed requests of {ROWS} rows in "
-              f"{time.monotonic() - started:.1f} s: {lost} lost, 0 doubled")
+        assert one("SELECT uniqExactMerge(ids) AS u, countMerge(rows) AS c FROM seen") == [
+            total,
+            total,
+        ]
+        print(
+            f"\n{KILLS} kills, {REQUESTS} keyed requests of {ROWS} rows in "
+            f"{time.monotonic() - started:.1f} s: {lost} lost, 0 doubled"
+        )
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()

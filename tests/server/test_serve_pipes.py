@@ -14,17 +14,24 @@ pytestmark = pytest.mark.anyio
 
 async def test_json_has_clickhouse_shape_and_values(serve):
     s = serve()
-    r = await s.client.get("/v0/pipes/recs.json", params={"user_id": "u1"},
-                           headers={"Authorization": f"Bearer {s.admin}"})
+    r = await s.client.get(
+        "/v0/pipes/recs.json",
+        params={"user_id": "u1"},
+        headers={"Authorization": f"Bearer {s.admin}"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/json"
     body = r.json()
     assert set(body) == {"meta", "data", "rows", "rows_before_limit_at_least", "statistics"}
-    assert body["meta"] == [{"name": "product_id", "type": "String"},
-                            {"name": "spent", "type": "Nullable(Float64)"},
-                            {"name": "n", "type": "UInt64"}]
-    assert body["data"] == [{"product_id": "p2", "spent": 51, "n": 1},
-                            {"product_id": "p1", "spent": 20, "n": 2}]
+    assert body["meta"] == [
+        {"name": "product_id", "type": "String"},
+        {"name": "spent", "type": "Nullable(Float64)"},
+        {"name": "n", "type": "UInt64"},
+    ]
+    assert body["data"] == [
+        {"product_id": "p2", "spent": 51, "n": 1},
+        {"product_id": "p1", "spent": 20, "n": 2},
+    ]
     assert body["rows"] == 2
     assert body["rows_before_limit_at_least"] == 2
     assert set(body["statistics"]) == {"elapsed", "rows_read", "bytes_read"}
@@ -36,12 +43,15 @@ async def test_csv_ndjson_parquet(serve):
     auth = {"token": s.admin, "user_id": "u1", "limit": "1"}
     r = await s.client.get("/v0/pipes/recs.csv", params=auth)
     assert r.headers["content-type"].startswith("text/csv")
-    assert list(csv.reader(io.StringIO(r.text))) == [["product_id", "spent", "n"],
-                                                     ["p2", "51", "1"]]
+    assert list(csv.reader(io.StringIO(r.text))) == [
+        ["product_id", "spent", "n"],
+        ["p2", "51", "1"],
+    ]
     r = await s.client.get("/v0/pipes/recs.ndjson", params=auth)
     assert r.headers["content-type"] == "application/x-ndjson"
     assert [json.loads(x) for x in r.text.splitlines()] == [
-        {"product_id": "p2", "spent": 51, "n": 1}]
+        {"product_id": "p2", "spent": 51, "n": 1}
+    ]
     r = await s.client.get("/v0/pipes/recs.parquet", params=auth)
     assert r.status_code == 200
     table = pq.read_table(io.BytesIO(r.content))
@@ -51,18 +61,24 @@ async def test_csv_ndjson_parquet(serve):
 
 async def test_post_json_body_params(serve):
     s = serve()
-    r = await s.client.post("/v0/pipes/recs.json", json={"user_id": "u2"},
-                            headers={"Authorization": f"Bearer {s.admin}"})
+    r = await s.client.post(
+        "/v0/pipes/recs.json",
+        json={"user_id": "u2"},
+        headers={"Authorization": f"Bearer {s.admin}"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [{"product_id": "p3", "spent": 99, "n": 1}]
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"user_id": "u1", "limit": "abc"}, "parameter 'limit' must be Int32, got 'abc'"),
-    ({"user_id": "u1", "limit": "0"}, "parameter 'limit' must be at least 1"),
-    ({"user_id": "u1", "limit": "1.5"}, "parameter 'limit' must be Int32"),
-    ({"limit": "5"}, "parameter 'user_id' is required (String)"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"user_id": "u1", "limit": "abc"}, "parameter 'limit' must be Int32, got 'abc'"),
+        ({"user_id": "u1", "limit": "0"}, "parameter 'limit' must be at least 1"),
+        ({"user_id": "u1", "limit": "1.5"}, "parameter 'limit' must be Int32"),
+        ({"limit": "5"}, "parameter 'user_id' is required (String)"),
+    ],
+)
 async def test_bad_params_are_400_naming_the_param(serve, params, message):
     s = serve()
     r = await s.client.get("/v0/pipes/recs.json", params={**params, "token": s.admin})
@@ -76,7 +92,7 @@ async def test_error_shape_is_pinned(serve):
     assert r.status_code == 404
     assert r.json() == {
         "error": "there is no endpoint 'nope' (endpoints are pipes/<name>.yaml with "
-                 "type: endpoint)",
+        "type: endpoint)",
         "code": "RTP404",
         "documentation": "docs/errors.md#RTP404",
     }
@@ -181,7 +197,9 @@ async def test_rows_formatted_like_the_server_backend_match_the_engines_own(serv
         assert a.to_pylist() == b.to_pylist()
     elif fmt == "csv":
         assert list(csv.reader(io.StringIO(raw.decode()))) == list(
-            csv.reader(io.StringIO(built.decode())))
+            csv.reader(io.StringIO(built.decode()))
+        )
     else:
         assert [json.loads(x) for x in raw.splitlines()] == [
-            json.loads(x) for x in built.splitlines()]
+            json.loads(x) for x in built.splitlines()
+        ]

@@ -19,8 +19,7 @@ async def test_get_and_post_run_a_query(serve):
     r = await s.client.get("/v0/sql", params={"q": q, "token": s.admin})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["meta"] == [{"name": "user_id", "type": "String"},
-                            {"name": "n", "type": "UInt64"}]
+    assert body["meta"] == [{"name": "user_id", "type": "String"}, {"name": "n", "type": "UInt64"}]
     assert body["data"] == [{"user_id": "u1", "n": 3}, {"user_id": "u2", "n": 1}]
     assert body["rows"] == 2
     auth = {"Authorization": f"Bearer {s.admin}"}
@@ -36,15 +35,18 @@ async def test_get_and_post_run_a_query(serve):
     assert pq.read_table(io.BytesIO(r.content)).to_pylist() == body["data"]
 
 
-@pytest.mark.parametrize("query", [
-    "INSERT INTO events (user_id) VALUES ('x')",
-    "DROP TABLE events",
-    "SELECT 1; DROP TABLE events",
-    "ALTER TABLE events DELETE WHERE 1",
-    "SELECT * FROM events INTO OUTFILE '/tmp/x.csv'",
-    "  -- sneaky\n TRUNCATE TABLE events",
-    "",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "INSERT INTO events (user_id) VALUES ('x')",
+        "DROP TABLE events",
+        "SELECT 1; DROP TABLE events",
+        "ALTER TABLE events DELETE WHERE 1",
+        "SELECT * FROM events INTO OUTFILE '/tmp/x.csv'",
+        "  -- sneaky\n TRUNCATE TABLE events",
+        "",
+    ],
+)
 async def test_only_read_only_statements(serve, query):
     s = serve()
     r = await s.client.get("/v0/sql", params={"q": query, "token": s.admin})
@@ -54,12 +56,20 @@ async def test_only_read_only_statements(serve, query):
 
 
 def test_read_only_statements_pass():
-    for query in ("SELECT 1", "WITH a AS (SELECT 1) SELECT * FROM a", "SHOW TABLES",
-                  "DESCRIBE TABLE events", "EXPLAIN SELECT 1", "EXISTS TABLE events",
-                  "(SELECT 1) UNION ALL (SELECT 2)", "/* why */ SELECT 2;"):
+    for query in (
+        "SELECT 1",
+        "WITH a AS (SELECT 1) SELECT * FROM a",
+        "SHOW TABLES",
+        "DESCRIBE TABLE events",
+        "EXPLAIN SELECT 1",
+        "EXISTS TABLE events",
+        "(SELECT 1) UNION ALL (SELECT 2)",
+        "/* why */ SELECT 2;",
+    ):
         assert check_read_only(query)
-    assert tables_read("WITH m AS (SELECT * FROM events) SELECT * FROM m JOIN products "
-                       "USING id") == ["events", "products"]
+    assert tables_read(
+        "WITH m AS (SELECT * FROM events) SELECT * FROM m JOIN products USING id"
+    ) == ["events", "products"]
     assert tables_read("SELECT * FROM numbers(10)") is None
     assert tables_read("SELECT * FROM system.tables") is None
 
@@ -89,19 +99,16 @@ async def test_scopes(serve):
 
 async def test_errors(serve):
     s = serve()
-    r = await s.client.get("/v0/sql", params={"q": "SELECT nope FROM events",
-                                              "token": s.admin})
+    r = await s.client.get("/v0/sql", params={"q": "SELECT nope FROM events", "token": s.admin})
     assert r.status_code == 400
     assert r.json()["code"] == "RTP304" and "nope" in r.json()["error"]
-    r = await s.client.get("/v0/sql", params={"q": "SELECT 1", "format": "xml",
-                                              "token": s.admin})
+    r = await s.client.get("/v0/sql", params={"q": "SELECT 1", "format": "xml", "token": s.admin})
     assert r.status_code == 400 and "unknown format 'xml'" in r.json()["error"]
 
 
 async def test_control_token_is_admin(serve):
     s = serve(control_token="rtp_control_secret")
-    r = await s.client.get("/v0/sql", params={"q": "SHOW TABLES",
-                                              "token": "rtp_control_secret"})
+    r = await s.client.get("/v0/sql", params={"q": "SHOW TABLES", "token": "rtp_control_secret"})
     assert r.status_code == 200
     r = await s.client.get("/v0/sql", params={"q": "SHOW TABLES", "token": "rtp_control_x"})
     assert r.status_code == 403

@@ -46,8 +46,15 @@ async def test_without_static_there_are_no_pages(serve):
 
 
 def test_static_settings_are_checked(project_factory):
-    root = project_factory({**FILES, **PAGE, "rtp.yaml": (
-        "name: shop\nstatic:\n  storefront: web/shop\n  v0: web/shop\n  gone: nowhere\n")})
+    root = project_factory(
+        {
+            **FILES,
+            **PAGE,
+            "rtp.yaml": (
+                "name: shop\nstatic:\n  storefront: web/shop\n  v0: web/shop\n  gone: nowhere\n"
+            ),
+        }
+    )
     model, problems = load_project(root)
     assert model.settings.static == (("storefront", "web/shop"),)
     found = {(p.code, p.location.line) for p in problems.errors}

@@ -20,13 +20,20 @@ async def test_openapi_types_params_and_columns(serve):
     assert params["user_id"]["schema"] == {"type": "string"}
     assert params["user_id"]["description"] == "Shopper"
     assert params["limit"]["required"] is False
-    assert params["limit"]["schema"] == {"type": "integer", "default": 10, "minimum": 1,
-                                         "maximum": 100}
-    row = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"][
-        "data"]["items"]["properties"]
-    assert row == {"product_id": {"type": "string"},
-                   "spent": {"type": "number", "nullable": True},
-                   "n": {"type": "integer"}}
+    assert params["limit"]["schema"] == {
+        "type": "integer",
+        "default": 10,
+        "minimum": 1,
+        "maximum": 100,
+    }
+    row = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"][
+        "items"
+    ]["properties"]
+    assert row == {
+        "product_id": {"type": "string"},
+        "spent": {"type": "number", "nullable": True},
+        "n": {"type": "integer"},
+    }
     assert set(op["responses"]) == {"200", "400", "403", "404", "408"}
     csv_op = spec["paths"]["/v0/pipes/recs.csv"]["get"]
     assert list(csv_op["responses"]["200"]["content"]) == ["text/csv"]
@@ -61,8 +68,7 @@ async def test_metrics_count_requests_by_route_and_status(serve):
     lines = set(text.splitlines())
     assert 'rtp_requests_total{method="GET",route="/v0/pipes/recs",status="200"} 2.0' in lines
     assert 'rtp_requests_total{method="GET",route="/v0/pipes/recs",status="400"} 1.0' in lines
-    assert ('rtp_requests_total{method="GET",route="/v0/pipes/<unknown>",status="404"} 1.0'
-            in lines)
+    assert 'rtp_requests_total{method="GET",route="/v0/pipes/<unknown>",status="404"} 1.0' in lines
     assert 'rtp_request_seconds_count{route="/v0/pipes/recs"} 3.0' in lines
     assert 'rtp_request_seconds_bucket{le="+Inf",route="/v0/pipes/recs"} 3.0' in lines
     assert "# TYPE rtp_request_seconds histogram" in lines
@@ -70,24 +76,34 @@ async def test_metrics_count_requests_by_route_and_status(serve):
 
 async def test_cors_is_configurable(serve):
     s = serve(cors_origins=("https://shop.example",))
-    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "GET",
-                 "Access-Control-Request-Headers": "Authorization"}
+    preflight = {
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization",
+    }
     r = await s.client.options("/v0/pipes/recs.json", headers=preflight)
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://shop.example"
-    r = await s.client.options("/v0/pipes/recs.json",
-                               headers={**preflight, "Origin": "https://evil.example"})
+    r = await s.client.options(
+        "/v0/pipes/recs.json", headers={**preflight, "Origin": "https://evil.example"}
+    )
     assert "access-control-allow-origin" not in r.headers
-    r = await s.client.get("/v0/pipes/recs.json", params={"user_id": "u1", "token": s.admin},
-                           headers={"Origin": "https://shop.example"})
+    r = await s.client.get(
+        "/v0/pipes/recs.json",
+        params={"user_id": "u1", "token": s.admin},
+        headers={"Origin": "https://shop.example"},
+    )
     assert r.headers["access-control-allow-origin"] == "https://shop.example"
 
 
 async def test_rate_limit_is_429(serve):
     s = serve(rate_limit=1.0)  # bursts of 2, then 1 a second
-    codes = [(await s.client.get("/v0/pipes/recs.json",
-                                 params={"user_id": "u1", "token": s.admin})).status_code
-             for _ in range(4)]
+    codes = [
+        (
+            await s.client.get("/v0/pipes/recs.json", params={"user_id": "u1", "token": s.admin})
+        ).status_code
+        for _ in range(4)
+    ]
     assert codes[:2] == [200, 200]
     assert codes[2:] == [429, 429]
     r = await s.client.get("/v0/pipes/recs.json", params={"user_id": "u1", "token": s.admin})

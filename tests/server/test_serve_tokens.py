@@ -11,8 +11,9 @@ from rtp.errors import RequestError
 from rtp.server.tokens import TokenStore, decode_jwt, encode_jwt
 
 pytestmark = pytest.mark.anyio
-EVENT = json.dumps({"timestamp": "2030-01-01 00:00:00", "user_id": "u5",
-                    "product": {"id": "p"}}).encode()
+EVENT = json.dumps(
+    {"timestamp": "2030-01-01 00:00:00", "user_id": "u5", "product": {"id": "p"}}
+).encode()
 
 
 def store(s) -> TokenStore:
@@ -28,16 +29,20 @@ async def test_admin_token_is_stored_hashed(serve):
     assert store(s).ensure_admin() is None  # created once only
 
 
-@pytest.mark.parametrize(("headers", "params", "error"), [
-    ({}, {}, "a token is required"),
-    ({"Authorization": "Bearer rtp_nope"}, {}, "invalid token"),
-    ({}, {"token": "rtp_nope"}, "invalid token"),
-    ({}, {"token": "a.b.c"}, "invalid token"),
-])
+@pytest.mark.parametrize(
+    ("headers", "params", "error"),
+    [
+        ({}, {}, "a token is required"),
+        ({"Authorization": "Bearer rtp_nope"}, {}, "invalid token"),
+        ({}, {"token": "rtp_nope"}, "invalid token"),
+        ({}, {"token": "a.b.c"}, "invalid token"),
+    ],
+)
 async def test_missing_or_bad_token_is_403(serve, headers, params, error):
     s = serve()
-    r = await s.client.get("/v0/pipes/recs.json", headers=headers,
-                           params={"user_id": "u1", **params})
+    r = await s.client.get(
+        "/v0/pipes/recs.json", headers=headers, params={"user_id": "u1", **params}
+    )
     assert r.status_code == 403
     assert r.json()["code"] == "RTP403"
     assert r.json()["error"].startswith(error)
@@ -51,12 +56,16 @@ async def test_scopes_are_checked_per_route_and_resource(serve):
     wildcard = tokens.create("all_pipes", ["pipes:read:*"])
 
     async def pipe(token, name="recs"):
-        return (await s.client.get(f"/v0/pipes/{name}.json",
-                                   params={"user_id": "u1", "token": token})).status_code
+        return (
+            await s.client.get(f"/v0/pipes/{name}.json", params={"user_id": "u1", "token": token})
+        ).status_code
 
     async def ingest(token):
-        return (await s.client.post("/v0/events", params={"name": "events", "token": token},
-                                    content=EVENT)).status_code
+        return (
+            await s.client.post(
+                "/v0/events", params={"name": "events", "token": token}, content=EVENT
+            )
+        ).status_code
 
     assert await pipe(reader) == 200
     assert await pipe(reader, "other") == 403
@@ -66,12 +75,15 @@ async def test_scopes_are_checked_per_route_and_resource(serve):
     assert await ingest(reader) == 403
     assert await ingest(s.admin) == 202
     r = await s.client.get("/v0/pipes/other.json", params={"token": reader})
-    assert r.json()["error"] == ("the token 'reader' has no PIPES:READ scope on 'other' "
-                                 "(create one with --scope PIPES:READ:other)")
+    assert r.json()["error"] == (
+        "the token 'reader' has no PIPES:READ scope on 'other' "
+        "(create one with --scope PIPES:READ:other)"
+    )
     # openapi lists only what the token may read
     spec = (await s.client.get("/v0/pipes/openapi.json", params={"token": reader})).json()
-    assert sorted(spec["paths"]) == [f"/v0/pipes/recs.{f}" for f in
-                                     ("csv", "json", "ndjson", "parquet")]
+    assert sorted(spec["paths"]) == [
+        f"/v0/pipes/recs.{f}" for f in ("csv", "json", "ndjson", "parquet")
+    ]
     assert (await s.client.get("/v0/pipes/openapi.json")).status_code == 403
 
 
@@ -89,17 +101,21 @@ async def test_jwt_fixed_params_cannot_be_overridden(serve):
     s = serve()
     secret = store(s).jwt_secret
     s.state.tokens._checked = 0
-    claims = {"name": "shop_u2", "exp": time.time() + 60,
-              "scopes": [{"type": "PIPES:READ", "resource": "recs",
-                          "fixed_params": {"user_id": "u2"}}]}
+    claims = {
+        "name": "shop_u2",
+        "exp": time.time() + 60,
+        "scopes": [{"type": "PIPES:READ", "resource": "recs", "fixed_params": {"user_id": "u2"}}],
+    }
     token = encode_jwt(claims, secret)
-    r = await s.client.get("/v0/pipes/recs.json", params={"user_id": "u1"},
-                           headers={"Authorization": f"Bearer {token}"})
+    r = await s.client.get(
+        "/v0/pipes/recs.json",
+        params={"user_id": "u1"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [{"product_id": "p3", "spent": 99, "n": 1}]
     # no ingestion with a read JWT, and no other pipe
-    r = await s.client.post("/v0/events", params={"name": "events", "token": token},
-                            content=EVENT)
+    r = await s.client.post("/v0/events", params={"name": "events", "token": token}, content=EVENT)
     assert r.status_code == 403
 
 
@@ -129,8 +145,10 @@ def test_jwt_round_trip_and_signature():
     assert decode_jwt(token, key) == {"a": 1, "exp": 2_000_000_000}
     # a known HS256 vector (jwt.io's default example): the signature checks, but it has no
     # exp, which rtp (like Tinybird) requires
-    known = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ikpva"
-             "G4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+    known = (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ikpva"
+        "G4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    )
     with pytest.raises(RequestError, match="'exp' claim is required"):
         decode_jwt(known, "your-256-bit-secret")
     with pytest.raises(RequestError, match="bad signature"):
@@ -139,25 +157,39 @@ def test_jwt_round_trip_and_signature():
 
 def test_token_cli_create_list_revoke_jwt(cli, project_factory):
     root = project_factory()
-    r = cli("token", "create", "site", "--scope", "PIPES:READ:by_user", "-s",
-            "DATASOURCES:APPEND:events", "-p", root)
+    r = cli(
+        "token",
+        "create",
+        "site",
+        "--scope",
+        "PIPES:READ:by_user",
+        "-s",
+        "DATASOURCES:APPEND:events",
+        "-p",
+        root,
+    )
     assert r.exit_code == 0, r.output
     token = r.stdout.strip().splitlines()[-1]
     assert TokenStore(root / ".rtp/tokens.json").grant(token).scopes == {
-        "PIPES:READ:by_user", "DATASOURCES:APPEND:events"}
+        "PIPES:READ:by_user",
+        "DATASOURCES:APPEND:events",
+    }
     r = cli("token", "list", "--json", "-p", root)
     listed = json.loads(r.stdout)
     assert [(t["name"], t["scopes"]) for t in listed] == [
-        ("site", ["DATASOURCES:APPEND:events", "PIPES:READ:by_user"])]
+        ("site", ["DATASOURCES:APPEND:events", "PIPES:READ:by_user"])
+    ]
     assert token not in r.stdout
     r = cli("token", "create", "bad", "--scope", "PIPES:WRITE:x", "-p", root)
     assert r.exit_code == 2
     assert "is not a scope" in r.output
-    r = cli("token", "jwt", "tenant", "-s", "PIPES:READ:by_user", "--fixed", "user_id=u7",
-            "-p", root)
+    r = cli(
+        "token", "jwt", "tenant", "-s", "PIPES:READ:by_user", "--fixed", "user_id=u7", "-p", root
+    )
     claims = decode_jwt(r.stdout.strip(), TokenStore(root / ".rtp/tokens.json").jwt_secret)
-    assert claims["scopes"] == [{"type": "PIPES:READ", "resource": "by_user",
-                                 "fixed_params": {"user_id": "u7"}}]
+    assert claims["scopes"] == [
+        {"type": "PIPES:READ", "resource": "by_user", "fixed_params": {"user_id": "u7"}}
+    ]
     assert cli("token", "revoke", "site", "-p", root).exit_code == 0
     assert cli("token", "revoke", "site", "-p", root).exit_code == 2
     assert json.loads(cli("token", "list", "--json", "-p", root).stdout) == []
