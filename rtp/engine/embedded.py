@@ -64,6 +64,15 @@ _FILE_CALL = re.compile(r"^\s*Function file\b", re.I | re.M)
 _USE = re.compile(r"\s*USE\s+`?(\w+)`?\s*$", re.I)
 
 
+_open = 0  # embedded engines open in this process (chDB: one engine per process)
+
+
+def open_engines() -> int:
+    """How many embedded engines this process holds open (chDB opens no other data path
+    beside them, and closing one in-memory connection affects the others)."""
+    return _open
+
+
 class EmbeddedBackend:
     name = "embedded"
 
@@ -97,6 +106,9 @@ class EmbeddedBackend:
                 hint="another rtp command in this process or another process holds it; "
                 "stop it (see .rtp/owner.json) or send the command to its server",
             ) from None
+        global _open
+        _open += 1
+        self._counted = True
         # Datasources keep an insert deduplication window (rtp.sql.ddl) for inserts
         # that carry a token; any other insert (copies, `rtp sql`, views' backfills) must
         # not be dropped for having the same rows as a recent one. chDB 25+ has the switch.
@@ -267,8 +279,12 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         # closing twice or after a failed open is harmless
+        global _open
         with self.rw.exclusive(), self._writer_lock:
             self._close_connections()
+            if getattr(self, "_counted", False):
+                self._counted = False
+                _open -= 1
         if self._on_close is not None:
             callback, self._on_close = self._on_close, None
             callback()

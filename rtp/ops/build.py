@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtp.engine import owner
+from rtp.engine.embedded import open_engines
 from rtp.errors import EngineError, Location, Problems, ProjectError, RtpError, family
 from rtp.project.load import load_project
 from rtp.project.model import Project
@@ -62,7 +63,7 @@ def build(root: Path, *, check: bool = True) -> Build:
     project, problems = load_project(root)  # raises only when there is no project at all
     compiled = compile_project(project, problems)
     if check:
-        if owner.holding():
+        if owner.holding() or open_engines():
             if not problems.errors:  # else refused anyway: spare the second process
                 _check_elsewhere(Path(root), problems)
         else:
@@ -74,8 +75,9 @@ def build(root: Path, *, check: bool = True) -> Build:
 
 def _check_elsewhere(root: Path, problems: Problems) -> None:
     """The check rules in a fresh process (``rtp check --format json``): this process
-    holds an embedded database (``rtp serve``, ``rtp dev``), and chDB opens no second
-    engine beside it, not even the in-memory one the rules build schemas in. Adds the
+    holds an embedded engine (``rtp serve``, ``rtp dev``), and chDB opens no second
+    engine beside it, not even the in-memory one the rules build schemas in (nor may
+    the rules close theirs without touching it). Adds the
     problems the rules found that the in-process build did not."""
     import json
     import subprocess

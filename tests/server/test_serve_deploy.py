@@ -67,11 +67,12 @@ async def test_project_errors_scopes_and_bad_bodies(serve):
     r = await s.client.post("/v0/deploy", json={}, headers=auth)
     assert r.status_code == 400
     body = r.json()
-    assert body["code"] == "RTP300"
+    assert body["code"] == "RTP109"  # the project has errors; each one in "problems"
+    assert body["problems"][0]["code"] == "RTP300"
     assert body["problems"][0]["file"] == "pipes/broken.yaml"
     # what `rtp deploy` makes of it: errors it prints with file, line and column
     error = _error(r, Server({"url": "http://x", "token": "t", "pid": 1}))
-    assert error.code == "RTP300" and "the project has 1 error(s)" in error.message
+    assert error.code == "RTP109" and "the project has 1 error(s)" in error.message
     assert [(str(p.location), p.code) for p in error.problems] == [
         (
             f"pipes/broken.yaml:{body['problems'][0]['line']}:{body['problems'][0]['column'] or 1}",

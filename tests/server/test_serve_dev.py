@@ -88,7 +88,7 @@ def touch(path, text):
 async def test_reloader_serves_edits_and_survives_broken_files(serve):
     s = serve()
     said, reported = [], []
-    reloader = Reloader(s.root, s.state, create_missing_tables, said.append, reported.append)
+    reloader = Reloader(s.root, s.state, said.append, reported.append)
     assert reloader.poll() is None
     params = {"user_id": "u1", "token": s.admin}
     before = (await s.client.get("/v0/pipes/recs.json", params=params)).json()
