@@ -170,7 +170,8 @@ def test_kill_9_mid_stream_then_retry_loses_and_doubles_nothing(project_factory)
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=20)
-        assert kills == KILLS
+        # a fast machine may finish the stream before the last planned kill
+        assert kills >= 2, f"the server was killed {kills} time(s) mid-stream"
         assert not errors, errors
         auth = {"Authorization": f"Bearer {admin}"}
 
