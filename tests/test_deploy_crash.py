@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ENV.pop("RTP_CLICKHOUSE_URL", None)
@@ -256,14 +258,6 @@ def test_crash_after_every_step_then_deploy_finishes(deployed_v1, clean_v2, tmp_
         same_as_clean(dump(root), clean_v2)
         shutil.rmtree(root)
     assert crashed_at == (list(range(1, 34)) if every else list(SAMPLE))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_sigkill_mid_rebuild_serve_refuses_rows_then_deploy_through_it(

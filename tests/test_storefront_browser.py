@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.serving import free_port
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,14 +47,6 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def copy_root_project(dest: Path) -> Path:

@@ -12,14 +12,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.server.conftest import EVENTS, RECS
-from tests.server.test_serve_e2e import ROOT, free_port
+from tests.serving import ROOT, rtp_serve
 
 tb_api = pytest.importorskip("tb.api", reason="pip install tinybird-python-sdk (dev extra)")
 tb_datasource = pytest.importorskip("tb.datasource")
@@ -53,31 +51,9 @@ def server(tmp_path_factory):
         timeout=120,
         capture_output=True,
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(root, env=env) as served:
+        admin, base = served.admin, served.base
         yield base, admin
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_python_sdk_sends_events_and_reads_everything(server):

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.serving import rtp_serve
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "betting"
 AT = "2026-09-12 20:00:00"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rtp(*args: str, env: dict) -> str:
@@ -46,27 +40,8 @@ def server(tmp_path_factory):
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".rtp"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     _rtp("deploy", "-p", str(root), env=env)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(root, env=env) as served:
+        base, admin = served.base, served.admin
         for fixture in sorted((root / "fixtures").glob("*.ndjson")):
             body = fixture.read_text()
             r = httpx.post(
@@ -78,9 +53,6 @@ def server(tmp_path_factory):
             assert r.status_code == 200, r.text
             assert r.json() == {"successful_rows": len(body.splitlines()), "quarantined_rows": 0}
         yield base, admin, root, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _jwt(root: Path, env: dict, brand: str) -> str:

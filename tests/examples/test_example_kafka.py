@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.serving import free_port
 
 BROKER = os.environ.get("RTP_TEST_KAFKA")
 pytestmark = pytest.mark.skipif(
@@ -28,12 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 ENV.pop("RTP_KAFKA_BROKER", None)
 DATASOURCES = ("posts", "follows", "reactions", "dwell")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rtp(*args: str, env=ENV) -> subprocess.CompletedProcess:

@@ -7,22 +7,16 @@ import csv
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.serving import rtp_serve
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rtp(*args: str) -> subprocess.CompletedProcess:
@@ -43,27 +37,8 @@ def test_crm_polls_alerts_as_csv(tmp_path):
     for fixture in sorted((project / "fixtures").glob("*.ndjson")):
         append = rtp("append", fixture.stem, str(fixture), "-p", str(project))
         assert append.returncode == 0, append.stdout + append.stderr
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(project), "--port", str(port)],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(project, env=ENV) as served:
+        admin, base = served.admin, served.base
         auth = {"Authorization": f"Bearer {admin}"}
         # the CRM's poll at 15:00, its previous one at 14:30 (tests/crm_alerts.yaml has the
         # arithmetic): acme crossed 3 people at 14:40, initech at 14:58
@@ -152,10 +127,3 @@ def test_crm_polls_alerts_as_csv(tmp_path):
         # and without a token, nothing
         r = httpx.get(f"{base}/v0/pipes/crm_alerts.csv", params={"since": "2026-11-25 14:30:00"})
         assert r.status_code in (401, 403)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

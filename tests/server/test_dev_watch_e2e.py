@@ -13,7 +13,7 @@ import httpx
 
 from rtp.server.dev import relevant
 from tests.server.test_serve_dev_e2e import wait_for
-from tests.server.test_serve_e2e import ROOT, free_port
+from tests.serving import ROOT, free_port
 
 EVENTS = """\
 SCHEMA >

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
-from tests.server.test_serve_e2e import free_port
+from tests.serving import rtp_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = """
@@ -102,31 +101,9 @@ def server(tmp_path_factory):
         backend.close()
     """)
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, timeout=120)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()  # `rtp serve` prints its ADMIN token first
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(root, env=env, timeout=60) as served:
+        admin, base = served.admin, served.base
         yield base, admin
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

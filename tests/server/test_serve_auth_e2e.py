@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.server.conftest import EVENTS, RECS
-from tests.server.test_serve_e2e import free_port
-from tests.server.test_serve_remote_e2e import ENV, rtp, wait_healthy
+from tests.server.test_serve_remote_e2e import ENV, rtp
+from tests.serving import free_port, wait_healthy
 from tests.test_private_files import open_to_others
 
 OTHER = "nodes:\n  - {name: o, sql: SELECT 1 AS one}\n"

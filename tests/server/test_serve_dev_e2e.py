@@ -11,7 +11,7 @@ import time
 import httpx
 
 from tests.server.conftest import EVENTS, RECS
-from tests.server.test_serve_e2e import ROOT, free_port
+from tests.serving import ROOT, free_port
 
 
 def wait_for(fn, timeout=30.0):

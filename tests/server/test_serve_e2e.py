@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.server.conftest import EVENTS, RECS
+from tests.serving import rtp_serve
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_process_ingests_and_answers(project_factory):
@@ -43,27 +36,9 @@ def test_serve_process_ingests_and_answers(project_factory):
         backend.close()
     """)
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, timeout=60)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(root, env=env) as served:
+        proc, admin, base = served.proc, served.admin, served.base
+        health = httpx.get(f"{base}/healthz", timeout=2)
         assert health.json()["status"] == "ok"
         owner = json.loads((root / ".rtp/owner.json").read_text())
         control = owner.pop("token")
@@ -96,7 +71,4 @@ def test_serve_process_ingests_and_answers(project_factory):
         ]
         r = httpx.get(f"{base}/v0/pipes/recs.json", params={"user_id": "u1"})
         assert r.status_code == 403
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     assert not (root / ".rtp/owner.json").exists()

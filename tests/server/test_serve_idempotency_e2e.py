@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.test_serve_e2e import free_port
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = {

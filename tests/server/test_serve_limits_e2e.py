@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.test_serve_e2e import free_port
+from tests.serving import rtp_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = "SELECT count() FROM numbers_mt(1000000000000) WHERE NOT ignore(sipHash64(number))"
@@ -28,39 +28,8 @@ def test_a_light_endpoint_answers_while_a_long_query_runs(project_factory):
         capture_output=True,
         timeout=120,
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rtp.cli.main",
-            "serve",
-            "-p",
-            str(root),
-            "--port",
-            str(port),
-            "--timeout",
-            "4",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+    with rtp_serve(root, "--timeout", "4", env=env) as served:
+        admin, base = served.admin, served.base
         long: dict = {}
 
         def run_long():
@@ -88,6 +57,3 @@ def test_a_light_endpoint_answers_while_a_long_query_runs(project_factory):
         # before: the engine's single lock held every endpoint until the long query ended
         assert len(answers) >= 5 and all(status == 200 for status, _ in answers), answers
         assert httpx.get(f"{base}/readyz", timeout=5).json() == {"status": "ready"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

@@ -8,12 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 
 from tests.server.conftest import EVENTS, RECS
-from tests.server.test_serve_e2e import ROOT, free_port
+from tests.serving import ROOT, free_port, wait_healthy
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
 
@@ -26,19 +25,6 @@ def rtp(*args) -> subprocess.CompletedProcess:
         timeout=120,
         env=ENV,
     )
-
-
-def wait_healthy(base: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
 
 
 def test_commands_work_through_the_running_server(project_factory, tmp_path):

@@ -14,7 +14,7 @@ import time
 import httpx
 
 from tests.server.conftest import EVENTS
-from tests.server.test_serve_e2e import ROOT, free_port
+from tests.serving import ROOT, free_port
 
 SNAPSHOT = """
     columns:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.test_serve_e2e import free_port
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE_2 = "name: shop\nserver:\n  rate_limit: 2\n  max_body_bytes: 1MiB\n  batch_wait: 20ms\n"

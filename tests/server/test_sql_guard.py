@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from rtp.errors import RequestError
 from rtp.server.tokens import TokenStore
 from rtp.sql.guard import ALLOWED_SETTINGS, guard_query
 from tests.server.conftest import EVENTS, RECS
-from tests.server.test_serve_e2e import free_port
+from tests.serving import rtp_serve
 
 OTHER = "columns:\n  - {name: a, type: String}\n"
 
@@ -405,28 +404,8 @@ def test_serve_process_refuses_the_owner_file(project_factory):
     """)
     subprocess.run([sys.executable, "-c", setup], env=env, check=True, timeout=60)
     reader = TokenStore(root / ".rtp" / "tokens.json").create("reader", ["DATASOURCES:READ:events"])
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtp.cli.main", "serve", "-p", str(root), "--port", str(port)],
-        env=env,
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        admin = proc.stdout.readline().strip()
-        assert admin.startswith("rtp_"), admin + proc.stderr.read()
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with rtp_serve(root, env=env, cwd=root) as served:
+        admin, base = served.admin, served.base
         control = json.loads((root / ".rtp/owner.json").read_text())["token"]
         owner = str(root / ".rtp/owner.json")
         for path in (".rtp/owner.json", owner):
@@ -447,6 +426,3 @@ def test_serve_process_refuses_the_owner_file(project_factory):
         )
         # ADMIN too: the engine's own parse of a caller's statement refuses file()
         assert r.status_code == 400 and control not in r.text, r.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

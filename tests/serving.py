@@ -1,0 +1,88 @@
+"""`rtp serve` as the process a user runs, for the end-to-end tests: one way to start
+it, read the admin token it prints, and wait until it answers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 30) -> httpx.Response:
+    """The server's first healthy /healthz answer; fails when the process dies or it is
+    not healthy within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r = httpx.get(f"{base}/healthz", timeout=2)
+            if r.status_code == 200:
+                return r
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+
+
+@dataclass
+class Serving:
+    proc: subprocess.Popen
+    base: str  # http://127.0.0.1:<port>
+    admin: str  # the admin token `rtp serve` prints on its first line
+
+
+@contextlib.contextmanager
+def rtp_serve(
+    root: Path, *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 30
+) -> Iterator[Serving]:
+    """`rtp serve -p root --port <free> *args` until the block ends (then SIGTERM, and
+    SIGKILL if it has not stopped 20 s later). ``timeout``: seconds to become healthy."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtp.cli.main",
+            "serve",
+            "-p",
+            str(root),
+            "--port",
+            str(port),
+            *args,
+        ],
+        env=env or ENV,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        admin = proc.stdout.readline().strip()
+        assert admin.startswith("rtp_"), admin + proc.stderr.read()
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, proc, timeout)
+        yield Serving(proc, base, admin)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
