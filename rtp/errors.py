@@ -260,6 +260,26 @@ def error_for(code: str, message: str, **kwargs) -> RtpError:
     return family(code).cls(message, code=code, **kwargs)
 
 
+def from_dict(data: dict) -> RtpError:
+    """The error :meth:`RtpError.to_dict` wrote (``rtp check --format json``, a server's
+    ``problems``), as :func:`error_for` builds it."""
+    where = None
+    if data.get("file"):
+        where = Location(
+            str(data["file"]),
+            int(data.get("line") or 0),
+            int(data.get("column") or 0),
+            int(data.get("length") or 1),
+        )
+    return error_for(
+        str(data.get("code")),
+        str(data.get("message", "")),
+        location=where,
+        hint=data.get("hint"),
+        severity=data.get("severity") or "error",
+    )
+
+
 def http_status(error: RtpError) -> int:
     """The HTTP status for an error, for the server and for `rtp test`'s
     ``expected_http_status``: the code's (HTTP_STATUS) or its family's; RTP402's is the

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rtp.engine import owner
 from rtp.engine.target import resolve_target
-from rtp.errors import EngineError, Location, RtpError, error_for
+from rtp.errors import EngineError, RtpError, error_for, from_dict
 from rtp.ingest import RowMapper
 from rtp.project.model import Project
 
@@ -161,19 +161,5 @@ def _error(response: httpx.Response, server: Server) -> RtpError:
     )
     # a project with errors: each problem as the server found it (file, line, column)
     found = body.get("problems", []) if isinstance(body, dict) else []
-    error.problems = [_problem(p) for p in found if isinstance(p, dict)]
+    error.problems = [from_dict(p) for p in found if isinstance(p, dict)]
     return error
-
-
-def _problem(data: dict) -> RtpError:
-    where = None
-    if data.get("file"):
-        where = Location(
-            str(data["file"]),
-            int(data.get("line") or 0),
-            int(data.get("column") or 0),
-            int(data.get("length") or 1),
-        )
-    return error_for(
-        str(data.get("code")), str(data.get("message", "")), location=where, hint=data.get("hint")
-    )

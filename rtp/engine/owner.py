@@ -38,12 +38,6 @@ def read_owner(root: Path) -> dict | None:
     return data if _alive(pid) else None
 
 
-def holding() -> bool:
-    """Whether this process holds an embedded database (chDB then can't open another
-    one, not even in memory, until it closes it)."""
-    return any(count > 0 for count in _claims.values())
-
-
 def claim(root: Path, command: str | None = None, url: str | None = None) -> None:
     """Record this process as the owner. Raises EngineError RTP501 naming the holder
     when another live process owns the database."""

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtp.engine import owner
 from rtp.engine.embedded import open_engines
-from rtp.errors import EngineError, Location, Problems, ProjectError, RtpError, family
+from rtp.errors import EngineError, Problems, ProjectError, RtpError, from_dict
 from rtp.project.load import load_project
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
@@ -63,7 +62,7 @@ def build(root: Path, *, check: bool = True) -> Build:
     project, problems = load_project(root)  # raises only when there is no project at all
     compiled = compile_project(project, problems)
     if check:
-        if owner.holding() or open_engines():
+        if open_engines():
             if not problems.errors:  # else refused anyway: spare the second process
                 _check_elsewhere(Path(root), problems)
         else:
@@ -100,24 +99,8 @@ def _check_elsewhere(root: Path, problems: Problems) -> None:
     seen = {_key(p.to_dict()) for p in problems}
     for item in found:
         if _key(item) not in seen:
-            problems.add(_from_dict(item))
+            problems.add(from_dict(item))
 
 
 def _key(item: dict) -> tuple:
     return (item["code"], item["file"], item["line"], item["column"], item["message"])
-
-
-def _from_dict(item: dict) -> RtpError:
-    location = (
-        Location(item["file"], item["line"] or 0, item["column"] or 0, item["length"] or 1)
-        if item["file"]
-        else None
-    )
-    cls = family(item["code"]).cls
-    return cls(
-        item["message"],
-        code=item["code"],
-        location=location,
-        hint=item["hint"],
-        severity=item["severity"],
-    )
