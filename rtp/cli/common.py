@@ -24,6 +24,27 @@ TARGET_OPTION = typer.Option(
     "then rtp.yaml's default_target).",
 )
 
+# options `rtp serve` and `rtp dev` share (server settings: docs/serve.md)
+HOST_OPTION = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
+CORS_OPTION = typer.Option([], "--cors", help="Allowed browser origin (repeatable; default: any).")
+TIMEOUT_OPTION = typer.Option(
+    None,
+    "--timeout",
+    help="Seconds from a request's arrival before its query answers 408 (default 10).",
+)
+MAX_MEMORY_OPTION = typer.Option(
+    None,
+    "--max-memory",
+    help="Memory one caller's query may use (default 2GiB; ADMIN tokens: 4x).",
+)
+MAX_BODY_OPTION = typer.Option(None, "--max-body-bytes", help="Largest request body (e.g. 10MiB).")
+RATE_LIMIT_OPTION = typer.Option(
+    None, "--rate-limit", help="Requests per second per token; 0 = unlimited."
+)
+SCHEDULES_OPTION = typer.Option(
+    None, "--schedules/--no-schedules", help="Run scheduled copy pipes in this process."
+)
+
 
 def project_root(project: Path | None) -> Path:
     """The project's root folder. Raises ProjectError (RTP100) when there is none."""

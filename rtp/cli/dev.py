@@ -10,7 +10,17 @@ from pathlib import Path
 
 import typer
 
-from rtp.cli.common import PROJECT_OPTION, project_root
+from rtp.cli.common import (
+    CORS_OPTION,
+    HOST_OPTION,
+    MAX_BODY_OPTION,
+    MAX_MEMORY_OPTION,
+    PROJECT_OPTION,
+    RATE_LIMIT_OPTION,
+    SCHEDULES_OPTION,
+    TIMEOUT_OPTION,
+    project_root,
+)
 from rtp.cli.output import console, err_console, exit_for, fail, render_problem
 from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
 from rtp.cli.token import tokens_file
@@ -37,7 +47,7 @@ def page_token(path: Path) -> str:
 
 
 def dev(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    host: str = HOST_OPTION,
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
     interval: float = typer.Option(
@@ -45,28 +55,12 @@ def dev(
         "--interval",
         help="Seconds between file checks where the OS gives no file events (else unused).",
     ),
-    cors: list[str] = typer.Option(
-        [], "--cors", help="Allowed browser origin (repeatable; default: any)."
-    ),
-    timeout: str = typer.Option(
-        None,
-        "--timeout",
-        help="Seconds from a request's arrival before its query answers 408 (default 10).",
-    ),
-    max_memory: str = typer.Option(
-        None,
-        "--max-memory",
-        help="Memory one caller's query may use (default 2GiB; ADMIN tokens: 4x).",
-    ),
-    max_body_bytes: str = typer.Option(
-        None, "--max-body-bytes", help="Largest request body (e.g. 10MiB)."
-    ),
-    rate_limit: float = typer.Option(
-        None, "--rate-limit", help="Requests per second per token; 0 = unlimited."
-    ),
-    schedules: bool = typer.Option(
-        None, "--schedules/--no-schedules", help="Run scheduled copy pipes."
-    ),
+    cors: list[str] = CORS_OPTION,
+    timeout: str = TIMEOUT_OPTION,
+    max_memory: str = MAX_MEMORY_OPTION,
+    max_body_bytes: str = MAX_BODY_OPTION,
+    rate_limit: float = RATE_LIMIT_OPTION,
+    schedules: bool = SCHEDULES_OPTION,
     project: Path = PROJECT_OPTION,
 ) -> None:
     """Develop locally: deploy to embedded ClickHouse, load fixtures/ if the engine is

@@ -12,7 +12,18 @@ from pathlib import Path
 
 import typer
 
-from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, project_root
+from rtp.cli.common import (
+    CORS_OPTION,
+    HOST_OPTION,
+    MAX_BODY_OPTION,
+    MAX_MEMORY_OPTION,
+    PROJECT_OPTION,
+    RATE_LIMIT_OPTION,
+    SCHEDULES_OPTION,
+    TARGET_OPTION,
+    TIMEOUT_OPTION,
+    project_root,
+)
 from rtp.cli.output import console, err_console, exit_for, fail
 from rtp.cli.token import tokens_file
 from rtp.engine import owner
@@ -59,22 +70,12 @@ def run_until_stopped(app, host: str, port: int) -> None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    host: str = HOST_OPTION,
     port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
     target: str = TARGET_OPTION,
-    cors: list[str] = typer.Option(
-        [], "--cors", help="Allowed browser origin (repeatable; default: any)."
-    ),
-    timeout: str = typer.Option(
-        None,
-        "--timeout",
-        help="Seconds from a request's arrival before its query answers 408 (default 10).",
-    ),
-    max_memory: str = typer.Option(
-        None,
-        "--max-memory",
-        help="Memory one caller's query may use (default 2GiB; ADMIN tokens: 4x).",
-    ),
+    cors: list[str] = CORS_OPTION,
+    timeout: str = TIMEOUT_OPTION,
+    max_memory: str = MAX_MEMORY_OPTION,
     max_rows_to_read: int = typer.Option(
         None, "--max-rows-to-read", help="Rows one caller's query may read."
     ),
@@ -98,9 +99,7 @@ def serve(
         "--ready-exclusive-max",
         help="Seconds a deploy may hold the engine before /readyz says 503.",
     ),
-    max_body_bytes: str = typer.Option(
-        None, "--max-body-bytes", help="Largest request body (e.g. 10MiB)."
-    ),
+    max_body_bytes: str = MAX_BODY_OPTION,
     batch_wait: str = typer.Option(
         None, "--batch-wait", help="Seconds an ingest flush waits for more requests (e.g. 5ms)."
     ),
@@ -110,16 +109,12 @@ def serve(
     max_pending_rows: int = typer.Option(
         None, "--max-pending-rows", help="Queued ingest rows beyond this answer 429."
     ),
-    rate_limit: float = typer.Option(
-        None, "--rate-limit", help="Requests per second per token; 0 = unlimited."
-    ),
+    rate_limit: float = RATE_LIMIT_OPTION,
     workers: int = typer.Option(None, "--workers", help="Threads running blocking engine calls."),
     copy_timeout: str = typer.Option(
         None, "--copy-timeout", help="Engine deadline of each scheduled copy run (seconds)."
     ),
-    schedules: bool = typer.Option(
-        None, "--schedules/--no-schedules", help="Run scheduled copy pipes in this process."
-    ),
+    schedules: bool = SCHEDULES_OPTION,
     print_settings: bool = typer.Option(
         False,
         "--print-settings",
