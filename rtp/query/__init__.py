@@ -180,15 +180,3 @@ def refused(exc: QueryError, deadline: float, *, reveal: bool = False):
             hint="read less: narrow the filters, or aggregate first",
         )
     return engine_refusal(exc, reveal=reveal)
-
-
-def format_result(
-    backend: Backend,
-    sql: str,
-    fmt: str,
-    limits: Limits | None = None,
-    settings: dict[str, Any] | None = None,
-) -> bytes:
-    """``sql``'s answer as the url suffix ``fmt`` (json, csv, ndjson, parquet). Kept for
-    callers of the old fallback; every backend has ``query_bytes`` now."""
-    return backend.query_bytes(sql, FORMATS[fmt][0], limits, settings)

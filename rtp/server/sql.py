@@ -32,22 +32,6 @@ if TYPE_CHECKING:
 router = APIRouter()
 
 
-def check_read_only(sql: str) -> str:
-    """The statement without a trailing ``;``, if an ADMIN may run it here. Raises
-    RequestError (RTP400) when it is empty, more than one statement, not read-only or
-    writes a file (``INTO OUTFILE``)."""
-    return guard_query(sql, admin=True).sql
-
-
-def tables_read(sql: str) -> list[str] | None:
-    """The tables a non-admin query reads (CTEs resolved), or None when a non-admin may
-    not run it at all (a table function, another database, a denied function ...)."""
-    try:
-        return list(guard_query(sql, admin=False).tables)
-    except RequestError:
-        return None
-
-
 def authorize(state, request: Request, sql: str) -> tuple[str, bool, dict]:
     """(the statement to run, whether the caller is ADMIN, its allowed output settings).
     ADMIN runs any read-only

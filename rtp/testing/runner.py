@@ -165,7 +165,7 @@ def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = 
     test's author wrote it).
     """
     from rtp.engine import QueryError
-    from rtp.query import FORMATS, coerce_params, engine_refusal, format_result
+    from rtp.query import FORMATS, coerce_params, engine_refusal
     from rtp.sql.guard import guard_query
 
     compiled = session.compiled
@@ -185,9 +185,7 @@ def query(session: Session, sql: str, fmt: str, pipe: tuple[str, dict] | None = 
         # a CTE is visible in the subqueries of its statement: the test's SQL runs as is
         sql = f"WITH {', '.join(ctes)}\nSELECT * FROM (\n{sql}\n)"
     try:
-        if hasattr(session.backend, "query_bytes"):
-            return session.backend.query_bytes(sql, FORMATS[fmt][0])
-        return format_result(session.backend, sql, fmt)
+        return session.backend.query_bytes(sql, FORMATS[fmt][0])
     except QueryError as exc:
         raise engine_refusal(exc, reveal=True) from None
 

@@ -7,8 +7,9 @@ import io
 import pyarrow.parquet as pq
 import pytest
 
-from rtp.server.sql import check_read_only, tables_read
+from rtp.errors import RequestError
 from rtp.server.tokens import TokenStore
+from rtp.sql.guard import guard_query
 
 pytestmark = pytest.mark.anyio
 
@@ -66,12 +67,13 @@ def test_read_only_statements_pass():
         "(SELECT 1) UNION ALL (SELECT 2)",
         "/* why */ SELECT 2;",
     ):
-        assert check_read_only(query)
-    assert tables_read(
-        "WITH m AS (SELECT * FROM events) SELECT * FROM m JOIN products USING id"
-    ) == ["events", "products"]
-    assert tables_read("SELECT * FROM numbers(10)") is None
-    assert tables_read("SELECT * FROM system.tables") is None
+        assert guard_query(query, admin=True).sql  # what an ADMIN may run on /v0/sql
+    assert guard_query(
+        "WITH m AS (SELECT * FROM events) SELECT * FROM m JOIN products USING id", admin=False
+    ).tables == ("events", "products")
+    for beyond in ("SELECT * FROM numbers(10)", "SELECT * FROM system.tables"):
+        with pytest.raises(RequestError):
+            guard_query(beyond, admin=False)
 
 
 async def test_scopes(serve):
