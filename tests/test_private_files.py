@@ -13,11 +13,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def tree(folder: Path) -> list[Path]:
+    """``folder`` and everything under it, read while a live server may be merging parts:
+    a temporary part folder that vanishes mid-walk is skipped, not an error."""
+    found = [folder]
+    for top, dirs, files in os.walk(folder):  # os.walk skips folders gone before listing
+        found += [Path(top, name) for name in dirs + files]
+    return found
+
+
 def open_to_others(folder: Path) -> list[str]:
     """Files and folders under ``folder`` (itself included) with any group/other bit."""
     found = []
-    for path in [folder, *folder.rglob("*")]:
-        mode = path.lstat().st_mode
+    for path in tree(folder):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # a merge removed it after the listing
+            continue
         if not stat.S_ISLNK(mode) and mode & 0o077:
             found.append(f"{stat.filemode(mode)} {path.relative_to(folder.parent)}")
     return found
