@@ -41,6 +41,7 @@ class CheckContext:
 
 
 def _rules():
+    from rtp.check.cache import cache
     from rtp.check.explain import explain
     from rtp.check.operators import operators
     from rtp.check.outputs import outputs
@@ -48,7 +49,7 @@ def _rules():
     from rtp.check.schemas import schemas
     from rtp.check.statements import statements
 
-    return (statements, reserved, operators, schemas, explain, outputs)
+    return (statements, reserved, operators, cache, schemas, explain, outputs)
 
 
 def check_project(

@@ -29,6 +29,7 @@ from rtp.errors import EngineError, Problems, RequestError, RtpError, http_statu
 from rtp.ingest import RowMapper
 from rtp.ops.build import Build
 from rtp.project.model import Project
+from rtp.query.cache import ResultCache
 from rtp.server import (
     auth,
     datasources,
@@ -103,6 +104,8 @@ class ServerState:
         self.endpoints, self.mappers = endpoints, mappers
         self.metrics.pipes = set(endpoints)
         self.metrics.datasources = set(project.datasources)
+        # a new build, a new cache: nothing computed by the old SQL is served again
+        self.cache = ResultCache(self.metrics.cache_lookup)
         self.openapi_cache = None
         self.check_views()
 

@@ -91,6 +91,7 @@ async def get_pipe(request: Request) -> Response:
         timeout=limits.deadline,
         q=q,
         admin="ADMIN" in grant.scopes,
+        cache=state.cache,
     )
     return Response(body, media_type=media_type)
 

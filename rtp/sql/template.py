@@ -130,6 +130,8 @@ class Template:
     params: dict[str, Param] = field(default_factory=dict)
     _compiled: object = None
     jinja: str = ""  # ``source`` in Jinja spelling (same lines)
+    # a template without parameters, rendered once: [for a call, for a check]
+    _static: list = field(default_factory=lambda: [None, None], repr=False)
 
     def sample_values(self) -> SampleValues:
         """Values for offline checks: each parameter's example or default. A parameter
@@ -167,9 +169,18 @@ class Template:
         """
         if self._compiled is None:
             return self.source
+        check = check or isinstance(values, SampleValues)
+        if not self.params:  # reads no value: the same text every call, rendered once
+            memo = self._static[check]
+            if memo is None:
+                memo = self._static[check] = self._render({}, check)
+            return memo
+        return self._render(values, check)
+
+    def _render(self, values: dict, check: bool) -> str:
         context = {**_FUNCTIONS, **{k: v for k, v in values.items() if v is not None}}
         context["__params__"] = self.params
-        context["__check__"] = check or isinstance(values, SampleValues)
+        context["__check__"] = check
         return self._compiled.render(context)
 
 
