@@ -43,13 +43,14 @@ class CheckContext:
 def _rules():
     from rtp.check.cache import cache
     from rtp.check.explain import explain
+    from rtp.check.indexes import indexes
     from rtp.check.operators import operators
     from rtp.check.outputs import outputs
     from rtp.check.reserved import reserved
     from rtp.check.schemas import schemas
     from rtp.check.statements import statements
 
-    return (statements, reserved, operators, cache, schemas, explain, outputs)
+    return (statements, reserved, operators, cache, schemas, explain, outputs, indexes)
 
 
 def check_project(

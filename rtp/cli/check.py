@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from rtp.check.indexes import ADVICE
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, exit_for, fail, render_problem
 from rtp.errors import Problems, RtpError
@@ -25,7 +26,12 @@ def check(
     format: Format = typer.Option(
         Format.text, "--format", "-f", help="text for people, json for editors and CI."
     ),
-    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Treat warnings as errors, and report endpoint nodes that read a table "
+        "without its primary key (RTP311).",
+    ),
 ) -> None:
     """Validate the project: YAML, schemas, templates, dependencies, and every node's SQL
     against embedded ClickHouse. Reports every problem; exits 1 if there is any error."""
@@ -38,7 +44,7 @@ def check(
     except RtpError as exc:
         fail(exc, as_json=as_json)
         raise exit_for(exc) from None
-    items = problems.sorted()
+    items = [p for p in problems.sorted() if strict or p.code not in ADVICE]
     errors = [p for p in items if p.severity == "error" or strict]
     warnings = [p for p in items if p not in errors]
     elapsed = time.perf_counter() - started

@@ -16,6 +16,7 @@ from typing import Any
 from rtp.engine import Backend, QueryError
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError, SqlError
+from rtp.project.model import Cache
 from rtp.query.cache import ResultCache, answer_key, node_key, node_literal
 from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
@@ -160,9 +161,12 @@ def node_results(
     substitute. A node is computed from its own SQL, with the cached nodes it reads
     substituted in turn."""
 
+    specs = _cached_nodes(compiled)
+
     def lookup(pipe: str, node: str, computing: tuple[str, str] | None = None) -> str | None:
-        if (pipe, node) == computing:
-            return None  # the node being computed runs its own SQL
+        spec = specs.get((pipe, node))
+        if spec is None or (pipe, node) == computing:
+            return None  # not cached, or being computed: it runs its own SQL
 
         def compute() -> str | None:
             sql = compiled.compose(
@@ -174,10 +178,22 @@ def node_results(
             except QueryError as exc:
                 raise refused(exc, limits.deadline) from None
 
-        spec = compiled.pipes[pipe].node(node).node.cache
         return cache.get(node_key(pipe, node), spec.ttl, compute, (pipe, node))
 
     return lookup
+
+
+def _cached_nodes(compiled: CompiledProject) -> dict[tuple[str, str], Cache]:
+    """(pipe, node) -> the node's ``cache`` setting, computed once per compiled project."""
+    found = compiled.__dict__.get("_cached_nodes")
+    if found is None:
+        found = compiled.__dict__["_cached_nodes"] = {
+            (name, cnode.node.name): cnode.node.cache
+            for name, cpipe in compiled.pipes.items()
+            for cnode in cpipe.nodes
+            if cnode.node.cache is not None
+        }
+    return found
 
 
 # Parts of ClickHouse's messages that quote the statement (or an expression of it with

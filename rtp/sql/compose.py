@@ -119,9 +119,9 @@ class CompiledProject:
     ) -> Composed:
         """One statement for the pipe's output (or for ``node_name``) with ``values``.
 
-        ``cached(pipe, node)``: for a node with a ``cache`` setting, the text to use
-        instead of its own (its result as a literal, :mod:`rtp.query.cache`), or None to
-        render it; a substituted node reads nothing, so what only it read is left out.
+        ``cached(pipe, node)``: the text to use instead of a node's own (a cached node's
+        result as a literal, :mod:`rtp.query.cache`), or None to render it; a
+        substituted node reads nothing, so what only it read is left out.
 
         Raises RequestError when a value is missing or the template calls ``error()``,
         and SqlError (RTP303) when the pipe can't be composed because of a cycle.
@@ -143,7 +143,7 @@ class CompiledProject:
 
         def render(cnode: CompiledNode) -> str:
             key = cnode.node.name
-            if key not in rendered and cached is not None and cnode.node.cache is not None:
+            if key not in rendered and cached is not None:
                 text = cached(pipe_name, key)
                 if text is not None:
                     rendered[key] = text
