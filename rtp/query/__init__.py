@@ -102,6 +102,8 @@ def run_pipe(
         )
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
+    if cache is not None and cache.build is not None and cache.build is not compiled:
+        cache = None  # the project was swapped meanwhile: its cache is not this one's
     spec = compiled.pipes[pipe].pipe.cache
     if cache is not None and spec is not None and not q:
         body = cache.get(
@@ -113,6 +115,25 @@ def run_pipe(
     else:
         body = _answer(compiled, backend, pipe, values, fmt, q, timeout, limits, cache, admin)
     return body, FORMATS[fmt][1]
+
+
+def cached_answer(
+    compiled: CompiledProject,
+    cache: ResultCache,
+    pipe: str,
+    raw_params: dict,
+    fmt: str = "json",
+    fixed_params: dict | None = None,
+) -> tuple[bytes, str] | None:
+    """The endpoint's answer when its ``cache`` holds a fresh one for these values (a hit,
+    counted), else None: cheap enough to try before handing the call to a worker thread.
+    Raises RequestError as :func:`run_pipe` does for an unknown pipe or a bad value."""
+    spec = compiled.pipes[pipe].pipe.cache if pipe in compiled.pipes else None
+    if spec is None or fmt not in FORMATS or cache.build not in (None, compiled):
+        return None
+    values = coerce_params(endpoint_params(compiled, pipe), raw_params, fixed_params)
+    body = cache.hit(answer_key(pipe, fmt, values), (pipe, ""))
+    return None if body is None else (body, FORMATS[fmt][1])
 
 
 def _answer(

@@ -59,7 +59,12 @@ class _Entry:
 class ResultCache:
     """Cached answers and node results of one build; see the module doc."""
 
-    def __init__(self, record: Record | None = None, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self, record: Record | None = None, max_bytes: int = MAX_BYTES, build: object = None
+    ) -> None:
+        # the compiled project whose results these are: a request that raced a reload
+        # and holds the other one doesn't use this cache (run_pipe checks)
+        self.build = build
         self._record = record
         self._max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -97,10 +102,14 @@ class ResultCache:
             self._note(label, value, hit=False)
             return value
 
-    def peek(self, key: Hashable) -> Any:
-        """The fresh value under ``key``, or None (``rtp explain``)."""
+    def hit(self, key: Hashable, label: tuple[str, str]) -> Any:
+        """The fresh value under ``key`` (a hit, counted), or None (nothing counted: the
+        caller goes on to :meth:`get`)."""
         value = self._fresh(key)
-        return None if value is _MISSING else value
+        if value is _MISSING or value is None:
+            return None
+        self._note(label, value, hit=True)
+        return value
 
     def _fresh(self, key: Hashable) -> Any:
         with self._lock:
