@@ -93,6 +93,7 @@ def test_explain_profiles_each_node_on_the_embedded_engine(tmp_path):
     # a primary-key lookup: a granule or two of all
     [read] = mine["reads"]
     assert read["condition"] != "true" and read["granules"][0] < read["granules"][1]
+    assert read["keys"] == ["product_id"]
     assert mine["rows"] == 1 and mine["rows_read"] < 5_000 and mine["cache_ttl"] is None
     # the output reads the cached node as a literal: no second scan of the table
     assert out["rows_read"] < 5_000 and len(out["reads"]) == 1

@@ -30,6 +30,7 @@ class TableRead:
 
     table: str
     condition: str  # the key condition ClickHouse derived; "true" = none (a full scan)
+    keys: tuple[str, ...]  # the key columns the condition uses
     parts: tuple[int, int]  # selected, all
     granules: tuple[int, int]  # selected, all
 
@@ -165,6 +166,7 @@ def table_reads(plan: Any) -> list[TableRead]:
                     TableRead(
                         str(item.get("Description", "")),
                         str(key.get("Condition", "true")),
+                        tuple(str(k) for k in key.get("Keys", ())),
                         (int(key.get("Selected Parts", 0)), int(key.get("Initial Parts", 0))),
                         (
                             int(key.get("Selected Granules", 0)),
