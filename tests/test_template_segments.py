@@ -94,3 +94,34 @@ def test_a_plan_renders_what_jinja_renders(name, template):
     ):
         planned, jinja = _both(template, values, check)
         assert planned == jinja, (name, values, check)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "SELECT {{ 'x' }}, {{ 1 }}, {{ -2.5 }}, {{ [1, 'a'] }}, {{ not defined(y) }}",
+        "SELECT {% if defined(a) and not defined(b) %}{{ Int32(a) }}"
+        "{% elif b or y %}{{ b }}{% else %}0{% end %}",
+        "{{ columns(cols, 'a,b') }} WHERE {{ sql_and(x__in=Array(ids, 'Int32', defined=False)) }}",
+        "SELECT {{ error('no') }}",
+    ],
+)
+def test_each_construct_a_plan_covers(source):
+    template = compile_template(source)
+    assert template._plan is not None
+    for values in ({}, {"a": 3}, {"b": "q"}, {"a": 1, "b": "z", "y": 1, "cols": "c", "ids": [1]}):
+        for check in (False, True):
+            planned, jinja = _both(template, values, check)
+            assert planned == jinja, (values, check)
+
+
+def test_what_a_plan_does_not_cover_renders_through_jinja():
+    for source in (
+        "{% set n = 3 %}SELECT {{ n }}",
+        "{% for x in [1, 2] %}{{ x }}{% end %}",
+        "SELECT {{ Int32(a, 1) * 2 }}",
+        "{% try %}{{ Int32(a) }}{% except %}0{% end %}",
+    ):
+        template = compile_template(source)
+        assert template._plan is None, source
+        assert template.render({"a": 2}) != ""
