@@ -74,7 +74,7 @@ def _print(result) -> None:
     table.add_column("granules read/all", no_wrap=True)
     table.add_column("cache", no_wrap=True)
     for node in result.nodes:
-        reads = ", ".join(_read(r) for r in node.reads) or ("-" if result.explained else "n/a")
+        reads = "\n".join(_reads(node.reads)) or ("-" if result.explained else "n/a")
         if node.cache_ttl is None:
             cache = "-"
         elif node.substituted:
@@ -95,8 +95,16 @@ def _print(result) -> None:
         console.print("[dim]index use needs ClickHouse 21.6+ (EXPLAIN indexes = 1)[/dim]")
 
 
-def _read(read) -> str:
-    table = read.table.rsplit(".", 1)[-1]
-    selected, total = read.granules
-    mark = "" if read.condition != "true" else " (no key)"
-    return f"{table} {selected}/{total}{mark}"
+def _reads(reads) -> list[str]:
+    """One line per table: its granules read of all, summed over the plan's reads of it
+    (the node's and the nodes' it reads); ``(no key)`` when a read used no key."""
+    tables: dict[str, list] = {}
+    for read in reads:
+        entry = tables.setdefault(read.table.rsplit(".", 1)[-1], [0, 0, False])
+        entry[0] += read.granules[0]
+        entry[1] += read.granules[1]
+        entry[2] = entry[2] or read.condition == "true"
+    return [
+        f"{table} {selected}/{total}" + (" (no key)" if unkeyed else "")
+        for table, (selected, total, unkeyed) in tables.items()
+    ]
