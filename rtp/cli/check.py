@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from rtp.check.indexes import ADVICE
 from rtp.cli.common import PROJECT_OPTION, project_root
 from rtp.cli.output import console, exit_for, fail, render_problem
 from rtp.errors import Problems, RtpError
@@ -39,12 +38,12 @@ def check(
     as_json = format is Format.json
     try:
         root = project_root(project)
-        built = build(root)  # load, compile and the check rules, once
+        built = build(root, strict=strict)  # load, compile and the check rules, once
         model, problems = built.project, Problems(list(built.problems))
     except RtpError as exc:
         fail(exc, as_json=as_json)
         raise exit_for(exc) from None
-    items = [p for p in problems.sorted() if strict or p.code not in ADVICE]
+    items = problems.sorted()
     errors = [p for p in items if p.severity == "error" or strict]
     warnings = [p for p in items if p not in errors]
     elapsed = time.perf_counter() - started
