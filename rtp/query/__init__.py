@@ -20,6 +20,7 @@ from rtp.project.model import Cache
 from rtp.query.cache import ResultCache, answer_key, node_key, node_literal
 from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
+from rtp.sql.dependence import parameter_read
 from rtp.sql.params import Param, coerce
 
 # url suffix -> (ClickHouse output format, media type)
@@ -205,14 +206,18 @@ def node_results(
 
 
 def _cached_nodes(compiled: CompiledProject) -> dict[tuple[str, str], Cache]:
-    """(pipe, node) -> the node's ``cache`` setting, computed once per compiled project."""
+    """(pipe, node) -> the node's ``cache`` setting, computed once per compiled project.
+    A node that reads a request parameter is left out (``rtp check`` refuses it, RTP310;
+    ``rtp serve`` serves what is deployed without checking again): its result is never
+    shared between callers."""
     found = compiled.__dict__.get("_cached_nodes")
     if found is None:
         found = compiled.__dict__["_cached_nodes"] = {
             (name, cnode.node.name): cnode.node.cache
             for name, cpipe in compiled.pipes.items()
-            for cnode in cpipe.nodes
-            if cnode.node.cache is not None
+            if name not in compiled.broken
+            for index, cnode in enumerate(cpipe.nodes)
+            if cnode.node.cache is not None and parameter_read(compiled, cpipe, index) is None
         }
     return found
 

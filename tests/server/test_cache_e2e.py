@@ -192,3 +192,32 @@ def test_cache_settings_are_checked(tmp_path):
     problems = json.loads(done.stdout)["problems"]
     found = {(p["code"], p["line"], p["message"]) for p in problems}
     assert ("RTP104", 2, "cache ttl: must be seconds > 0 (e.g. 30, 500ms, 5m)") in found, found
+
+
+def test_serve_never_shares_a_cached_node_that_reads_a_parameter(tmp_path):
+    # `rtp serve` serves what is deployed without checking again: a `cache` added to a
+    # parameterized node after the deploy (what `rtp check` refuses) is not applied
+    root = _write(tmp_path, FILES)
+    done = _rtp("deploy", "-p", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    _write(
+        root,
+        {
+            "pipes/count.yaml": """
+                nodes:
+                  - name: c
+                    cache: {ttl: 600}
+                    sql: |
+                      SELECT count() AS c FROM events WHERE user_id = {{ String(user_id, 'u1') }}
+            """
+        },
+    )
+    with rtp_serve(root, env=ENV) as served:
+        base, auth = served.base, {"Authorization": f"Bearer {served.admin}"}
+        _send(base, auth, [_row("u1", "p1", 1), _row("u1", "p2", 1), _row("u2", "p1", 1)])
+        counts = [
+            httpx.get(f"{base}/v0/pipes/count.json?user_id={u}", headers=auth).json()["data"]
+            for u in ("u1", "u2")
+        ]
+        assert [int(c[0]["c"]) for c in counts] == [2, 1]
+        assert not any(k[0] == "count" for k in _lookups(base))
