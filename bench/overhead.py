@@ -6,7 +6,8 @@
 * ``compose``: checking the parameters and composing the statement (``run_pipe`` with a
   no-op backend), on the calling thread;
 * ``request``: the whole request through the real ASGI app in-process (routing, token
-  check, parameters, composition, the worker-thread hop, metrics, the response).
+  check, parameters, composition, the worker-thread hop, metrics, the response);
+* ``cached``: the same request when the endpoint's answer is cached (``cache: {ttl}``).
 
 The machine is shared and noisy, so each figure is the best median of several batches
 (noise only ever adds time); p99 is that batch's. The goal (issue 13): request ≤ 0.3 ms.
@@ -54,11 +55,19 @@ def compose(calls: int, batches: int = 5) -> dict:
     return _best(out)
 
 
-def request(calls: int, batches: int = 5) -> dict:
+def request(calls: int, batches: int = 5, *, cached: bool = False) -> dict:
+    """``cached``: the endpoint with ``cache: {ttl: 60}``, so every call after the first
+    is a hit, answered on the event loop."""
+    import dataclasses
+
     from rtp.project.load import load_project
+    from rtp.project.model import Cache
     from rtp.server import ServerSettings, create_app
 
     model, _ = load_project(REPO)
+    if cached:
+        pipe = dataclasses.replace(model.pipes["recommendations"], cache=Cache(60.0))
+        model = dataclasses.replace(model, pipes={**model.pipes, "recommendations": pipe})
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(model, NoEngine(), ServerSettings(tokens_file=Path(tmp) / "tokens.json"))
         token = app.state.rtp.tokens.ensure_admin().encode()
@@ -68,11 +77,16 @@ def request(calls: int, batches: int = 5) -> dict:
 
 
 def run(calls: int = 500) -> dict:
-    return {"calls": calls, "compose": compose(calls), "request": request(calls)}
+    return {
+        "calls": calls,
+        "compose": compose(calls),
+        "request": request(calls),
+        "cached": request(calls, cached=True),
+    }
 
 
 if __name__ == "__main__":
     result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 500)
-    for what in ("compose", "request"):
+    for what in ("compose", "request", "cached"):
         r = result[what]
         print(f"{what:8} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms")
