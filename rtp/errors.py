@@ -72,6 +72,8 @@ CODES: dict[str, str] = {
     "RTP304": "SQL rejected by ClickHouse",
     "RTP305": "materialized or copy output does not fit its target",
     "RTP306": "invalid pipe structure",
+    "RTP310": "cache on a node that reads a request parameter",
+    "RTP311": "endpoint node reads a table without its primary key (--strict)",
     "RTP400": "invalid request parameter",
     "RTP401": "missing required parameter",
     "RTP402": "error raised by the template",

@@ -28,6 +28,7 @@ class CheckContext:
     tables: set[str] = field(default_factory=set)  # datasources created without error
     failed_pipes: set[str] = field(default_factory=set)
     outputs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    strict: bool = False  # `rtp check --strict`: the advice rules run too (indexes)
 
     def pipe_ready(self, name: str) -> bool:
         """Whether a pipe and everything it reads compiled and exists in the engine."""
@@ -41,14 +42,16 @@ class CheckContext:
 
 
 def _rules():
+    from rtp.check.cache import cache
     from rtp.check.explain import explain
+    from rtp.check.indexes import indexes
     from rtp.check.operators import operators
     from rtp.check.outputs import outputs
     from rtp.check.reserved import reserved
     from rtp.check.schemas import schemas
     from rtp.check.statements import statements
 
-    return (statements, reserved, operators, schemas, explain, outputs)
+    return (statements, reserved, operators, cache, schemas, explain, outputs, indexes)
 
 
 def check_project(
@@ -57,12 +60,13 @@ def check_project(
     backend: Backend | None = None,
     *,
     compiled: CompiledProject | None = None,
+    strict: bool = False,
 ) -> CheckContext:
     """Run every rule on a loaded project; problems are added to ``problems``.
 
     ``backend`` is an engine to build the schemas in; by default a fresh in-memory chDB.
     ``compiled``: the project already compiled (with its problems already in
-    ``problems``); compiled here when None.
+    ``problems``); compiled here when None. ``strict``: the advice rules run too.
     """
     if compiled is None:
         compiled = compile_project(project, problems)
@@ -71,7 +75,7 @@ def check_project(
         from rtp.engine.embedded import EmbeddedBackend
 
         backend = EmbeddedBackend(":memory:", database="rtp_check")
-    ctx = CheckContext(project, compiled, problems, backend)
+    ctx = CheckContext(project, compiled, problems, backend, strict=strict)
     try:
         for rule in _rules():
             rule(ctx)

@@ -25,7 +25,12 @@ def check(
     format: Format = typer.Option(
         Format.text, "--format", "-f", help="text for people, json for editors and CI."
     ),
-    strict: bool = typer.Option(False, "--strict", help="Treat warnings as errors."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Treat warnings as errors, and report endpoint nodes that read a table "
+        "without its primary key (RTP311).",
+    ),
 ) -> None:
     """Validate the project: YAML, schemas, templates, dependencies, and every node's SQL
     against embedded ClickHouse. Reports every problem; exits 1 if there is any error."""
@@ -33,7 +38,7 @@ def check(
     as_json = format is Format.json
     try:
         root = project_root(project)
-        built = build(root)  # load, compile and the check rules, once
+        built = build(root, strict=strict)  # load, compile and the check rules, once
         model, problems = built.project, Problems(list(built.problems))
     except RtpError as exc:
         fail(exc, as_json=as_json)

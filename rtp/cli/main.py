@@ -18,6 +18,7 @@ from rtp.cli import (
     copy,
     deploy,
     dev,
+    explain,
     graph,
     init,
     schema,
@@ -62,6 +63,7 @@ app.command("graph")(graph.graph)
 app.command("test")(test.test)
 app.command("deploy")(deploy.deploy)
 app.command("sql")(sql.sql)
+app.command("explain")(explain.explain)
 app.command("append")(append.append)
 app.add_typer(copy.app, name="copy")
 app.command("serve")(serve.serve)

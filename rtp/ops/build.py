@@ -53,8 +53,9 @@ class Build:
             raise ProjectInvalid(errors)
 
 
-def build(root: Path, *, check: bool = True) -> Build:
-    """Load, compile and (``check``) check the project at ``root``.
+def build(root: Path, *, check: bool = True, strict: bool = False) -> Build:
+    """Load, compile and (``check``) check the project at ``root``; ``strict`` adds the
+    advice of ``rtp check --strict`` (:mod:`rtp.check.indexes`).
 
     Problems are collected, not raised (see :meth:`Build.require_valid`); a file that
     can't be read at all is one problem like any other.
@@ -68,7 +69,7 @@ def build(root: Path, *, check: bool = True) -> Build:
         else:
             from rtp.check import check_project
 
-            check_project(project, problems, compiled=compiled)
+            check_project(project, problems, compiled=compiled, strict=strict)
     return Build(Path(root), project, compiled, tuple(problems), check)
 
 

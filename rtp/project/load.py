@@ -17,6 +17,7 @@ from rtp.project.connections import check_references, read_connection, read_kafk
 from rtp.project.model import (
     ENGINES,
     REQUIRED_ENGINE_OPTIONS,
+    Cache,
     Column,
     Connection,
     Datasource,
@@ -860,6 +861,15 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
                 location=doc.loc(("nodes",)),
             )
         )
+    if file.cache is not None and ptype != "endpoint":
+        problems.add(
+            ProjectError(
+                f"'cache' applies to endpoint pipes only, this one is {ptype}",
+                code="RTP107",
+                location=doc.loc(("cache",), key=True),
+                hint="cache a node that reads no parameter instead (its own `cache:`)",
+            )
+        )
     nodes = [
         Node(
             name=node.name,
@@ -867,6 +877,7 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
             description=node.description or "",
             origin=doc.origin(("nodes", i, "sql")),
             path=("nodes", i),
+            cache=_cache(node.cache, ptype, doc, ("nodes", i), problems),
         )
         for i, node in zip(kept.get("nodes", ()), file.nodes or (), strict=True)
         if node.name is not None and node.sql is not None
@@ -884,4 +895,22 @@ def _read_pipe(name: str, doc: Doc, problems: Problems) -> Pipe | None:
         populate=file.populate,
         description=file.description or "",
         doc=doc,
+        cache=Cache(file.cache.ttl) if file.cache is not None and ptype == "endpoint" else None,
     )
+
+
+def _cache(spec, ptype: str, doc: Doc, path: tuple, problems: Problems) -> Cache | None:
+    """A node's ``cache:``; refused (RTP107) in a materialized or copy pipe, whose
+    nodes run inside the engine, not per request."""
+    if spec is None:
+        return None
+    if ptype in ("materialized", "copy"):
+        problems.add(
+            ProjectError(
+                f"a node's 'cache' applies to endpoint and internal pipes, this one is {ptype}",
+                code="RTP107",
+                location=doc.loc((*path, "cache"), key=True),
+            )
+        )
+        return None
+    return Cache(spec.ttl)

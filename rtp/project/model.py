@@ -121,12 +121,22 @@ class Datasource:
 
 
 @dataclass(frozen=True)
+class Cache:
+    """``cache: {ttl: <seconds>}`` on an endpoint pipe (its whole answer, per distinct
+    parameter set) or on a node that reads no request parameter (its result, for every
+    caller); reused for ``ttl`` seconds, dropped by a deploy or reload."""
+
+    ttl: float  # seconds
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     sql: str
     description: str = ""
     origin: TextOrigin | None = None  # where the SQL text starts in the pipe's file
     path: tuple = ()
+    cache: Cache | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,7 @@ class Pipe:
     doc: Doc = field(default=None, compare=False, repr=False)
     # Tinybird `TOKEN name READ` lines: (token name, scope), for deploy to create
     tokens: tuple[tuple[str, str], ...] = ()
+    cache: Cache | None = None  # endpoints: the whole answer per parameter set
 
     @property
     def output(self) -> Node:

@@ -327,12 +327,53 @@ class DatasourceFile(_Model):
     kafka: KafkaFile | None = Field(None, title="kafka", description="fed from a Kafka topic")
 
 
+def _number_or_text(minimum: float, pattern: str, exclusive: bool = False) -> dict:
+    bound = {"exclusiveMinimum" if exclusive else "minimum": minimum}
+    return {"anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": pattern}]}
+
+
+_SECONDS_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
+
+
+def _ttl(value):
+    try:
+        return units.seconds(value, exclusive=True)
+    except (PydanticCustomError, ValueError, TypeError):
+        raise PydanticCustomError(
+            "rtp_ttl", "must be seconds > 0 (e.g. 30, 500ms, 5m)", {}
+        ) from None
+
+
+Ttl = Annotated[
+    float,
+    BeforeValidator(_ttl),
+    WithJsonSchema(_number_or_text(0, _SECONDS_TEXT, exclusive=True)),
+]
+
+
+class CacheFile(_Model):
+    """``cache:`` of an endpoint pipe or of a node: how long a result is reused."""
+
+    what: ClassVar[str] = "cache"
+    mapping_what: ClassVar[str] = "cache"
+    ttl: Ttl = Field(
+        title="cache ttl",
+        description="seconds a result is reused (e.g. 30, 500ms, 5m); a deploy drops it",
+    )
+
+
 class NodeFile(_Model):
     what: ClassVar[str] = "node"
     mapping_what: ClassVar[str] = "a node"
     name: Name = Field(title="node name")
     sql: RequiredText = Field(title="sql", description="a SELECT; Jinja2 template")
     description: Text = Field(None, title="description")
+    cache: CacheFile | None = Field(
+        None,
+        title="node cache",
+        description="reuse this node's result for every caller for ttl seconds; "
+        "only for a node that reads no request parameter",
+    )
 
 
 class PipeFile(_Model):
@@ -350,6 +391,11 @@ class PipeFile(_Model):
     schedule: Text = Field(None, title="schedule", description="copy pipes: cron or @hourly")
     mode: CopyMode = Field(None, title="mode", description="copy pipes: append or replace")
     populate: Flag = Field(False, title="populate")
+    cache: CacheFile | None = Field(
+        None,
+        title="cache",
+        description="endpoints: reuse the answer to each distinct parameter set for ttl seconds",
+    )
 
 
 def _setting(parse, schema: dict, **bounds):
@@ -361,12 +407,6 @@ def _setting(parse, schema: dict, **bounds):
     return Annotated[Any, BeforeValidator(check), WithJsonSchema(schema)]
 
 
-def _number_or_text(minimum: float, pattern: str, exclusive: bool = False) -> dict:
-    bound = {"exclusiveMinimum" if exclusive else "minimum": minimum}
-    return {"anyOf": [{"type": "number", **bound}, {"type": "string", "pattern": pattern}]}
-
-
-_SECONDS_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT = r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)?\s*$"
 Seconds = _setting(units.seconds, _number_or_text(0, _SECONDS_TEXT))
 PositiveSeconds = _setting(units.seconds, _number_or_text(0, _SECONDS_TEXT, True), exclusive=True)

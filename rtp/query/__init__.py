@@ -10,13 +10,17 @@ bytes pass through untouched; a server backend builds the same shapes from its r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rtp.engine import Backend, QueryError
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError, SqlError
+from rtp.project.model import Cache
+from rtp.query.cache import ResultCache, answer_key, node_key, node_literal
 from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
+from rtp.sql.dependence import parameter_read
 from rtp.sql.params import Param, coerce
 
 # url suffix -> (ClickHouse output format, media type)
@@ -79,13 +83,15 @@ def run_pipe(
     limits: Limits | None = None,
     q: str | None = None,
     admin: bool = False,
+    cache: ResultCache | None = None,
 ) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
     :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit).
 
     ``limits`` (the server's): the query runs read-only under them; else ``timeout``
-    seconds bound it (``rtp test``).
+    seconds bound it (``rtp test``). ``cache`` (the server's): answers and node results
+    are reused as the project's ``cache`` settings say (:mod:`rtp.query.cache`).
 
     Raises RequestError: 404 unknown pipe or format, 400 bad parameter or SQL the engine
     refused, RTP410 (400) over a memory or row limit; EngineError RTP507 (status 408)
@@ -97,23 +103,123 @@ def run_pipe(
         )
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
-    sql = compiled.compose(pipe, values).sql
+    if cache is not None and cache.build is not None and cache.build is not compiled:
+        cache = None  # the project was swapped meanwhile: its cache is not this one's
+    spec = compiled.pipes[pipe].pipe.cache
+    if cache is not None and spec is not None and not q:
+        body = cache.get(
+            answer_key(pipe, fmt, values),
+            spec.ttl,
+            lambda: _answer(compiled, backend, pipe, values, fmt, None, timeout, limits, cache),
+            (pipe, ""),
+        )
+    else:
+        body = _answer(compiled, backend, pipe, values, fmt, q, timeout, limits, cache, admin)
+    return body, FORMATS[fmt][1]
+
+
+def cached_answer(
+    compiled: CompiledProject,
+    cache: ResultCache,
+    pipe: str,
+    raw_params: dict,
+    fmt: str = "json",
+    fixed_params: dict | None = None,
+) -> tuple[bytes, str] | None:
+    """The endpoint's answer when its ``cache`` holds a fresh one for these values (a hit,
+    counted), else None: cheap enough to try before handing the call to a worker thread.
+    Raises RequestError as :func:`run_pipe` does for an unknown pipe or a bad value."""
+    spec = compiled.pipes[pipe].pipe.cache if pipe in compiled.pipes else None
+    if spec is None or fmt not in FORMATS or cache.build not in (None, compiled):
+        return None
+    values = coerce_params(endpoint_params(compiled, pipe), raw_params, fixed_params)
+    body = cache.hit(answer_key(pipe, fmt, values), (pipe, ""))
+    return None if body is None else (body, FORMATS[fmt][1])
+
+
+def _answer(
+    compiled: CompiledProject,
+    backend: Backend,
+    pipe: str,
+    values: dict,
+    fmt: str,
+    q: str | None,
+    timeout: float | None,
+    limits: Limits | None,
+    cache: ResultCache | None,
+    admin: bool = False,
+) -> bytes:
+    """The body of :func:`run_pipe`'s answer, run on the engine."""
+    cached = None
+    if cache is not None:
+        cached = node_results(compiled, backend, cache, limits or _limits(timeout))
+    sql = compiled.compose(pipe, values, cached=cached).sql
     if q:
         sql = over_result(q, sql, admin=admin)
     # max_query_size: long parameter values may push the statement past ClickHouse's
     # 256 KiB parser limit.
     settings: dict[str, Any] = {"max_query_size": len(sql.encode()) + 4096}
-    ch_format, media_type = FORMATS[fmt]
     try:
         if limits is not None:
-            return read(backend, sql, fmt, limits, settings), media_type
+            return read(backend, sql, fmt, limits, settings)
         # A second SETTINGS clause is valid after the user's own.
         if timeout:
             settings["max_execution_time"] = float(timeout)
         sql += "\nSETTINGS " + ", ".join(f"{k} = {v!r}" for k, v in settings.items())
-        return backend.query_bytes(sql, ch_format), media_type
+        return backend.query_bytes(sql, FORMATS[fmt][0])
     except QueryError as exc:
         raise refused(exc, timeout or (limits.deadline if limits else 0)) from None
+
+
+def _limits(timeout: float | None) -> Limits:
+    return Limits(deadline=timeout) if timeout else Limits()
+
+
+def node_results(
+    compiled: CompiledProject, backend: Backend, cache: ResultCache, limits: Limits
+) -> Callable[[str, str], str | None]:
+    """``compose``'s ``cached`` hook: a cached node's result as a literal statement,
+    computed (under ``limits``) when missing or past its ttl, None when too large to
+    substitute. A node is computed from its own SQL, with the cached nodes it reads
+    substituted in turn."""
+
+    specs = _cached_nodes(compiled)
+
+    def lookup(pipe: str, node: str, computing: tuple[str, str] | None = None) -> str | None:
+        spec = specs.get((pipe, node))
+        if spec is None or (pipe, node) == computing:
+            return None  # not cached, or being computed: it runs its own SQL
+
+        def compute() -> str | None:
+            sql = compiled.compose(
+                pipe, {}, node, cached=lambda p, n: lookup(p, n, (pipe, node))
+            ).sql
+            settings = {"max_query_size": len(sql.encode()) + 4096}
+            try:
+                return node_literal(lambda text: backend.query(text, limits, settings), sql)
+            except QueryError as exc:
+                raise refused(exc, limits.deadline) from None
+
+        return cache.get(node_key(pipe, node), spec.ttl, compute, (pipe, node))
+
+    return lookup
+
+
+def _cached_nodes(compiled: CompiledProject) -> dict[tuple[str, str], Cache]:
+    """(pipe, node) -> the node's ``cache`` setting, computed once per compiled project.
+    A node that reads a request parameter is left out (``rtp check`` refuses it, RTP310;
+    ``rtp serve`` serves what is deployed without checking again): its result is never
+    shared between callers."""
+    found = compiled.__dict__.get("_cached_nodes")
+    if found is None:
+        found = compiled.__dict__["_cached_nodes"] = {
+            (name, cnode.node.name): cnode.node.cache
+            for name, cpipe in compiled.pipes.items()
+            if name not in compiled.broken
+            for index, cnode in enumerate(cpipe.nodes)
+            if cnode.node.cache is not None and parameter_read(compiled, cpipe, index) is None
+        }
+    return found
 
 
 # Parts of ClickHouse's messages that quote the statement (or an expression of it with

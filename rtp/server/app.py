@@ -29,6 +29,7 @@ from rtp.errors import EngineError, Problems, RequestError, RtpError, http_statu
 from rtp.ingest import RowMapper
 from rtp.ops.build import Build
 from rtp.project.model import Project
+from rtp.query.cache import ResultCache
 from rtp.server import (
     auth,
     datasources,
@@ -103,6 +104,8 @@ class ServerState:
         self.endpoints, self.mappers = endpoints, mappers
         self.metrics.pipes = set(endpoints)
         self.metrics.datasources = set(project.datasources)
+        # a new build, a new cache: nothing computed by the old SQL is served again
+        self.cache = ResultCache(self.metrics.cache_lookup, build=compiled)
         self.openapi_cache = None
         self.check_views()
 
@@ -246,11 +249,12 @@ def create_app(
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(Exception, handle_any)
+    # pipes first: the endpoints are the hot path (its route leaves openapi.json alone);
     # pipes_info after openapi and pipes: /v0/pipes/{name} would match their paths too
     for module in (
+        pipes,
         status,
         openapi,
-        pipes,
         pipes_info,
         events,
         sql,

@@ -69,6 +69,13 @@ class Metrics:
             ("datasource",),
             registry=self.registry,
         )
+        self._cache = Counter(
+            "rtp_cache_lookups_total",
+            "Cached answers (node empty) and node results looked up, by pipe, node and "
+            "result: hit, miss (computed), too_large (ran as written).",
+            ("pipe", "node", "result"),
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, str], tuple] = {}  # bounded: closed label sets
         self.consumers: list = []  # the app's Kafka consumers (rtp.connect), for their lag
         self.registry.register(_LagCollector(self))
@@ -96,6 +103,12 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def cache_lookup(self, pipe: str, node: str, result: str) -> None:
+        """One lookup in the result cache (:mod:`rtp.query.cache`). The labels are
+        bounded by the project: only pipes and nodes with a ``cache`` setting are
+        looked up, and the results are three words."""
+        self._cache.labels(pipe, node, result).inc()
 
     def ingested(self, datasource: str, rows: int, quarantined: int) -> None:
         if datasource not in self.datasources:

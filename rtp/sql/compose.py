@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rtp.errors import Location, Problems, RequestError, SqlError
@@ -26,9 +27,21 @@ class CompiledNode:
     sample_sql: str = ""
     facts: SqlFacts = field(default_factory=lambda: SqlFacts([], False))
 
+    _words: tuple[str, frozenset[str]] | None = field(default=None, repr=False)
+
     @property
     def refs(self) -> list[TableRef]:
         return self.facts.refs
+
+    def words(self, text: str) -> frozenset[str]:
+        """The names this node's rendered ``text`` mentions, with its compile-time refs;
+        kept for the last text (a node without parameters renders one text only)."""
+        memo = self._words
+        if memo is not None and memo[0] == text:
+            return memo[1]
+        words = frozenset({r.name for r in self.refs} | set(_WORD.findall(text)))
+        self._words = (text, words)
+        return words
 
 
 @dataclass
@@ -96,8 +109,19 @@ class CompiledProject:
             }
         )
 
-    def compose(self, pipe_name: str, values: dict, node_name: str | None = None) -> Composed:
+    def compose(
+        self,
+        pipe_name: str,
+        values: dict,
+        node_name: str | None = None,
+        *,
+        cached: Callable[[str, str], str | None] | None = None,
+    ) -> Composed:
         """One statement for the pipe's output (or for ``node_name``) with ``values``.
+
+        ``cached(pipe, node)``: the text to use instead of a node's own (a cached node's
+        result as a literal, :mod:`rtp.query.cache`), or None to render it; a
+        substituted node reads nothing, so what only it read is left out.
 
         Raises RequestError when a value is missing or the template calls ``error()``,
         and SqlError (RTP303) when the pipe can't be composed because of a cycle.
@@ -114,10 +138,16 @@ class CompiledProject:
         )
         target = cpipe.nodes[index]
         rendered: dict[str, str] = {}
+        substituted: set[str] = set()
         missing: list[RequestError] = []  # "required parameter is not defined" (RTP401)
 
         def render(cnode: CompiledNode) -> str:
             key = cnode.node.name
+            if key not in rendered and cached is not None:
+                text = cached(pipe_name, key)
+                if text is not None:
+                    rendered[key] = text
+                    substituted.add(key)
             if key not in rendered:
                 try:
                     rendered[key] = clean(cnode.template.render(values))
@@ -130,7 +160,7 @@ class CompiledProject:
 
         def compose_other(name: str) -> str:
             try:
-                return self.compose(name, values).sql
+                return self.compose(name, values, cached=cached).sql
             except RequestError as exc:
                 if exc.code != "RTP401":
                     raise
@@ -138,31 +168,37 @@ class CompiledProject:
                 return ""
 
         body = render(target)  # first, as Tinybird does: its error() checks come first
+        nodes = self._nodes_needed(cpipe, index, render, substituted)
         ctes: list[tuple[str, str]] = []
-        for other in self._pipes_for(cpipe, index):
+        for other in self._pipes_for(cpipe, index, substituted):
             ctes.append((other, compose_other(other)))
-        for cnode in self._nodes_needed(cpipe, index, render):
+        for cnode in nodes:
             ctes.append((cnode.node.name, render(cnode)))
         if missing:  # no node raised its own error(): the first missing parameter
             raise missing[0]
         return with_ctes(ctes, body)
 
-    def _nodes_needed(self, cpipe: CompiledPipe, index: int, render) -> list[CompiledNode]:
+    def _nodes_needed(
+        self, cpipe: CompiledPipe, index: int, render, substituted: set[str]
+    ) -> list[CompiledNode]:
         """Earlier nodes that node ``index`` reads with these values, in pipe order: the
         node names in each rendered text (a template may read a node in one branch of an
         ``{% if %}`` only, which the check's sample rendering never saw), plus the refs
         found at compile time. A word that only looks like a node name adds an unused
-        CTE, which ClickHouse never runs."""
+        CTE, which ClickHouse never runs. A ``substituted`` node reads nothing."""
         names = {n.node.name: i for i, n in enumerate(cpipe.nodes[:index])}
         needed: set[int] = set()
         stack = [index]
         while stack:
             i = stack.pop()
             cnode = cpipe.nodes[i]
-            words = {r.name for r in cnode.refs} | set(_WORD.findall(render(cnode)))
+            text = render(cnode)
+            if cnode.node.name in substituted:
+                continue
+            words = cnode.words(text) & names.keys()
             for word in words:
-                j = names.get(word)
-                if j is not None and j < i and j not in needed:
+                j = names[word]
+                if j < i and j not in needed:
                     needed.add(j)
                     stack.append(j)
         return [cpipe.nodes[i] for i in sorted(needed)]
@@ -173,23 +209,33 @@ class CompiledProject:
         read = {n.node.name for n in self._nodes_for(cpipe, len(cpipe.nodes) - 1)}
         return [n.node.name for n in cpipe.nodes[:-1] if n.node.name not in read]
 
-    def _nodes_for(self, cpipe: CompiledPipe, index: int) -> list[CompiledNode]:
-        """Earlier nodes that node ``index`` needs, in pipe order."""
+    def _nodes_for(
+        self, cpipe: CompiledPipe, index: int, substituted: set[str] = frozenset()
+    ) -> list[CompiledNode]:
+        """Earlier nodes that node ``index`` needs, in pipe order (none through a
+        ``substituted`` node)."""
         names = {n.node.name: i for i, n in enumerate(cpipe.nodes[:index])}
         needed: set[int] = set()
         stack = [cpipe.nodes[index]]
         while stack:
-            for ref in stack.pop().refs:
+            cnode = stack.pop()
+            if cnode.node.name in substituted:
+                continue
+            for ref in cnode.refs:
                 i = names.get(ref.name)
                 if i is not None and i not in needed:
                     needed.add(i)
                     stack.append(cpipe.nodes[i])
         return [cpipe.nodes[i] for i in sorted(needed)]
 
-    def _pipes_for(self, cpipe: CompiledPipe, index: int) -> list[str]:
+    def _pipes_for(
+        self, cpipe: CompiledPipe, index: int, substituted: set[str] = frozenset()
+    ) -> list[str]:
         node_names = {n.node.name for n in cpipe.nodes[:index]}
         out: list[str] = []
-        for cnode in [*self._nodes_for(cpipe, index), cpipe.nodes[index]]:
+        for cnode in [*self._nodes_for(cpipe, index, substituted), cpipe.nodes[index]]:
+            if cnode.node.name in substituted:
+                continue
             for ref in cnode.refs:
                 if ref.name in self.pipes and ref.name not in node_names and ref.name not in out:
                     out.append(ref.name)

@@ -24,7 +24,7 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rtp.errors import RequestError, SqlError, TemplateRaisedError
-from rtp.sql import escape
+from rtp.sql import escape, segments
 from rtp.sql.params import PARAM_FUNCTIONS, PARAM_OPTIONS, SCALAR_TYPES, Param, coerce
 from rtp.sql.tornado import TornadoSyntaxError, to_jinja
 
@@ -130,6 +130,10 @@ class Template:
     params: dict[str, Param] = field(default_factory=dict)
     _compiled: object = None
     jinja: str = ""  # ``source`` in Jinja spelling (same lines)
+    # a template without parameters, rendered once: [for a call, for a check]
+    _static: list = field(default_factory=lambda: [None, None], repr=False)
+    # its text and parameter-dependent parts, when rtp.sql.segments covers it
+    _plan: list | None = field(default=None, repr=False)
 
     def sample_values(self) -> SampleValues:
         """Values for offline checks: each parameter's example or default. A parameter
@@ -167,9 +171,22 @@ class Template:
         """
         if self._compiled is None:
             return self.source
+        check = check or isinstance(values, SampleValues)
+        if not self.params:  # reads no value: the same text every call, rendered once
+            memo = self._static[check]
+            if memo is None:
+                memo = self._static[check] = self._render({}, check)
+            return memo
+        return self._render(values, check)
+
+    def _render(self, values: dict, check: bool) -> str:
+        if self._plan is not None:  # only the parameter-dependent parts (rtp.sql.segments)
+            present = {k: v for k, v in values.items() if v is not None}
+            context = {"__params__": self.params, "__check__": check}
+            return segments.render(self._plan, present, context, _finalize)
         context = {**_FUNCTIONS, **{k: v for k, v in values.items() if v is not None}}
         context["__params__"] = self.params
-        context["__check__"] = check or isinstance(values, SampleValues)
+        context["__check__"] = check
         return self._compiled.render(context)
 
 
@@ -209,7 +226,13 @@ def compile_template(sql: str) -> Template:
         compiled = _ENV.from_string(ast)
     except TemplateSyntaxError as exc:  # pragma: no cover - parse already succeeded
         raise TemplateError(exc.message or "template error", line=exc.lineno or 0) from None
-    return Template(source=source, params=params, _compiled=compiled, jinja=jinja)
+    return Template(
+        source=source,
+        params=params,
+        _compiled=compiled,
+        jinja=jinja,
+        _plan=segments.plan(ast, _FUNCTIONS),
+    )
 
 
 # -- discovery -------------------------------------------------------------------------
