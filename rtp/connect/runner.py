@@ -34,6 +34,14 @@ def group_id(project, ds) -> str:
     return ds.kafka.group_id or f"rtp_{project.name}_{ds.name}"
 
 
+def meta_columns(ds) -> set[str]:
+    """The datasource's columns that take the message's metadata (``__topic`` ...): a
+    metadata column's name, without a JSON path of its own."""
+    return {
+        c.name for c in ds.columns if c.name in KAFKA_META_COLUMNS and c.json_path == f"$.{c.name}"
+    }
+
+
 def to_event(ds, msg: Message, meta: set[str]) -> dict:
     """The JSON object the datasource's columns read, with Tinybird's metadata columns
     (``__topic`` ...) set from the message. Raises RowError for a value that is not a
@@ -81,11 +89,7 @@ class Consumer:
         self.connection = project.connections[ds.kafka.connection]
         self.group_id = group_id(project, ds)
         self.mapper = RowMapper(ds)
-        self.meta = {
-            c.name
-            for c in ds.columns
-            if c.name in KAFKA_META_COLUMNS and c.json_path == f"$.{c.name}"
-        }
+        self.meta = meta_columns(ds)
         self._source = source
         self._buffers: dict[Part, list[Message]] = {}
         self._ensured: set = set()
