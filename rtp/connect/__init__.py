@@ -74,12 +74,9 @@ def active(project, only: str | None = None) -> list:
 
 def start(project, backend: Backend, *, metrics=None, only: str | None = None, **options):
     """Start a consumer thread for each active stream datasource; returns the
-    :class:`~rtp.connect.runner.Consumers` (``stop()`` them)."""
-    from rtp.connect.runner import Consumer, Consumers
+    :class:`~rtp.connect.runner.Consumers` (``update(project)`` after a reload, ``stop()``)."""
+    from rtp.connect.runner import Consumers
 
-    return Consumers(
-        [
-            Consumer(project, ds, backend, metrics=metrics, **options).start()
-            for ds in active(project, only)
-        ]
-    )
+    consumers = Consumers(backend, metrics=metrics, **options)
+    consumers.update(project, only)
+    return consumers

@@ -217,7 +217,44 @@ class Consumer:
 
 
 class Consumers(list):
-    """The consumers of one process."""
+    """The consumers of one process, one per stream datasource; :meth:`update` makes
+    them follow a reloaded project."""
+
+    def __init__(self, backend: Backend, *, metrics=None, **options) -> None:
+        super().__init__()
+        self.backend, self.metrics, self.options = backend, metrics, options
+
+    def update(self, project, only: str | None = None) -> dict[str, list[str]]:
+        """Run the consumers ``project`` asks for: a datasource whose stream source, columns
+        or connection changed gets a new consumer (the old one stops first: it commits
+        nothing more, the new one reads on from the group's committed offsets), a removed
+        one stops, a new one starts; the others keep running. Changes the list in place
+        (``/metrics`` holds it). Returns the datasource names ``started``, ``restarted``
+        and ``stopped``."""
+        from rtp.connect import active
+
+        wanted = {ds.name: ds for ds in active(project, only)}
+        keep, done = [], {"started": [], "restarted": [], "stopped": []}
+        for consumer in self:
+            ds = wanted.get(consumer.ds.name)
+            same = ds is not None and (ds, project.connections[ds.kafka.connection]) == (
+                consumer.ds,
+                consumer.connection,
+            )
+            if same:
+                keep.append(consumer)
+                del wanted[ds.name]
+                continue
+            consumer.stop()
+            done["restarted" if ds is not None else "stopped"].append(consumer.ds.name)
+        for ds in wanted.values():
+            if ds.name not in done["restarted"]:
+                done["started"].append(ds.name)
+            keep.append(
+                Consumer(project, ds, self.backend, metrics=self.metrics, **self.options).start()
+            )
+        self[:] = keep
+        return done
 
     def stop(self) -> None:
         for consumer in self:
