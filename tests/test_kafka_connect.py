@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -335,3 +336,60 @@ def test_status_reports_the_groups_lag_per_partition(project_factory):
     assert run(["connect", "--idle-exit", "4"], root).returncode == 0
     after = run(["status"], root)
     assert f"clicks <- {topic} (group g_{topic}): lag 0  [0] 0, [1] 0" in after.stdout
+
+
+SERVER = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
+
+
+@pytest.mark.skipif(not SERVER, reason="RTP_TEST_CLICKHOUSE_URL is unset (a ClickHouse server)")
+def test_two_connect_processes_in_one_group_on_a_server(project_factory):
+    """Two `rtp connect` processes against a ClickHouse server share the group of a
+    4-partition topic while messages stream in: the second joins mid-stream, the first
+    is stopped (SIGTERM) mid-stream; both rebalances lose and double nothing, in the
+    datasource and the view's target."""
+    from clickhouse_driver import Client
+
+    topic = f"pair_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 4)
+    base, _, _ = SERVER.rpartition("/")
+    database = f"rtp_kafka_{uuid.uuid4().hex[:8]}"
+    url = f"{base}/{database}"
+    host, port = base.split("@")[-1].split(":")
+    admin = Client(host=host, port=int(port))
+    admin.execute(f"CREATE DATABASE {database}")
+    total = 8000
+    try:
+        assert run(["deploy", "--target", url], root).returncode == 0
+        producing = threading.Thread(
+            target=lambda: [
+                (produce(topic, events(i, i + 200), 4), time.sleep(0.2))
+                for i in range(0, total, 200)
+            ]
+        )
+        producing.start()
+        first = start_connect(root, "--target", url, "--batch", "150")
+        until_committed(topic, 1, 4)
+        second = start_connect(root, "--target", url, "--batch", "150", "--idle-exit", "6")
+        seen = until_committed(topic, committed_total(f"g_{topic}", topic, 4) + 1, 4)
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+        producing.join()
+        assert 0 < seen < total
+        out2, err2 = second.communicate(timeout=120)
+        assert second.returncode == 0, err2
+        assert counts(root, url) == (total, total, total), (out, out2)
+        first_rows = int(re.search(r"clicks: (\d+) rows", out)[1])
+        second_rows = int(re.search(r"clicks: (\d+) rows", out2)[1])
+        assert first_rows > 0 and second_rows > 0 and first_rows + second_rows == total
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def until_committed(topic: str, at_least: int, partitions: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while (n := committed_total(f"g_{topic}", topic, partitions)) < at_least:
+        assert time.monotonic() < deadline, f"the group committed {n} < {at_least}"
+        time.sleep(0.2)
+    return n
