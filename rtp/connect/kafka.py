@@ -68,6 +68,9 @@ class KafkaSource:
                 # a rebalance waits at most this long for a consumer stuck in an insert
                 "max.poll.interval.ms": 300_000,
                 "session.timeout.ms": 10_000,
+                # how long the broker may hold a fetch for new data: bounds the delay
+                # from a produced message to its row on brokers that answer only then
+                "fetch.wait.max.ms": 50,
             }
         )
         self._consumer.subscribe(
@@ -98,8 +101,16 @@ class KafkaSource:
             self.on_revoke(parts)
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        # what is fetched already, else wait for the first message and take it with
+        # whatever came along: consume(n, timeout) alone waits for all n or the timeout,
+        # a delay on every batch of a quiet stream
+        got = self._consumer.consume(max_messages, 0)
+        if not got:
+            got = self._consumer.consume(1, timeout)
+            if got:
+                got += self._consumer.consume(max_messages - 1, 0)
         out = []
-        for m in self._consumer.consume(max_messages, timeout):
+        for m in got:
             err = m.error()
             if err is not None:
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
