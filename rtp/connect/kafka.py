@@ -178,6 +178,12 @@ class KafkaSource:
         self._consumer.close()  # leaves the group: its partitions go to the others now
 
 
+def consumer(connection, settings, group_id: str, on_revoke=None) -> KafkaSource:
+    """The :class:`~rtp.connect.Source` of one consumer of ``settings`` (a datasource's
+    :class:`~rtp.project.model.KafkaSource`) in ``group_id``."""
+    return KafkaSource(connection, settings, group_id, on_revoke)
+
+
 def group_lag(connection, topic: str, group_id: str, timeout: float = 10) -> dict[int, int]:
     """Partition -> messages not committed by ``group_id`` (``rtp status``). Raises as
     :func:`describe`, and EngineError RTP510 when the broker fails mid-way."""

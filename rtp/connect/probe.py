@@ -7,9 +7,9 @@ don't fit is reported once, with those messages' topic/partition/offset.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field, replace
 
+from rtp.connect import module
 from rtp.connect.runner import meta_columns, to_event
 from rtp.errors import RtpError, SchemaError
 from rtp.ingest import RowError, RowMapper
@@ -53,11 +53,11 @@ def check_connections(
         if not conn.bootstrap_servers:
             reports.append(Report(**base, status="inactive"))
             continue
-        module = importlib.import_module(f"rtp.connect.{conn.type}")
+        source = module(conn)
         if name not in users:
             report = Report(**base)
             try:
-                module.reachable(conn, timeout)
+                source.reachable(conn, timeout)
             except RtpError as exc:
                 problems.append(exc)
                 report.status = "failed"
@@ -68,8 +68,8 @@ def check_connections(
             reports.append(report)
             try:
                 where = ds.loc("kafka", "topic")
-                report.partitions = len(module.describe(conn, ds.kafka.topic, timeout, where))
-                msgs = module.sample(conn, ds.kafka.topic, samples, timeout, where)
+                report.partitions = len(source.describe(conn, ds.kafka.topic, timeout, where))
+                msgs = source.sample(conn, ds.kafka.topic, samples, timeout, where)
             except RtpError as exc:
                 problems.append(exc)
                 report.status = "failed"

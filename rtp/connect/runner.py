@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import threading
 import time
@@ -104,8 +103,9 @@ class Consumer:
 
     def _open(self):
         if self._source is None:
-            module = importlib.import_module(f"rtp.connect.{self.connection.type}")
-            self._source = module.KafkaSource(
+            from rtp.connect import module
+
+            self._source = module(self.connection).consumer(
                 self.connection, self.ds.kafka, self.group_id, on_revoke=self._revoked
             )
         return self._source
