@@ -46,12 +46,20 @@ def check(root, *extra):
 def test_good_messages_pass_and_nothing_is_committed(project_factory):
     topic = f"chk_{uuid.uuid4().hex[:8]}"
     root = project(project_factory, topic, BROKER)
+    (root / "connections/spare.yaml").write_text(f"type: kafka\nbootstrap_servers: {BROKER}\n")
+    (root / "connections/off.yaml").write_text(
+        'type: kafka\nbootstrap_servers: \'{{ tb_secret("NO_SUCH_BROKER_VAR", "") }}\'\n'
+    )
     create_topic(topic, 2)
     produce(topic, [{"user": {"id": f"u{i}"}, "n": i} for i in range(30)], 2)
     code, report = check(root, "--sample", "6")
     assert code == 0, report
-    [conn] = report["connections"]
+    conn, off, spare = report["connections"]  # by connection name
     assert conn["status"] == "ok" and conn["partitions"] == 2 and conn["sampled"] == 6
+    assert (off["connection"], off["status"]) == ("off", "inactive")
+    assert (spare["connection"], spare["status"]) == ("spare", "ok")  # reachable, no topic
+    text = run(["check", "--connections"], root).stdout
+    assert f"-> clicks <- topic {topic}: 2 partition(s), 10 message(s) sampled; all decode" in text
     assert committed(f"g_{topic}", topic, 2) == [-1001, -1001]  # the group has no offsets
 
 

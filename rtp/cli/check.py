@@ -84,6 +84,8 @@ def check(
             console.print()
         for r in reports:
             console.print(describe(r))
+        if connections and problems.errors:
+            console.print("connections not checked: the project has errors")
         what = f"{summary['datasources']} datasources, {summary['pipes']} pipes"
         if errors or warnings:
             color = "red" if errors else "yellow"
