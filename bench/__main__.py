@@ -1,6 +1,7 @@
 """``python -m bench [--quick]``: rtp against the raw engine, in one run.
 
-Sections: endpoint overhead, ingestion, freshness, tooling (see each module). Every
+Sections: endpoint overhead, ingestion, freshness, tooling, Kafka (see each module; Kafka
+needs a broker, see bench/kafka.py). Every
 figure is printed and written to ``bench/results/<UTC timestamp>.json``.
 """
 
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import endpoint, freshness, ingest, server_path, tooling
+from bench import endpoint, freshness, ingest, kafka, server_path, tooling
 from bench.common import REPO, machine, versions
 from bench.dataset import prepare
 
@@ -57,7 +58,7 @@ CONFIGS = {
         server_calls=50,
     ),
 }
-SECTIONS = ("endpoint", "ingest", "freshness", "tooling")
+SECTIONS = ("endpoint", "ingest", "freshness", "tooling", "kafka")
 
 
 def log(msg: str) -> None:
@@ -85,7 +86,7 @@ def run(
     }
     with tempfile.TemporaryDirectory(prefix="rtp-bench-") as tmp:
         project = workdir or Path(tmp) / "project"
-        needs_data = {"endpoint", "ingest", "freshness"} & set(sections)
+        needs_data = {"endpoint", "ingest", "freshness", "kafka"} & set(sections)
         if needs_data:
             log(f"dataset: {cfg['events']:,} events -> {project}")
             t = time.perf_counter()
@@ -119,6 +120,17 @@ def run(
         if "tooling" in sections:
             log("tooling ...")
             result["tooling"] = tooling.run(sizes=cfg["sizes"], runs=cfg["runs"], log=log)
+        if "kafka" in sections:
+            log("kafka ...")
+            result["kafka"] = kafka.run(
+                project,
+                facts,
+                rows=cfg["ingest_rows"],
+                chunk=cfg["chunk"],
+                probes=cfg["probes"],
+                rate=cfg["rate"],
+                log=log,
+            )
     result["total_s"] = time.perf_counter() - started
     out_dir = out_dir or REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header(result))
     print(table(result))
+    if "kafka" in result:
+        print(kafka.table(result["kafka"]))
     print(f"total {result['total_s']:.0f} s; JSON: {path}")
     return 0
 

@@ -6,6 +6,12 @@ so the endpoints change while you watch::
     python3 examples/generator.py --url http://127.0.0.1:7181 --token $TOKEN \\
         --rate 50 --shoppers 5000 --duration 600
 
+Kafka: the same shoppers' events produced to a topic (keyed by shopper), for the
+``events`` datasource's Kafka source (``connections/storefront_bus.yaml``; docs/example.md);
+the catalogue and stock changes still go to the server when a token is given::
+
+    python3 examples/generator.py --kafka 127.0.0.1:9092 --rate 50 --duration 600
+
 Files: write NDJSON for bulk loading (benchmarks use 5M events; this mode is fast)::
 
     python3 examples/generator.py --out bench/data --events 5000000 --days 7
@@ -17,7 +23,8 @@ favourite categories and brands and a propensity to buy; a session is a walk of 
 then, and sometimes ends with a purchase. Purchases take stock; the warehouse restocks
 sold-out products after a while, and now and then a product sells out.
 
-Only the standard library is needed for files; live mode needs httpx.
+Only the standard library is needed for files; live mode needs httpx, and
+confluent-kafka with ``--kafka``.
 """
 
 from __future__ import annotations
@@ -388,9 +395,24 @@ def stream(
     concurrency: int,
     catalogue: bool,
     batch_seconds: float = 0.25,
+    kafka: str | None = None,
+    topic: str = "storefront_events",
 ) -> None:
-    """Send events at ``rate`` per second for ``duration`` seconds (0: until interrupted)."""
+    """Send events at ``rate`` per second for ``duration`` seconds (0: until interrupted):
+    to ``POST /v0/events``, or produced to ``topic`` on the ``kafka`` brokers (then the
+    catalogue and stock go to the server only when a token is given)."""
     import httpx
+
+    producer = None
+    if kafka:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": kafka, "linger.ms": 20})
+        failures: list[str] = []
+
+        def delivered(err, _msg) -> None:
+            if err is not None:
+                failures.append(str(err))
 
     clock = Clock()
     client = httpx.Client(
@@ -400,7 +422,7 @@ def stream(
     )
 
     def post(datasource: str, lines: list[str]) -> bool:
-        if not lines:
+        if not lines or (producer is not None and not token):
             return True
         try:
             r = client.post(
@@ -441,6 +463,7 @@ def stream(
         tick = time.monotonic()
         budget += rate * batch_seconds
         events: list[str] = []
+        sessions_of: list[Session] = []  # the session of each event (its Kafka key)
         stock: list[str] = []
         while budget >= 1:
             while len(active) < concurrency:
@@ -459,6 +482,7 @@ def stream(
             _, etype, product, query = step
             ms = int(time.time() * 1000)
             events.append(event_line(clock(ms), etype, sessions[i], product, query))
+            sessions_of.append(sessions[i])
             if etype == "purchase":
                 left = sim.take_stock(product)
                 stock.append(
@@ -482,7 +506,17 @@ def stream(
                 f'{{"product_id":"{product.product_id}","stock":0,'
                 f'"updated_at":"{clock(int(time.time() * 1000))}"}}\n'
             )
-        if post("events", events):
+        if producer is not None:
+            for line, session in zip(events, sessions_of, strict=True):
+                producer.produce(
+                    topic,
+                    line.encode(),
+                    key=session.shopper.user_id.encode(),
+                    on_delivery=delivered,
+                )
+            producer.poll(0)
+            sent += len(events)
+        elif post("events", events):
             sent += len(events)
         else:
             failed += len(events)
@@ -498,6 +532,10 @@ def stream(
             last_report = tick
         time.sleep(max(0.0, batch_seconds - (time.monotonic() - tick)))
     client.close()
+    if producer is not None:
+        left = producer.flush(30)
+        failed += len(failures) + left
+        sent -= len(failures) + left
     print(f"done: sent {sent:,} events, {failed:,} failed", file=sys.stderr)
 
 
@@ -528,6 +566,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="live: don't send products and initial stock first",
     )
+    parser.add_argument(
+        "--kafka",
+        metavar="BROKER",
+        help="produce the events to a Kafka topic on BROKER (host:port) instead of POSTing",
+    )
+    parser.add_argument(
+        "--topic", default="storefront_events", help="the topic for --kafka (%(default)s)"
+    )
     parser.add_argument("--out", help="write NDJSON files to this folder instead of sending")
     parser.add_argument("--events", type=int, default=100_000, help="events to write (--out)")
     parser.add_argument("--days", type=float, default=7, help="days the files span (--out)")
@@ -546,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
             args.rate,
             args.duration,
             concurrency,
-            catalogue=not args.no_catalogue,
+            catalogue=not args.no_catalogue and not (args.kafka and not args.token),
+            kafka=args.kafka,
+            topic=args.topic,
         )
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -65,6 +65,7 @@ CODES: dict[str, str] = {
     "RTP202": "invalid engine option",
     "RTP203": "invalid sorting, primary or partition key",
     "RTP204": "invalid TTL, default, index or setting",
+    "RTP205": "stream messages don't fit the datasource",
     "RTP300": "template syntax error",
     "RTP301": "invalid parameter definition",
     "RTP302": "unknown table or node",
@@ -106,6 +107,8 @@ CODES: dict[str, str] = {
     "RTP509": "an interrupted deploy must be finished first",
     "RTP510": "stream source unavailable",
     "RTP511": "idempotent insert unsupported by the engine",
+    "RTP512": "Kafka broker unreachable",
+    "RTP513": "Kafka topic not found",
 }
 
 # Retired codes -> the code that replaced them. A retired code is never raised again (nor

@@ -7,6 +7,7 @@ a positive number.
 from __future__ import annotations
 
 import json
+import os
 
 from bench.__main__ import main
 
@@ -45,3 +46,11 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
     for key in ("check_s", "deploy_empty_s", "deploy_unchanged_s", "test_s"):
         assert root[key] > 0
     assert "| recommendations p50" in capsys.readouterr().out
+    if os.environ.get("RTP_TEST_KAFKA"):  # bench/kafka.py needs a broker
+        k = result["kafka"]
+        for side in ("kafka", "http", "engine"):
+            assert k["throughput"][side]["rows_per_s"] > 0, side
+        assert k["throughput"]["ratio_to_http"] > 0 and k["throughput"]["ratio_to_engine"] > 0
+        assert k["freshness"]["probes"] > 0 and k["freshness"]["p99_ms"] > 0
+    else:
+        assert "skipped" in result["kafka"]

@@ -46,6 +46,7 @@ PINNED = {
     "RTP202": (SchemaError, 500, 2),
     "RTP203": (SchemaError, 500, 2),
     "RTP204": (SchemaError, 500, 2),
+    "RTP205": (SchemaError, 500, 2),
     "RTP300": (SqlError, 400, 2),
     "RTP301": (SqlError, 400, 2),
     "RTP302": (SqlError, 400, 2),
@@ -84,6 +85,8 @@ PINNED = {
     "RTP509": (EngineError, 409, 1),
     "RTP510": (EngineError, 500, 1),
     "RTP511": (EngineError, 501, 1),
+    "RTP512": (EngineError, 500, 1),
+    "RTP513": (EngineError, 500, 1),
 }
 
 

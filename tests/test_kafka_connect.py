@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -111,21 +113,52 @@ def counts(root, target=None) -> tuple[int, int, int]:
     return a, b, int(total or 0)
 
 
+def committed_total(group: str, topic: str, partitions: int = 3) -> int:
+    """Offsets the group has committed (intents included), summed over partitions."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": BROKER, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return sum(max(0, tp.offset) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
+
+
 def test_messages_become_rows_and_a_crash_loses_and_doubles_nothing(project_factory):
+    """`rtp connect` is killed with SIGKILL twice mid-stream: each time after it made some
+    progress (the group committed offsets) and before it had all (the first while the
+    producer still produces); a last run catches up: every message is one row, and the
+    materialized view's target counts each once."""
     topic = f"clicks_{uuid.uuid4().hex[:8]}"
     root = project(project_factory, topic)
     create_topic(topic)
     assert run(["deploy"], root).returncode == 0
-    produce(topic, events(0, 3000))
-    proc = start_connect(root, "--batch", "200")
-    time.sleep(4)  # mid-stream: some batches in, some not
-    produce(topic, events(3000, 6000))
-    time.sleep(1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    done = run(["connect", "--idle-exit", "4", "--batch", "200"], root)
+    total = 6000
+    producing = threading.Thread(
+        target=lambda: [
+            (produce(topic, events(i, i + 100)), time.sleep(0.3)) for i in range(0, total, 100)
+        ]
+    )
+    producing.start()
+    kills, seen, streaming = 0, 0, False
+    try:
+        for _ in range(2):
+            proc = start_connect(root, "--batch", "100")
+            deadline = time.monotonic() + 60
+            while committed_total(f"g_{topic}", topic) <= seen and time.monotonic() < deadline:
+                time.sleep(0.1)
+            seen = committed_total(f"g_{topic}", topic)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            kills += 0 < seen < total  # mid-stream: some rows durable, not all
+            streaming = streaming or producing.is_alive()
+    finally:
+        producing.join()
+    assert kills == 2 and streaming, "SIGKILL came after the stream ended: nothing tested"
+    done = run(["connect", "--idle-exit", "4", "--batch", "100"], root)
     assert done.returncode == 0, done.stderr
-    assert counts(root) == (6000, 6000, 6000)
+    assert counts(root) == (total, total, total)
 
 
 def test_malformed_messages_are_quarantined_with_their_offsets(project_factory):
@@ -230,3 +263,133 @@ def test_serve_runs_the_consumers_and_publishes_lag(project_factory):
             assert f'rtp_kafka_lag{{datasource="clicks",partition="1",topic="{topic}"}}' in text
     finally:
         backend.close()
+
+
+def test_metadata_columns_and_the_raw_value(project_factory):
+    """Tinybird's metadata columns take the message's topic, partition, offset, timestamp,
+    key and (KAFKA_STORE_RAW_VALUE) raw value; the broker comes from tb_secret."""
+    from confluent_kafka import Producer
+
+    topic = f"meta_{uuid.uuid4().hex[:8]}"
+    root = project_factory(
+        {
+            "connections/bus.connection": (
+                'TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {{ tb_secret("META_BROKER") }}\n'
+            ),
+            "datasources/raw.datasource": (
+                "SCHEMA >\n"
+                "    `n` Int64 `json:$.n`,\n"
+                "    `__topic` LowCardinality(String),\n"
+                "    `__partition` Int16,\n"
+                "    `__offset` Int64,\n"
+                "    `__timestamp` DateTime,\n"
+                "    `__key` String,\n"
+                "    `__value` String\n\n"
+                "ENGINE MergeTree\nENGINE_SORTING_KEY __offset\n"
+                f"KAFKA_CONNECTION_NAME bus\nKAFKA_TOPIC {topic}\n"
+                "KAFKA_AUTO_OFFSET_RESET earliest\nKAFKA_STORE_RAW_VALUE True\n"
+            ),
+        },
+        base={"rtp.yaml": "name: kafkameta\n"},
+    )
+    unset = run(["check"], root)  # the secret has no default: a problem, not an empty broker
+    assert unset.returncode == 1 and "RTP107 secret 'META_BROKER' is not set" in unset.stdout
+    os.environ["META_BROKER"] = BROKER
+    try:
+        create_topic(topic, 1)
+        assert run(["deploy"], root).returncode == 0
+        p = Producer({"bootstrap.servers": BROKER})
+        p.produce(topic, b'{"n": 7}', key=b"shopper-1", timestamp=1_700_000_000_000)
+        p.produce(topic, b'{"n": 8, "x": [1]}', timestamp=1_700_000_001_000)
+        assert p.flush(30) == 0
+        done = run(["connect", "--idle-exit", "4"], root)
+        assert done.returncode == 0, done.stderr
+        rows = sql(
+            root,
+            "SELECT n, __topic, __partition, __offset, toUnixTimestamp(__timestamp), __key, "
+            "__value FROM raw ORDER BY n",
+        ).splitlines()[1:]
+    finally:
+        del os.environ["META_BROKER"]
+    assert rows == [
+        f'7,{topic},0,0,1700000000,shopper-1,"{{""n"": 7}}"',
+        f'8,{topic},0,1,1700000001,,"{{""n"": 8, ""x"": [1]}}"',
+    ]
+
+
+def test_status_reports_the_groups_lag_per_partition(project_factory):
+    topic = f"lag_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 2)
+    assert run(["deploy"], root).returncode == 0
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": BROKER})
+    for i, v in enumerate(events(0, 9)):  # one message a batch: exact watermarks on Tansu
+        p.produce(topic, json.dumps(v).encode(), partition=i % 2)
+        p.flush(10)
+    before = run(["status", "--json"], root)
+    assert before.returncode == 0, before.stderr
+    [entry] = json.loads(before.stdout)
+    assert (entry["datasource"], entry["group"]) == ("clicks", f"g_{topic}")
+    assert entry["lag"] == {"0": 5, "1": 4}
+    assert run(["connect", "--idle-exit", "4"], root).returncode == 0
+    after = run(["status"], root)
+    assert f"clicks <- {topic} (group g_{topic}): lag 0  [0] 0, [1] 0" in after.stdout
+
+
+SERVER = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
+
+
+@pytest.mark.skipif(not SERVER, reason="RTP_TEST_CLICKHOUSE_URL is unset (a ClickHouse server)")
+def test_two_connect_processes_in_one_group_on_a_server(project_factory):
+    """Two `rtp connect` processes against a ClickHouse server share the group of a
+    4-partition topic while messages stream in: the second joins mid-stream, the first
+    is stopped (SIGTERM) mid-stream; both rebalances lose and double nothing, in the
+    datasource and the view's target."""
+    from clickhouse_driver import Client
+
+    topic = f"pair_{uuid.uuid4().hex[:8]}"
+    root = project(project_factory, topic)
+    create_topic(topic, 4)
+    base, _, _ = SERVER.rpartition("/")
+    database = f"rtp_kafka_{uuid.uuid4().hex[:8]}"
+    url = f"{base}/{database}"
+    host, port = base.split("@")[-1].split(":")
+    admin = Client(host=host, port=int(port))
+    admin.execute(f"CREATE DATABASE {database}")
+    total = 8000
+    try:
+        assert run(["deploy", "--target", url], root).returncode == 0
+        producing = threading.Thread(
+            target=lambda: [
+                (produce(topic, events(i, i + 200), 4), time.sleep(0.2))
+                for i in range(0, total, 200)
+            ]
+        )
+        producing.start()
+        first = start_connect(root, "--target", url, "--batch", "150")
+        until_committed(topic, 1, 4)
+        second = start_connect(root, "--target", url, "--batch", "150", "--idle-exit", "6")
+        seen = until_committed(topic, committed_total(f"g_{topic}", topic, 4) + 1, 4)
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+        producing.join()
+        assert 0 < seen < total
+        out2, err2 = second.communicate(timeout=120)
+        assert second.returncode == 0, err2
+        assert counts(root, url) == (total, total, total), (out, out2)
+        first_rows = int(re.search(r"clicks: (\d+) rows", out)[1])
+        second_rows = int(re.search(r"clicks: (\d+) rows", out2)[1])
+        assert first_rows > 0 and second_rows > 0 and first_rows + second_rows == total
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+def until_committed(topic: str, at_least: int, partitions: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while (n := committed_total(f"g_{topic}", topic, partitions)) < at_least:
+        assert time.monotonic() < deadline, f"the group committed {n} < {at_least}"
+        time.sleep(0.2)
+    return n

@@ -23,7 +23,6 @@ def status(
 ) -> None:
     """Print each Kafka datasource's consumer lag per partition."""
     from rtp import connect as streams
-    from rtp.connect.kafka import group_lag
     from rtp.connect.runner import group_id
 
     model, _ = load_valid(project)
@@ -32,7 +31,7 @@ def status(
         conn = model.connections[ds.kafka.connection]
         entry = {"datasource": ds.name, "topic": ds.kafka.topic, "group": group_id(model, ds)}
         try:
-            entry["lag"] = group_lag(conn, ds.kafka.topic, entry["group"])
+            entry["lag"] = streams.module(conn).group_lag(conn, ds.kafka.topic, entry["group"])
         except RtpError as exc:
             failed = True
             entry["error"] = exc.message

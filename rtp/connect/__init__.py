@@ -1,8 +1,9 @@
 """Stream sources: consume -> ingest, offsets committed only after durable inserts.
 
-A source is one module (``kafka.py``; Kinesis and Pub/Sub are planned) implementing
-:class:`Source`: it hands out batches of :class:`Message`, records the offset range it is
-about to insert (``begin``) and commits it once the rows are durable (``commit``). The
+A source type is one module (``kafka.py``; Kinesis and Pub/Sub are planned) registered
+in :data:`SOURCES`, whose ``consumer(...)`` returns a :class:`Source`: it hands out
+batches of :class:`Message`, records the offset range it is about to insert (``begin``)
+and commits it once the rows are durable (``commit``). The
 shared :class:`~rtp.connect.runner.Consumer` does the rest the same way for every source:
 messages -> rtp's ingestion path (``RowMapper``, quarantine with the message's place in
 the reason) -> one insert per partition range, deduplicated by a token naming that range.
@@ -60,6 +61,14 @@ class Source(Protocol):
 SOURCES = {"kafka": "rtp.connect.kafka"}  # connection type -> the module implementing it
 
 
+def module(connection):
+    """The module implementing ``connection``'s type (docs/connectors.md lists what it
+    provides: ``consumer``, ``reachable``, ``describe``, ``sample``, ``group_lag``)."""
+    import importlib
+
+    return importlib.import_module(SOURCES[connection.type])
+
+
 def active(project, only: str | None = None) -> list:
     """The datasources with a stream source whose connection is active (has brokers)."""
     out = []
@@ -74,12 +83,9 @@ def active(project, only: str | None = None) -> list:
 
 def start(project, backend: Backend, *, metrics=None, only: str | None = None, **options):
     """Start a consumer thread for each active stream datasource; returns the
-    :class:`~rtp.connect.runner.Consumers` (``stop()`` them)."""
-    from rtp.connect.runner import Consumer, Consumers
+    :class:`~rtp.connect.runner.Consumers` (``update(project)`` after a reload, ``stop()``)."""
+    from rtp.connect.runner import Consumers
 
-    return Consumers(
-        [
-            Consumer(project, ds, backend, metrics=metrics, **options).start()
-            for ds in active(project, only)
-        ]
-    )
+    consumers = Consumers(backend, metrics=metrics, **options)
+    consumers.update(project, only)
+    return consumers

@@ -15,7 +15,7 @@ import logging
 import time
 
 from rtp.connect import Message, Part
-from rtp.errors import EngineError
+from rtp.errors import EngineError, Location
 
 log = logging.getLogger("rtp.connect")
 INTENT = "rtp:"
@@ -26,6 +26,7 @@ def client_config(connection) -> dict:
     config = {
         "bootstrap.servers": connection.bootstrap_servers,
         "security.protocol": connection.security_protocol,
+        "logger": log,  # librdkafka's own lines go through logging, not raw to stderr
     }
     if connection.sasl_mechanism:
         config["sasl.mechanism"] = connection.sasl_mechanism
@@ -67,6 +68,9 @@ class KafkaSource:
                 # a rebalance waits at most this long for a consumer stuck in an insert
                 "max.poll.interval.ms": 300_000,
                 "session.timeout.ms": 10_000,
+                # how long the broker may hold a fetch for new data: bounds the delay
+                # from a produced message to its row on brokers that answer only then
+                "fetch.wait.max.ms": 50,
             }
         )
         self._consumer.subscribe(
@@ -97,8 +101,16 @@ class KafkaSource:
             self.on_revoke(parts)
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        # what is fetched already, else wait for the first message and take it with
+        # whatever came along: consume(n, timeout) alone waits for all n or the timeout,
+        # a delay on every batch of a quiet stream
+        got = self._consumer.consume(max_messages, 0)
+        if not got:
+            got = self._consumer.consume(1, timeout)
+            if got:
+                got += self._consumer.consume(max_messages - 1, 0)
         out = []
-        for m in self._consumer.consume(max_messages, timeout):
+        for m in got:
             err = m.error()
             if err is not None:
                 if err.code() != self._ck.KafkaError._PARTITION_EOF:
@@ -166,9 +178,15 @@ class KafkaSource:
         self._consumer.close()  # leaves the group: its partitions go to the others now
 
 
+def consumer(connection, settings, group_id: str, on_revoke=None) -> KafkaSource:
+    """The :class:`~rtp.connect.Source` of one consumer of ``settings`` (a datasource's
+    :class:`~rtp.project.model.KafkaSource`) in ``group_id``."""
+    return KafkaSource(connection, settings, group_id, on_revoke)
+
+
 def group_lag(connection, topic: str, group_id: str, timeout: float = 10) -> dict[int, int]:
-    """Partition -> messages not committed by ``group_id`` (``rtp status``). Raises
-    EngineError RTP510 when the broker can't be reached or the topic doesn't exist."""
+    """Partition -> messages not committed by ``group_id`` (``rtp status``). Raises as
+    :func:`describe`, and EngineError RTP510 when the broker fails mid-way."""
     ck = _library()
     meta = describe(connection, topic, timeout)
     consumer = ck.Consumer(
@@ -189,53 +207,117 @@ def group_lag(connection, topic: str, group_id: str, timeout: float = 10) -> dic
         consumer.close()
 
 
-def describe(connection, topic: str, timeout: float = 10) -> dict:
-    """The topic's partitions (id -> metadata). Raises EngineError RTP510 when the broker
-    can't be reached in ``timeout`` seconds or has no such topic."""
+def reachable(connection, timeout: float = 10):
+    """The brokers' metadata (every topic). Raises EngineError RTP512, naming the
+    connection's file and brokers, when no broker answers within ``timeout`` seconds."""
     ck = _library()
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(client_config(connection))
-    started = time.monotonic()
     try:
-        meta = admin.list_topics(topic=topic, timeout=timeout)
+        return admin.list_topics(timeout=timeout)
     except ck.KafkaException as exc:
         raise EngineError(
-            f"Kafka at {connection.bootstrap_servers} is unreachable: {exc}",
-            code="RTP510",
-            hint="check bootstrap_servers and that the broker runs",
+            f"connection '{connection.name}' ({connection.file}): no Kafka broker answered at "
+            f"{connection.bootstrap_servers} within {timeout:g} s ({_reason(exc)})",
+            code="RTP512",
+            location=_setting(connection, "bootstrap_servers"),
+            hint="check bootstrap_servers (and the security settings), and that the broker "
+            "runs and is reachable from here",
         ) from None
+
+
+def describe(connection, topic: str, timeout: float = 10, where: Location | None = None) -> dict:
+    """The topic's partitions (id -> metadata). Raises as :func:`reachable`, and
+    EngineError RTP513 when the topic doesn't exist (``where``: the datasource setting
+    naming it). Lists every topic rather than asking for this one: a metadata request
+    naming a topic creates it on brokers that auto-create topics (Tansu, Kafka's
+    default)."""
+    meta = reachable(connection, timeout)
     info = meta.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
+        known = sorted(t for t in meta.topics if not t.startswith("__"))
         raise EngineError(
-            f"Kafka at {connection.bootstrap_servers} has no topic '{topic}'",
-            code="RTP510",
-            hint="create it, or fix the datasource's topic "
-            f"(answered in {time.monotonic() - started:.1f} s)",
+            f"topic '{topic}' does not exist on {connection.bootstrap_servers} "
+            f"(connection '{connection.name}', {connection.file})",
+            code="RTP513",
+            location=where,
+            hint="create the topic, or fix the datasource's topic"
+            + (f"; the broker has: {', '.join(known[:10])}" if known else ""),
         )
     return info.partitions
 
 
-def sample(connection, topic: str, count: int = 10, timeout: float = 10) -> list[Message]:
-    """Up to ``count`` messages from the start of each partition, without a group commit
-    (``rtp check --connections``)."""
+def _reason(exc: Exception) -> str:
+    err = exc.args[0] if exc.args else None
+    return err.str() if hasattr(err, "str") else str(exc)
+
+
+def _setting(connection, key: str) -> Location:
+    """Where the connection file sets ``key`` (the file itself when it doesn't)."""
+    if connection.doc is None:
+        return Location(connection.file)
+    return connection.doc.loc((key,))
+
+
+def sample(
+    connection, topic: str, count: int = 10, timeout: float = 10, where: Location | None = None
+) -> list[Message]:
+    """Up to ``count`` of the newest messages, spread over the topic's partitions, read
+    without joining a group or committing anything (``rtp check --connections``).
+    Raises as :func:`describe`."""
     ck = _library()
-    parts = describe(connection, topic, timeout)
+    parts = describe(connection, topic, timeout, where)
     consumer = ck.Consumer(
-        {**client_config(connection), "group.id": "rtp-check", "enable.auto.commit": False}
+        {
+            **client_config(connection),
+            "group.id": "rtp-check",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
     )
     try:
-        consumer.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])
+        per = max(1, -(-count // len(parts)))  # ceil: every partition gets its share
+        assign, left = [], {}
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                assign.append(ck.TopicPartition(topic, p, max(low, high - per)))
+                left[p] = per
+        if not assign:
+            return []
+        consumer.assign(assign)
         out: list[Message] = []
         deadline = time.monotonic() + timeout
-        while len(out) < count and time.monotonic() < deadline:
-            for m in consumer.consume(count - len(out), 0.5):
-                if m.error() is None:
-                    out.append(
-                        Message(m.topic(), m.partition(), m.offset(), None, m.key(), m.value())
+        # until each partition gave its share or its end: the share is counted, not read
+        # off the high watermark (Tansu reports the last batch's start + 1 there)
+        while left and time.monotonic() < deadline:
+            for m in consumer.consume(sum(left.values()), 0.5):
+                err, p = m.error(), m.partition()
+                if err is not None:
+                    if err.code() == ck.KafkaError._PARTITION_EOF:
+                        left.pop(p, None)
+                    continue
+                if p not in left:
+                    continue
+                kind, stamp = m.timestamp()
+                out.append(
+                    Message(
+                        m.topic(),
+                        p,
+                        m.offset(),
+                        stamp / 1000 if kind != ck.TIMESTAMP_NOT_AVAILABLE else None,
+                        m.key(),
+                        m.value(),
                     )
-            if not out and time.monotonic() > deadline - timeout / 2:
-                break
-        return out
+                )
+                left[p] -= 1
+                if not left[p]:
+                    del left[p]
+        return sorted(out, key=lambda m: (m.partition, m.offset))
+    except ck.KafkaException as exc:
+        raise EngineError(
+            f"Kafka at {connection.bootstrap_servers}: {exc}", code="RTP510"
+        ) from None
     finally:
         consumer.close()

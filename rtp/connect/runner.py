@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import threading
 import time
@@ -32,6 +31,14 @@ log = logging.getLogger("rtp.connect")
 
 def group_id(project, ds) -> str:
     return ds.kafka.group_id or f"rtp_{project.name}_{ds.name}"
+
+
+def meta_columns(ds) -> set[str]:
+    """The datasource's columns that take the message's metadata (``__topic`` ...): a
+    metadata column's name, without a JSON path of its own."""
+    return {
+        c.name for c in ds.columns if c.name in KAFKA_META_COLUMNS and c.json_path == f"$.{c.name}"
+    }
 
 
 def to_event(ds, msg: Message, meta: set[str]) -> dict:
@@ -81,11 +88,7 @@ class Consumer:
         self.connection = project.connections[ds.kafka.connection]
         self.group_id = group_id(project, ds)
         self.mapper = RowMapper(ds)
-        self.meta = {
-            c.name
-            for c in ds.columns
-            if c.name in KAFKA_META_COLUMNS and c.json_path == f"$.{c.name}"
-        }
+        self.meta = meta_columns(ds)
         self._source = source
         self._buffers: dict[Part, list[Message]] = {}
         self._ensured: set = set()
@@ -100,8 +103,9 @@ class Consumer:
 
     def _open(self):
         if self._source is None:
-            module = importlib.import_module(f"rtp.connect.{self.connection.type}")
-            self._source = module.KafkaSource(
+            from rtp.connect import module
+
+            self._source = module(self.connection).consumer(
                 self.connection, self.ds.kafka, self.group_id, on_revoke=self._revoked
             )
         return self._source
@@ -213,7 +217,44 @@ class Consumer:
 
 
 class Consumers(list):
-    """The consumers of one process."""
+    """The consumers of one process, one per stream datasource; :meth:`update` makes
+    them follow a reloaded project."""
+
+    def __init__(self, backend: Backend, *, metrics=None, **options) -> None:
+        super().__init__()
+        self.backend, self.metrics, self.options = backend, metrics, options
+
+    def update(self, project, only: str | None = None) -> dict[str, list[str]]:
+        """Run the consumers ``project`` asks for: a datasource whose stream source, columns
+        or connection changed gets a new consumer (the old one stops first: it commits
+        nothing more, the new one reads on from the group's committed offsets), a removed
+        one stops, a new one starts; the others keep running. Changes the list in place
+        (``/metrics`` holds it). Returns the datasource names ``started``, ``restarted``
+        and ``stopped``."""
+        from rtp.connect import active
+
+        wanted = {ds.name: ds for ds in active(project, only)}
+        keep, done = [], {"started": [], "restarted": [], "stopped": []}
+        for consumer in self:
+            ds = wanted.get(consumer.ds.name)
+            same = ds is not None and (ds, project.connections[ds.kafka.connection]) == (
+                consumer.ds,
+                consumer.connection,
+            )
+            if same:
+                keep.append(consumer)
+                del wanted[ds.name]
+                continue
+            consumer.stop()
+            done["restarted" if ds is not None else "stopped"].append(consumer.ds.name)
+        for ds in wanted.values():
+            if ds.name not in done["restarted"]:
+                done["started"].append(ds.name)
+            keep.append(
+                Consumer(project, ds, self.backend, metrics=self.metrics, **self.options).start()
+            )
+        self[:] = keep
+        return done
 
     def stop(self) -> None:
         for consumer in self:

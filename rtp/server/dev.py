@@ -106,7 +106,7 @@ class Reloader:
         try:
             with self.state.deploying:  # not while POST /v0/deploy runs
                 try:
-                    built, _ = reload(self.root, self.state.backend, self.state.reload)
+                    built, _ = reload(self.root, self.state.backend, self.swap)
                 finally:  # a deploy stopped half-way may have dropped views
                     self.state.check_views()
         except ProjectInvalid as exc:
@@ -124,6 +124,18 @@ class Reloader:
             f"{len(self.state.endpoints)} endpoints"
         )
         return True
+
+    def swap(self, built) -> None:
+        """Serve ``built`` from now on, and make the Kafka consumers follow it: those of
+        datasources whose stream source, columns or connection changed restart, removed
+        ones stop, new ones start (:meth:`rtp.connect.runner.Consumers.update`)."""
+        self.state.reload(built)
+        consumers = getattr(self.state, "consumers", None)  # set once the app started
+        if consumers is None:
+            return
+        for verb, names in consumers.update(built.project).items():
+            if names:
+                self.say(f"Kafka consumers {verb}: {', '.join(sorted(names))}")
 
     def skip(self) -> tuple[str, ...]:
         settings = self.state.project.settings
