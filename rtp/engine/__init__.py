@@ -23,6 +23,16 @@ _CH_ERROR = re.compile(
     re.S,
 )
 
+# Settings every session of rtp's has, where the engine knows them. A JSON column's paths
+# are Dynamic, which ClickHouse (24.11+) refuses as GROUP BY / ORDER BY keys unless these
+# are set; Tinybird sets them, and projects group by JSON paths (`event.plan.name`).
+# The embedded engine gets them at start (rtp.engine.embedded); a server's sessions only
+# where its system.settings lists them (18.16 has neither them nor the JSON type).
+SESSION_SETTINGS: dict[str, int] = {
+    "allow_suspicious_types_in_group_by": 1,
+    "allow_suspicious_types_in_order_by": 1,
+}
+
 # feature -> the first ClickHouse release that has it. rtp's target is modern ClickHouse
 # (and chDB); on an older server a project using one of these fails with RTP502.
 MIN_VERSIONS: dict[str, tuple[int, int]] = {
