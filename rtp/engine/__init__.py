@@ -24,13 +24,15 @@ _CH_ERROR = re.compile(
 )
 
 # Settings every session of rtp's has, where the engine knows them. A JSON column's paths
-# are Dynamic, which ClickHouse (24.11+) refuses as GROUP BY / ORDER BY keys unless these
-# are set; Tinybird sets them, and projects group by JSON paths (`event.plan.name`).
+# are Dynamic, which ClickHouse (24.11+) refuses as GROUP BY / ORDER BY / JOIN keys unless
+# these are set; Tinybird runs such projects (tinynest groups and joins on JSON paths).
 # The embedded engine gets them at start (rtp.engine.embedded); a server's sessions only
 # where its system.settings lists them (18.16 has neither them nor the JSON type).
 SESSION_SETTINGS: dict[str, int] = {
     "allow_suspicious_types_in_group_by": 1,
     "allow_suspicious_types_in_order_by": 1,
+    # JOIN ... ON a.id = b.event.id ("added for compatibility", says ClickHouse)
+    "allow_dynamic_type_in_join_keys": 1,
 }
 
 # feature -> the first ClickHouse release that has it. rtp's target is modern ClickHouse

@@ -1,4 +1,4 @@
-"""JSON columns' paths as GROUP BY / ORDER BY keys, as Tinybird projects use them
+"""JSON columns' paths as GROUP BY / ORDER BY / JOIN keys, as Tinybird projects use them
 (tinynest groups webhook events by `event.subscription.plan.name`). A JSON path is
 Dynamic, which ClickHouse refuses as a key unless the session allows it; rtp's sessions
 do (rtp.engine.SESSION_SETTINGS), in check, in materialized views and in endpoints."""
@@ -58,6 +58,23 @@ PROJECT = {
 
         TYPE endpoint
     """,
+    "endpoints/joined.pipe": """
+        NODE ep
+        SQL >
+            SELECT a.event_type AS kind, count() AS n
+            FROM orb AS a
+            INNER JOIN orb AS b ON a.event.subscription.plan.name = b.event.subscription.plan.name
+            WHERE a.event_type = 'subscription.created'
+            GROUP BY kind
+
+        TYPE endpoint
+    """,
+    "tests/joined.yaml": """
+        - name: joined_on_a_json_path
+          parameters: ''
+          expected_result: |
+            {"kind":"subscription.created","n":"5"}
+    """,
     "tests/plans.yaml": """
         - name: grouped_by_a_json_path
           parameters: kind=subscription.created
@@ -87,6 +104,7 @@ def test_session_settings_allow_dynamic_keys():
     assert SESSION_SETTINGS == {
         "allow_suspicious_types_in_group_by": 1,
         "allow_suspicious_types_in_order_by": 1,
+        "allow_dynamic_type_in_join_keys": 1,
     }
 
 
@@ -100,7 +118,7 @@ def test_json_paths_as_keys_check_deploy_and_answer(project_factory, cli):
     result = cli("test", "-p", root)
     out = result.stdout + (result.stderr or "")
     assert result.exit_code == 0, out
-    assert out.strip().splitlines()[-1] == "2 passed, 0 failed", out
+    assert out.strip().splitlines()[-1] == "3 passed, 0 failed", out
 
 
 @pytest.mark.parametrize("key", ["GROUP BY", "ORDER BY"])
