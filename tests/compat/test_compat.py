@@ -19,3 +19,15 @@ def test_tuning_corpus_floor():
     assert ok >= FLOOR_OK, {r.name: dict(r.groups) for r in results if r.failed}
     # every tuning project passes `rtp check`
     assert all(r.exit_code == 0 for r in results), [r.name for r in results if r.exit_code]
+
+
+def test_corpus_endpoint_calls():
+    """Every endpoint of two tuning projects answers over HTTP as Tinybird would:
+    tinynest's group and join on JSON paths, interactive-leaderboard's parameters without
+    defaults (Tinybird's 400, then 200 with a value)."""
+    from tests.compat.calls import measure_calls
+
+    for name, calls in (("tinynest", 53), ("interactive-leaderboard", 11)):
+        result = measure_calls(PROJECTS / name)
+        assert result.deploy_exit == 0, name
+        assert (result.calls, result.answered) == (calls, calls), (name, dict(result.groups))
