@@ -43,6 +43,7 @@ MIN_VERSIONS: dict[str, tuple[int, int]] = {
     "ALTER TABLE ... MODIFY SETTING": (19, 14),
     "data skipping indexes": (19, 6),
     "DateTime64": (20, 1),
+    "the JSON type": (24, 8),  # experimental until 25.3 (allow_experimental_json_type)
     "window functions": (21, 3),
     # insert_deduplication_token (22.2); non_replicated_deduplication_window is 20.x
     "insert deduplication tokens": (22, 2),

@@ -163,3 +163,30 @@ def test_a_server_session_gets_only_the_settings_it_knows(monkeypatch):
         assert backend.query(sql, limits=Limits())[1] == [["1"]]  # a caller's read-only query
     finally:
         backend.close()
+
+
+@pytest.mark.skipif(not SERVER, reason="RTP_TEST_CLICKHOUSE_URL is not set (a server test)")
+def test_a_server_without_the_json_type_refuses_before_any_change(project_factory, cli):
+    import uuid
+
+    from rtp.engine import MIN_VERSIONS, version_tuple
+    from rtp.engine.clickhouse import ClickHouseBackend
+
+    database = f"rtp_test_json_{uuid.uuid4().hex[:8]}"
+    url = f"{SERVER.rsplit('/', 1)[0]}/{database}"
+    backend = ClickHouseBackend(url)
+    try:
+        if version_tuple(backend.version()) >= MIN_VERSIONS["the JSON type"]:
+            pytest.skip(f"ClickHouse {backend.version()} has the JSON type")
+        root = project_factory(
+            {**PROJECT, "rtp.yaml": f"name: shop\ntargets:\n  server: {url}\n"}, base=None
+        )
+        result = cli("deploy", "-p", root, "--target", "server")
+        out = result.stdout + (result.stderr or "")
+        assert result.exit_code != 0
+        assert "RTP502" in out and "the JSON type, which needs ClickHouse 24.8" in out, out
+        assert "datasources/orb.datasource" in out
+        assert backend.query("SHOW TABLES")[1] == []  # nothing half-applied
+    finally:
+        backend.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        backend.close()
