@@ -7,10 +7,10 @@ Per project, through the user's door: a copy of the project is deployed with
 pipe in ``GET /v0/pipes`` is called as a client would, over HTTP:
 
 - without parameters: Tinybird answers 200, or 400 "required parameter is not
-  defined" (RTP401) when the pipe uses a parameter that has no default (declared
+  defined" (RTP401) when the pipe uses a parameter without a default (declared
   ``required=True`` or not: Tinybird refuses both);
-- when it has such parameters, again with each given its example or a plain value of
-  its type: 200;
+- after such a 400, again with each parameter it names given its example or a plain
+  value of its type: 200;
 - with the parameters of each of the project's own test cases (``tests/<pipe>.yaml``):
   their ``expected_http_status``, else 200.
 
@@ -205,15 +205,23 @@ def _call_all(
                 response = client.get(f"/v0/pipes/{pipe['name']}.json", params=query)
                 result.calls += 1
                 if i == 0 and _code(response) == "RTP401":
-                    # no parameters: refused for one without a default, as by Tinybird
-                    needed = [p for p in params if p["required"] or p["default"] is None]
-                    expected = 400 if needed else 200
-                    if needed:
-                        cases.insert(1, ({p["name"]: _plain(p) for p in needed}, 200))
+                    # no parameters: refused for one used without a default, as by Tinybird
+                    # (its message names them); then again with a value for each
+                    expected = 400
+                    types = {p["name"]: p for p in params}
+                    needed = _named(response.json().get("error", ""))
+                    cases.insert(1, ({n: _plain(types.get(n, {})) for n in needed}, 200))
                 if response.status_code == expected or _code(response) == "RTP402":
                     result.answered += 1
                 else:
                     result.groups[f"{_group(response)} (expected {expected})"] += 1
+
+
+def _named(message: str) -> list[str]:
+    """The parameters Tinybird's "Required parameter is not defined. Check the parameters
+    a, b and c." message names."""
+    m = re.search(r"Check the parameters? (.+?)\. ", message)
+    return re.split(r", | and ", m.group(1)) if m else []
 
 
 def _code(response: httpx.Response) -> str | None:
