@@ -385,6 +385,8 @@ def _check_features(backend: Backend, ds: Datasource) -> None:
     where = f"datasource {ds.name} ({ds.file})"
     if any("DateTime64" in c.type for c in ds.columns):
         require(backend, "DateTime64", where)
+    if any(re.search(r"\bJSON\b", c.type) for c in ds.columns):
+        require(backend, "the JSON type", where)
     if ds.ttl:
         require(backend, "table TTL", where)
     if ds.indexes:

@@ -23,6 +23,18 @@ _CH_ERROR = re.compile(
     re.S,
 )
 
+# Settings every session of rtp's has, where the engine knows them. A JSON column's paths
+# are Dynamic, which ClickHouse (24.11+) refuses as GROUP BY / ORDER BY / JOIN keys unless
+# these are set; Tinybird runs such projects (tinynest groups and joins on JSON paths).
+# The embedded engine gets them at start (rtp.engine.embedded); a server's sessions only
+# where its system.settings lists them (18.16 has neither them nor the JSON type).
+SESSION_SETTINGS: dict[str, int] = {
+    "allow_suspicious_types_in_group_by": 1,
+    "allow_suspicious_types_in_order_by": 1,
+    # JOIN ... ON a.id = b.event.id ("added for compatibility", says ClickHouse)
+    "allow_dynamic_type_in_join_keys": 1,
+}
+
 # feature -> the first ClickHouse release that has it. rtp's target is modern ClickHouse
 # (and chDB); on an older server a project using one of these fails with RTP502.
 MIN_VERSIONS: dict[str, tuple[int, int]] = {
@@ -31,6 +43,7 @@ MIN_VERSIONS: dict[str, tuple[int, int]] = {
     "ALTER TABLE ... MODIFY SETTING": (19, 14),
     "data skipping indexes": (19, 6),
     "DateTime64": (20, 1),
+    "the JSON type": (24, 8),  # experimental until 25.3 (allow_experimental_json_type)
     "window functions": (21, 3),
     # insert_deduplication_token (22.2); non_replicated_deduplication_window is 20.x
     "insert deduplication tokens": (22, 2),

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 
 from rtp.engine import (
     MIN_VERSIONS,
+    SESSION_SETTINGS,
     QueryError,
     dedup_settings,
     parse_clickhouse_error,
@@ -89,6 +90,8 @@ class ClickHouseBackend:
         self._version: str | None = None
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # clients not in use
 
+        self._session: dict[str, Any] = {}  # SESSION_SETTINGS the server knows
+
         def new_client(database: str = self.database) -> Any:
             return Client(
                 args["host"],
@@ -100,6 +103,7 @@ class ClickHouseBackend:
                 connect_timeout=connect_timeout,
                 send_receive_timeout=timeout,
                 sync_request_timeout=timeout,
+                settings=self._session,
             )
 
         self._new_client = new_client
@@ -113,6 +117,12 @@ class ClickHouseBackend:
             self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         first.connection.database = self.database
         first.disconnect()
+        known = self._call(
+            "SELECT name FROM system.settings WHERE name IN "
+            f"({', '.join(quote_string(n) for n in SESSION_SETTINGS)})"
+        )
+        self._session.update({name: SESSION_SETTINGS[name] for (name,) in known})
+        first.settings.update(self._session)  # made before they were known
 
     def _borrow(self) -> Any:
         try:

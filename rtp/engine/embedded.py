@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from rtp.engine import QueryError, dedup_settings, parse_clickhouse_error
+from rtp.engine import SESSION_SETTINGS, QueryError, dedup_settings, parse_clickhouse_error
 from rtp.engine.limits import Limits
 from rtp.engine.rwlock import RWLock
 from rtp.errors import EngineError
@@ -95,7 +95,11 @@ class EmbeddedBackend:
         self._readers: list[list[Any]] = []  # idle reader connections, as [connection, database]
         self._all_readers: list[Any] = []
         self._readers_lock = threading.Lock()
-        self._target = path if user_files is None else f"{path}?user_files_path={user_files}"
+        # chDB takes settings in the path's query string; they hold for every connection
+        options = {**SESSION_SETTINGS}
+        if user_files is not None:
+            options = {"user_files_path": user_files, **options}
+        self._target = f"{path}?" + "&".join(f"{k}={v}" for k, v in options.items())
         try:
             self._conn = chdb.connect(self._target)
         except Exception:  # chDB raises plain RuntimeError here; its text helps nobody

@@ -141,13 +141,29 @@ def check_references(
         if ds.kafka is None:
             continue
         if ds.kafka.connection not in connections:
+            known = f"; known: {', '.join(sorted(connections))}" if connections else ""
+            if ds.file.endswith(".datasource"):
+                # Tinybird Classic kept connections in the workspace, not in files: the
+                # project is valid there; here the table is made and fed by other means
+                problems.add(
+                    ProjectError(
+                        f"connection '{ds.kafka.connection}' is not in the project: the "
+                        "datasource is created but not fed from Kafka",
+                        code="RTP108",
+                        location=ds.loc("kafka", "connection"),
+                        hint=f"add a {ds.kafka.connection}.connection file (TYPE kafka, "
+                        f"KAFKA_BOOTSTRAP_SERVERS ...) to consume the topic{known}",
+                        severity="warning",
+                    )
+                )
+                continue
             problems.add(
                 ProjectError(
                     f"unknown connection '{ds.kafka.connection}'",
                     code="RTP108",
                     location=ds.loc("kafka", "connection"),
                     hint="create connections/<name>.yaml or a Tinybird <name>.connection file"
-                    + (f"; known: {', '.join(sorted(connections))}" if connections else ""),
+                    + known,
                 )
             )
         if ds.kafka.store_raw_value and ds.column("__value") is None:

@@ -36,6 +36,9 @@ from rtp.project.model import (
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME_HINT = "use letters, digits and underscores, starting with a letter or underscore"
+# a column may have dots inside its name, as ClickHouse's flattened Nested columns do and
+# Tinybird accepts (`p.id`, from a view's `SELECT p.id`); rtp always back-quotes it
+COLUMN_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_0-9]+)*$")
 
 
 def kind_of(value) -> str:
@@ -62,11 +65,15 @@ def _text(value):
     raise PydanticCustomError("rtp_text", "must be text", {"kind": kind_of(value)})
 
 
-def _name(value):
+def _name(value, pattern: re.Pattern = NAME_RE):
     value = _text(value)
-    if value is not None and not NAME_RE.match(value):
+    if value is not None and not pattern.match(value):
         raise PydanticCustomError("rtp_name", "is not a valid name", {"name": value})
     return value
+
+
+def _column_name(value):
+    return _name(value, COLUMN_NAME_RE)
 
 
 def _exprs(value):
@@ -131,6 +138,11 @@ Name = Annotated[
     str | None,
     BeforeValidator(_name),
     WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern}),
+]
+ColumnName = Annotated[
+    str | None,
+    BeforeValidator(_column_name),
+    WithJsonSchema({"type": "string", "pattern": COLUMN_NAME_RE.pattern}),
 ]
 Exprs = Annotated[
     list[Text],
@@ -210,7 +222,7 @@ Engine = Annotated[EngineSpec | None, BeforeValidator(_engine), WithJsonSchema(_
 class ColumnFile(_Model):
     what: ClassVar[str] = "column"
     mapping_what: ClassVar[str] = "a column"
-    name: Name = Field(title="column name")
+    name: ColumnName = Field(title="column name")
     type: RequiredText = Field(title="column type", description="a ClickHouse type")
     json_: Text = Field(
         None,

@@ -88,6 +88,7 @@ DATASOURCE_KEYWORDS = {
     "KAFKA_KEY_FORMAT",
     "KAFKA_VALUE_FORMAT",
     "KAFKA_TARGET_PARTITIONS",
+    "KAFKA_KEY_AVRO_DESERIALIZATION",  # Classic's CLI took it in a datasource too
     "IMPORT_CONNECTION_NAME",
     "IMPORT_SCHEDULE",
     "IMPORT_STRATEGY",
@@ -145,6 +146,16 @@ _KAFKA_KEYS = {
     "KAFKA_GROUP_ID": "group_id",
     "KAFKA_AUTO_OFFSET_RESET": "auto_offset_reset",
     "KAFKA_STORE_RAW_VALUE": "store_raw_value",
+}
+# the columns Tinybird adds to a Kafka datasource whose SCHEMA does not list them (its CLI's
+# `tb datasource create --kafka` writes these types); filled from the message, not its JSON
+_KAFKA_META_TYPES = {
+    "__topic": "LowCardinality(String)",
+    "__partition": "Int16",
+    "__offset": "Int64",
+    "__timestamp": "DateTime",
+    "__key": "String",
+    "__value": "String",
 }
 # .connection settings -> the keys of rtp's connections/<name>.yaml
 _CONNECTION_KEYS = {
@@ -436,7 +447,24 @@ def parse_datasource(
             )
     if engine:
         data["engine"] = engine
+    if "kafka" in data and isinstance(data.get("columns"), list):
+        _add_kafka_meta_columns(doc)
     return out
+
+
+def _add_kafka_meta_columns(doc: Doc) -> None:
+    """Tinybird's Kafka meta columns the SCHEMA leaves out, after its columns (keys and
+    pipes use them: `ENGINE_SORTING_KEY "__timestamp"`), marked at the Kafka settings."""
+    columns = doc.data["columns"]
+    listed = {c["name"] for c in columns}
+    at = doc.marks[("kafka",)]
+    for name, ctype in _KAFKA_META_TYPES.items():
+        if name in listed:
+            continue
+        cpath = ("columns", len(columns))
+        columns.append({"name": name, "type": ctype, "json": f"$.{name}"})
+        for key in (cpath, (*cpath, "name"), (*cpath, "type")):
+            doc.marks[key] = at
 
 
 def parse_connection(text: str, rel: str) -> Datafile:

@@ -1,6 +1,7 @@
 """How much of the public Tinybird corpus (tests/compat/projects) rtp reads and checks.
 
 ``python -m tests.compat.measure [--held-out|--all] [--json] [--add-rtp-yaml] [NAME...]``
+(``--calls``: the endpoint calls instead, tests/compat/calls.py)
 
 Per project: the ``.datasource``/``.pipe`` files that load and check without errors, those
 with errors (grouped by message, quoted names removed), those never read at all, and the
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="tuning and held-out projects")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--add-rtp-yaml", action="store_true")
+    parser.add_argument("--calls", action="store_true", help="deploy, serve, call endpoints")
     args = parser.parse_args(argv)
     out = held_out()
     names = args.names or sorted(
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in PROJECTS.iterdir()
         if p.is_dir() and (args.all or (p.name in out) == args.held_out)
     )
+    if args.calls:
+        return _print_calls(names, as_json=args.json)
     results = [measure(PROJECTS / n, add_rtp_yaml=args.add_rtp_yaml) for n in names]
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
@@ -159,6 +163,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{title}:")
             for group, n in counter.most_common():
                 print(f"  {n:4}  {group}")
+    return 0
+
+
+def _print_calls(names: list[str], *, as_json: bool) -> int:
+    from tests.compat.calls import measure_calls
+
+    results = [measure_calls(PROJECTS / n) for n in names]
+    if as_json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+        return 0
+    total: Counter = Counter()
+    groups: Counter = Counter()
+    print(f"{'project':32} {'endpoints':>9} {'calls':>5} {'answered':>8}  deploy")
+    for r in results:
+        print(f"{r.name:32} {r.endpoints:9} {r.calls:5} {r.answered:8}  exit {r.deploy_exit}")
+        total.update(endpoints=r.endpoints, calls=r.calls, answered=r.answered)
+        groups.update(r.groups)
+    pct = 100 * total["answered"] / max(1, total["calls"])
+    print(
+        f"{'TOTAL':32} {total['endpoints']:9} {total['calls']:5} {total['answered']:8}"
+        f"  ({pct:.0f}% answered as Tinybird would)"
+    )
+    if groups:
+        print("\nnot answered (calls):")
+        for group, n in groups.most_common():
+            print(f"  {n:4}  {group}")
     return 0
 
 
