@@ -5,10 +5,7 @@
 # RTP_NODE_MODULES. Nothing to start: the tests run node and the browser themselves.
 RTP_NODE_PACKAGES="@tinybirdco/sdk@0.0.84 @tinybirdco/flock.js@1.4.1"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "installing nodejs and npm"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get install -y -q nodejs npm >/dev/null \
-    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q nodejs npm >/dev/null; }
+  apt_install nodejs npm  # .ci/run's installer: updates the package index once
 fi
 RTP_NODE_DIR="${RTP_NODE_DIR:-/tmp/rtp-node}"
 if [ "$(cat "$RTP_NODE_DIR/.installed" 2>/dev/null)" != "$RTP_NODE_PACKAGES" ]; then
