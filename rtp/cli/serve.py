@@ -58,7 +58,7 @@ def announce_admin(root: Path, backend=None) -> None:
     Raises EngineError RTP501 when the target's tables are missing and can't be created.
     """
     store = token_store(backend, tokens_file(root))
-    where = ".rtp/tokens.json"
+    where = tokens_file(root).relative_to(root).as_posix()
     if isinstance(store, TargetTokenStore):
         where = "the target's _rtp_tokens"
         imported = store.import_file(tokens_file(root))
