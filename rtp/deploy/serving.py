@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from rtp.engine import QueryError
 from rtp.errors import EngineError
+from rtp.project.load import PROJECT_FILE, SKIP_DIRS, TINYBIRD_MARKERS
 from rtp.sql.escape import quote_string
 
 if TYPE_CHECKING:
@@ -63,7 +64,6 @@ DDL = {
 
 # what the project's files are, for the release digest: what load_project reads
 SOURCE_SUFFIXES = (".yaml", ".datasource", ".pipe", ".incl", ".connection")
-SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
 
 
 def _now() -> str:
@@ -198,8 +198,9 @@ def ensure_secret(backend: Backend, name: str = JWT_SECRET, value: str | None = 
 
 def project_digest(root: Path) -> str:
     """A digest of the project's source files (what ``load_project`` reads: rtp.yaml,
-    YAML datasources and pipes, Tinybird datafiles; hidden folders, tools' folders and
-    the fixtures and tests folders left out), by relative path and content."""
+    YAML datasources and pipes, Tinybird datafiles; hidden folders, tools' folders,
+    nested projects and the fixtures and tests folders left out), by relative path and
+    content."""
     root = Path(root)
     h = hashlib.sha256()
     for path in _sources(root, root):
@@ -215,8 +216,10 @@ def _sources(root: Path, folder: Path):
                 continue
             if folder == root and path.name in ("fixtures", "tests"):
                 continue
+            if any((path / m).is_file() for m in (PROJECT_FILE, *TINYBIRD_MARKERS)):
+                continue  # a nested project, not this one's
             yield from _sources(root, path)
-        elif path.suffix in SOURCE_SUFFIXES or path.name in ("tinyb", ".tinyb"):
+        elif path.suffix in SOURCE_SUFFIXES or path.name in TINYBIRD_MARKERS:
             yield path
 
 

@@ -41,6 +41,8 @@ class Watcher:
 
     def start(self) -> None:
         self.release, self.digest = serving.latest_release(self.state.backend)
+        if self.digest:
+            self.matches = self.digest == self.state.digest
         self._thread = threading.Thread(target=self._loop, name="rtp-watch", daemon=True)
         self._thread.start()
 
@@ -75,20 +77,18 @@ class Watcher:
         served (a deploy through another process)."""
         state = self.state
         root = state.project.root
-        digest = serving.project_digest(root)
-        self.matches = digest == self.digest
-        if not self.matches:
-            log.warning(
-                "release %s was deployed, but this server's project files are %s: "
-                "serving them; ship the same files to every server",
-                self.digest,
-                digest,
-            )
-        if digest == state.digest:
-            return
-        built = build(root, check=False)
-        with state.deploying:
-            state.reload(built)
-            state.digest = digest
+        with state.deploying:  # not while POST /v0/deploy of this process runs
+            digest = serving.project_digest(root)
+            self.matches = digest == self.digest
+            if not self.matches:
+                log.warning(
+                    "release %s was deployed, but this server's project files are %s: "
+                    "serving them; ship the same files to every server",
+                    self.digest,
+                    digest,
+                )
+            if digest == state.digest:
+                return
+            state.reload(build(root, check=False))
         self.reloads += 1
         log.info("serving release %s (%d endpoints)", self.digest, len(state.endpoints))
