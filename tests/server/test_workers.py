@@ -285,3 +285,32 @@ def test_a_server_that_cannot_reach_the_target_refuses_tokens(target):
         assert caught.value.code == "RTP501"
     finally:
         backend.close()
+
+
+def test_a_deploy_records_a_release_only_when_the_files_change(project_factory, target):
+    from rtp.engine.clickhouse import ClickHouseBackend
+
+    deploy_url, _ = target
+    root = project_factory({"pipes/by_user.yaml": BY_USER})
+    rtp("deploy", "-p", root, "-t", deploy_url)
+    rtp("deploy", "-p", root, "-t", deploy_url)  # unchanged: no new release
+    (root / "pipes" / "second.yaml").write_text(SECOND.replace("\n    ", "\n").lstrip())
+    rtp("deploy", "-p", root, "-t", deploy_url)
+    backend = ClickHouseBackend(deploy_url)
+    try:
+        _, rows = backend.query("SELECT digest FROM _rtp_releases ORDER BY version")
+    finally:
+        backend.close()
+    assert len(rows) == 2 and rows[0][0] != rows[1][0]
+
+
+def test_a_serving_user_without_rtps_tables_is_told_to_deploy(project_factory, target):
+    from rtp.engine.clickhouse import ClickHouseBackend
+
+    deploy_url, serve_url = target
+    ClickHouseBackend(deploy_url).close()  # creates the database, nothing in it
+    root = project_factory({"pipes/by_user.yaml": BY_USER})
+    done = rtp("serve", "-p", root, "-t", serve_url, "--port", str(free_port()), check=False)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, said
+    assert "RTP501" in said and "run `rtp deploy`" in said and "_rtp_tokens" in said
