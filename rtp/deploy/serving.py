@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import secrets as _secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,7 +210,7 @@ def project_digest(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _sources(root: Path, folder: Path):
+def _sources(root: Path, folder: Path) -> Iterator[Path]:
     for path in sorted(folder.iterdir()):
         if path.is_dir():
             if path.name.startswith(".") or path.name in SKIP_DIRS:
