@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from rtp.deploy.health import describe_missing, missing_views
+from rtp.deploy.serving import ensure as ensure_serving_tables
 from rtp.deploy.serving import project_digest
 from rtp.engine.limits import Limits
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
@@ -70,6 +71,8 @@ class ServerState:
         # a server target keeps its tokens in its own tables, shared by every rtp serve
         # (rtp.server.tokens_target); the embedded target in .rtp/tokens.json
         self.shared = backend.name != "embedded"
+        if self.shared:  # rtp's tables for its servers: RTP501 naming `rtp deploy` if absent
+            ensure_serving_tables(backend)
         self.tokens = (
             token_store(backend, settings.tokens_file, watched=self.shared)
             if settings.tokens_file
