@@ -1,8 +1,10 @@
 """Tokens: who may call which route.
 
-Static tokens live in ``.rtp/tokens.json`` (mode 0600, replaced atomically, changed under
-``tokens.json.lock``) as SHA-256 hashes with their scopes; the token text is shown once,
-when it is created. Scopes, Tinybird-style:
+:class:`Tokens` checks a token, whatever keeps them. For the embedded target,
+:class:`TokenStore` keeps static tokens in ``.rtp/tokens.json`` (mode 0600, replaced
+atomically, changed under ``tokens.json.lock``) as SHA-256 hashes with their scopes; a
+ClickHouse server target keeps them in its own tables, shared by every ``rtp serve``
+(:mod:`rtp.server.tokens_target`). The token text is shown once, when it is created. Scopes, Tinybird-style:
 ``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``, ``DATASOURCES:READ:<ds>``
 (``*`` as the resource matches every one). JWTs (HS256 only, signed with the store's
 ``jwt_secret``, checked by PyJWT) carry ``scopes`` as ``[{"type": "PIPES:READ",
