@@ -4,12 +4,12 @@
 :class:`TokenStore` keeps static tokens in ``.rtp/tokens.json`` (mode 0600, replaced
 atomically, changed under ``tokens.json.lock``) as SHA-256 hashes with their scopes; a
 ClickHouse server target keeps them in its own tables, shared by every ``rtp serve``
-(:mod:`rtp.server.tokens_target`). The token text is shown once, when it is created. Scopes, Tinybird-style:
-``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``, ``DATASOURCES:READ:<ds>``
-(``*`` as the resource matches every one). JWTs (HS256 only, signed with the store's
-``jwt_secret``, checked by PyJWT) carry ``scopes`` as ``[{"type": "PIPES:READ",
-"resource": "recs", "fixed_params": {"shop": 3}}]`` and a required ``exp``;
-``fixed_params`` override any value the caller sends.
+(:mod:`rtp.server.tokens_target`). The token text is shown once, when it is created.
+Scopes, Tinybird-style: ``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``,
+``DATASOURCES:READ:<ds>`` (``*`` as the resource matches every one). JWTs (HS256 only,
+signed with the store's ``jwt_secret``, checked by PyJWT) carry ``scopes`` as
+``[{"type": "PIPES:READ", "resource": "recs", "fixed_params": {"shop": 3}}]`` and a
+required ``exp``; ``fixed_params`` override any value the caller sends.
 """
 
 from __future__ import annotations
