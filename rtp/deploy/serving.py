@@ -47,6 +47,7 @@ RELEASES_TABLE = "_rtp_releases"
 TABLES = (TOKENS_TABLE, SECRETS_TABLE, RELEASES_TABLE)
 JWT_SECRET = "jwt_secret"
 
+# plain MergeTree: one server. On a cluster they need the replicated form _rtp_state gets.
 DDL = {
     TOKENS_TABLE: (
         f"CREATE TABLE IF NOT EXISTS `{TOKENS_TABLE}` (hash String, name String, "
