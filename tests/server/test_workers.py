@@ -29,7 +29,7 @@ SERVE_URL = os.environ.get("RTP_TEST_CLICKHOUSE_SERVE_URL")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ENV.pop("RTP_CLICKHOUSE_URL", None)
 
-pytestmark = pytest.mark.skipif(
+needs_server = pytest.mark.skipif(
     not (URL and SERVE_URL),
     reason="RTP_TEST_CLICKHOUSE_URL and RTP_TEST_CLICKHOUSE_SERVE_URL are not set: no "
     "ClickHouse server to serve from (.ci/services/clickhouse.sh starts one)",
@@ -120,6 +120,7 @@ def until(fn, limit: float) -> float:
     return time.monotonic() - started
 
 
+@needs_server
 def test_two_servers_share_tokens_secret_and_deploys(project_factory, target):
     deploy_url, serve_url = target
     root = project_factory({"pipes/by_user.yaml": BY_USER})
@@ -172,6 +173,7 @@ def test_two_servers_share_tokens_secret_and_deploys(project_factory, target):
         assert health["release"]["matches"] is True and health["endpoints"] == 2
 
 
+@needs_server
 def test_workers_share_one_port_and_run_schedules_once(project_factory, target):
     deploy_url, serve_url = target
     root = project_factory(
@@ -228,6 +230,14 @@ def test_workers_share_one_port_and_run_schedules_once(project_factory, target):
     assert "worker 0" in err and "ended (signal 9); starting it again" in err
 
 
+def test_print_settings_shows_processes_and_threads(project_factory):
+    root = project_factory({"rtp.yaml": "name: shop\nserver:\n  workers: 3\n  threads: 6\n"})
+    shown = json.loads(rtp("serve", "-p", root, "--print-settings").stdout)
+    assert (shown["workers"], shown["threads"]) == (3, 6)
+    shown = json.loads(rtp("serve", "-p", root, "--print-settings", "--workers", "2").stdout)
+    assert (shown["workers"], shown["threads"]) == (2, 6) and "consumers" not in shown
+
+
 def test_embedded_target_refuses_several_workers(project_factory):
     root = project_factory({"rtp.yaml": "name: shop\nserver:\n  workers: 2\n"})
     done = rtp("serve", "-p", root, "-t", "embedded", "--port", str(free_port()), check=False)
@@ -238,6 +248,7 @@ def test_embedded_target_refuses_several_workers(project_factory):
     assert done.returncode == 2 and "--workers" in done.stderr + done.stdout
 
 
+@needs_server
 def test_tokens_json_is_imported_once(project_factory, target):
     deploy_url, serve_url = target
     root = project_factory({"pipes/by_user.yaml": BY_USER})
@@ -266,6 +277,7 @@ def test_tokens_json_is_imported_once(project_factory, target):
     assert old_token not in json.dumps(rows) and len(rows) == 2
 
 
+@needs_server
 def test_a_server_that_cannot_reach_the_target_refuses_tokens(target):
     """Past STALE_AFTER seconds without an answer from the target, a token is refused
     (503) rather than accepted while it may have been revoked meanwhile."""
@@ -287,6 +299,7 @@ def test_a_server_that_cannot_reach_the_target_refuses_tokens(target):
         backend.close()
 
 
+@needs_server
 def test_a_deploy_records_a_release_only_when_the_files_change(project_factory, target):
     from rtp.engine.clickhouse import ClickHouseBackend
 
@@ -304,6 +317,7 @@ def test_a_deploy_records_a_release_only_when_the_files_change(project_factory, 
     assert len(rows) == 2 and rows[0][0] != rows[1][0]
 
 
+@needs_server
 def test_a_serving_user_without_rtps_tables_is_told_to_deploy(project_factory, target):
     from rtp.engine.clickhouse import ClickHouseBackend
 
