@@ -52,7 +52,7 @@ def serve_workers(
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
-        for pid in children:
+        for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
@@ -71,8 +71,6 @@ def serve_workers(
             pid, status = os.wait()
         except ChildProcessError:
             break
-        except InterruptedError:  # pragma: no cover (PEP 475 retries os.wait)
-            continue
         number = children.pop(pid, None)
         if number is None or stopping:
             continue
@@ -87,6 +85,20 @@ def serve_workers(
 
 def _exit(signum, frame):
     raise SystemExit(0)  # after uvicorn's graceful shutdown, so the worker's cleanup runs
+
+
+def _end_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent dies, even by SIGKILL, so no worker is
+    left serving without its supervisor (elsewhere: nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl: nothing will send it
+        raise SystemExit(0)
 
 
 def _how(status: int) -> str:
@@ -106,6 +118,7 @@ def _fork(
         # not the parent's handlers: a SIGTERM while the worker starts ends it
         signal.signal(signal.SIGTERM, _exit)
         signal.signal(signal.SIGINT, _exit)
+        _end_with_parent()
         _worker(number, built, target, settings, sock)
     except BaseException as exc:  # noqa: BLE001 — a worker reports and exits, never returns
         if not isinstance(exc, SystemExit | KeyboardInterrupt):
