@@ -11,6 +11,7 @@ request reaches.
 The parent only supervises: SIGTERM or SIGINT is passed on to every worker (each stops
 gracefully) and the parent exits when they have; a worker that dies otherwise is started
 again after a second, with the same number (so a dead worker 0 brings the schedules back).
+If the parent itself is killed outright, Linux sends every worker SIGTERM.
 """
 
 from __future__ import annotations
