@@ -328,3 +328,21 @@ def test_a_serving_user_without_rtps_tables_is_told_to_deploy(project_factory, t
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1, said
     assert "RTP501" in said and "run `rtp deploy`" in said and "_rtp_tokens" in said
+
+
+@needs_server
+def test_rtp_jwt_secret_keeps_the_secret_out_of_the_target(project_factory, target, monkeypatch):
+    from rtp.engine.clickhouse import ClickHouseBackend
+
+    deploy_url, _ = target
+    root = project_factory({"pipes/by_user.yaml": BY_USER})
+    rtp("deploy", "-p", root, "-t", deploy_url)
+    monkeypatch.setitem(ENV, "RTP_JWT_SECRET", "s3cret-from-the-vault")
+    rtp("token", "create", "site", "-s", "PIPES:READ:by_user", "-p", root, "-t", deploy_url)
+    shown = rtp("token", "secret", "-p", root, "-t", deploy_url).stdout.strip()
+    assert shown == "s3cret-from-the-vault"
+    backend = ClickHouseBackend(deploy_url)
+    try:
+        assert backend.query("SELECT count() FROM _rtp_secrets")[1] == [[0]]
+    finally:
+        backend.close()
