@@ -74,9 +74,7 @@ class ServerState:
         if self.shared:  # rtp's tables for its servers: RTP501 naming `rtp deploy` if absent
             ensure_serving_tables(backend)
         self.tokens = (
-            token_store(backend, settings.tokens_file, watched=self.shared)
-            if settings.tokens_file
-            else NoAuth()
+            token_store(backend, settings.tokens_file) if settings.tokens_file else NoAuth()
         )
         # kept hashed: the text lives only in .rtp/owner.json, for local rtp commands
         self.control = hash_token(settings.control_token) if settings.control_token else None

@@ -46,8 +46,10 @@ STALE_AFTER = 5.0  # seconds without an answer from the target before tokens are
 
 
 class TargetTokenStore(Tokens):
-    """The tokens of a server target. ``watched``: a watcher thread calls :meth:`sync`;
-    otherwise a check looks at the target itself, at most every :data:`POLL_EVERY` s.
+    """The tokens of a server target. While ``watched`` (set by a running
+    :class:`~rtp.server.watch.Watcher`, which calls :meth:`sync`), a check only refuses
+    stale tokens; otherwise it looks at the target itself, at most every
+    :data:`POLL_EVERY` s.
 
     Raises EngineError RTP501 (from the constructor) when the tables are missing and
     can't be created, or the target can't be reached.

@@ -45,8 +45,12 @@ class Watcher:
             self.matches = self.digest == self.state.digest
         self._thread = threading.Thread(target=self._loop, name="rtp-watch", daemon=True)
         self._thread.start()
+        if hasattr(self.state.tokens, "watched"):  # the checks need not ask the target now
+            self.state.tokens.watched = True
 
     def stop(self) -> None:
+        if hasattr(self.state.tokens, "watched"):
+            self.state.tokens.watched = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
