@@ -17,7 +17,7 @@ from rtp.project.schema import ServerSection
 from rtp.server.settings import FLAGS, ServerSettings, env_name, server_settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "serve.md"
-INTERNAL = {"tokens_file", "control_token", "extra"}  # set by rtp itself, never by a user
+INTERNAL = {"tokens_file", "control_token", "consumers", "extra"}  # set by rtp itself
 
 
 def test_every_setting_has_a_key_a_variable_a_flag_and_a_row():

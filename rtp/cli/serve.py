@@ -1,4 +1,9 @@
-"""``rtp serve``: the project's endpoints and event ingestion over HTTP (uvicorn)."""
+"""``rtp serve``: the project's endpoints and event ingestion over HTTP (uvicorn).
+
+``--workers N`` (server targets only) runs N processes on one listening socket, forked
+from this one after the project is built and the tokens are set up: worker 0 runs the
+scheduled copies and the Kafka consumers, every worker answers requests, and a worker
+that dies is started again (rtp.cli.workers)."""
 
 from __future__ import annotations
 
@@ -27,11 +32,11 @@ from rtp.cli.common import (
 from rtp.cli.output import console, err_console, exit_for, fail
 from rtp.cli.token import tokens_file
 from rtp.engine import owner
-from rtp.engine.target import open_backend
-from rtp.errors import RtpError
+from rtp.engine.target import open_backend, resolve_target
+from rtp.errors import Location, ProjectError, RtpError
 from rtp.ops.build import build
 from rtp.server.settings import server_settings
-from rtp.server.tokens import TokenStore
+from rtp.server.tokens_target import TargetTokenStore, token_store
 
 DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
 
@@ -44,15 +49,49 @@ def control_token() -> str:
     return "rtp_control_" + secrets.token_urlsafe(32)
 
 
-def announce_admin(root: Path) -> None:
+def announce_admin(root: Path, backend=None) -> None:
     """Create the admin token on a project's first run and print it, once: only its hash
-    is kept (in .rtp/tokens.json)."""
-    admin = TokenStore(tokens_file(root)).ensure_admin()
+    is kept (in .rtp/tokens.json, or in the target's ``_rtp_tokens`` when ``backend`` is
+    a server). A server target that never had tokens first imports those of an existing
+    ``.rtp/tokens.json``, once, and says so.
+
+    Raises EngineError RTP501 when the target's tables are missing and can't be created.
+    """
+    store = token_store(backend, tokens_file(root))
+    where = tokens_file(root).relative_to(root).as_posix()
+    if isinstance(store, TargetTokenStore):
+        where = "the target's _rtp_tokens"
+        imported = store.import_file(tokens_file(root))
+        if imported is not None:
+            err_console.print(
+                f"imported {imported} token(s) and the JWT secret from .rtp/tokens.json "
+                "into the target (_rtp_tokens, _rtp_secrets), once: every rtp serve of "
+                "this target uses them; the file is not read for this target any more"
+            )
+    admin = store.ensure_admin()
     if admin:
-        err_console.print(
-            "[bold]admin token[/bold] (shown once; stored hashed in .rtp/tokens.json):"
-        )
+        err_console.print(f"[bold]admin token[/bold] (shown once; stored hashed in {where}):")
         print(admin, flush=True)
+
+
+def require_server(model, target: str | None, count: int, flag: int | None) -> None:
+    """Refuse several workers on the embedded target. Raises ProjectError RTP107."""
+    if resolve_target(model, target) != "embedded":
+        return
+    if flag is not None:
+        source = "--workers"
+    elif "RTP_SERVER_WORKERS" in os.environ:
+        source = "RTP_SERVER_WORKERS"
+    else:
+        source = "rtp.yaml"
+    raise ProjectError(
+        f"workers {count}: the embedded target is served by one process (chDB opens a "
+        "project's database in one process only)",
+        code="RTP107",
+        location=Location(source),
+        hint="serve a ClickHouse server target (--target clickhouse://...) to run several "
+        "processes; in one process, `threads` sets how many engine calls run at once",
+    )
 
 
 def _exit(signum, frame):
@@ -110,7 +149,15 @@ def serve(
         None, "--max-pending-rows", help="Queued ingest rows beyond this answer 429."
     ),
     rate_limit: float = RATE_LIMIT_OPTION,
-    workers: int = typer.Option(None, "--workers", help="Threads running blocking engine calls."),
+    threads: int = typer.Option(
+        None, "--threads", help="Threads running blocking engine calls, per process."
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        help="Server processes sharing the port (server targets only; worker 0 runs "
+        "scheduled copies and Kafka consumers).",
+    ),
     copy_timeout: str = typer.Option(
         None, "--copy-timeout", help="Engine deadline of each scheduled copy run (seconds)."
     ),
@@ -153,6 +200,7 @@ def serve(
                 "max_pending_rows": max_pending_rows,
                 "rate_limit": rate_limit,
                 "cors_origins": cors,
+                "threads": threads,
                 "workers": workers,
                 "copy_timeout": copy_timeout,
                 "schedules": schedules,
@@ -162,6 +210,8 @@ def serve(
             print(json.dumps(settings.public(), indent=2))
             return
         url = f"http://{host}:{port}"
+        if settings.workers > 1:
+            require_server(model, target, settings.workers, workers)
         backend = open_backend(model, target, command="rtp serve")
         control = control_token()
         owner.set_url(root, url, control)
@@ -173,7 +223,13 @@ def serve(
             settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
         )
         if not no_auth:
-            announce_admin(root)
+            announce_admin(root, backend)
+        if settings.workers > 1:
+            from rtp.cli.workers import serve_workers
+
+            backend.close()  # each worker opens its own connections, after the fork
+            serve_workers(built, target, settings, host, port)
+            return
         from rtp.server import create_app  # FastAPI loads only for this command
 
         app = create_app(built, backend, settings)
@@ -194,5 +250,8 @@ def serve(
                 highlight=False,
             )
         run_until_stopped(app, host, port)
+    except RtpError as exc:
+        fail(exc)
+        raise exit_for(exc) from None
     finally:
         backend.close()  # releases .rtp/owner.json

@@ -4,7 +4,9 @@
 embedded engine), ``rtp dev``'s start and its reloads all call :func:`deploy` or
 :func:`reload`, so the same gate applies everywhere: a project ``rtp check`` would refuse
 is refused (RTP109, with every problem) before anything runs. An interrupted deploy is
-finished from its journal first (see :mod:`rtp.deploy.journal`).
+finished from its journal first (see :mod:`rtp.deploy.journal`). On a server target a
+deploy ends by recording the release (:func:`rtp.deploy.serving.record_release`), which
+every ``rtp serve`` of the target picks up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rtp.deploy import apply, plan
 from rtp.deploy.apply import resume
 from rtp.deploy.journal import find_unfinished
 from rtp.deploy.plan import Change
+from rtp.deploy.serving import record_release
 from rtp.engine import Backend
 from rtp.ops.build import Build, build
 
@@ -77,10 +80,13 @@ def deploy(
         not result.pending,
         resumed.describe() if resumed else None,
     )
-    if plan_only or not result.pending:
+    if plan_only:
         return outcome
-    done = apply(result, backend, allow_destructive=allow_destructive, progress=progress)
-    outcome.applied = [c.describe() for c in done]
+    if result.pending:
+        done = apply(result, backend, allow_destructive=allow_destructive, progress=progress)
+        outcome.applied = [c.describe() for c in done]
+    if backend.name != "embedded":  # every rtp serve of the target follows (rtp.server.watch)
+        record_release(backend, built.root)
     return outcome
 
 

@@ -504,8 +504,14 @@ class ServerSection(_Model):
     cors_origins: Origins = Field(
         None, title="cors_origins", description="browser origins allowed; [] = none, '*' = any"
     )
+    threads: PositiveCount = Field(
+        None, title="threads", description="threads running blocking engine calls, per process"
+    )
     workers: PositiveCount = Field(
-        None, title="workers", description="threads running blocking engine calls"
+        None,
+        title="workers",
+        description="server processes sharing the port (server targets only; "
+        "the embedded target is served by one)",
     )
     copy_timeout: PositiveSeconds = Field(
         None, title="copy_timeout", description="the engine's deadline for each scheduled copy run"

@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from rtp.deploy.health import describe_missing, missing_views
+from rtp.deploy.serving import ensure as ensure_serving_tables
+from rtp.deploy.serving import project_digest
 from rtp.engine.limits import Limits
 from rtp.errors import EngineError, Problems, RequestError, RtpError, http_status
 from rtp.ingest import RowMapper
@@ -48,7 +50,9 @@ from rtp.server.http import error_body, error_response
 from rtp.server.metrics import Metrics, MetricsMiddleware
 from rtp.server.scheduler import Scheduler
 from rtp.server.settings import ServerSettings
-from rtp.server.tokens import Grant, NoAuth, TokenStore, hash_token
+from rtp.server.tokens import Grant, NoAuth, hash_token
+from rtp.server.tokens_target import token_store
+from rtp.server.watch import Watcher
 from rtp.sql.compose import compile_project
 
 if TYPE_CHECKING:
@@ -65,15 +69,24 @@ class ServerState:
     ) -> None:
         self.backend = backend
         self.settings = settings
-        self.tokens = TokenStore(settings.tokens_file) if settings.tokens_file else NoAuth()
+        # a server target keeps its tokens in its own tables, shared by every rtp serve
+        # (rtp.server.tokens_target); the embedded target in .rtp/tokens.json
+        self.shared = backend.name != "embedded"
+        if self.shared:  # rtp's tables for its servers: RTP501 naming `rtp deploy` if absent
+            ensure_serving_tables(backend)
+        self.tokens = (
+            token_store(backend, settings.tokens_file) if settings.tokens_file else NoAuth()
+        )
         # kept hashed: the text lives only in .rtp/owner.json, for local rtp commands
         self.control = hash_token(settings.control_token) if settings.control_token else None
-        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="rtp-engine")
+        self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="rtp-engine")
         # one deploy at a time: POST /v0/deploy and rtp dev's watcher plan outside the
         # backend's lock, so two at once could both plan the same CREATE
         self.deploying = threading.Lock()
         self.metrics = Metrics(set())
         self.stopping = False  # set when shutdown starts: /readyz answers 503
+        self.digest = ""  # the served project files' digest (rtp.deploy.serving)
+        self.watcher: Watcher | None = None  # follows a server target (rtp.server.watch)
         self.reload(project)
         self.batcher = Batcher(
             backend,
@@ -101,6 +114,8 @@ class ServerState:
         endpoints = sorted(p.name for p in project.endpoints)
         mappers = {name: RowMapper(ds) for name, ds in project.datasources.items()}
         self.project, self.problems, self.compiled = project, problems, compiled
+        if self.shared:
+            self.digest = project_digest(project.root)
         self.endpoints, self.mappers = endpoints, mappers
         self.metrics.pipes = set(endpoints)
         self.metrics.datasources = set(project.datasources)
@@ -193,15 +208,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if state.shared:  # tokens and deploys of the other servers of the target
+            state.watcher = Watcher(state)
+            state.watcher.start()
         if settings.schedules:
             scheduler.start()
         from rtp import connect  # Kafka consumers of the project (docs/connectors.md)
+        from rtp.connect.runner import Consumers
 
-        state.consumers = state.metrics.consumers = connect.start(
-            project, backend, metrics=state.metrics
+        # consumers: off in all but one of rtp serve --workers N (rtp.cli.serve)
+        state.consumers = state.metrics.consumers = (
+            connect.start(project, backend, metrics=state.metrics)
+            if settings.consumers
+            else Consumers([])
         )
         yield
         state.stopping = True
+        if state.watcher is not None:
+            await asyncio.to_thread(state.watcher.stop)
         state.consumers.stop()
         await asyncio.to_thread(scheduler.stop)  # waits for a running copy (its deadline)
         state.executor.shutdown(wait=True)

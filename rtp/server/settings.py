@@ -44,7 +44,11 @@ class ServerSettings:
     max_pending_rows: int = 1_000_000  # queued rows beyond this answer 429
     rate_limit: float = 0.0  # requests per second per token; 0 = unlimited
     cors_origins: tuple[str, ...] = ("*",)
-    workers: int = 4  # threads running blocking engine calls
+    threads: int = 4  # threads running blocking engine calls, per process
+    # processes sharing the port (rtp serve --workers; server targets only): worker 0
+    # runs the scheduled copies and Kafka consumers, the others only answer requests
+    workers: int = 1
+    consumers: bool = True  # this process runs the project's Kafka consumers
     control_token: str | None = None  # ADMIN credential for local rtp commands (owner.json)
     docs_url: str = "docs/errors.md"  # errors link here as <docs_url>#<code>
     extra: dict = field(default_factory=dict)
@@ -72,6 +76,7 @@ class ServerSettings:
             "max_body_bytes",
             "batch_max_rows",
             "max_pending_rows",
+            "threads",
             "workers",
             "sql_max_threads",
         ):
@@ -99,9 +104,10 @@ class ServerSettings:
 
     def public(self) -> dict:
         """The settings a person may see (``rtp serve --print-settings``): every field
-        but the tokens file, the control token and ``extra``."""
+        but the tokens file, the control token, ``consumers`` (set per worker) and
+        ``extra``."""
         out = asdict(self)
-        for secret in ("tokens_file", "control_token", "extra"):
+        for secret in ("tokens_file", "control_token", "consumers", "extra"):
             out.pop(secret)
         out["cors_origins"] = list(self.cors_origins)
         return out
@@ -127,6 +133,7 @@ FLAGS: dict[str, str | None] = {
     "max_pending_rows": "--max-pending-rows",
     "rate_limit": "--rate-limit",
     "cors_origins": "--cors",
+    "threads": "--threads",
     "workers": "--workers",
     "copy_timeout": "--copy-timeout",
     "schedules": "--schedules/--no-schedules",

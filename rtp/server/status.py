@@ -41,6 +41,8 @@ async def healthz(request: Request):
         "version": state.backend.version(),
         "endpoints": len(state.endpoints),
     }
+    if state.watcher is not None:  # a server target: the release this server follows
+        body["release"] = state.watcher.status()
     copies = state.scheduler.status()  # scheduled copy pipes: next/last run, last error
     if copies:
         body["copies"] = copies

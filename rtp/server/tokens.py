@@ -1,13 +1,15 @@
 """Tokens: who may call which route.
 
-Static tokens live in ``.rtp/tokens.json`` (mode 0600, replaced atomically, changed under
-``tokens.json.lock``) as SHA-256 hashes with their scopes; the token text is shown once,
-when it is created. Scopes, Tinybird-style:
-``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``, ``DATASOURCES:READ:<ds>``
-(``*`` as the resource matches every one). JWTs (HS256 only, signed with the store's
-``jwt_secret``, checked by PyJWT) carry ``scopes`` as ``[{"type": "PIPES:READ",
-"resource": "recs", "fixed_params": {"shop": 3}}]`` and a required ``exp``;
-``fixed_params`` override any value the caller sends.
+:class:`Tokens` checks a token, whatever keeps them. For the embedded target,
+:class:`TokenStore` keeps static tokens in ``.rtp/tokens.json`` (mode 0600, replaced
+atomically, changed under ``tokens.json.lock``) as SHA-256 hashes with their scopes; a
+ClickHouse server target keeps them in its own tables, shared by every ``rtp serve``
+(:mod:`rtp.server.tokens_target`). The token text is shown once, when it is created.
+Scopes, Tinybird-style: ``ADMIN``, ``PIPES:READ:<pipe>``, ``DATASOURCES:APPEND:<ds>``,
+``DATASOURCES:READ:<ds>`` (``*`` as the resource matches every one). JWTs (HS256 only,
+signed with the store's ``jwt_secret``, checked by PyJWT) carry ``scopes`` as
+``[{"type": "PIPES:READ", "resource": "recs", "fixed_params": {"shop": 3}}]`` and a
+required ``exp``; ``fixed_params`` override any value the caller sends.
 """
 
 from __future__ import annotations
@@ -80,9 +82,93 @@ class Grant:
         }
 
 
-class TokenStore:
-    """The tokens file. Reads are cached and re-read when the file changes (so
-    ``rtp token revoke`` takes effect on a running server within a second)."""
+class Tokens:
+    """Checking tokens, whatever keeps them: a subclass provides ``tokens``,
+    ``jwt_secret``, ``create``, ``revoke``, ``_lookup`` (the entry of a token's hash) and
+    ``_secret`` (the JWT secret, or "" when there is none yet, without creating one)."""
+
+    def ensure_admin(self) -> str | None:
+        """Create the admin token if there is none; returns its text then, else None."""
+        if any("ADMIN" in t["scopes"] for t in self.tokens):
+            return None
+        return self.create("admin", ["ADMIN"])
+
+    def _refresh(self) -> None:
+        """Bring the cached tokens up to date (cheap; called on every check)."""
+
+    def _lookup(self, hashed: str) -> dict | None:
+        raise NotImplementedError
+
+    def _secret(self) -> str:
+        raise NotImplementedError
+
+    # -- checking ------------------------------------------------------------------
+    def grant(self, token: str | None) -> Grant:
+        """What ``token`` may do. Raises RequestError (RTP403, status 403) when it is
+        missing, unknown, expired or badly signed."""
+        if not token:
+            raise _forbidden(
+                "a token is required: send Authorization: Bearer <token> or ?token=<token>"
+            )
+        self._refresh()
+        if token.count(".") == 2:
+            return self._jwt_grant(token)
+        entry = self._lookup(hash_token(token))
+        if entry is None:
+            raise _forbidden("invalid token")
+        return Grant(entry["name"], frozenset(entry["scopes"]))
+
+    def _jwt_grant(self, token: str) -> Grant:
+        claims = decode_jwt(token, self._secret())
+        # Tinybird's shape: {"workspace_id", "name", "exp", "scopes": [{"type", "resource",
+        # "fixed_params"}], "limits"}; claims rtp doesn't use are ignored
+        name = claims.get("name", "jwt")
+        if not isinstance(name, str):
+            raise _forbidden("invalid token: name must be a string")
+        items = claims.get("scopes")
+        if not isinstance(items, list):
+            raise _forbidden("invalid token: scopes must be a list")
+        scopes, fixed = set(), {}
+        for item in items:
+            if not isinstance(item, dict):
+                raise _forbidden("invalid token: each scope must be an object")
+            scope = f"{item.get('type', '')}:{item.get('resource', '')}"
+            if not _SCOPE_RE.match(scope) or scope == "ADMIN":
+                raise _forbidden(f"invalid token: unknown scope {scope}")
+            scopes.add(scope)
+            if item.get("fixed_params") is not None:
+                if not isinstance(item["fixed_params"], dict):
+                    raise _forbidden("invalid token: fixed_params must be an object")
+                fixed[scope] = dict(item["fixed_params"])
+        return Grant(name, frozenset(scopes), fixed)
+
+
+def canonical_scopes(scopes: list[str]) -> list[str]:
+    """``scopes`` parsed, deduplicated and sorted. Raises RequestError (RTP400) for a bad
+    scope or none at all."""
+    canonical = sorted({parse_scope(s) for s in scopes})
+    if not canonical:
+        raise RequestError("a token needs at least one --scope", code="RTP400")
+    return canonical
+
+
+def new_token() -> str:
+    """A fresh static token's text: ``rtp_`` and 256 random bits."""
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def name_taken(name: str) -> RequestError:
+    return RequestError(
+        f"a token named '{name}' exists",
+        code="RTP400",
+        hint="revoke it first or choose another name",
+    )
+
+
+class TokenStore(Tokens):
+    """The tokens file (the embedded target's store). Reads are cached and re-read when
+    the file changes (so ``rtp token revoke`` takes effect on a running server within a
+    second)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -177,17 +263,11 @@ class TokenStore:
 
         Raises RequestError (RTP400) for a bad scope or a name already in use.
         """
-        canonical = sorted({parse_scope(s) for s in scopes})
-        if not canonical:
-            raise RequestError("a token needs at least one --scope", code="RTP400")
-        token = PREFIX + secrets.token_urlsafe(32)
+        canonical = canonical_scopes(scopes)
+        token = new_token()
         with self._locked():
             if any(t["name"] == name for t in self.tokens):
-                raise RequestError(
-                    f"a token named '{name}' exists",
-                    code="RTP400",
-                    hint="revoke it first or choose another name",
-                )
+                raise name_taken(name)
             self._data.setdefault("tokens", []).append(
                 {
                     "name": name,
@@ -201,12 +281,6 @@ class TokenStore:
             self.save()
         return token
 
-    def ensure_admin(self) -> str | None:
-        """Create the admin token if there is none; returns its text then, else None."""
-        if any("ADMIN" in t["scopes"] for t in self.tokens):
-            return None
-        return self.create("admin", ["ADMIN"])
-
     def revoke(self, name: str) -> None:
         """Remove a token. Raises RequestError (RTP404) when there is none of that name."""
         with self._locked():
@@ -216,45 +290,11 @@ class TokenStore:
             self._data["tokens"] = kept
             self.save()
 
-    # -- checking ------------------------------------------------------------------
-    def grant(self, token: str | None) -> Grant:
-        """What ``token`` may do. Raises RequestError (RTP403, status 403) when it is
-        missing, unknown, expired or badly signed."""
-        if not token:
-            raise _forbidden(
-                "a token is required: send Authorization: Bearer <token> or ?token=<token>"
-            )
-        self._refresh()
-        if token.count(".") == 2:
-            return self._jwt_grant(token)
-        entry = self._by_hash.get(hash_token(token))
-        if entry is None:
-            raise _forbidden("invalid token")
-        return Grant(entry["name"], frozenset(entry["scopes"]))
+    def _lookup(self, hashed: str) -> dict | None:
+        return self._by_hash.get(hashed)
 
-    def _jwt_grant(self, token: str) -> Grant:
-        claims = decode_jwt(token, self._data.get("jwt_secret", ""))
-        # Tinybird's shape: {"workspace_id", "name", "exp", "scopes": [{"type", "resource",
-        # "fixed_params"}], "limits"}; claims rtp doesn't use are ignored
-        name = claims.get("name", "jwt")
-        if not isinstance(name, str):
-            raise _forbidden("invalid token: name must be a string")
-        items = claims.get("scopes")
-        if not isinstance(items, list):
-            raise _forbidden("invalid token: scopes must be a list")
-        scopes, fixed = set(), {}
-        for item in items:
-            if not isinstance(item, dict):
-                raise _forbidden("invalid token: each scope must be an object")
-            scope = f"{item.get('type', '')}:{item.get('resource', '')}"
-            if not _SCOPE_RE.match(scope) or scope == "ADMIN":
-                raise _forbidden(f"invalid token: unknown scope {scope}")
-            scopes.add(scope)
-            if item.get("fixed_params") is not None:
-                if not isinstance(item["fixed_params"], dict):
-                    raise _forbidden("invalid token: fixed_params must be an object")
-                fixed[scope] = dict(item["fixed_params"])
-        return Grant(name, frozenset(scopes), fixed)
+    def _secret(self) -> str:
+        return self._data.get("jwt_secret", "")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -56,7 +56,7 @@ async def test_rows_and_result_limits_answer_rtp508(serve):
 
 
 async def test_time_waiting_for_a_worker_counts_against_the_deadline(serve):
-    s = serve(query_timeout=1.0, workers=1)
+    s = serve(query_timeout=1.0, threads=1)
     ran: list[str] = []
     original = s.engine.query_bytes
 
