@@ -14,6 +14,7 @@ import uuid
 import httpx
 import pytest
 
+from rtp.project.tinybird import KAFKA_META_TYPES
 from tests.serving import ENV, free_port, wait_healthy
 from tests.test_kafka_connect import BROKER, create_topic, produce
 
@@ -115,10 +116,14 @@ def test_reloads_restart_the_consumers_they_change(project_factory):
         dev.until(lambda: dev.count("views") == 4)
         dev.until(lambda: lag_of("views") in httpx.get(f"{dev.base}/metrics").text)
 
-        # its Kafka source removed (dropping the table needs --allow-destructive, which
-        # rtp dev never passes): the consumer stops, the table stays
+        # its Kafka source removed, its columns kept (Tinybird's meta columns were added
+        # to the Kafka datasource; dropping them needs --allow-destructive, which rtp dev
+        # never passes): the consumer stops, the table stays
+        meta = "".join(
+            f",\n    `{name}` {ctype} `json:$.{name}`" for name, ctype in KAFKA_META_TYPES.items()
+        )
         (root / "datasources/views.datasource").write_text(
-            "SCHEMA >\n    `n` Int64 `json:$.n`\n\nENGINE MergeTree\nENGINE_SORTING_KEY n\n"
+            f"SCHEMA >\n    `n` Int64 `json:$.n`{meta}\n\nENGINE MergeTree\nENGINE_SORTING_KEY n\n"
         )
         dev.until(lambda: dev.said("Kafka consumers stopped: views"))
         produce(c, [{"n": 10 + i} for i in range(4)], 1)

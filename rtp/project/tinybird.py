@@ -149,7 +149,7 @@ _KAFKA_KEYS = {
 }
 # the columns Tinybird adds to a Kafka datasource whose SCHEMA does not list them (its CLI's
 # `tb datasource create --kafka` writes these types); filled from the message, not its JSON
-_KAFKA_META_TYPES = {
+KAFKA_META_TYPES = {
     "__topic": "LowCardinality(String)",
     "__partition": "Int16",
     "__offset": "Int64",
@@ -458,7 +458,7 @@ def _add_kafka_meta_columns(doc: Doc) -> None:
     columns = doc.data["columns"]
     listed = {c["name"] for c in columns}
     at = doc.marks[("kafka",)]
-    for name, ctype in _KAFKA_META_TYPES.items():
+    for name, ctype in KAFKA_META_TYPES.items():
         if name in listed:
             continue
         cpath = ("columns", len(columns))
