@@ -1,0 +1,244 @@
+"""The version lifecycle: ``stage``, ``promote``, ``rollback``, ``discard``, ``versions``.
+
+The CLI (``rtp deploy --stage|promote|rollback|discard|ls``) and ``POST /v0/deploy``
+(which the CLI uses while a server holds the embedded engine) call these. Each holds the
+target's deploy lock (:mod:`rtp.deploy.lock`), first finishes an interrupted deploy from
+its journal, then applies one journaled plan (:mod:`rtp.deploy.stage`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rtp.deploy import apply, resume
+from rtp.deploy import versions as v
+from rtp.deploy.lock import held
+from rtp.deploy.plan import Change, Plan
+from rtp.deploy.stage import (
+    changed_set,
+    live_manifest,
+    retire_change,
+    stage_manifest,
+    stage_plan,
+    switch_plan,
+)
+from rtp.engine import Backend
+from rtp.errors import EngineError
+from rtp.ops.build import Build
+
+
+@dataclass
+class Lifecycle:
+    """What a lifecycle command did; ``as_dict`` is the HTTP answer."""
+
+    action: str
+    target: str
+    version: int | None = None  # the version staged, made live or dropped
+    changed: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    resumed: str | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+Progress = Callable[[Change], None] | None
+
+
+def stage(
+    built: Build,
+    backend: Backend,
+    *,
+    command: str = "rtp deploy --stage",
+    break_lock: bool = False,
+    progress: Progress = None,
+) -> Lifecycle:
+    """Build ``built``'s project as a new version next to live; nothing live changes.
+
+    Raises ProjectInvalid RTP109 for a project with errors, EngineError RTP514 when a
+    version is staged already, RTP512 when another deploy holds the target, RTP503 when
+    a step fails (journaled: the next deploy command finishes it)."""
+    built.require_valid()
+    target = f"{backend.name}:{backend.database}"
+    with held(backend, command, break_lock=break_lock):
+        resumed = _resume(backend, progress)
+        found = v.read_versions(backend)
+        _no_staging(found, "stage another")
+        changed = changed_set(built.project, built.compiled, backend)
+        if not changed:
+            return Lifecycle("stage", target, None, [], [], resumed, "nothing to stage")
+        live = v.find(found, v.LIVE)
+        if live is None:  # the first version: what is deployed now
+            live = v.Version(1, v.LIVE, 0, "")
+            v.write(backend, 1, v.LIVE)
+        number = max([x.number for x in found] + [live.number]) + 1
+        manifest = stage_manifest(built.project, built.compiled, backend, changed, live.number)
+        v.write(backend, number, v.BUILDING, live.number, manifest)
+        plan = stage_plan(built.project, built.compiled, backend, number, manifest)
+        done = _apply(plan, backend, progress)
+    return Lifecycle("stage", target, number, changed, done, resumed, f"staged version {number}")
+
+
+def promote(
+    backend: Backend,
+    *,
+    keep: int = 2,
+    command: str = "rtp deploy promote",
+    break_lock: bool = False,
+    progress: Progress = None,
+) -> Lifecycle:
+    """Make the staged version live; the live one is kept as previous (``keep`` 2) and
+    older kept versions are dropped. Raises EngineError RTP513 when nothing is staged,
+    RTP514 when it was staged on another live version, RTP512, RTP503."""
+    target = f"{backend.name}:{backend.database}"
+    with held(backend, command, break_lock=break_lock):
+        resumed = _resume(backend, progress)
+        found = v.read_versions(backend)
+        staged = v.find(found, v.STAGING)
+        if staged is None:
+            raise EngineError(
+                "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+            )
+        live = v.find(found, v.LIVE)
+        if live is None or live.number != staged.base:
+            raise EngineError(
+                f"version {staged.number} was staged on version {staged.base}, but "
+                f"{'no version' if live is None else f'version {live.number}'} is live",
+                code="RTP514",
+                hint="run `rtp deploy discard`, then `rtp deploy --stage` again",
+            )
+        live.manifest = live_manifest(backend, staged.changed, staged)
+        v.write(backend, live.number, v.LIVE, live.base, live.manifest)
+        retire = [x for x in found if x.status == v.PREVIOUS]
+        plan = switch_plan(backend, live, staged, keep=keep, retire=retire)
+        done = _apply(plan, backend, progress)
+    return Lifecycle(
+        "promote",
+        target,
+        staged.number,
+        staged.changed,
+        done,
+        resumed,
+        f"version {staged.number} is live; version {live.number} is kept for rollback"
+        if keep > 1
+        else f"version {staged.number} is live",
+    )
+
+
+def rollback(
+    backend: Backend,
+    *,
+    command: str = "rtp deploy rollback",
+    break_lock: bool = False,
+    progress: Progress = None,
+) -> Lifecycle:
+    """Make the previous version live again (nothing rebuilt: names are swapped back);
+    the rolled-back one is kept as previous. Raises EngineError RTP513 with no previous
+    version, RTP514 while a version is staged, RTP512, RTP503."""
+    target = f"{backend.name}:{backend.database}"
+    with held(backend, command, break_lock=break_lock):
+        resumed = _resume(backend, progress)
+        found = v.read_versions(backend)
+        _no_staging(found, "roll back")
+        previous, live = v.find(found, v.PREVIOUS), v.find(found, v.LIVE)
+        if previous is None or live is None:
+            raise EngineError(
+                "no previous version is kept to roll back to",
+                code="RTP513",
+                hint="`rtp deploy ls` lists the versions",
+            )
+        live.manifest = live_manifest(backend, previous.changed, previous)
+        v.write(backend, live.number, v.LIVE, live.base, live.manifest)
+        done = _apply(switch_plan(backend, live, previous, keep=2, retire=[]), backend, progress)
+    return Lifecycle(
+        "rollback",
+        target,
+        previous.number,
+        previous.changed,
+        done,
+        resumed,
+        f"version {previous.number} is live again; version {live.number} is kept",
+    )
+
+
+def discard(
+    backend: Backend,
+    *,
+    command: str = "rtp deploy discard",
+    break_lock: bool = False,
+    progress: Progress = None,
+) -> Lifecycle:
+    """Drop the staged version (or one whose stage was cut short). Raises EngineError
+    RTP513 when nothing is staged, RTP512, RTP503."""
+    target = f"{backend.name}:{backend.database}"
+    with held(backend, command, break_lock=break_lock):
+        resumed = _resume(backend, progress)
+        found = v.read_versions(backend)
+        staged = v.find(found, v.STAGING) or v.find(found, v.BUILDING)
+        if staged is None:
+            raise EngineError("no version is staged", code="RTP513")
+        plan = Plan(f"{target} (discard version {staged.number})")
+        plan.changes.append(retire_change(staged, v.DISCARDED))
+        done = _apply(plan, backend, progress)
+    return Lifecycle(
+        "discard",
+        target,
+        staged.number,
+        staged.changed,
+        done,
+        resumed,
+        f"discarded version {staged.number}",
+    )
+
+
+def versions(backend: Backend) -> list[dict]:
+    """``rtp deploy ls``: every version (number, status, base, created_at, changed)."""
+    return [
+        {
+            "version": x.number,
+            "status": x.status,
+            "base": x.base,
+            "created_at": x.created_at,
+            "changed": x.changed,
+        }
+        for x in v.read_versions(backend)
+    ]
+
+
+def staged_tables(backend: Backend) -> tuple[int, dict[str, str]] | None:
+    """The staged version's number and its tables' names (project name -> table), or
+    None when nothing is staged: what a server reads a staged answer from."""
+    staged = v.find(v.read_versions(backend), v.STAGING)
+    return None if staged is None else (staged.number, staged.physical())
+
+
+def guard_plain_deploy(backend: Backend, plan: Plan) -> None:
+    """``rtp deploy`` straight to live with changes: refused (RTP514) while a version
+    is staged; kept previous versions are dropped first (their copies would no longer
+    match what is live), by changes put in front of ``plan``."""
+    if not plan.pending or not v.has_versions(backend):
+        return
+    found = v.read_versions(backend)
+    _no_staging(found, "deploy straight to live")
+    plan.changes[:0] = [retire_change(x, v.RETIRED) for x in found if x.status == v.PREVIOUS]
+
+
+def _no_staging(found: list[v.Version], what: str) -> None:
+    staged = v.find(found, v.STAGING) or v.find(found, v.BUILDING)
+    if staged is not None:
+        raise EngineError(
+            f"version {staged.number} is staged; can't {what} now",
+            code="RTP514",
+            hint="promote it (`rtp deploy promote`) or drop it (`rtp deploy discard`) first",
+        )
+
+
+def _resume(backend: Backend, progress: Progress) -> str | None:
+    unfinished = resume(backend, progress=progress)
+    return unfinished.describe() if unfinished else None
+
+
+def _apply(plan: Plan, backend: Backend, progress: Progress) -> list[str]:
+    return [c.describe() for c in apply(plan, backend, allow_destructive=True, progress=progress)]
