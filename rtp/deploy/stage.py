@@ -136,6 +136,15 @@ def stage_plan(
     live = read_live(backend)
     views, changed, forwarded = manifest["views"], manifest["changed"], manifest["forwarded"]
     staged = {n: n + STAGE for n in changed if n in manifest["tables"]}
+    feeds = {
+        t: feed_select(
+            _columns_of(project.datasources[t]),
+            [c for c, _ in live[t].columns],
+            t,
+            getattr(project.datasources[t], "forward_query", None),
+        )
+        for t in forwarded
+    }
     result = Plan(target=f"{backend.name}:{backend.database} (stage version {number})")
     for name in _table_order(project, compiled):
         if name not in staged:
@@ -147,15 +156,17 @@ def stage_plan(
             steps.append(f"DROP TABLE IF EXISTS `{forwarder(name, STAGE)}`")
         steps += [f"DROP TABLE IF EXISTS `{new}`", create_table(ds, name=new)]
         if name in forwarded:
-            select = forward_select(ds, [c for c, _ in live[name].columns], name)
+            select = feeds[name]
             cols = ", ".join(f"`{c}`" for c in _named(select, ds))
             steps += [
                 f"INSERT INTO `{new}` ({cols})\n{select}",
                 create_materialized_view(forwarder(name, STAGE), new, select),
             ]
         for v in feeders:
-            view = DesiredView(v + STAGE, new, rename_tables(views[v]["select"], staged))
-            steps += [_backfill(new, view, ds), view.ddl]
+            backfill = DesiredView(v, new, rename_tables(views[v]["select"], staged))
+            steps.append(_backfill(new, backfill, ds))
+            select = rename_tables(views[v]["select"], view_sources(staged, feeds))
+            steps.append(create_materialized_view(v + STAGE, new, select))
         reason = "forwarded from live" if name in forwarded else "new datasource"
         if feeders:
             reason = f"filled by {', '.join(feeders)}"
@@ -172,18 +183,61 @@ def stage_plan(
     return result
 
 
-def forward_select(ds, live_columns: list[str], source: str) -> str:
-    """How rows of the live table become rows of ``ds``'s new table: its
-    ``forward_query`` (a SELECT list over the live table, Tinybird's FORWARD_QUERY), else
-    every column both have, by name (the others take their defaults)."""
-    query = getattr(ds, "forward_query", None)
+Columns = list[tuple[str, str, str | None]]  # (name, type, default expression)
+
+
+def feed_select(columns: Columns, live_columns: list[str], source: str, query=None) -> str:
+    """How rows of live table ``source`` become rows of a kept version's copy with
+    ``columns``: ``query`` (the datasource's ``forward_query``, a SELECT list over the
+    live table: Tinybird's FORWARD_QUERY), else every column both have, by name, and each
+    other column's default (a materialized view must produce every column of its
+    target on 18.16)."""
     if query:
         text = query.strip().rstrip(";")
         if not re.search(r"\bFROM\b", text, re.I):
             text += f"\nFROM `{source}`"
         return text
-    cols = [f"`{c.name}`" for c in ds.columns if c.name in live_columns]
-    return f"SELECT {', '.join(cols)}\nFROM `{source}`"
+    fills = [_fill(name, ctype, default, live_columns) for name, ctype, default in columns]
+    return f"SELECT {', '.join(fills)}\nFROM `{source}`"
+
+
+def _fill(name: str, ctype: str, default: str | None, live_columns: list[str]) -> str:
+    if name in live_columns:
+        return f"`{name}`"
+    base = re.sub(r"^LowCardinality\((.*)\)$", r"\1", ctype)
+    if default:
+        value = f"({default})"
+    elif base.startswith("Nullable"):
+        value = "NULL"
+    elif base.startswith("UUID"):
+        value = "'00000000-0000-0000-0000-000000000000'"
+    elif base.startswith(("String", "FixedString", "Enum")):
+        value = "''"
+    elif base.startswith("Array"):
+        value = "[]"
+    elif base.startswith("Map"):
+        value = "map()"
+    else:
+        value = "0"
+    return f"CAST({value} AS {ctype}) AS `{name}`"
+
+
+def _columns_of(ds) -> Columns:
+    return [(c.name, c.type, c.default) for c in ds.columns]
+
+
+def _columns_of_spec(table: dict) -> Columns:
+    return [(c[0], c[1], None) for c in table.get("spec", {}).get("columns", [])]
+
+
+def view_sources(changed_tables: dict[str, str], feeds: dict[str, str]) -> dict[str, str]:
+    """What a kept version's materialized view reads in place of each table: a fed
+    table as the feed's subquery over the live table (ClickHouse 18.16 does not pass
+    rows a view writes on to the views of its target, so a view can't hang off the
+    fed copy), any other changed table by its copy's name."""
+    out = dict(changed_tables)
+    out.update({t: f"(\n{select}\n)" for t, select in feeds.items()})
+    return out
 
 
 def _named(select: str, ds) -> list[str]:
@@ -262,17 +316,20 @@ def switch_plan(
             steps.append(create_materialized_view(v, spec["target"], spec["select"]))
     if keep > 1:
         moved = {t: t + went for t in changed if t in cur_tables}
+        feeds = {
+            t: feed_select(
+                _columns_of_spec(cur_tables[t]), [c[0] for c in _columns_of_spec(new_tables[t])], t
+            )
+            for t in current.manifest.get("forwarded", [])
+        }
+        for t, select in feeds.items():
+            steps.append(create_materialized_view(forwarder(t, went), t + went, select))
         for v in changed:
             if v in cur_views:
                 spec = cur_views[v]
                 target = moved.get(spec["target"], spec["target"])
-                select = rename_tables(spec["select"], moved)
+                select = rename_tables(spec["select"], view_sources(moved, feeds))
                 steps.append(create_materialized_view(v + went, target, select))
-        for t in current.manifest.get("forwarded", []):
-            cols = [c[0] for c in cur_tables[t]["spec"].get("columns", [])]
-            common = [c for c in cols if c in _columns(new_tables[t])]
-            select = f"SELECT {', '.join(f'`{c}`' for c in common)}\nFROM `{t}`"
-            steps.append(create_materialized_view(forwarder(t, went), t + went, select))
     steps += [status_step(to.number, LIVE, to.base)]
     steps += [status_step(current.number, PREVIOUS if keep > 1 else "retired", current.base)]
     first = Change(
@@ -305,7 +362,3 @@ def retire_change(version: Version, status: str) -> Change:
     steps += [f"DROP TABLE IF EXISTS `{t}{end}`" for t in changed if t in tables]
     steps.append(status_step(version.number, status, version.base))
     return Change(Action.DROP, Kind.TABLE, f"version {version.number}", status, steps)
-
-
-def _columns(table: dict) -> set[str]:
-    return {c[0] for c in table.get("spec", {}).get("columns", [])}

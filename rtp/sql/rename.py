@@ -20,7 +20,8 @@ from rtp.sql.analysis import analyze
 
 def rename_tables(sql: str, tables: dict[str, str]) -> str:
     """``sql`` reading ``tables[name]`` wherever it reads table ``name`` (a CTE or a
-    ``db.table`` is not a table of the project and stays). No mapping, no parse."""
+    ``db.table`` is not a table of the project and stays). A value in parentheses is a
+    subquery put in the table's place as it is. No mapping, no parse."""
     if not tables:
         return sql
     spots = _spots(sql, tables)
@@ -37,7 +38,7 @@ def _spots(sql: str, tables: dict[str, str]) -> list[tuple[int, int, str]]:
         trees = [t for t in sqlglot.parse(sql, read="clickhouse") if t is not None]
     except (ParseError, TokenError, ValueError):
         return [
-            (r.start, r.end, tables[r.name])
+            (r.start, r.end, t if (t := tables[r.name]).startswith("(") else f"`{t}`")
             for r in analyze(sql).refs
             if r.name in tables and sql[r.start : r.end] == r.name
         ]
@@ -57,6 +58,7 @@ def _spots(sql: str, tables: dict[str, str]) -> list[tuple[int, int, str]]:
             end = (ident.meta or {}).get("end", start + len(name) - 1) + 1
             if sql[start:end] not in (name, f"`{name}`", f'"{name}"'):
                 continue
-            text = f"`{tables[name]}`"
+            new = tables[name]
+            text = new if new.startswith("(") else f"`{new}`"
             spots.append((start, end, text if table.alias else f"{text} AS `{name}`"))
     return spots
