@@ -112,6 +112,11 @@ class Server:
             json={"plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql},
         ).json()
 
+    def lifecycle(self, action: str, **flags) -> dict:
+        """``POST /v0/deploy`` with ``action`` (stage, promote, rollback, discard, ls):
+        the server runs the version command on the engine it holds."""
+        return self.request("POST", "/v0/deploy", json={"action": action, **flags}).json()
+
 
 def _chunks(lines: list[str], limit: int):
     """Runs of lines of at most ``limit`` bytes (a longer line goes alone)."""

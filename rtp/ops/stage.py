@@ -8,8 +8,12 @@ its journal, then applies one journaled plan (:mod:`rtp.deploy.stage`).
 
 from __future__ import annotations
 
+import fnmatch
+import os
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from rtp.deploy import apply, resume
 from rtp.deploy import versions as v
@@ -25,7 +29,7 @@ from rtp.deploy.stage import (
 )
 from rtp.engine import Backend
 from rtp.errors import EngineError
-from rtp.ops.build import Build
+from rtp.ops.build import Build, build
 
 
 @dataclass
@@ -75,6 +79,7 @@ def stage(
             v.write(backend, 1, v.LIVE)
         number = max([x.number for x in found] + [live.number]) + 1
         manifest = stage_manifest(built.project, built.compiled, backend, changed, live.number)
+        manifest["files"] = snapshot(built.root)
         v.write(backend, number, v.BUILDING, live.number, manifest)
         plan = stage_plan(built.project, built.compiled, backend, number, manifest)
         done = _apply(plan, backend, progress)
@@ -212,6 +217,40 @@ def staged_tables(backend: Backend) -> tuple[int, dict[str, str]] | None:
     None when nothing is staged: what a server reads a staged answer from."""
     staged = v.find(v.read_versions(backend), v.STAGING)
     return None if staged is None else (staged.number, staged.physical())
+
+
+# project files a version keeps, to serve it again from another process or after a restart
+_PROJECT_FILES = ("*.yaml", "*.yml", "*.datasource", "*.pipe", "*.incl", "*.connection")
+_SKIP_DIRS = {".rtp", ".git", "node_modules", "fixtures", "__pycache__", ".venv", "venv"}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """The project's definition files under ``root`` (relative path -> text)."""
+    files: dict[str, str] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
+        for name in names:
+            if any(fnmatch.fnmatch(name, p) for p in _PROJECT_FILES):
+                path = Path(folder) / name
+                if path.stat().st_size < 1_000_000:
+                    files[str(path.relative_to(root))] = path.read_text("utf-8", "replace")
+    return files
+
+
+def version_build(root: Path, version: v.Version) -> Build | None:
+    """``version``'s project built from the files it keeps (None when it keeps none:
+    the version deployed before the first stage), as if it were at ``root``."""
+    files = version.manifest.get("files")
+    if not files:
+        return None
+    folder = root / ".rtp" / "versions" / str(version.number)
+    shutil.rmtree(folder, ignore_errors=True)
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, "utf-8")
+    built = build(folder, check=False)
+    return replace(built, root=root, project=replace(built.project, root=root))
 
 
 def guard_plain_deploy(backend: Backend, plan: Plan) -> None:

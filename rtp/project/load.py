@@ -603,6 +603,7 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
         fixtures_dir=file.fixtures_dir or "fixtures",
         static=_read_static(root, doc, file.static, problems),
         server=file.server.values() if file.server else {},
+        deploy_keep=(file.deploy.keep if file.deploy and file.deploy.keep else 2),
         doc=doc,
     )
 

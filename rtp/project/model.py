@@ -175,6 +175,7 @@ class Settings:
     # `server:`: the settings written there, by ServerSettings' field name, in its units
     # (seconds, bytes); rtp.server.settings.server_settings lays env and flags on top
     server: dict = field(default_factory=dict, compare=False)
+    deploy_keep: int = 2  # `deploy: keep:` versions kept by `rtp deploy promote`
     doc: Doc = field(default=None, compare=False, repr=False)
 
     def target(self, name: str) -> Target | None:

@@ -477,6 +477,21 @@ class ServerSection(_Model):
         }
 
 
+class DeploySection(_Model):
+    """``deploy:`` in ``rtp.yaml``: the version lifecycle (docs/deploy.md, "Versions")."""
+
+    what: ClassVar[str] = "deploy"
+    mapping_what: ClassVar[str] = "deploy"
+    keep: int | None = Field(
+        None,
+        ge=1,
+        le=2,
+        title="keep",
+        description="versions kept by `rtp deploy promote`: 2 (live and the previous one, "
+        "for `rtp deploy rollback`) or 1 (live only)",
+    )
+
+
 class ProjectFile(_Model):
     """``rtp.yaml``: the project's name, targets and server settings."""
 
@@ -498,6 +513,9 @@ class ProjectFile(_Model):
     )
     server: ServerSection | None = Field(
         None, title="server", description="settings of rtp serve and rtp dev"
+    )
+    deploy: DeploySection | None = Field(
+        None, title="deploy", description="versions: `rtp deploy --stage`, promote, rollback"
     )
 
 

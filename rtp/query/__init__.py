@@ -18,6 +18,7 @@ from rtp.errors import EngineError, RequestError, SqlError
 from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
 from rtp.sql.params import Param, coerce
+from rtp.sql.rename import rename_tables
 
 # url suffix -> (ClickHouse output format, media type)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -79,10 +80,12 @@ def run_pipe(
     limits: Limits | None = None,
     q: str | None = None,
     admin: bool = False,
+    tables: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
-    :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit).
+    :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit). ``tables``: the
+    datasources read under other names (a staged version, see rtp.sql.rename).
 
     ``limits`` (the server's): the query runs read-only under them; else ``timeout``
     seconds bound it (``rtp test``).
@@ -98,6 +101,8 @@ def run_pipe(
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
     sql = compiled.compose(pipe, values).sql
+    if tables:
+        sql = rename_tables(sql, tables)
     if q:
         sql = over_result(q, sql, admin=admin)
     # max_query_size: long parameter values may push the statement past ClickHouse's

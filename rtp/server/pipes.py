@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from rtp.errors import RequestError
 from rtp.query import RESERVED, endpoint_params, run_pipe
+from rtp.server import staging
 from rtp.server.http import read_body
 
 router = APIRouter()
@@ -73,14 +74,15 @@ async def get_pipe(request: Request) -> Response:
     started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     name, fmt = request.path_params["name"], request.path_params["fmt"]
-    endpoint_params(state.compiled, name)  # 404 before the token check names no scope
+    compiled, tables = staging.choose(state, request)  # live unless ?__stage=staging
+    endpoint_params(compiled, name)  # 404 before the token check names no scope
     grant = state.authorize(request, "PIPES:READ", name)
     raw = await _params(request)
     q = request.query_params.get("q")  # the caller's SQL over the result: checked as such
     limits = state.settings.limits(admin="ADMIN" in grant.scopes, callers_sql=bool(q))
     body, media_type = await state.run_query(
         run_pipe,
-        state.compiled,
+        compiled,
         state.backend,
         name,
         raw,
@@ -91,6 +93,7 @@ async def get_pipe(request: Request) -> Response:
         timeout=limits.deadline,
         q=q,
         admin="ADMIN" in grant.scopes,
+        tables=tables,
     )
     return Response(body, media_type=media_type)
 

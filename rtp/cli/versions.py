@@ -1,0 +1,135 @@
+"""``rtp deploy --stage``, ``promote``, ``rollback``, ``discard``, ``ls``: a target's
+deploy versions (docs/deploy.md, "Versions").
+
+Each runs on the target directly, or, while ``rtp serve``/``rtp dev`` holds the embedded
+database, through that server (``POST /v0/deploy`` with an ``action``), which then
+serves what it made live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from rtp.cli import remote
+from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, built_valid, open_target, project_root
+from rtp.cli.output import console, exit_for, fail
+from rtp.errors import RtpError
+from rtp.ops import stage as ops
+from rtp.project.load import load_project
+
+BREAK_LOCK = typer.Option(
+    False,
+    "--break-lock",
+    help="Free the target's deploy lock held by another deploy (only when it died).",
+)
+
+
+def _run(project: Path | None, target: str | None, action: str, local: Callable, **flags) -> dict:
+    """``local(backend, root)`` on the target, or ``action`` through the server that
+    holds it; prints the error and exits on failure."""
+    root = project_root(project)
+    try:
+        model, _ = load_project(root)
+        server = remote.server_for(model, target)
+        if server is not None:
+            console.print(
+                f"[dim]through the server of process {server.pid} ({server.command}) "
+                f"at {server.url}[/dim]"
+            )
+            return server.lifecycle(action, **flags)
+    except RtpError as exc:
+        for problem in getattr(exc, "problems", []):
+            fail(problem, root)
+        fail(exc, root)
+        raise exit_for(exc) from None
+    backend = open_target(model, target, f"rtp deploy {action}")
+    try:
+        return local(backend, root)
+    except RtpError as exc:
+        fail(exc, root)
+        raise exit_for(exc) from None
+    finally:
+        backend.close()
+
+
+def _show(answer: dict) -> None:
+    if answer.get("resumed"):
+        console.print(f"[yellow]resumed[/yellow] {escape(answer['resumed'])}")
+    for line in answer.get("applied", []):
+        console.print(escape(line))
+    console.print(f"[green]{escape(answer['message'])}[/green] ({escape(answer['target'])})")
+
+
+def _progress(change) -> None:
+    console.print(escape(change.describe()))
+
+
+def stage(project: Path | None, target: str | None, break_lock: bool) -> None:
+    """``rtp deploy --stage``."""
+
+    def local(backend, root):
+        built = built_valid(root, check=True)
+        return ops.stage(built, backend, break_lock=break_lock, progress=_progress).as_dict()
+
+    answer = _run(project, target, "stage", local, break_lock=break_lock)
+    if answer.get("changed"):
+        console.print(f"changed: {escape(', '.join(answer['changed']))}")
+    _show(answer)
+
+
+def promote(
+    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+) -> None:
+    """Make the staged version live; the live one is kept for `rtp deploy rollback`
+    (`deploy: keep:` in rtp.yaml; older versions are dropped)."""
+
+    def local(backend, root):
+        model, _ = load_project(root)
+        return ops.promote(
+            backend, keep=model.settings.deploy_keep, break_lock=break_lock, progress=_progress
+        ).as_dict()
+
+    _show(_run(project, target, "promote", local, break_lock=break_lock))
+
+
+def rollback(
+    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+) -> None:
+    """Make the previous version live again (names are swapped back: nothing is
+    rebuilt). Running it again goes forward again."""
+
+    def local(backend, root):
+        return ops.rollback(backend, break_lock=break_lock, progress=_progress).as_dict()
+
+    _show(_run(project, target, "rollback", local, break_lock=break_lock))
+
+
+def discard(
+    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+) -> None:
+    """Drop the staged version (its tables and views); live is untouched."""
+
+    def local(backend, root):
+        return ops.discard(backend, break_lock=break_lock, progress=_progress).as_dict()
+
+    _show(_run(project, target, "discard", local, break_lock=break_lock))
+
+
+def ls(project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
+    """List the target's versions: number, status, when it was created, what changed."""
+    answer = _run(project, target, "ls", lambda backend, root: {"versions": ops.versions(backend)})
+    rows = answer["versions"]
+    if not rows:
+        console.print("no versions: nothing was staged on this target yet")
+        return
+    console.print(f"{'version':>7}  {'status':<10} {'created (UTC)':<19}  changed")
+    for row in rows:
+        changed = ", ".join(row["changed"]) or "-"
+        console.print(
+            f"{row['version']:>7}  {row['status']:<10} {row['created_at']:<19}  {escape(changed)}",
+            highlight=False,
+        )

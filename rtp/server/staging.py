@@ -1,0 +1,57 @@
+"""Answers from the staged version: ``?__stage=staging`` or ``X-RTP-Stage: staging``.
+
+Endpoints and ``/v0/sql`` answer from the staged version (:mod:`rtp.deploy.versions`)
+for ADMIN tokens: the staged project's pipes, composed as usual, read the staged copies
+of the tables that changed (:func:`rtp.sql.rename.rename_tables`) and the live tables
+for everything shared. ``live`` (or nothing) is the live version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from rtp.errors import EngineError, RequestError
+
+if TYPE_CHECKING:
+    from rtp.ops.build import Build
+    from rtp.sql.compose import CompiledProject
+
+PARAM, HEADER = "__stage", "x-rtp-stage"
+
+
+@dataclass
+class Staged:
+    """The staged version a server answers ``__stage=staging`` from."""
+
+    number: int
+    build: Build
+    tables: dict[str, str] = field(default_factory=dict)  # datasource -> staged table
+
+
+def wanted(request: Request) -> bool:
+    """Whether the request asks for the staged version. Raises RequestError RTP400 for
+    a value other than ``staging`` or ``live``."""
+    value = request.query_params.get(PARAM) or request.headers.get(HEADER)
+    if not value or value == "live":
+        return False
+    if value != "staging":
+        raise RequestError(f"{PARAM}={value!r}: the stage is 'staging' or 'live'", code="RTP400")
+    return True
+
+
+def choose(state, request: Request) -> tuple[CompiledProject, dict[str, str]]:
+    """(the compiled project to answer from, the tables it reads under other names).
+    Raises RequestError RTP403 when a non-ADMIN token asks for staging, EngineError
+    RTP513 when nothing is staged."""
+    if not wanted(request):
+        return state.compiled, {}
+    state.authorize(request, "ADMIN", "the staged version")
+    staged: Staged | None = getattr(state, "staging", None)
+    if staged is None:
+        raise EngineError(
+            "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+        )
+    return staged.build.compiled, staged.tables
