@@ -68,6 +68,8 @@ def stage(
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
+        if resumed is not None:
+            return _resumed_only("stage", target, resumed)
         found = v.read_versions(backend)
         _no_staging(found, "stage another")
         changed = changed_set(built.project, built.compiled, backend)
@@ -100,6 +102,8 @@ def promote(
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
+        if resumed is not None:
+            return _resumed_only("promote", target, resumed)
         found = v.read_versions(backend)
         staged = v.find(found, v.STAGING)
         if staged is None:
@@ -145,6 +149,8 @@ def rollback(
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
+        if resumed is not None:
+            return _resumed_only("rollback", target, resumed)
         found = v.read_versions(backend)
         _no_staging(found, "roll back")
         previous, live = v.find(found, v.PREVIOUS), v.find(found, v.LIVE)
@@ -180,6 +186,8 @@ def discard(
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
+        if resumed is not None:
+            return _resumed_only("discard", target, resumed)
         found = v.read_versions(backend)
         staged = v.find(found, v.STAGING) or v.find(found, v.BUILDING)
         if staged is None:
@@ -272,6 +280,18 @@ def _no_staging(found: list[v.Version], what: str) -> None:
             code="RTP514",
             hint="promote it (`rtp deploy promote`) or drop it (`rtp deploy discard`) first",
         )
+
+
+def _resumed_only(action: str, target: str, resumed: str) -> Lifecycle:
+    """An interrupted deploy was finished first: the command stops there (running it
+    again could undo what the interrupted one did, e.g. a second rollback)."""
+    return Lifecycle(
+        action,
+        target,
+        resumed=resumed,
+        message="finished the interrupted deploy; nothing else was done: run "
+        f"`rtp deploy {'--stage' if action == 'stage' else action}` again if it is still needed",
+    )
 
 
 def _resume(backend: Backend, progress: Progress) -> str | None:

@@ -94,11 +94,17 @@ def run_lifecycle(state, action: str, *, break_lock: bool = False) -> dict:
                     command=command,
                     break_lock=break_lock,
                 )
+                if outcome.resumed:  # an interrupted command finished: serve what is live
+                    attach_versions(state)
+                    return outcome.as_dict()
                 staged = getattr(state, "staging", None)
                 _swap(state, kept, live, staged.build if staged else None, outcome.version)
                 state.staging = None
             elif action == "rollback":
                 outcome = lifecycle.rollback(state.backend, command=command, break_lock=break_lock)
+                if outcome.resumed:
+                    attach_versions(state)
+                    return outcome.as_dict()
                 _swap(state, kept, live, kept.get(outcome.version), outcome.version)
             else:
                 outcome = lifecycle.discard(state.backend, command=command, break_lock=break_lock)
