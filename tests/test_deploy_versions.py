@@ -73,7 +73,7 @@ def _sql(cli, root, query: str, *target) -> list:
 def target(request, project_factory):
     """(project root, extra CLI args): the embedded engine, or a fresh database of the
     ClickHouse server."""
-    root = project_factory(SHOP, base=None)
+    root = project_factory({**SHOP, "pipes/spent.yaml": V2["pipes/spent.yaml"]}, base=None)
     if request.param == "embedded":
         yield root, ()
         return
@@ -116,6 +116,13 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path):
     ]
     listed = cli("deploy", "ls", "-p", root, *where)
     assert "1  live" in listed.output and "2  staging" in listed.output, listed.output
+    requests = tmp_path / "requests.txt"
+    requests.write_text("# the spend endpoint\n/v0/pipes/spent.json?user_id=u1\nspent?user_id=u2\n")
+    diffed = cli("deploy", "diff", requests, "--strict", "-p", root, *where)
+    assert diffed.exit_code == 1, diffed.output
+    assert "DIFF /v0/pipes/spent.json?user_id=u1" in diffed.output
+    assert '"total": 12' in diffed.output and '"total": 24' in diffed.output
+    assert "2 request(s), 2 differ; median latency live" in diffed.output
 
     again = cli("deploy", "--stage", "-p", root, *where)
     assert again.exit_code == 1 and "RTP514" in again.output

@@ -133,3 +133,55 @@ def ls(project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
             f"{row['version']:>7}  {row['status']:<10} {row['created_at']:<19}  {escape(changed)}",
             highlight=False,
         )
+
+
+def diff(
+    requests: Path = typer.Argument(
+        ...,
+        help="A file of requests, one a line: `/v0/pipes/NAME.json?param=value` "
+        "(or `NAME?param=value`); blank lines and # comments are skipped.",
+        exists=True,
+        dir_okay=False,
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when an answer differs."),
+    project: Path = PROJECT_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """Run requests against live and the staged version; show the answers that differ
+    and the latency of each side."""
+    from rtp.cli.diff import answerer
+
+    lines = [
+        line.strip()
+        for line in requests.read_text("utf-8").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    root = project_root(project)
+    try:
+        with answerer(root, target) as answer:
+            results = ops.compare(lines, answer)
+    except RtpError as exc:
+        fail(exc, root)
+        raise exit_for(exc) from None
+    differ = [r for r in results if not r.same]
+    console.print(f"{'live ms':>8} {'staging ms':>10}  request", highlight=False)
+    for r in results:
+        mark = "[green]same[/green]" if r.same else "[red]DIFF[/red]"
+        if r.failed:
+            mark += " [yellow](an error)[/yellow]"
+        console.print(
+            f"{r.live_ms:8.1f} {r.staging_ms:10.1f}  {mark} {escape(r.request)}", highlight=False
+        )
+        if not r.same or r.failed:
+            console.print(f"      live:    {escape(r.live)}", highlight=False)
+            console.print(f"      staging: {escape(r.staging)}", highlight=False)
+    if results:
+        live = sorted(r.live_ms for r in results)[len(results) // 2]
+        staged = sorted(r.staging_ms for r in results)[len(results) // 2]
+        console.print(
+            f"{len(results)} request(s), {len(differ)} differ; median latency live "
+            f"{live:.1f} ms, staging {staged:.1f} ms",
+            highlight=False,
+        )
+    if strict and differ:
+        raise typer.Exit(1)

@@ -301,3 +301,44 @@ def _resume(backend: Backend, progress: Progress) -> str | None:
 
 def _apply(plan: Plan, backend: Backend, progress: Progress) -> list[str]:
     return [c.describe() for c in apply(plan, backend, allow_destructive=True, progress=progress)]
+
+
+@dataclass
+class Compared:
+    """One request of ``rtp deploy diff``: the two answers and how long each took."""
+
+    request: str
+    same: bool
+    live_ms: float
+    staging_ms: float
+    live: str  # the answer's rows (or error), shortened
+    staging: str
+    failed: bool = False  # either side answered an error
+
+
+def compare(requests: list[str], answer: Callable[[str, bool], tuple[object, float]]):
+    """Run each request against live and staging (``answer(request, staged)`` -> (rows or
+    an error text, seconds)) and compare the rows."""
+    out = []
+    for request in requests:
+        live, live_s = answer(request, False)
+        staged, staged_s = answer(request, True)
+        out.append(
+            Compared(
+                request,
+                live == staged,
+                live_s * 1000,
+                staged_s * 1000,
+                _short(live),
+                _short(staged),
+                isinstance(live, str) or isinstance(staged, str),
+            )
+        )
+    return out
+
+
+def _short(value: object) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,100 @@
+"""How ``rtp deploy diff`` asks for an answer: over HTTP from the server that holds the
+embedded database (``?__stage=staging`` with its control token), or on the target
+directly (the live and staged versions' pipes, as a server would run them)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+from rtp.cli import remote
+from rtp.cli.common import open_target
+from rtp.deploy import versions as v
+from rtp.engine.limits import Limits
+from rtp.errors import EngineError, RtpError
+from rtp.ops import stage as ops
+from rtp.ops.build import build
+from rtp.project.load import load_project
+from rtp.query import run_pipe
+
+
+def split(request: str) -> tuple[str, str, dict]:
+    """(pipe, format, parameters) of ``/v0/pipes/NAME.json?a=1`` or ``NAME?a=1``."""
+    parts = urllib.parse.urlsplit(request)
+    path = parts.path.removeprefix("/v0/pipes/").strip("/")
+    name, _, fmt = path.partition(".")
+    params = {
+        k: vs[0] if len(vs) == 1 else vs
+        for k, vs in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items()
+        if k not in ("token", "__stage")
+    }
+    return name, fmt or "json", params
+
+
+def _rows(body: bytes) -> object:
+    import json
+
+    try:
+        return json.loads(body).get("data")
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def answerer(root: Path, target: str | None) -> Iterator:
+    """A function ``(request, staged) -> (rows or error text, seconds)``. Raises
+    EngineError RTP513 when nothing is staged."""
+    model, _ = load_project(root)
+    server = remote.server_for(model, target)
+    if server is not None:
+
+        def over_http(request: str, staged: bool):
+            name, fmt, params = split(request)
+            if staged:
+                params["__stage"] = "staging"
+            started = time.perf_counter()
+            try:
+                body = server.request("GET", f"/v0/pipes/{name}.json", params=params).content
+                return _rows(body), time.perf_counter() - started
+            except RtpError as exc:
+                return f"{exc.code}: {exc.message}", time.perf_counter() - started
+
+        yield over_http
+        return
+    backend = open_target(model, target, "rtp deploy diff")
+    try:
+        found = v.read_versions(backend)
+        staged_version = v.find(found, v.STAGING)
+        if staged_version is None:
+            raise EngineError(
+                "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+            )
+        live_version = v.find(found, v.LIVE)
+        live = (live_version and ops.version_build(root, live_version)) or build(root, check=False)
+        staged = ops.version_build(root, staged_version) or build(root, check=False)
+        tables = staged_version.physical()
+
+        def local(request: str, use_staged: bool):
+            name, _, params = split(request)
+            built = staged if use_staged else live
+            started = time.perf_counter()
+            try:
+                body, _ = run_pipe(
+                    built.compiled,
+                    backend,
+                    name,
+                    params,
+                    "json",
+                    limits=Limits(deadline=30.0),
+                    tables=tables if use_staged else None,
+                )
+                return _rows(body), time.perf_counter() - started
+            except RtpError as exc:
+                return f"{exc.code}: {exc.message}", time.perf_counter() - started
+
+        yield local
+    finally:
+        backend.close()
