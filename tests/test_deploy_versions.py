@@ -244,3 +244,57 @@ def test_crash_during_promote_is_finished_by_the_next_command(project_factory, c
     back = cli("deploy", "rollback", "-p", root)
     assert back.exit_code == 0, back.output
     assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend FINAL") == [[12, 12]]
+
+
+FORWARD = """
+    columns:
+      - {name: timestamp, type: DateTime}
+      - {name: user_id, type: String}
+      - {name: product_id, type: String, json: $.product.id}
+      - {name: price, type: Float64, json: $.product.price}
+      - {name: size, type: String, default: "'?'"}
+    sorting_key: [user_id, timestamp]
+    forward_query: |
+      SELECT timestamp, user_id, product_id, price,
+             if(product_id IN ('p0', 'p1'), 'first', 'later') AS size
+"""
+
+
+def test_forward_query_fills_and_feeds_the_staged_table(project_factory, cli, tmp_path):
+    root = project_factory(SHOP, base=None)
+    assert cli("deploy", "-p", root).exit_code == 0
+    data = tmp_path / "a.ndjson"
+    _events(data, 4)
+    assert cli("append", "events", data, "-p", root).exit_code == 0
+    _write(root, {"datasources/events.yaml": FORWARD})
+    staged = cli("deploy", "--stage", "-p", root)
+    assert staged.exit_code == 0, staged.output
+    _events(data, 2, start=4)  # fed through the forwarder, with the same query
+    assert cli("append", "events", data, "-p", root).exit_code == 0
+    rows = _sql(
+        cli, root, "SELECT size, count() FROM events__rtp_stage GROUP BY size ORDER BY size"
+    )
+    assert rows == [["first", 2], ["later", 4]]
+    assert cli("deploy", "promote", "-p", root).exit_code == 0
+    assert _sql(cli, root, "SELECT count() FROM events WHERE size = 'first'") == [[2]]
+
+
+def test_tinybird_forward_query_is_read(project_factory):
+    from rtp.project.load import load_project
+
+    root = project_factory(
+        {
+            "events.datasource": """
+                SCHEMA >
+                    `user_id` String `json:$.user_id`,
+                    `n` UInt64 `json:$.n`
+
+                FORWARD_QUERY >
+                    SELECT user_id, toUInt64(n) AS n
+            """
+        },
+        base=None,
+    )
+    project, problems = load_project(root)
+    assert not problems.errors, problems.errors
+    assert project.datasources["events"].forward_query == "SELECT user_id, toUInt64(n) AS n"

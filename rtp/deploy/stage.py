@@ -141,7 +141,7 @@ def stage_plan(
             _columns_of(project.datasources[t]),
             [c for c, _ in live[t].columns],
             t,
-            getattr(project.datasources[t], "forward_query", None),
+            project.datasources[t].forward_query,
         )
         for t in forwarded
     }

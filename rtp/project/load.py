@@ -704,6 +704,7 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         description=file.description or "",
         doc=doc,
         kafka=read_kafka(doc, file, problems),
+        forward_query=file.forward_query,
     )
 
 

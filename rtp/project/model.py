@@ -112,6 +112,8 @@ class Datasource:
     # Tinybird `TOKEN name READ|APPEND` lines: (token name, scope), for deploy to create
     tokens: tuple[tuple[str, str], ...] = ()
     kafka: KafkaSource | None = None  # fed by a Kafka topic (rtp serve, rtp connect)
+    # `rtp deploy --stage`: a SELECT list over the live table giving the new table's rows
+    forward_query: str | None = field(default=None, compare=False)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

@@ -325,6 +325,12 @@ class DatasourceFile(_Model):
     )
     indexes: list[IndexFile] | None = Field(None, title="indexes")
     kafka: KafkaFile | None = Field(None, title="kafka", description="fed from a Kafka topic")
+    forward_query: Text = Field(
+        None,
+        title="forward_query",
+        description="how `rtp deploy --stage` fills a changed datasource's new table from "
+        "the live one: a SELECT list over the live table (Tinybird's FORWARD_QUERY)",
+    )
 
 
 class NodeFile(_Model):

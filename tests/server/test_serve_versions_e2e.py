@@ -146,6 +146,12 @@ def test_events_keep_flowing_through_stage_promote_rollback(project_factory):
             )
             assert header.status_code == 200 and header.json()["data"][0]["c"] > 0
 
+            requests = root / "requests.txt"
+            requests.write_text("/v0/pipes/spent.json?user_id=u1\n")
+            diffed = rtp("deploy", "diff", requests, "-p", root)
+            assert diffed.returncode == 0, diffed.stdout + diffed.stderr
+            assert "1 request(s), 1 differ" in diffed.stdout, diffed.stdout
+
             promoted = rtp("deploy", "promote", "-p", root)
             assert promoted.returncode == 0, promoted.stdout + promoted.stderr
             total, n = _spent(base, admin)  # served from the promoted version at once
