@@ -185,6 +185,7 @@ def create_app(
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)
     deploy.attach_versions(state)  # the live version as staged; __stage=staging
+    deploy.watch_versions(state)  # a server target: follow versions changed elsewhere
     project = state.project  # the model, whichever was given
     scheduler = Scheduler(state, timeout=settings.copy_timeout)
     state.scheduler = scheduler  # /healthz reports its copy pipes

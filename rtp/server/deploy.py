@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+import weakref
 
 from fastapi import APIRouter, Request
 
@@ -147,6 +150,48 @@ def attach_versions(state) -> None:
     if built is not None:
         state.reload(built)
     attach_staging(state)
+
+
+def watch_versions(state, interval: float = 2.0) -> None:
+    """On a ClickHouse server target, other processes (``rtp deploy`` run elsewhere,
+    other servers) stage, promote and roll back too: every ``interval`` seconds, one
+    cheap read of ``_rtp_versions``; on a change, serve the live version and the staged
+    one as :func:`attach_versions` does. (The live tables need no following: live always
+    has the plain names.) The embedded engine has one holder, which runs every command
+    itself. Stops with the server, or at the first error (the backend closed)."""
+    if state.backend.name == "embedded":
+        return
+
+    def newest(backend) -> int:
+        if not v.has_versions(backend):
+            return 0
+        return int(backend.query(f"SELECT max(at) FROM `{v.VERSIONS_TABLE}`")[1][0][0])
+
+    def loop(ref: weakref.ref, last: int) -> None:
+        while True:
+            time.sleep(interval)
+            current = ref()  # an app dropped without a shutdown (tests) ends the watch
+            if current is None or current.stopping:
+                return
+            try:
+                now = newest(current.backend)
+                if now != last:
+                    last = now
+                    with current.deploying:
+                        attach_versions(current)
+            except Exception as exc:  # noqa: BLE001 — the backend is gone: stop watching
+                log.debug("stopped watching the deploy versions: %s", exc)
+                return
+            del current
+
+    try:
+        first = newest(state.backend)
+    except RtpError as exc:
+        log.warning("could not read the deploy versions: %s", exc)
+        return
+    threading.Thread(
+        target=loop, args=(weakref.ref(state), first), daemon=True, name="rtp-versions"
+    ).start()
 
 
 def attach_staging(state, built=None) -> None:

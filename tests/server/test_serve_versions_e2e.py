@@ -177,3 +177,68 @@ def test_events_keep_flowing_through_stage_promote_rollback(project_factory):
         ]
         listed = rtp("deploy", "ls", "-p", root)
         assert "1  live" in listed.stdout and "2  previous" in listed.stdout, listed.stdout
+
+
+SERVER_URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
+
+
+def _until(check, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        assert time.monotonic() < deadline, "the server did not follow"
+        time.sleep(0.2)
+
+
+def test_a_server_follows_versions_changed_by_another_process(project_factory, tmp_path):
+    """`rtp serve` on a ClickHouse server, `rtp deploy --stage|promote|rollback` run
+    directly on the target by another process: the server answers from the staged and
+    then the promoted version within seconds, without a restart."""
+    import uuid
+
+    import pytest
+
+    if not SERVER_URL:
+        pytest.skip("RTP_TEST_CLICKHOUSE_URL is not set (a ClickHouse server to deploy to)")
+    url = SERVER_URL.rsplit("/", 1)[0] + f"/rtp_test_follow_{uuid.uuid4().hex[:8]}"
+    root = project_factory({**SHOP, "pipes/spent.yaml": SPENT}, base=None)
+    assert rtp("deploy", "-p", root, "--target", url).returncode == 0
+    data = tmp_path / "e.ndjson"
+    data.write_text(
+        json.dumps(
+            {
+                "timestamp": "2024-05-01 10:00:00",
+                "user_id": "u1",
+                "product": {"id": "p", "price": 1.0},
+            }
+        )
+        + "\n"
+    )
+    assert rtp("append", "events", data, "-p", root, "--target", url).returncode == 0
+    try:
+        with rtp_serve(root, "--target", url, env=ENV) as served:
+            base, admin = served.base, served.admin
+            for rel, text in V2.items():
+                (root / rel).write_text(textwrap.dedent(text).lstrip("\n"))
+            staged = rtp("deploy", "--stage", "-p", root, "--target", url)
+            assert staged.returncode == 0, staged.stdout + staged.stderr
+            assert _until(lambda: _spent(base, admin, "staging") == (2.0, 1))
+            assert rtp("deploy", "promote", "-p", root, "--target", url).returncode == 0
+            assert _until(lambda: _spent(base, admin) == (2.0, 1))
+            assert rtp("deploy", "rollback", "-p", root, "--target", url).returncode == 0
+            # version 1 was deployed before the first stage and keeps no files: the
+            # server keeps version 2's pipes (their SQL is the same here) on version 1's
+            # tables, which the rename made live
+            assert _until(lambda: _spent(base, admin) == (1.0, 1))
+    finally:
+        from rtp.engine.clickhouse import ClickHouseBackend
+
+        backend = ClickHouseBackend(url)
+        backend.execute(f"DROP DATABASE IF EXISTS `{backend.database}`")
+        backend.close()
