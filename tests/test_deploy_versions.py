@@ -298,3 +298,34 @@ def test_tinybird_forward_query_is_read(project_factory):
     project, problems = load_project(root)
     assert not problems.errors, problems.errors
     assert project.datasources["events"].forward_query == "SELECT user_id, toUInt64(n) AS n"
+
+
+@pytest.mark.parametrize("crash_after", [3, 4, 9, 12])
+def test_crash_during_stage_never_doubles_a_row(project_factory, cli, tmp_path, crash_after):
+    """Killed after the n-th step of `rtp deploy --stage` (3: the staged events table
+    created, 4: filled, 9: the view target backfilled, 12: recorded), the next deploy
+    command finishes the stage from its journal: each row once in the staged copies."""
+    root = project_factory(SHOP, base=None)
+    assert cli("deploy", "-p", root).exit_code == 0
+    data = tmp_path / "a.ndjson"
+    _events(data, 9)
+    assert cli("append", "events", data, "-p", root).exit_code == 0
+    _write(root, V2)
+    env = {**os.environ, "RTP_TEST_DEPLOY_CRASH_AFTER": str(crash_after)}
+    crashed = subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "--stage", "-p", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == 137, crashed.stdout + crashed.stderr
+    finished = cli("deploy", "--stage", "-p", root)
+    assert finished.exit_code == 0, finished.output
+    assert "finished the interrupted deploy" in finished.output
+    assert "2  staging" in cli("deploy", "ls", "-p", root).output
+    assert _sql(cli, root, "SELECT count() FROM events__rtp_stage") == [[9]]
+    assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend__rtp_stage") == [[9, 18]]
+    _events(data, 3, start=9)
+    assert cli("append", "events", data, "-p", root).exit_code == 0
+    assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend__rtp_stage") == [[12, 24]]
