@@ -181,6 +181,8 @@ def test_lock_names_holder_and_breaks(project_factory, cli):
     root = project_factory(SHOP, base=None)
     assert cli("deploy", "-p", root).exit_code == 0
     _write(root, V2)
+    mixed = cli("deploy", "--stage", "--plan", "-p", root)
+    assert mixed.exit_code == 2 and "--stage takes no --plan" in mixed.output
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         from rtp.engine.embedded import EmbeddedBackend

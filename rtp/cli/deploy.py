@@ -75,6 +75,13 @@ def deploy(
     if ctx.invoked_subcommand is not None:
         return
     if stage:
+        if show_plan or discard_journal or allow_destructive:
+            console.print(
+                "[red]--stage takes no --plan, --discard-journal or --allow-destructive[/red]"
+                " (a staged version changes nothing live; `rtp deploy --plan` shows the "
+                "changes)"
+            )
+            raise typer.Exit(2)
         versions.stage(project, target, break_lock)
         return
     root = project_root(project)
