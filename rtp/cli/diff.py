@@ -14,7 +14,7 @@ from rtp.cli import remote
 from rtp.cli.common import open_target
 from rtp.deploy import versions as v
 from rtp.engine.limits import Limits
-from rtp.errors import EngineError, RtpError
+from rtp.errors import EngineError, RequestError, RtpError
 from rtp.ops import stage as ops
 from rtp.ops.build import build
 from rtp.project.load import load_project
@@ -41,6 +41,21 @@ def _rows(body: bytes) -> object:
         return json.loads(body).get("data")
     except ValueError:
         return body.decode("utf-8", "replace")
+
+
+def recorded(root: Path, target: str | None, n: int) -> list[str]:
+    """The last ``n`` endpoint requests the server holding the embedded database
+    answered. Raises RequestError RTP400 when no server holds it."""
+    model, _ = load_project(root)
+    server = remote.server_for(model, target)
+    if server is None:
+        raise RequestError(
+            "--recent reads the requests a running server answered, and none holds this "
+            "project's embedded database",
+            code="RTP400",
+            hint="start `rtp serve` (or `rtp dev`), or give a file of requests",
+        )
+    return server.lifecycle("recent")["requests"][-n:]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rtp.cli import remote
 from rtp.cli.common import PROJECT_OPTION, TARGET_OPTION, built_valid, open_target, project_root
 from rtp.cli.output import console, exit_for, fail
-from rtp.errors import RtpError
+from rtp.errors import RequestError, RtpError
 from rtp.ops import stage as ops
 from rtp.project.load import load_project
 
@@ -137,11 +137,17 @@ def ls(project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
 
 def diff(
     requests: Path = typer.Argument(
-        ...,
+        None,
         help="A file of requests, one a line: `/v0/pipes/NAME.json?param=value` "
         "(or `NAME?param=value`); blank lines and # comments are skipped.",
         exists=True,
         dir_okay=False,
+    ),
+    recent: int = typer.Option(
+        0,
+        "--recent",
+        help="Also the last N endpoint requests the running server answered (the server "
+        "that holds the embedded database).",
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when an answer differs."),
     project: Path = PROJECT_OPTION,
@@ -149,15 +155,25 @@ def diff(
 ) -> None:
     """Run requests against live and the staged version; show the answers that differ
     and the latency of each side."""
-    from rtp.cli.diff import answerer
+    from rtp.cli.diff import answerer, recorded
 
-    lines = [
-        line.strip()
-        for line in requests.read_text("utf-8").splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
+    lines = []
+    if requests is not None:
+        lines = [
+            line.strip()
+            for line in requests.read_text("utf-8").splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
     root = project_root(project)
     try:
+        if recent:
+            lines += recorded(root, target, recent)
+        if not lines:
+            raise RequestError(
+                "no requests to compare",
+                code="RTP400",
+                hint="give a file of requests, or --recent N while a server runs",
+            )
         with answerer(root, target) as answer:
             results = ops.compare(lines, answer)
     except RtpError as exc:

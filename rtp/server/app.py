@@ -38,6 +38,7 @@ from rtp.server import (
     pipes,
     pipes_info,
     sql,
+    staging,
     static,
     status,
     tokens_api,
@@ -270,6 +271,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
         )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(staging.RecentRequests, state=state)  # rtp deploy diff --recent
 
     return app
 

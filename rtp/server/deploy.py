@@ -15,8 +15,10 @@ one is described and nothing runs). A project with errors answers 400 with
 
 With ``"action"``: ``stage`` | ``promote`` | ``rollback`` | ``discard`` | ``ls`` (and
 ``"break_lock": bool``) runs that version command (:mod:`rtp.ops.stage`) and answers
-its outcome (``ls``: ``{"versions": [...]}``). The server serves what it makes live at
-once, and answers ``?__stage=staging`` from what it staged (:mod:`rtp.server.staging`).
+its outcome (``ls``: ``{"versions": [...]}``; ``recent``: ``{"requests": [...]}``, the
+endpoint requests this server answered last, for ``rtp deploy diff --recent``). The
+server serves what it makes live at once, and answers ``?__stage=staging`` from what it
+staged (:mod:`rtp.server.staging`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from rtp.server.staging import Staged
 
 router = APIRouter()
 log = logging.getLogger("rtp.server")
-ACTIONS = ("deploy", "stage", "promote", "rollback", "discard", "ls")
+ACTIONS = ("deploy", "stage", "promote", "rollback", "discard", "ls", "recent")
 
 
 def _flag(data: dict, name: str) -> bool:
@@ -76,6 +78,8 @@ def run_lifecycle(state, action: str, *, break_lock: bool = False) -> dict:
     for a rollback). Blocking. Raises as :mod:`rtp.ops.stage`."""
     if action == "ls":
         return {"versions": lifecycle.versions(state.backend)}
+    if action == "recent":  # rtp deploy diff --recent N
+        return {"requests": list(getattr(state, "recent_requests", []))}
     kept: dict = state.__dict__.setdefault("kept_builds", {})
     root = state.project.root
     command = f"rtp deploy {action} (through the server)"

@@ -8,6 +8,8 @@ for everything shared. ``live`` (or nothing) is the live version.
 
 from __future__ import annotations
 
+import urllib.parse
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,3 +57,27 @@ def choose(state, request: Request) -> tuple[CompiledProject, dict[str, str]]:
             "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
         )
     return staged.build.compiled, staged.tables
+
+
+class RecentRequests:
+    """Pure ASGI middleware keeping the last ``size`` endpoint requests (GET
+    ``/v0/pipes/NAME.FMT?...``, the token taken out, staged ones left out) in memory, for
+    ``rtp deploy diff --recent N``. Nothing is written anywhere."""
+
+    def __init__(self, app, state, size: int = 1000) -> None:
+        self.app = app
+        state.recent_requests = self.kept = deque(maxlen=size)
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"].startswith("/v0/pipes/")
+            and "." in scope["path"][10:]
+        ):
+            query = scope.get("query_string", b"").decode("latin-1")
+            if PARAM not in query:
+                pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+                kept = urllib.parse.urlencode([(k, x) for k, x in pairs if k != "token"])
+                self.kept.append(scope["path"] + ("?" + kept if kept else ""))
+        return await self.app(scope, receive, send)

@@ -151,6 +151,11 @@ def test_events_keep_flowing_through_stage_promote_rollback(project_factory):
             diffed = rtp("deploy", "diff", requests, "-p", root)
             assert diffed.returncode == 0, diffed.stdout + diffed.stderr
             assert "1 request(s), 1 differ" in diffed.stdout, diffed.stdout
+            # the requests the server answered last (the token left out, staged ones too)
+            diffed = rtp("deploy", "diff", "--recent", "3", "-p", root)
+            assert diffed.returncode == 0, diffed.stdout + diffed.stderr
+            assert "DIFF /v0/pipes/spent.json?user_id=u1\n" in diffed.stdout, diffed.stdout
+            assert "token" not in diffed.stdout and "__stage" not in diffed.stdout
 
             promoted = rtp("deploy", "promote", "-p", root)
             assert promoted.returncode == 0, promoted.stdout + promoted.stderr
