@@ -36,6 +36,7 @@ from rtp.errors import RequestError, RtpError
 from rtp.ops import stage as lifecycle
 from rtp.ops.build import ProjectInvalid, build
 from rtp.ops.deploy import reload
+from rtp.server import staging
 from rtp.server.http import error_response, read_body
 from rtp.server.staging import Staged
 
@@ -79,7 +80,7 @@ def run_lifecycle(state, action: str, *, break_lock: bool = False) -> dict:
     if action == "ls":
         return {"versions": lifecycle.versions(state.backend)}
     if action == "recent":  # rtp deploy diff --recent N
-        return {"requests": list(getattr(state, "recent_requests", []))}
+        return {"requests": staging.recent(state)}
     kept: dict = state.__dict__.setdefault("kept_builds", {})
     root = state.project.root
     command = f"rtp deploy {action} (through the server)"

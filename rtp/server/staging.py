@@ -75,9 +75,19 @@ class RecentRequests:
             and scope["path"].startswith("/v0/pipes/")
             and "." in scope["path"][10:]
         ):
-            query = scope.get("query_string", b"").decode("latin-1")
-            if PARAM not in query:
-                pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-                kept = urllib.parse.urlencode([(k, x) for k, x in pairs if k != "token"])
-                self.kept.append(scope["path"] + ("?" + kept if kept else ""))
+            self.kept.append((scope["path"], scope.get("query_string", b"")))
         return await self.app(scope, receive, send)
+
+
+def recent(state, n: int | None = None) -> list[str]:
+    """The endpoint requests kept by :class:`RecentRequests`, oldest first, as
+    ``path?query`` without the token; requests for the staged version left out."""
+    out = []
+    for path, raw in list(getattr(state, "recent_requests", ())):
+        query = raw.decode("latin-1")
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        if any(k == PARAM for k, _ in pairs):
+            continue
+        kept = urllib.parse.urlencode([(k, x) for k, x in pairs if k != "token"])
+        out.append(path + ("?" + kept if kept else ""))
+    return out[-n:] if n else out
