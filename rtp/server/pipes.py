@@ -74,9 +74,10 @@ async def get_pipe(request: Request) -> Response:
     started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     name, fmt = request.path_params["name"], request.path_params["fmt"]
-    compiled, tables = staging.choose(state, request)  # live unless ?__stage=staging
+    # live unless ?__stage=staging (ADMIN or STAGING:READ:<pipe>: that grant is checked)
+    compiled, tables, staged = staging.choose(state, request, name)
     endpoint_params(compiled, name)  # 404 before the token check names no scope
-    grant = state.authorize(request, "PIPES:READ", name)
+    grant = staged or state.authorize(request, "PIPES:READ", name)
     raw = await _params(request)
     q = request.query_params.get("q")  # the caller's SQL over the result: checked as such
     limits = state.settings.limits(admin="ADMIN" in grant.scopes, callers_sql=bool(q))

@@ -130,7 +130,7 @@ async def run_sql(request: Request) -> Response:
             f"unknown format '{fmt}'", code="RTP400", hint="format: json, csv, ndjson or parquet"
         )
     sql, admin, settings = authorize(state, request, query)
-    _, tables = staging.choose(state, request)  # ?__stage=staging: ADMIN only
+    _, tables, _ = staging.choose(state, request)  # ?__stage=staging: ADMIN only
     sql = rename_tables(sql, tables)
     limits = state.settings.limits(admin=admin, callers_sql=True)
     body = await state.run_query(

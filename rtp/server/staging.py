@@ -1,9 +1,10 @@
 """Answers from the staged version: ``?__stage=staging`` or ``X-RTP-Stage: staging``.
 
 Endpoints and ``/v0/sql`` answer from the staged version (:mod:`rtp.deploy.versions`)
-for ADMIN tokens: the staged project's pipes, composed as usual, read the staged copies
-of the tables that changed (:func:`rtp.sql.rename.rename_tables`) and the live tables
-for everything shared. ``live`` (or nothing) is the live version.
+for ADMIN tokens (endpoints also for ``STAGING:READ:<pipe>``): the staged project's
+pipes, composed as usual, read the staged copies of the tables that changed
+(:func:`rtp.sql.rename.rename_tables`) and the live tables for everything shared.
+``live`` (or nothing) is the live version.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rtp.errors import EngineError, RequestError
 
 if TYPE_CHECKING:
     from rtp.ops.build import Build
+    from rtp.server.tokens import Grant
     from rtp.sql.compose import CompiledProject
 
 PARAM, HEADER = "__stage", "x-rtp-stage"
@@ -44,19 +46,23 @@ def wanted(request: Request) -> bool:
     return True
 
 
-def choose(state, request: Request) -> tuple[CompiledProject, dict[str, str]]:
-    """(the compiled project to answer from, the tables it reads under other names).
-    Raises RequestError RTP403 when a non-ADMIN token asks for staging, EngineError
-    RTP513 when nothing is staged."""
+def choose(
+    state, request: Request, pipe: str | None = None
+) -> tuple[CompiledProject, dict[str, str], Grant | None]:
+    """(the compiled project to answer from, the tables it reads under other names, the
+    caller's grant when it asked for the staged version). The staged version is for
+    ADMIN tokens and, for endpoint ``pipe``, tokens with ``STAGING:READ:<pipe>``.
+    Raises RequestError RTP403 for another token, EngineError RTP513 when nothing is
+    staged."""
     if not wanted(request):
-        return state.compiled, {}
-    state.authorize(request, "ADMIN", "the staged version")
+        return state.compiled, {}, None
+    grant = state.authorize(request, "STAGING:READ" if pipe else "ADMIN", pipe or "staging")
     staged: Staged | None = getattr(state, "staging", None)
     if staged is None:
         raise EngineError(
             "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
         )
-    return staged.build.compiled, staged.tables
+    return staged.build.compiled, staged.tables, grant
 
 
 class RecentRequests:

@@ -134,6 +134,16 @@ def test_events_keep_flowing_through_stage_promote_rollback(project_factory):
             assert total == n
             anonymous = httpx.get(f"{base}/v0/pipes/spent.json?__stage=staging")
             assert anonymous.status_code == 403
+            # a token scoped to the staged endpoint reads it, and not live
+            made = rtp("token", "create", "ci", "--scope", "STAGING:READ:spent", "-p", root)
+            assert made.returncode == 0, made.stderr
+            ci = made.stdout.strip()
+            total, n = _spent(base, ci, "staging")
+            assert total == 2 * n
+            live = httpx.get(
+                f"{base}/v0/pipes/spent.json", headers={"Authorization": f"Bearer {ci}"}
+            )
+            assert live.status_code == 403
             bad = httpx.get(
                 f"{base}/v0/pipes/spent.json?__stage=tomorrow",
                 headers={"Authorization": f"Bearer {admin}"},
