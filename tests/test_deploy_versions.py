@@ -175,6 +175,19 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path):
     assert left == []
     listed = cli("deploy", "ls", "-p", root, *where).output
     assert "3  discarded" in listed and "2  live" in listed and "1  previous" in listed
+    # straight to live again: the kept version no longer matches live, so it is dropped
+    straight = cli("deploy", "-p", root, *where)
+    assert straight.exit_code == 0, straight.output
+    assert "1  retired" in cli("deploy", "ls", "-p", root, *where).output
+    left = _sql(
+        cli,
+        root,
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND position(name, '__rtp_v') > 0",
+        *where,
+    )
+    assert left == []
+    assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend FINAL", *where) == [[39, 117]]
 
 
 def test_lock_names_holder_and_breaks(project_factory, cli):
