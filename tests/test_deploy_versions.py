@@ -228,6 +228,8 @@ def test_lock_names_holder_and_breaks(project_factory, cli):
         holder.wait()
         staged = cli("deploy", "--stage", "-p", root)
         assert staged.exit_code == 0, staged.output
+        # the project given before the subcommand counts too
+        assert "2  staging" in cli("deploy", "-p", root, "ls").output
     finally:
         holder.kill()
 

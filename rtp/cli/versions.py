@@ -56,6 +56,13 @@ def _run(project: Path | None, target: str | None, action: str, local: Callable,
         backend.close()
 
 
+def _outer(ctx: typer.Context, project: Path | None, target: str | None):
+    """``--project``/``--target`` given before the subcommand (``rtp deploy -p X ls``)
+    count when not given after it."""
+    outer = (ctx.parent.params if ctx.parent is not None else {}) or {}
+    return project or outer.get("project"), target or outer.get("target")
+
+
 def _show(answer: dict) -> None:
     if answer.get("resumed"):
         console.print(f"[yellow]resumed[/yellow] {escape(answer['resumed'])}")
@@ -82,10 +89,14 @@ def stage(project: Path | None, target: str | None, break_lock: bool) -> None:
 
 
 def promote(
-    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+    ctx: typer.Context,
+    project: Path = PROJECT_OPTION,
+    target: str = TARGET_OPTION,
+    break_lock: bool = BREAK_LOCK,
 ) -> None:
     """Make the staged version live; the live one is kept for `rtp deploy rollback`
     (`deploy: keep:` in rtp.yaml; older versions are dropped)."""
+    project, target = _outer(ctx, project, target)
 
     def local(backend, root):
         model, _ = load_project(root)
@@ -97,10 +108,14 @@ def promote(
 
 
 def rollback(
-    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+    ctx: typer.Context,
+    project: Path = PROJECT_OPTION,
+    target: str = TARGET_OPTION,
+    break_lock: bool = BREAK_LOCK,
 ) -> None:
     """Make the previous version live again (names are swapped back: nothing is
     rebuilt). Running it again goes forward again."""
+    project, target = _outer(ctx, project, target)
 
     def local(backend, root):
         return ops.rollback(backend, break_lock=break_lock, progress=_progress).as_dict()
@@ -109,9 +124,13 @@ def rollback(
 
 
 def discard(
-    project: Path = PROJECT_OPTION, target: str = TARGET_OPTION, break_lock: bool = BREAK_LOCK
+    ctx: typer.Context,
+    project: Path = PROJECT_OPTION,
+    target: str = TARGET_OPTION,
+    break_lock: bool = BREAK_LOCK,
 ) -> None:
     """Drop the staged version (its tables and views); live is untouched."""
+    project, target = _outer(ctx, project, target)
 
     def local(backend, root):
         return ops.discard(backend, break_lock=break_lock, progress=_progress).as_dict()
@@ -119,8 +138,9 @@ def discard(
     _show(_run(project, target, "discard", local, break_lock=break_lock))
 
 
-def ls(project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
+def ls(ctx: typer.Context, project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
     """List the target's versions: number, status, when it was created, what changed."""
+    project, target = _outer(ctx, project, target)
     answer = _run(project, target, "ls", lambda backend, root: {"versions": ops.versions(backend)})
     rows = answer["versions"]
     if not rows:
@@ -136,6 +156,7 @@ def ls(project: Path = PROJECT_OPTION, target: str = TARGET_OPTION) -> None:
 
 
 def diff(
+    ctx: typer.Context,
     requests: Path = typer.Argument(
         None,
         help="A file of requests, one a line: `/v0/pipes/NAME.json?param=value` "
@@ -156,6 +177,8 @@ def diff(
     """Run requests against live and the staged version; show the answers that differ
     and the latency of each side."""
     from rtp.cli.diff import answerer, recorded
+
+    project, target = _outer(ctx, project, target)
 
     lines = []
     if requests is not None:
