@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import shlex
 import urllib.parse
+from pathlib import Path
 
 import yaml
-from conftest import ROOT
 
+ROOT = Path(__file__).resolve().parent.parent
 CI = ROOT / "examples" / "ci"
 
 
