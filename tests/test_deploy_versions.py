@@ -88,7 +88,7 @@ def target(request, project_factory):
     backend.close()
 
 
-def test_stage_promote_rollback_discard(target, cli, tmp_path):
+def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     root, where = target
     assert cli("deploy", "-p", root, *where).exit_code == 0
     data = tmp_path / "a.ndjson"
@@ -116,6 +116,26 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path):
     ]
     listed = cli("deploy", "ls", "-p", root, *where)
     assert "1  live" in listed.output and "2  staging" in listed.output, listed.output
+    # the project's endpoint tests on the staged version's data (the target's own)
+    if where:
+        monkeypatch.setenv("RTP_CLICKHOUSE_URL", where[1])
+    _write(
+        root,
+        {
+            "tests/spent.yaml": """
+        - name: doubled
+          parameters: {user_id: u1}
+          expected_result: |
+            {"total": 24, "n": 12}
+    """
+        },
+    )
+    tested = cli("test", "--target", "staging", "-p", root)
+    assert tested.exit_code == 0, tested.output
+    assert "1 passed, 0 failed on the staging version" in tested.output
+    tested = cli("test", "--target", "live", "-p", root)
+    assert tested.exit_code == 1 and "0 passed, 1 failed on the live version" in tested.output
+    monkeypatch.delenv("RTP_CLICKHOUSE_URL", raising=False)
     requests = tmp_path / "requests.txt"
     requests.write_text("# the spend endpoint\n/v0/pipes/spent.json?user_id=u1\nspent?user_id=u2\n")
     diffed = cli("deploy", "diff", requests, "--strict", "-p", root, *where)

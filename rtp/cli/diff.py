@@ -1,6 +1,7 @@
-"""How ``rtp deploy diff`` asks for an answer: over HTTP from the server that holds the
-embedded database (``?__stage=staging`` with its control token), or on the target
-directly (the live and staged versions' pipes, as a server would run them)."""
+"""How ``rtp deploy diff`` and ``rtp test --target staging|live`` ask a version for an
+endpoint's answer: over HTTP from the server that holds the embedded database
+(``?__stage=staging`` with its control token), or on the target directly (the live and
+staged versions' pipes, as a server would run them)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import contextlib
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtp.cli import remote
 from rtp.cli.common import open_target
 from rtp.deploy import versions as v
 from rtp.engine.limits import Limits
-from rtp.errors import EngineError, RequestError, RtpError
+from rtp.errors import EngineError, RequestError, RtpError, http_status
 from rtp.ops import stage as ops
 from rtp.ops.build import build
 from rtp.project.load import load_project
@@ -34,13 +36,38 @@ def split(request: str) -> tuple[str, str, dict]:
     return name, fmt or "json", params
 
 
-def _rows(body: bytes) -> object:
+@dataclass
+class Answer:
+    """An endpoint's answer: its rows, or the error (text and HTTP status)."""
+
+    rows: list | None
+    seconds: float
+    error: str | None = None
+    status: int = 200
+    statistics: dict = field(default_factory=dict)
+
+    @property
+    def value(self) -> object:
+        """What ``rtp deploy diff`` compares: the rows, or the error's text."""
+        return self.rows if self.error is None else self.error
+
+
+def _answer(body: bytes, started: float) -> Answer:
     import json
 
     try:
-        return json.loads(body).get("data")
+        data = json.loads(body)
+        return Answer(
+            data.get("data"), time.perf_counter() - started, None, 200, data.get("statistics", {})
+        )
     except ValueError:
-        return body.decode("utf-8", "replace")
+        return Answer(None, time.perf_counter() - started, body.decode("utf-8", "replace"))
+
+
+def _failed(exc: RtpError, started: float) -> Answer:
+    return Answer(
+        None, time.perf_counter() - started, f"{exc.code}: {exc.message}", http_status(exc)
+    )
 
 
 def recorded(root: Path, target: str | None, n: int) -> list[str]:
@@ -60,22 +87,20 @@ def recorded(root: Path, target: str | None, n: int) -> list[str]:
 
 @contextlib.contextmanager
 def answerer(root: Path, target: str | None) -> Iterator:
-    """A function ``(request, staged) -> (rows or error text, seconds)``. Raises
-    EngineError RTP513 when nothing is staged."""
+    """A function ``(pipe, parameters, staged) -> Answer``. Raises EngineError RTP513
+    when nothing is staged."""
     model, _ = load_project(root)
     server = remote.server_for(model, target)
     if server is not None:
 
-        def over_http(request: str, staged: bool):
-            name, fmt, params = split(request)
-            if staged:
-                params["__stage"] = "staging"
+        def over_http(name: str, params: dict, staged: bool) -> Answer:
+            params = {**params, **({"__stage": "staging"} if staged else {})}
             started = time.perf_counter()
             try:
                 body = server.request("GET", f"/v0/pipes/{name}.json", params=params).content
-                return _rows(body), time.perf_counter() - started
+                return _answer(body, started)
             except RtpError as exc:
-                return f"{exc.code}: {exc.message}", time.perf_counter() - started
+                return _failed(exc, started)
 
         yield over_http
         return
@@ -92,8 +117,7 @@ def answerer(root: Path, target: str | None) -> Iterator:
         staged = ops.version_build(root, staged_version) or build(root, check=False)
         tables = staged_version.physical()
 
-        def local(request: str, use_staged: bool):
-            name, _, params = split(request)
+        def local(name: str, params: dict, use_staged: bool) -> Answer:
             built = staged if use_staged else live
             started = time.perf_counter()
             try:
@@ -106,9 +130,9 @@ def answerer(root: Path, target: str | None) -> Iterator:
                     limits=Limits(deadline=30.0),
                     tables=tables if use_staged else None,
                 )
-                return _rows(body), time.perf_counter() - started
+                return _answer(body, started)
             except RtpError as exc:
-                return f"{exc.code}: {exc.message}", time.perf_counter() - started
+                return _failed(exc, started)
 
         yield local
     finally:

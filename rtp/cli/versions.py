@@ -176,7 +176,7 @@ def diff(
 ) -> None:
     """Run requests against live and the staged version; show the answers that differ
     and the latency of each side."""
-    from rtp.cli.diff import answerer, recorded
+    from rtp.cli.diff import answerer, recorded, split
 
     project, target = _outer(ctx, project, target)
 
@@ -197,7 +197,13 @@ def diff(
                 code="RTP400",
                 hint="give a file of requests, or --recent N while a server runs",
             )
-        with answerer(root, target) as answer:
+        with answerer(root, target) as ask:
+
+            def answer(request: str, staged: bool) -> tuple[object, float]:
+                name, _, params = split(request)
+                got = ask(name, params, staged)
+                return got.value, got.seconds
+
             results = ops.compare(lines, answer)
     except RtpError as exc:
         fail(exc, root)
@@ -224,3 +230,23 @@ def diff(
         )
     if strict and differ:
         raise typer.Exit(1)
+
+
+def run_cases(root: Path, cases: list, *, staged: bool, show: Callable) -> list:
+    """``rtp test --target staging|live``: the endpoint cases against that deploy version
+    on the project's target (through the server that holds the embedded database, if
+    one does), judged as ``rtp test`` judges them. Raises RtpError (RTP513: nothing
+    staged)."""
+    from rtp.cli.diff import answerer
+    from rtp.testing.runner import Outcome, judge
+
+    outcomes = []
+    with answerer(root, None) as ask:
+        for case in cases:
+            got = ask(case.pipe, dict(case.parameters), staged)
+            outcome = Outcome(case, got.seconds, status=got.status, error=got.error)
+            outcome.rows, outcome.statistics = got.rows, got.statistics
+            outcome.failures = judge(case, outcome)
+            outcomes.append(outcome)
+            show(outcome)
+    return outcomes
