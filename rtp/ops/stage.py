@@ -28,6 +28,7 @@ from rtp.deploy.stage import (
     switch_plan,
 )
 from rtp.engine import Backend
+from rtp.engine.paths import STATE_DIR, versions_dir
 from rtp.errors import EngineError
 from rtp.ops.build import Build, build
 
@@ -229,7 +230,7 @@ def staged_tables(backend: Backend) -> tuple[int, dict[str, str]] | None:
 
 # project files a version keeps, to serve it again from another process or after a restart
 _PROJECT_FILES = ("*.yaml", "*.yml", "*.datasource", "*.pipe", "*.incl", "*.connection")
-_SKIP_DIRS = {".rtp", ".git", "node_modules", "fixtures", "__pycache__", ".venv", "venv"}
+_SKIP_DIRS = {STATE_DIR, ".git", "node_modules", "fixtures", "__pycache__", ".venv", "venv"}
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -251,7 +252,7 @@ def version_build(root: Path, version: v.Version) -> Build | None:
     files = version.manifest.get("files")
     if not files:
         return None
-    folder = root / ".rtp" / "versions" / str(version.number)
+    folder = versions_dir(root) / str(version.number)
     shutil.rmtree(folder, ignore_errors=True)
     for rel, text in files.items():
         path = folder / rel
