@@ -95,7 +95,7 @@ def deploy(
                     code="RTP509",
                     hint=f"stop {server.command} (process {server.pid}) first",
                 )
-            _through(server, show_plan, allow_destructive, sql)
+            _through(server, show_plan, allow_destructive, sql, break_lock)
             return
     except RtpError as exc:
         for problem in getattr(exc, "problems", []):  # the server's view of the files
@@ -144,13 +144,17 @@ def _discard(backend: Backend) -> None:
     console.print(f"[yellow]discarded[/yellow] {escape(unfinished.describe())}")
 
 
-def _through(server, show_plan: bool, allow_destructive: bool, sql: bool) -> None:
+def _through(
+    server, show_plan: bool, allow_destructive: bool, sql: bool, break_lock: bool = False
+) -> None:
     """Deploy through the server that holds the embedded database (it re-reads the
     project's files, plans, applies and serves the result)."""
     console.print(
         f"[dim]through the server of process {server.pid} ({server.command}) at {server.url}[/dim]"
     )
-    answer = server.deploy(plan_only=show_plan, allow_destructive=allow_destructive, sql=sql)
+    answer = server.deploy(
+        plan_only=show_plan, allow_destructive=allow_destructive, sql=sql, break_lock=break_lock
+    )
     if show_plan:
         console.print(escape(answer["plan"]))
         return

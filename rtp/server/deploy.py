@@ -52,7 +52,9 @@ def _flag(data: dict, name: str) -> bool:
     return value
 
 
-def run_deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool = False) -> dict:
+def run_deploy(
+    state, *, plan_only: bool, allow_destructive: bool, sql: bool = False, break_lock=False
+) -> dict:
     """Build the project's files again, plan (and apply) against the server's engine,
     and serve the result (:func:`rtp.ops.deploy.reload`, the gates of ``rtp deploy``).
     Blocking. Raises ProjectInvalid RTP109 (its ``problems`` go in the answer) and
@@ -66,6 +68,7 @@ def run_deploy(state, *, plan_only: bool, allow_destructive: bool, sql: bool = F
                 plan_only=plan_only,
                 allow_destructive=allow_destructive,
                 sql=sql,
+                break_lock=break_lock,
             )
             return outcome.as_dict()
         finally:  # a deploy that stopped half-way may have dropped views: refuse their rows
@@ -246,6 +249,7 @@ async def post_deploy(request: Request):
             plan_only=_flag(data, "plan_only"),
             allow_destructive=_flag(data, "allow_destructive"),
             sql=_flag(data, "sql"),
+            break_lock=_flag(data, "break_lock"),
         )
     except ProjectInvalid as exc:
         return error_response(exc, state.settings, problems=[p.to_dict() for p in exc.problems])
