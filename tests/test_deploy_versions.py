@@ -145,9 +145,9 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     assert "2 request(s), 2 differ; median latency live" in diffed.output
 
     again = cli("deploy", "--stage", "-p", root, *where)
-    assert again.exit_code == 1 and "RTP514" in again.output
+    assert again.exit_code == 1 and "RTP517" in again.output
     straight = cli("deploy", "-p", root, *where)
-    assert straight.exit_code == 1 and "RTP514" in straight.output
+    assert straight.exit_code == 1 and "RTP517" in straight.output
 
     promoted = cli("deploy", "promote", "-p", root, *where)
     assert promoted.exit_code == 0, promoted.output
@@ -180,7 +180,7 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend FINAL", *where) == [[39, 78]]
 
     nothing = cli("deploy", "discard", "-p", root, *where)
-    assert nothing.exit_code == 1 and "RTP513" in nothing.output
+    assert nothing.exit_code == 1 and "RTP516" in nothing.output
     _write(root, {"pipes/spend_mv.yaml": V2["pipes/spend_mv.yaml"].replace("* 2", "* 3")})
     assert cli("deploy", "--stage", "-p", root, *where).exit_code == 0
     dropped = cli("deploy", "discard", "-p", root, *where)
@@ -240,7 +240,7 @@ def test_lock_names_holder_and_breaks(project_factory, cli):
         backend.close()
         refused = cli("deploy", "--stage", "-p", root)
         assert refused.exit_code == 1
-        assert "RTP512" in refused.output
+        assert "RTP515" in refused.output
         assert f"rtp deploy promote (process {holder.pid} on" in refused.output
         assert "since 2026-01-02 03:04:05 UTC" in refused.output
         # the holder dies: its lock no longer counts

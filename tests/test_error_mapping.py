@@ -82,9 +82,9 @@ PINNED = {
     "RTP509": (EngineError, 409, 1),
     "RTP510": (EngineError, 500, 1),
     "RTP511": (EngineError, 501, 1),
-    "RTP512": (EngineError, 409, 1),
-    "RTP513": (EngineError, 409, 1),
-    "RTP514": (EngineError, 409, 1),
+    "RTP515": (EngineError, 409, 1),
+    "RTP516": (EngineError, 409, 1),
+    "RTP517": (EngineError, 409, 1),
 }
 
 

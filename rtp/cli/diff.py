@@ -87,7 +87,7 @@ def recorded(root: Path, target: str | None, n: int) -> list[str]:
 
 @contextlib.contextmanager
 def answerer(root: Path, target: str | None) -> Iterator:
-    """A function ``(pipe, parameters, staged) -> Answer``. Raises EngineError RTP513
+    """A function ``(pipe, parameters, staged) -> Answer``. Raises EngineError RTP516
     when nothing is staged."""
     model, _ = load_project(root)
     server = remote.server_for(model, target)
@@ -110,7 +110,7 @@ def answerer(root: Path, target: str | None) -> Iterator:
         staged_version = v.find(found, v.STAGING)
         if staged_version is None:
             raise EngineError(
-                "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+                "no version is staged", code="RTP516", hint="run `rtp deploy --stage` first"
             )
         live_version = v.find(found, v.LIVE)
         live = (live_version and ops.version_build(root, live_version)) or build(root, check=False)

@@ -235,7 +235,7 @@ def diff(
 def run_cases(root: Path, cases: list, *, staged: bool, show: Callable) -> list:
     """``rtp test --target staging|live``: the endpoint cases against that deploy version
     on the project's target (through the server that holds the embedded database, if
-    one does), judged as ``rtp test`` judges them. Raises RtpError (RTP513: nothing
+    one does), judged as ``rtp test`` judges them. Raises RtpError (RTP516: nothing
     staged)."""
     from rtp.cli.diff import answerer
     from rtp.testing.runner import Outcome, judge

@@ -3,7 +3,7 @@
 Every machine and process deploying to a target sees the same table. Taking the lock
 appends a ``take`` row, then reads back: of the takes not yet freed or expired, the
 oldest holds the lock. A process that finds another holder frees its own row and raises
-EngineError RTP512 naming the holder (command, host, process) and since when. A lock
+EngineError RTP515 naming the holder (command, host, process) and since when. A lock
 expires ``ttl`` seconds after it was taken, at once when its process (on this host) is
 gone, and ``break_lock=True`` frees whoever holds it.
 """
@@ -66,7 +66,7 @@ def holders(backend: Backend) -> list[Holder]:
 def held(
     backend: Backend, command: str, *, ttl: float = TTL, break_lock: bool = False
 ) -> Iterator[Holder]:
-    """Hold the target's deploy lock for the block. Raises EngineError RTP512 when
+    """Hold the target's deploy lock for the block. Raises EngineError RTP515 when
     another deploy holds it (unless ``break_lock``)."""
     backend.execute(LOCK_DDL)
     if break_lock:
@@ -99,7 +99,7 @@ def held(
         if current and current[0].lock_id != me.lock_id:
             raise EngineError(
                 f"another deploy holds the target: {current[0].describe()}",
-                code="RTP512",
+                code="RTP515",
                 hint="wait for it to finish; if it died, run again with --break-lock",
             )
         yield me

@@ -55,8 +55,8 @@ def deploy(
 
     Raises ProjectInvalid RTP109 when the project has errors, EngineError RTP504 for a
     destructive plan without ``allow_destructive``, RTP503 when a step fails (journaled:
-    the next deploy finishes it), RTP512 when another deploy holds the target's lock
-    and RTP514 while a version is staged (see :mod:`rtp.ops.stage`).
+    the next deploy finishes it), RTP515 when another deploy holds the target's lock
+    and RTP517 while a version is staged (see :mod:`rtp.ops.stage`).
     """
     built.require_valid()
     if plan_only:

@@ -62,8 +62,8 @@ def stage(
 ) -> Lifecycle:
     """Build ``built``'s project as a new version next to live; nothing live changes.
 
-    Raises ProjectInvalid RTP109 for a project with errors, EngineError RTP514 when a
-    version is staged already, RTP512 when another deploy holds the target, RTP503 when
+    Raises ProjectInvalid RTP109 for a project with errors, EngineError RTP517 when a
+    version is staged already, RTP515 when another deploy holds the target, RTP503 when
     a step fails (journaled: the next deploy command finishes it)."""
     built.require_valid()
     target = f"{backend.name}:{backend.database}"
@@ -98,8 +98,8 @@ def promote(
     progress: Progress = None,
 ) -> Lifecycle:
     """Make the staged version live; the live one is kept as previous (``keep`` 2) and
-    older kept versions are dropped. Raises EngineError RTP513 when nothing is staged,
-    RTP514 when it was staged on another live version, RTP512, RTP503."""
+    older kept versions are dropped. Raises EngineError RTP516 when nothing is staged,
+    RTP517 when it was staged on another live version, RTP515, RTP503."""
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
@@ -109,14 +109,14 @@ def promote(
         staged = v.find(found, v.STAGING)
         if staged is None:
             raise EngineError(
-                "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+                "no version is staged", code="RTP516", hint="run `rtp deploy --stage` first"
             )
         live = v.find(found, v.LIVE)
         if live is None or live.number != staged.base:
             raise EngineError(
                 f"version {staged.number} was staged on version {staged.base}, but "
                 f"{'no version' if live is None else f'version {live.number}'} is live",
-                code="RTP514",
+                code="RTP517",
                 hint="run `rtp deploy discard`, then `rtp deploy --stage` again",
             )
         live.manifest = live_manifest(backend, staged.changed, staged)
@@ -145,8 +145,8 @@ def rollback(
     progress: Progress = None,
 ) -> Lifecycle:
     """Make the previous version live again (nothing rebuilt: names are swapped back);
-    the rolled-back one is kept as previous. Raises EngineError RTP513 with no previous
-    version, RTP514 while a version is staged, RTP512, RTP503."""
+    the rolled-back one is kept as previous. Raises EngineError RTP516 with no previous
+    version, RTP517 while a version is staged, RTP515, RTP503."""
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
@@ -158,7 +158,7 @@ def rollback(
         if previous is None or live is None:
             raise EngineError(
                 "no previous version is kept to roll back to",
-                code="RTP513",
+                code="RTP516",
                 hint="`rtp deploy ls` lists the versions",
             )
         live.manifest = live_manifest(backend, previous.changed, previous)
@@ -183,7 +183,7 @@ def discard(
     progress: Progress = None,
 ) -> Lifecycle:
     """Drop the staged version (or one whose stage was cut short). Raises EngineError
-    RTP513 when nothing is staged, RTP512, RTP503."""
+    RTP516 when nothing is staged, RTP515, RTP503."""
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
@@ -192,7 +192,7 @@ def discard(
         found = v.read_versions(backend)
         staged = v.find(found, v.STAGING) or v.find(found, v.BUILDING)
         if staged is None:
-            raise EngineError("no version is staged", code="RTP513")
+            raise EngineError("no version is staged", code="RTP516")
         plan = Plan(f"{target} (discard version {staged.number})")
         plan.changes.append(retire_change(staged, v.DISCARDED))
         done = _apply(plan, backend, progress)
@@ -263,7 +263,7 @@ def version_build(root: Path, version: v.Version) -> Build | None:
 
 
 def guard_plain_deploy(backend: Backend, plan: Plan) -> None:
-    """``rtp deploy`` straight to live with changes: refused (RTP514) while a version
+    """``rtp deploy`` straight to live with changes: refused (RTP517) while a version
     is staged; kept previous versions are dropped first (their copies would no longer
     match what is live), by changes put in front of ``plan``."""
     if not plan.pending or not v.has_versions(backend):
@@ -278,7 +278,7 @@ def _no_staging(found: list[v.Version], what: str) -> None:
     if staged is not None:
         raise EngineError(
             f"version {staged.number} is staged; can't {what} now",
-            code="RTP514",
+            code="RTP517",
             hint="promote it (`rtp deploy promote`) or drop it (`rtp deploy discard`) first",
         )
 

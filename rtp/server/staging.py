@@ -52,7 +52,7 @@ def choose(
     """(the compiled project to answer from, the tables it reads under other names, the
     caller's grant when it asked for the staged version). The staged version is for
     ADMIN tokens and, for endpoint ``pipe``, tokens with ``STAGING:READ:<pipe>``.
-    Raises RequestError RTP403 for another token, EngineError RTP513 when nothing is
+    Raises RequestError RTP403 for another token, EngineError RTP516 when nothing is
     staged."""
     if not wanted(request):
         return state.compiled, {}, None
@@ -60,7 +60,7 @@ def choose(
     staged: Staged | None = getattr(state, "staging", None)
     if staged is None:
         raise EngineError(
-            "no version is staged", code="RTP513", hint="run `rtp deploy --stage` first"
+            "no version is staged", code="RTP516", hint="run `rtp deploy --stage` first"
         )
     return staged.build.compiled, staged.tables, grant
 
