@@ -109,6 +109,9 @@ CODES: dict[str, str] = {
     "RTP511": "idempotent insert unsupported by the engine",
     "RTP512": "Kafka broker unreachable",
     "RTP513": "Kafka topic not found",
+    "RTP515": "another deploy holds the target's lock",
+    "RTP516": "no such deploy version",
+    "RTP517": "a staged version is in the way",
 }
 
 # Retired codes -> the code that replaced them. A retired code is never raised again (nor
@@ -236,6 +239,9 @@ HTTP_STATUS: dict[str, int] = {
     "RTP508": 503,  # datasource's materialized views are missing
     "RTP509": 409,  # an interrupted deploy must be finished first
     "RTP511": 501,  # idempotent insert unsupported by the engine
+    "RTP515": 409,  # another deploy holds the target's lock
+    "RTP516": 409,  # no such deploy version
+    "RTP517": 409,  # a staged version is in the way
 }
 
 

@@ -87,6 +87,9 @@ PINNED = {
     "RTP511": (EngineError, 501, 1),
     "RTP512": (EngineError, 500, 1),
     "RTP513": (EngineError, 500, 1),
+    "RTP515": (EngineError, 409, 1),
+    "RTP516": (EngineError, 409, 1),
+    "RTP517": (EngineError, 409, 1),
 }
 
 

@@ -104,13 +104,19 @@ class Server:
             bad += int(answer["quarantined_rows"])
         return ok, bad
 
-    def deploy(self, *, plan_only: bool, allow_destructive: bool, sql: bool = False) -> dict:
+    def deploy(
+        self, *, plan_only: bool, allow_destructive: bool, sql: bool = False, break_lock=False
+    ) -> dict:
         """``POST /v0/deploy``: the server re-reads the project, plans and applies."""
-        return self.request(
-            "POST",
-            "/v0/deploy",
-            json={"plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql},
-        ).json()
+        body = {"plan_only": plan_only, "allow_destructive": allow_destructive, "sql": sql}
+        if break_lock:
+            body["break_lock"] = True
+        return self.request("POST", "/v0/deploy", json=body).json()
+
+    def lifecycle(self, action: str, **flags) -> dict:
+        """``POST /v0/deploy`` with ``action`` (stage, promote, rollback, discard, ls):
+        the server runs the version command on the engine it holds."""
+        return self.request("POST", "/v0/deploy", json={"action": action, **flags}).json()
 
 
 def _chunks(lines: list[str], limit: int):

@@ -28,6 +28,12 @@ def test(
         None, "--junit", help="Write a JUnit XML report here.", dir_okay=False
     ),
     project: Path = PROJECT_OPTION,
+    target: str = typer.Option(
+        None,
+        "--target",
+        help="`staging` or `live`: run the endpoint cases against that deploy version on "
+        "the project's target (its data, not fixtures; docs/deploy.md, Versions).",
+    ),
 ) -> None:
     """Deploy the project into a fresh in-memory ClickHouse, load fixtures/, and run
     `tests/<pipe>.yaml` against the endpoints (Tinybird's Forward and Classic test files
@@ -86,6 +92,9 @@ def test(
         for line in o.notes:
             console.print(f"       {line}", markup=False, style="dim")
 
+    if target is not None:
+        _on_version(root, selected, target, show, started)
+        return
     try:
         session, outcomes = runner.run(compiled, selected, on_result=show)
     except RtpError as exc:
@@ -116,4 +125,31 @@ def test(
     if bad_files:
         raise typer.Exit(2)
     if failed > len(fixed):
+        raise typer.Exit(1)
+
+
+def _on_version(root: Path, cases: list, target: str, show, started: float) -> None:
+    """``--target staging|live``: the endpoint cases on that deploy version."""
+    from rtp.cli import versions
+
+    if target not in ("staging", "live"):
+        console.print(f"[red]--target is staging or live, not {target!r}[/red]")
+        raise typer.Exit(2)
+    endpoint = [c for c in cases if c.kind == "endpoint"]
+    if len(endpoint) < len(cases):
+        console.print(
+            f"[dim]{len(cases) - len(endpoint)} case(s) of SQL or commands run only on a "
+            "fresh engine: left out[/dim]"
+        )
+    try:
+        outcomes = versions.run_cases(root, endpoint, staged=target == "staging", show=show)
+    except RtpError as exc:
+        fail(exc, root)
+        raise exit_for(exc) from None
+    passed = sum(o.passed for o in outcomes)
+    console.print(
+        f"{passed} passed, {len(outcomes) - passed} failed on the {target} version "
+        f"[dim]({time.perf_counter() - started:.2f}s)[/dim]"
+    )
+    if passed < len(outcomes):
         raise typer.Exit(1)

@@ -56,7 +56,7 @@ def create(
         "--scope",
         "-s",
         help="`PIPES:READ:<pipe>`, "
-        "`DATASOURCES:APPEND:<ds>`, `DATASOURCES:READ:<ds>` or "
+        "`DATASOURCES:APPEND:<ds>`, `DATASOURCES:READ:<ds>`, `STAGING:READ:<pipe>` or "
         "`ADMIN`; repeat for several.",
     ),
     project: Path = PROJECT_OPTION,

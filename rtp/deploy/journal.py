@@ -43,7 +43,9 @@ JOURNAL_DDL = (
     "ENGINE = MergeTree ORDER BY (deploy_id, seq)"
 )
 RECORD = "-- record in the deploy state"  # the pseudo-step after each change's statements
-_NEW_DROP = re.compile(r"DROP TABLE IF EXISTS `([^`]+__rtp_new)`$")
+# a fresh table filled by the steps after its DROP: a plain deploy's rebuild copy, or a
+# staged version's table (rtp.deploy.stage)
+_NEW_DROP = re.compile(r"DROP TABLE IF EXISTS `([^`]+__rtp_(?:new|stage))`$")
 _CREATE = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?`([^`]+)`")
 _DROP = re.compile(r"DROP TABLE (?:IF EXISTS )?`([^`]+)`$")
 _PAIR = re.compile(r"`([^`]+)` TO `([^`]+)`")

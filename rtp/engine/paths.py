@@ -51,6 +51,12 @@ def user_files_dir(root: Path) -> Path:
     return _private_dir(root, "user_files")
 
 
+def versions_dir(root: Path) -> Path:
+    """``<root>/.rtp/versions``: the project files of deploy versions, written out to be
+    built and served (rtp.ops.stage.version_build; created, 0700)."""
+    return _private_dir(root, "versions")
+
+
 def tokens_file(root: Path) -> Path:
     """``<root>/.rtp/tokens.json``; the ``.rtp`` folder is made private (0700) first."""
     return state_dir(root) / "tokens.json"

@@ -18,10 +18,12 @@ from pathlib import Path
 from rtp.deploy import apply, plan
 from rtp.deploy.apply import resume
 from rtp.deploy.journal import find_unfinished
+from rtp.deploy.lock import held
 from rtp.deploy.plan import Change
 from rtp.deploy.serving import record_release
 from rtp.engine import Backend
 from rtp.ops.build import Build, build
+from rtp.ops.stage import guard_plain_deploy
 
 
 @dataclass
@@ -50,12 +52,14 @@ def deploy(
     sql: bool = False,
     progress: Callable[[Change], None] | None = None,
     announce: Callable[[object], None] | None = None,
+    break_lock: bool = False,
 ) -> Outcome:
     """Bring ``backend`` to ``built``'s project (or, ``plan_only``, say what that takes).
 
     Raises ProjectInvalid RTP109 when the project has errors, EngineError RTP504 for a
     destructive plan without ``allow_destructive``, RTP503 when a step fails (journaled:
-    the next deploy finishes it).
+    the next deploy finishes it), RTP515 when another deploy holds the target's lock
+    and RTP517 while a version is staged (see :mod:`rtp.ops.stage`).
     """
     built.require_valid()
     if plan_only:
@@ -69,6 +73,20 @@ def deploy(
                 "the project again.",
                 unfinished=text,
             )
+        return _deploy(built, backend, False, True, sql, progress, announce)
+    with held(backend, "rtp deploy", break_lock=break_lock):
+        return _deploy(built, backend, allow_destructive, False, sql, progress, announce)
+
+
+def _deploy(
+    built: Build,
+    backend: Backend,
+    allow_destructive: bool,
+    plan_only: bool,
+    sql: bool,
+    progress: Callable[[Change], None] | None,
+    announce: Callable[[object], None] | None,
+) -> Outcome:
     resumed = None if plan_only else resume(backend, progress=progress, announce=announce)
     result = plan(built.project, backend, compiled=built.compiled)
     outcome = Outcome(
@@ -83,6 +101,7 @@ def deploy(
     if plan_only:
         return outcome
     if result.pending:
+        guard_plain_deploy(backend, result)  # versions: refused while one is staged
         done = apply(result, backend, allow_destructive=allow_destructive, progress=progress)
         outcome.applied = [c.describe() for c in done]
     if backend.name != "embedded":  # every rtp serve of the target follows (rtp.server.watch)

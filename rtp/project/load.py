@@ -604,6 +604,7 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
         fixtures_dir=file.fixtures_dir or "fixtures",
         static=_read_static(root, doc, file.static, problems),
         server=file.server.values() if file.server else {},
+        deploy_keep=(file.deploy.keep if file.deploy and file.deploy.keep else 2),
         doc=doc,
     )
 
@@ -704,6 +705,7 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         description=file.description or "",
         doc=doc,
         kafka=read_kafka(doc, file, problems),
+        forward_query=file.forward_query,
     )
 
 

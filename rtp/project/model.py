@@ -112,6 +112,8 @@ class Datasource:
     # Tinybird `TOKEN name READ|APPEND` lines: (token name, scope), for deploy to create
     tokens: tuple[tuple[str, str], ...] = ()
     kafka: KafkaSource | None = None  # fed by a Kafka topic (rtp serve, rtp connect)
+    # `rtp deploy --stage`: a SELECT list over the live table giving the new table's rows
+    forward_query: str | None = field(default=None, compare=False)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -186,6 +188,7 @@ class Settings:
     # `server:`: the settings written there, by ServerSettings' field name, in its units
     # (seconds, bytes); rtp.server.settings.server_settings lays env and flags on top
     server: dict = field(default_factory=dict, compare=False)
+    deploy_keep: int = 2  # `deploy: keep:` versions kept by `rtp deploy promote`
     doc: Doc = field(default=None, compare=False, repr=False)
 
     def target(self, name: str) -> Target | None:

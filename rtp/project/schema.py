@@ -337,6 +337,12 @@ class DatasourceFile(_Model):
     )
     indexes: list[IndexFile] | None = Field(None, title="indexes")
     kafka: KafkaFile | None = Field(None, title="kafka", description="fed from a Kafka topic")
+    forward_query: Text = Field(
+        None,
+        title="forward_query",
+        description="how `rtp deploy --stage` fills a changed datasource's new table from "
+        "the live one: a SELECT list over the live table (Tinybird's FORWARD_QUERY)",
+    )
 
 
 def _number_or_text(minimum: float, pattern: str, exclusive: bool = False) -> dict:
@@ -535,6 +541,21 @@ class ServerSection(_Model):
         }
 
 
+class DeploySection(_Model):
+    """``deploy:`` in ``rtp.yaml``: the version lifecycle (docs/deploy.md, "Versions")."""
+
+    what: ClassVar[str] = "deploy"
+    mapping_what: ClassVar[str] = "deploy"
+    keep: int | None = Field(
+        None,
+        ge=1,
+        le=2,
+        title="keep",
+        description="versions kept by `rtp deploy promote`: 2 (live and the previous one, "
+        "for `rtp deploy rollback`) or 1 (live only)",
+    )
+
+
 class ProjectFile(_Model):
     """``rtp.yaml``: the project's name, targets and server settings."""
 
@@ -556,6 +577,9 @@ class ProjectFile(_Model):
     )
     server: ServerSection | None = Field(
         None, title="server", description="settings of rtp serve and rtp dev"
+    )
+    deploy: DeploySection | None = Field(
+        None, title="deploy", description="versions: `rtp deploy --stage`, promote, rollback"
     )
 
 

@@ -45,7 +45,6 @@ _IGNORED = {
     "VERSION",
     "TAGS",
     "SHARED_WITH",
-    "FORWARD_QUERY",
     "BACKFILL",
     "DEPLOYMENT_METHOD",
     "ON_DEMAND_COMPUTE",
@@ -431,6 +430,9 @@ def parse_datasource(
                 data["indexes"].append(index)
         elif name == "TOKEN":
             _token(out, value, line)
+        elif name == "FORWARD_QUERY":  # rtp deploy --stage fills the new table with it
+            data["forward_query"] = "\n".join(b.text for b in block).strip() or value
+            doc.marks[("forward_query",)] = (at, 1)
         elif name in _KAFKA_KEYS:
             key = _KAFKA_KEYS[name]
             if key == "store_raw_value" and value.lower() in ("true", "false"):

@@ -22,6 +22,7 @@ from rtp.query.over import over_result
 from rtp.sql.compose import CompiledProject
 from rtp.sql.dependence import parameter_read
 from rtp.sql.params import Param, coerce
+from rtp.sql.rename import rename_tables
 
 # url suffix -> (ClickHouse output format, media type)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -84,10 +85,12 @@ def run_pipe(
     q: str | None = None,
     admin: bool = False,
     cache: ResultCache | None = None,
+    tables: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """The endpoint ``pipe``'s answer to ``raw_params`` as (body, media type); with
     ``q``, the answer of that SQL over the pipe's result as ``_`` (see
-    :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit).
+    :mod:`rtp.query.over`; ``admin`` lifts its read-only-``_`` limit). ``tables``: the
+    datasources read under other names (a staged version, see rtp.sql.rename).
 
     ``limits`` (the server's): the query runs read-only under them; else ``timeout``
     seconds bound it (``rtp test``). ``cache`` (the server's): answers and node results
@@ -103,8 +106,8 @@ def run_pipe(
         )
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
-    if cache is not None and cache.build is not None and cache.build is not compiled:
-        cache = None  # the project was swapped meanwhile: its cache is not this one's
+    if tables or (cache is not None and cache.build is not None and cache.build is not compiled):
+        cache = None  # a staged version, or the project was swapped meanwhile: not its cache
     spec = compiled.pipes[pipe].pipe.cache
     if cache is not None and spec is not None and not q:
         body = cache.get(
@@ -114,7 +117,9 @@ def run_pipe(
             (pipe, ""),
         )
     else:
-        body = _answer(compiled, backend, pipe, values, fmt, q, timeout, limits, cache, admin)
+        body = _answer(
+            compiled, backend, pipe, values, fmt, q, timeout, limits, cache, admin, tables
+        )
     return body, FORMATS[fmt][1]
 
 
@@ -148,12 +153,15 @@ def _answer(
     limits: Limits | None,
     cache: ResultCache | None,
     admin: bool = False,
+    tables: dict[str, str] | None = None,
 ) -> bytes:
     """The body of :func:`run_pipe`'s answer, run on the engine."""
     cached = None
     if cache is not None:
         cached = node_results(compiled, backend, cache, limits or _limits(timeout))
     sql = compiled.compose(pipe, values, cached=cached).sql
+    if tables:
+        sql = rename_tables(sql, tables)
     if q:
         sql = over_result(q, sql, admin=admin)
     # max_query_size: long parameter values may push the statement past ClickHouse's

@@ -41,6 +41,7 @@ from rtp.server import (
     pipes,
     pipes_info,
     sql,
+    staging,
     static,
     status,
     tokens_api,
@@ -202,6 +203,8 @@ def create_app(
     (already deployed)."""
     settings = settings or ServerSettings()
     state = ServerState(project, backend, settings)
+    deploy.attach_versions(state)  # the live version as staged; __stage=staging
+    deploy.watch_versions(state)  # a server target: follow versions changed elsewhere
     project = state.project  # the model, whichever was given
     scheduler = Scheduler(state, timeout=settings.copy_timeout)
     state.scheduler = scheduler  # /healthz reports its copy pipes
@@ -296,6 +299,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
         )
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(staging.RecentRequests, state=state)  # rtp deploy diff --recent
 
     return app
 

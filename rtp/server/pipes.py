@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from rtp.errors import RequestError
 from rtp.query import RESERVED, cached_answer, endpoint_params, run_pipe
+from rtp.server import staging
 from rtp.server.http import read_body
 
 router = APIRouter()
@@ -74,20 +75,20 @@ async def get_pipe(request: Request) -> Response:
     started = time.monotonic()  # the deadline counts from here
     state = request.app.state.rtp
     name, fmt = request.path_params["name"], request.path_params["fmt"]
-    endpoint_params(state.compiled, name)  # 404 before the token check names no scope
-    grant = state.authorize(request, "PIPES:READ", name)
+    # live unless ?__stage=staging (ADMIN or STAGING:READ:<pipe>: that grant is checked)
+    compiled, tables, staged = staging.choose(state, request, name)
+    endpoint_params(compiled, name)  # 404 before the token check names no scope
+    grant = staged or state.authorize(request, "PIPES:READ", name)
     raw = await _params(request)
     q = request.query_params.get("q")  # the caller's SQL over the result: checked as such
-    if not q:  # an answer the cache holds needs no worker thread
-        hit = cached_answer(
-            state.compiled, state.cache, name, raw, fmt, grant.fixed("PIPES:READ", name)
-        )
+    if not q and not tables:  # a live answer the cache holds needs no worker thread
+        hit = cached_answer(compiled, state.cache, name, raw, fmt, grant.fixed("PIPES:READ", name))
         if hit is not None:
             return Response(hit[0], media_type=hit[1])
     limits = state.settings.limits(admin="ADMIN" in grant.scopes, callers_sql=bool(q))
     body, media_type = await state.run_query(
         run_pipe,
-        state.compiled,
+        compiled,
         state.backend,
         name,
         raw,
@@ -99,6 +100,7 @@ async def get_pipe(request: Request) -> Response:
         q=q,
         admin="ADMIN" in grant.scopes,
         cache=state.cache,
+        tables=tables,
     )
     return Response(body, media_type=media_type)
 

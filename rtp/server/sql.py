@@ -23,8 +23,10 @@ from rtp.engine import QueryError
 from rtp.engine.limits import Limits
 from rtp.errors import RequestError
 from rtp.query import FORMATS, read, refused
+from rtp.server import staging
 from rtp.server.http import read_body
 from rtp.sql.guard import guard_query
+from rtp.sql.rename import rename_tables
 
 if TYPE_CHECKING:
     from rtp.engine import Backend
@@ -128,6 +130,8 @@ async def run_sql(request: Request) -> Response:
             f"unknown format '{fmt}'", code="RTP400", hint="format: json, csv, ndjson or parquet"
         )
     sql, admin, settings = authorize(state, request, query)
+    _, tables, _ = staging.choose(state, request)  # ?__stage=staging: ADMIN only
+    sql = rename_tables(sql, tables)
     limits = state.settings.limits(admin=admin, callers_sql=True)
     body = await state.run_query(
         _run,

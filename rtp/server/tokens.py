@@ -31,9 +31,10 @@ import jwt
 
 from rtp.errors import ProjectError, RequestError
 
-SCOPE_TYPES = ("PIPES:READ", "DATASOURCES:APPEND", "DATASOURCES:READ")
+# STAGING:READ: the staged deploy version of an endpoint (?__stage=staging, rtp.server.staging)
+SCOPE_TYPES = ("PIPES:READ", "DATASOURCES:APPEND", "DATASOURCES:READ", "STAGING:READ")
 _SCOPE_RE = re.compile(
-    r"^(ADMIN|(PIPES:READ|DATASOURCES:APPEND|DATASOURCES:READ):"
+    r"^(ADMIN|(PIPES:READ|DATASOURCES:APPEND|DATASOURCES:READ|STAGING:READ):"
     r"([A-Za-z_][A-Za-z0-9_]*|\*))$"
 )
 PREFIX = "rtp_"
@@ -50,7 +51,8 @@ def parse_scope(text: str) -> str:
         raise RequestError(
             f"'{text}' is not a scope",
             code="RTP400",
-            hint="scopes: ADMIN, PIPES:READ:<pipe>, DATASOURCES:APPEND:<ds>, DATASOURCES:READ:<ds>",
+            hint="scopes: ADMIN, PIPES:READ:<pipe>, DATASOURCES:APPEND:<ds>, "
+            "DATASOURCES:READ:<ds>, STAGING:READ:<pipe>",
         )
     return scope
 
