@@ -68,7 +68,12 @@ def held(
 ) -> Iterator[Holder]:
     """Hold the target's deploy lock for the block. Raises EngineError RTP515 when
     another deploy holds it (unless ``break_lock``)."""
-    backend.execute(LOCK_DDL)
+    _, rows = backend.query(
+        "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+        f"AND name = '{LOCK_TABLE}'"
+    )
+    if not int(rows[0][0]):  # created once, by a user with DDL rights (a serving user has none)
+        backend.execute(LOCK_DDL)
     if break_lock:
         for other in holders(backend):
             _free(backend, other.lock_id)

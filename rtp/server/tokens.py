@@ -57,6 +57,9 @@ def parse_scope(text: str) -> str:
     return scope
 
 
+MISS_RECHECK = 0.05  # an unknown token makes the store look again, at most this often
+
+
 def hash_token(token: str) -> str:
     # tokens are 256-bit random, so a fast hash is as good as a slow one here
     return hashlib.sha256(token.encode()).hexdigest()
@@ -200,9 +203,9 @@ class TokenStore(Tokens):
             self._mtime = stat.st_mtime_ns
         self._by_hash = {t["hash"]: t for t in self._data.get("tokens", [])}
 
-    def _refresh(self) -> None:
+    def _refresh(self, every: float = 1.0) -> None:
         now = time.monotonic()
-        if now - self._checked < 1.0:
+        if now - self._checked < every:
             return
         self._checked = now
         try:
@@ -293,7 +296,13 @@ class TokenStore(Tokens):
             self.save()
 
     def _lookup(self, hashed: str) -> dict | None:
-        return self._by_hash.get(hashed)
+        entry = self._by_hash.get(hashed)
+        if entry is None:
+            # a token `rtp token create` just wrote: look at the file again before
+            # refusing (a stat at most every MISS_RECHECK s, so bad tokens cost little)
+            self._refresh(every=MISS_RECHECK)
+            entry = self._by_hash.get(hashed)
+        return entry
 
     def _secret(self) -> str:
         return self._data.get("jwt_secret", "")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from rtp.deploy import serving
 from rtp.errors import EngineError, RequestError
 from rtp.server.tokens import (
+    MISS_RECHECK,
     Tokens,
     TokenStore,
     canonical_scopes,
@@ -41,7 +42,6 @@ log = logging.getLogger("rtp.server")
 
 ENV_SECRET = "RTP_JWT_SECRET"
 POLL_EVERY = 0.25  # seconds between two looks at the target (a watcher, or inline)
-MISS_RECHECK = 0.05  # an unknown token makes the target be asked again, at most this often
 STALE_AFTER = 5.0  # seconds without an answer from the target before tokens are refused
 
 
