@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from croniter import croniter
 
-from rtp.engine import QueryError
+from rtp.engine import QueryError, nested
 from rtp.errors import EngineError, Problems, ProjectError
 from rtp.project.model import Project
 from rtp.sql.compose import CompiledProject, compile_project
@@ -47,7 +47,8 @@ def run_copy(
             f"'{name}' is not a copy pipe", code="RTP107", hint=f"copy pipes: {copies or 'none'}"
         )
     compiled = compiled or compile_project(project, Problems())
-    select = compiled.compose(name, {**compiled.sample_values(name), **(values or {})}).sql
+    values = {**compiled.sample_values(name), **(values or {})}
+    select = compiled.compose(name, values, nested=nested(backend)).sql
     if timeout:
         # a second SETTINGS clause is valid after the user's own (rtp.query);
         # whole seconds: 18.16 refuses a Float64 here ("Bad get: has Float64")

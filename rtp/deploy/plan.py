@@ -14,7 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
-from rtp.engine import require
+from rtp.engine import nested, require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project
@@ -134,7 +134,8 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
     result = Plan(target=f"{backend.name}:{backend.database}")
     order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
-    desired = {name: _desired_view(compiled, pipe) for name, pipe in views.items()}
+    form = nested(backend)
+    desired = {name: _desired_view(compiled, pipe, form) for name, pipe in views.items()}
     for pipe in views.values():
         if re.search(r"\bOVER\s*\(", desired[pipe.name].select, re.I):
             require(backend, "window functions", f"pipe {pipe.name}")
@@ -429,14 +430,14 @@ class DesiredView:
         return create_materialized_view(self.name, self.target, self.select)
 
 
-def _desired_view(compiled: CompiledProject, pipe: Pipe) -> DesiredView:
+def _desired_view(compiled: CompiledProject, pipe: Pipe, form: bool = False) -> DesiredView:
     if pipe.name in compiled.broken or not pipe.target:
         raise SqlError(
             f"materialized pipe '{pipe.name}' has errors",
             code="RTP304",
             hint="run `rtp check` and fix them before deploying",
         )
-    select = compiled.compose(pipe.name, compiled.sample_values(pipe.name)).sql
+    select = compiled.compose(pipe.name, compiled.sample_values(pipe.name), nested=form).sql
     return DesiredView(pipe.name, pipe.target, select)
 
 

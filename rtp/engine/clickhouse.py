@@ -12,6 +12,9 @@ Callers' reads carry :class:`~rtp.engine.limits.Limits` as the driver's query se
 SETTINGS after them, but under ``readonly = 1`` that clause fails (READONLY). 18.16
 truncates a fractional ``max_execution_time`` (0.5 -> 0 = no limit), so it is rounded
 up to whole seconds here.
+
+Servers before 19.0 need ``allow_experimental_low_cardinality_type = 1`` to create (and
+insert into) a ``LowCardinality`` column: statements and inserts carry it there.
 """
 
 from __future__ import annotations
@@ -168,7 +171,14 @@ class ClickHouseBackend:
                 "native protocol; use INSERT ... SELECT or `rtp append`",
                 sql=sql,
             )
-        self._call(sql)
+        self._call(sql, settings=self.write_settings())
+
+    def write_settings(self) -> dict[str, Any]:
+        """Settings of rtp's own statements and inserts (never of callers' reads, which
+        run read-only): what an old server needs to accept the project's DDL."""
+        if version_tuple(self.version()) < MIN_VERSIONS["LowCardinality"]:
+            return {"allow_experimental_low_cardinality_type": 1}
+        return {}
 
     def _without_dedup_window(self, sql: str) -> str:
         """Servers older than 22.2 have no insert deduplication tokens (and before 20.12
@@ -236,7 +246,7 @@ class ClickHouseBackend:
         # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = self.write_settings()
         if token is not None:
             require(self, "insert deduplication tokens", "an idempotent insert")
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:

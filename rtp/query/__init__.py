@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rtp.engine import Backend, QueryError
+from rtp.engine import Backend, QueryError, nested
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError, SqlError
 from rtp.query.over import over_result
@@ -97,7 +97,7 @@ def run_pipe(
         )
     params = endpoint_params(compiled, pipe)
     values = coerce_params(params, raw_params, fixed_params)
-    sql = compiled.compose(pipe, values).sql
+    sql = compiled.compose(pipe, values, nested=nested(backend)).sql
     if q:
         sql = over_result(q, sql, admin=admin)
     # max_query_size: long parameter values may push the statement past ClickHouse's

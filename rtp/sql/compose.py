@@ -3,7 +3,9 @@
 ``compile_project`` parses every node's template, renders it with sample values to find
 what it reads, and builds the dependency graph. ``CompiledProject.compose`` turns a pipe
 (or one node of it) into one statement by wrapping the nodes it needs, and the pipes it
-reads, as ``WITH name AS (...)`` around the user's own text.
+reads, as ``WITH name AS (...)`` around the user's own text; for a server without
+table CTEs (ClickHouse before 20.10, e.g. Debian's 18.16), ``nested=True`` puts each
+node in place of the names that read it, as ``(...) AS name``.
 """
 
 from __future__ import annotations
@@ -96,8 +98,11 @@ class CompiledProject:
             }
         )
 
-    def compose(self, pipe_name: str, values: dict, node_name: str | None = None) -> Composed:
-        """One statement for the pipe's output (or for ``node_name``) with ``values``.
+    def compose(
+        self, pipe_name: str, values: dict, node_name: str | None = None, *, nested: bool = False
+    ) -> Composed:
+        """One statement for the pipe's output (or for ``node_name``) with ``values``;
+        ``nested``: nodes and pipes as subqueries in place of their names, not as CTEs.
 
         Raises RequestError when a value is missing or the template calls ``error()``,
         and SqlError (RTP303) when the pipe can't be composed because of a cycle.
@@ -130,7 +135,7 @@ class CompiledProject:
 
         def compose_other(name: str) -> str:
             try:
-                return self.compose(name, values).sql
+                return self.compose(name, values, nested=nested).sql
             except RequestError as exc:
                 if exc.code != "RTP401":
                     raise
@@ -145,6 +150,8 @@ class CompiledProject:
             ctes.append((cnode.node.name, render(cnode)))
         if missing:  # no node raised its own error(): the first missing parameter
             raise missing[0]
+        if nested:
+            return Composed(nest(body, dict(ctes)), 0)
         return with_ctes(ctes, body)
 
     def _nodes_needed(self, cpipe: CompiledPipe, index: int, render) -> list[CompiledNode]:
@@ -217,6 +224,36 @@ def with_ctes(ctes: list[tuple[str, str]], body: str) -> Composed:
         return Composed(head + body[match.end() :], len(head), match.end())
     head += "\n"
     return Composed(head + body, len(head))
+
+
+# words after a table name that are not its alias
+_NOT_ALIAS = {
+    "ANY", "ALL", "ARRAY", "ASOF", "ANTI", "SEMI", "CROSS", "FINAL", "FORMAT", "FULL",
+    "GLOBAL", "GROUP", "HAVING", "INNER", "JOIN", "LEFT", "LIMIT", "ON", "ORDER", "OUTER",
+    "PREWHERE", "RIGHT", "SAMPLE", "SETTINGS", "UNION", "USING", "WHERE", "WINDOW", "PASTE",
+    "INTO", "LIKE", "IN", "NOT", "AND", "OR", "EXCEPT", "INTERSECT", "QUALIFY",
+}  # fmt: skip
+_ALIAS = re.compile(r"\s+(?:AS\s+)?(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def nest(body: str, subs: dict[str, str]) -> str:
+    """``body`` with each table name in ``subs`` replaced by ``(its text) AS name`` (the
+    alias the user gave it kept), recursively: the form for servers without table CTEs.
+    References are found by :func:`rtp.sql.analysis.analyze`, so only table positions
+    change; the user's text stays as written."""
+    refs = sorted((r for r in analyze(body).refs if r.name in subs), key=lambda r: r.start)
+    out: list[str] = []
+    pos = 0
+    for ref in refs:
+        if ref.start < pos:
+            continue
+        out.append(body[pos : ref.start])
+        alias = _ALIAS.match(body, ref.end)
+        aliased = alias is not None and alias.group(1).upper() not in _NOT_ALIAS
+        out.append(f"(\n{nest(subs[ref.name], subs)}\n)" + ("" if aliased else f" AS `{ref.name}`"))
+        pos = ref.end
+    out.append(body[pos:])
+    return "".join(out)
 
 
 def compile_project(project: Project, problems: Problems) -> CompiledProject:
