@@ -112,6 +112,7 @@ class Datasource:
     # Tinybird `TOKEN name READ|APPEND` lines: (token name, scope), for deploy to create
     tokens: tuple[tuple[str, str], ...] = ()
     kafka: KafkaSource | None = None  # fed by a Kafka topic (rtp serve, rtp connect)
+    shard_key: str | None = None  # on a cluster: the Distributed table's key (None: rand())
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -158,7 +159,8 @@ class Pipe:
 @dataclass(frozen=True)
 class Target:
     name: str
-    url: str  # "embedded" or clickhouse://user:password@host:port/database
+    # "embedded" or clickhouse://user:password@host:port/database[?cluster=name]
+    url: str
 
 
 @dataclass(frozen=True)
