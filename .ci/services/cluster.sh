@@ -58,7 +58,7 @@ _cl_start_zk() {
   local d="$CLUSTER_HOME/zk"
   _cl_zk_ready && return 0
   # the JVM directly: zkServer.sh sources /etc/zookeeper's environment (logs under /var)
-  (cd "$d" && nohup java -Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  (cd "$d" || exit 1; nohup java -Xms16m -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -XX:-UsePerfData -Djava.net.preferIPv4Stack=true "-Dlog4j.configuration=file:$d/log4j.properties" \
     -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar \
     org.apache.zookeeper.server.ZooKeeperServerMain "$d/zoo.cfg" >"$d/log/stdout.log" 2>&1 </dev/null &
@@ -116,11 +116,13 @@ _cl_write_node() { # node number
   <distributed_ddl replace="replace"><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
 </yandex>
 EOF
-  # in 18.16 the pool sizes are profile settings, read at start
+  # in 18.16 the pool sizes are profile settings, read at start; ON CLUSTER statements
+  # run with the default profile's settings, not the query's (LowCardinality needs one)
   cat >"$d/users.d/light.xml" <<EOF
 <yandex>
   <include_from>$d/metrika.xml</include_from>
   <profiles><default>
+    <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
     <background_pool_size>4</background_pool_size>
     <background_schedule_pool_size>4</background_schedule_pool_size>
     <max_threads>2</max_threads>
@@ -134,7 +136,7 @@ EOF
 _cl_launch_node() { # node number; does not wait
   local d="$CLUSTER_HOME/ch$1" server
   server="$(command -v clickhouse-server || echo /usr/sbin/clickhouse-server)"
-  (cd "$d" && nohup "$server" "--config-file=$d/config.xml" >"$d/log/stdout.log" 2>&1 </dev/null &
+  (cd "$d" || exit 1; nohup "$server" "--config-file=$d/config.xml" >"$d/log/stdout.log" 2>&1 </dev/null &
     echo $! >"$d/pid")
 }
 

@@ -95,6 +95,7 @@ class Plan:
     target: str
     changes: list[Change] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)  # a cluster's nodes that can't be reached
 
     @property
     def pending(self) -> list[Change]:
@@ -107,6 +108,8 @@ class Plan:
     def render(self, *, sql: bool = False) -> str:
         """The plan as text for a terminal (``sql=True`` lists each statement too)."""
         lines = [f"Plan for {self.target}:"]
+        for node in self.down:
+            lines.append(f"  unreachable: node {node}; nothing can be applied until it is back")
         for note in self.drift:
             lines.append(f"  drift: {note}")
         for change in self.changes:
@@ -131,7 +134,10 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
     if compiled is None:
         compiled = compile_project(project, Problems())
     state, live = read_state(backend), read_live(backend)
-    result = Plan(target=f"{backend.name}:{backend.database}")
+    cluster = getattr(backend, "cluster", None)
+    where = f" on cluster {cluster}" if cluster else ""
+    result = Plan(target=f"{backend.name}:{backend.database}{where}")
+    result.down = [str(n) for n in getattr(backend, "down", [])]
     order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
     form = nested(backend)
@@ -193,6 +199,10 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
                     destructive=True,
                 )
             )
+    if cluster:
+        from rtp.deploy.cluster import for_cluster
+
+        for_cluster(result, project, compiled, backend)  # type: ignore[arg-type]
     return result
 
 
@@ -238,7 +248,7 @@ def _table_change(
             destructive=True,
         )
     if live.hash != rec.live_hash:
-        drift.append(f"table {ds.name} was changed by hand{_column_drift(rec, live)}")
+        drift.append(f"table {ds.name} was changed by hand{live.where}{_column_drift(rec, live)}")
         return _rebuild(
             ds, live, record, "changed by hand; rebuilt from the project", destructive=True
         )
@@ -520,7 +530,7 @@ def _view_change(
             )
         return _backfill_target(pipe, view, project, record)
     if live.hash != rec.live_hash:
-        drift.append(f"view {name} was changed by hand")
+        drift.append(f"view {name} was changed by hand{live.where}")
     if rec.hash == record.hash and live.hash == rec.live_hash:
         if dropped:
             return Change(

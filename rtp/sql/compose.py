@@ -236,6 +236,27 @@ _NOT_ALIAS = {
 _ALIAS = re.compile(r"\s+(?:AS\s+)?(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 
+def _is_aliased(sql: str, end: int) -> bool:
+    alias = _ALIAS.match(sql, end)
+    return alias is not None and alias.group(1).upper() not in _NOT_ALIAS
+
+
+def rename_tables(sql: str, names: dict[str, str]) -> str:
+    """``sql`` reading ``names[t]`` (a quoted, maybe qualified, table name) wherever it
+    reads table ``t`` (under the name ``t``, unless the user gave it an alias): a
+    cluster's views read node-local tables."""
+    refs = sorted((r for r in analyze(sql).refs if r.name in names), key=lambda r: r.start)
+    out: list[str] = []
+    pos = 0
+    for ref in refs:
+        out.append(sql[pos : ref.start])
+        alias = "" if _is_aliased(sql, ref.end) else f" AS `{ref.name}`"
+        out.append(f"{names[ref.name]}{alias}")
+        pos = ref.end
+    out.append(sql[pos:])
+    return "".join(out)
+
+
 def nest(body: str, subs: dict[str, str]) -> str:
     """``body`` with each table name in ``subs`` replaced by ``(its text) AS name`` (the
     alias the user gave it kept), recursively: the form for servers without table CTEs.
@@ -248,9 +269,8 @@ def nest(body: str, subs: dict[str, str]) -> str:
         if ref.start < pos:
             continue
         out.append(body[pos : ref.start])
-        alias = _ALIAS.match(body, ref.end)
-        aliased = alias is not None and alias.group(1).upper() not in _NOT_ALIAS
-        out.append(f"(\n{nest(subs[ref.name], subs)}\n)" + ("" if aliased else f" AS `{ref.name}`"))
+        alias = "" if _is_aliased(body, ref.end) else f" AS `{ref.name}`"
+        out.append(f"(\n{nest(subs[ref.name], subs)}\n){alias}")
         pos = ref.end
     out.append(body[pos:])
     return "".join(out)
