@@ -58,7 +58,7 @@ def apply(
     if plan.down:
         # ON CLUSTER statements would wait for the node, then leave it behind
         raise EngineError(
-            f"cluster node {', '.join(plan.down)} is unreachable: nothing was applied",
+            f"cluster node {'; '.join(plan.down)}: nothing was applied",
             code="RTP501",
             hint="start the node (or remove it from the cluster's definition), then run "
             "`rtp deploy` again",

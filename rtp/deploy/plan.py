@@ -95,7 +95,7 @@ class Plan:
     target: str
     changes: list[Change] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
-    down: list[str] = field(default_factory=list)  # a cluster's nodes that can't be reached
+    down: list[str] = field(default_factory=list)  # a cluster's nodes that can't take DDL
 
     @property
     def pending(self) -> list[Change]:
@@ -109,7 +109,7 @@ class Plan:
         """The plan as text for a terminal (``sql=True`` lists each statement too)."""
         lines = [f"Plan for {self.target}:"]
         for node in self.down:
-            lines.append(f"  unreachable: node {node}; nothing can be applied until it is back")
+            lines.append(f"  down: node {node}; nothing is applied until it is back")
         for note in self.drift:
             lines.append(f"  drift: {note}")
         for change in self.changes:
@@ -137,7 +137,7 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
     cluster = getattr(backend, "cluster", None)
     where = f" on cluster {cluster}" if cluster else ""
     result = Plan(target=f"{backend.name}:{backend.database}{where}")
-    result.down = [str(n) for n in getattr(backend, "down", [])]
+    result.down = list(getattr(backend, "down", []))
     order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
     form = nested(backend)

@@ -15,6 +15,7 @@ twice on purpose.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from rtp.sql.ddl import ClusterSpec
 from rtp.sql.escape import quote_string
 
 DEFAULT_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
+READY_WAIT = 30.0  # seconds a plan waits for a restarted node's replicas
 
 
 @dataclass(frozen=True)
@@ -81,24 +83,41 @@ class ClusterBackend(ClickHouseBackend):
             settings["insert_deduplicate"] = 0
         return settings
 
-    def on_nodes(self, sql: str) -> tuple[dict[Node, list[list[Any]]], list[Node]]:
+    def on_nodes(self, sql: str) -> tuple[dict[Node, list[list[Any]]], list[str]]:
         """``sql``'s rows on every node (it runs in database ``default``; name the
-        database), and the nodes that could not be reached. Raises QueryError when a
-        node refuses the query."""
+        database), and what keeps the other nodes out: unreachable, or replicated tables
+        still read-only (a restarted server waits for its old ZooKeeper session to
+        expire, about ``session_timeout_ms``; this waits up to ``READY_WAIT`` seconds for
+        it). Raises QueryError when a node refuses the query."""
         rows: dict[Node, list[list[Any]]] = {}
-        down: list[Node] = []
+        down: list[str] = []
         for node in self.nodes:
             backend = self._node(node)
             try:
                 if backend is None:
                     raise EngineError("unreachable", code="RTP501")
+                if not self._ready(backend):
+                    down.append(f"{node} has read-only replicated tables (not ready)")
+                    continue
                 rows[node] = backend.query(sql)[1]
             except QueryError:
                 raise
             except EngineError:
                 self._forget(node)
-                down.append(node)
+                down.append(f"{node} is unreachable")
         return rows, down
+
+    def _ready(self, backend: ClickHouseBackend) -> bool:
+        deadline = time.monotonic() + READY_WAIT
+        while True:
+            _, rows = backend.query(
+                "SELECT count() FROM system.replicas WHERE is_readonly OR is_session_expired"
+            )
+            if not rows[0][0]:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
     def _node(self, node: Node) -> ClickHouseBackend | None:
         if self._nodes.get(node) is None:
