@@ -38,7 +38,7 @@ from rtp.sql.ddl import (
 if TYPE_CHECKING:
     from rtp.deploy.plan import Change, Plan
     from rtp.engine.cluster import ClusterBackend
-    from rtp.project.model import Project
+    from rtp.project.model import Datasource, Project
     from rtp.sql.compose import CompiledProject
 
 _CREATE = re.compile(r"CREATE TABLE `([^`]+)`")
@@ -60,7 +60,7 @@ def for_cluster(
     on = spec.on
     sources = {name: qualified(local(name), spec.database) for name in project.datasources}
 
-    def datasource(name: str):
+    def datasource(name: str) -> Datasource | None:
         base = name.removesuffix(NEW).removesuffix(OLD)
         return project.datasources.get(base)
 
@@ -74,6 +74,7 @@ def for_cluster(
             if m := _CREATE.match(sql):
                 name = m.group(1)
                 ds = datasource(name)
+                assert ds is not None  # the plan creates tables of datasources only
                 steps += [
                     create_table(ds, name=name, cluster=spec, nonce=uuid.uuid4().hex[:12]),
                     create_distributed(name, spec, ds.shard_key),
@@ -85,7 +86,7 @@ def for_cluster(
                 ).sql
                 steps.append(
                     create_materialized_view(
-                        pipe.name, pipe.target, rename_tables(select, sources), cluster=spec
+                        pipe.name, pipe.target or "", rename_tables(select, sources), cluster=spec
                     )
                 )
             elif m := _DROP.match(sql):

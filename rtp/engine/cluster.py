@@ -71,7 +71,7 @@ class ClusterBackend(ClickHouseBackend):
     def spec(self) -> ClusterSpec:
         """How rtp's DDL names this cluster's tables (rtp.sql.ddl)."""
         return ClusterSpec(
-            self.cluster,
+            str(self.cluster),
             self.database,
             self._args["zookeeper_path"] or DEFAULT_PATH,
             self._args["replica"] or "{replica}",
