@@ -91,6 +91,19 @@ def test_deploy_redeploy_and_alter_on_every_node(project_factory, cli, cluster_u
         assert on_node(node, f"SELECT count(), sum(qty) FROM `{db}`.events") == [(500, 500)]
     assert "up to date" in cli("deploy", "-p", root, "--target", cluster_url).output
 
+    # a new sorting key rebuilds: fresh tables on every node, the rows copied, swapped in
+    path = root / "datasources/events.yaml"
+    path.write_text(path.read_text().replace("[user_id, id]", "[user_id, category, id]"))
+    rebuilt = cli("deploy", "-p", root, "--target", cluster_url, "--allow-destructive")
+    assert "rebuild table events" in rebuilt.output and rebuilt.exit_code == 0, rebuilt.output
+    for node in NODES:
+        objects = _objects(node, db)
+        assert set(objects) == set(before[node]), f"node {node}"
+        assert "ORDER BY (user_id, category, id)" in objects["events__local"][1]
+        assert on_node(node, f"SELECT count(), uniqExact(id) FROM `{db}`.events") == [(500, 500)]
+    assert on_node(1, f"SELECT countMerge(n) FROM `{db}`.per_user") == [(500,)]
+    assert "up to date" in cli("deploy", "-p", root, "--target", cluster_url).output
+
 
 def test_drift_on_one_node_is_reported_with_its_host(project_factory, cli, cluster_url):
     root = project_factory(FILES, base=None)
