@@ -5,6 +5,8 @@ The URL's server is the entry node: rtp's statements, reads and inserts go throu
 from the entry node's ``system.clusters``; rtp connects to each one only to read what it
 has (a plan compares every node, and names the nodes it cannot reach).
 
+Reads run with ``distributed_product_mode = 'global'`` (see :meth:`_rows`).
+
 Inserts are synchronous (``insert_distributed_sync = 1``): an insert returns once every
 shard stored its rows, so a 2xx means stored, and Distributed tables never hold blocks
 waiting to be sent (rtp may recreate them on a column change). Servers without insert
@@ -82,6 +84,17 @@ class ClusterBackend(ClickHouseBackend):
         if version_tuple(self.version()) < MIN_VERSIONS["insert deduplication tokens"]:
             settings["insert_deduplicate"] = 0
         return settings
+
+    def _rows(
+        self, sql: str, limits: Any, settings: dict[str, Any] | None
+    ) -> tuple[list[tuple[str, str]], list[list[Any]], Any]:
+        # A pipe's IN and JOIN subqueries read Distributed tables too; ClickHouse refuses
+        # that by default (Double-distributed IN/JOIN subqueries is denied). GLOBAL: the
+        # subquery runs once, over every shard, and its result goes to each shard, so
+        # the answer is the one a single server gives.
+        return super()._rows(
+            sql, limits, {"distributed_product_mode": "global", **(settings or {})}
+        )
 
     def on_nodes(self, sql: str) -> tuple[dict[Node, list[list[Any]]], list[str]]:
         """``sql``'s rows on every node (it runs in database ``default``; name the

@@ -61,6 +61,26 @@ FILES = {
           - name: ranked
             sql: SELECT * FROM merged ORDER BY spent DESC, user_id
     """,
+    "pipes/buyers_of.yaml": """
+        nodes:
+          - name: buyers
+            sql: |
+              SELECT user_id, count() AS n FROM events
+              WHERE user_id IN (
+                SELECT user_id FROM events
+                WHERE product_id = {{ String(product, 'p1') }} AND price > 90)
+              GROUP BY user_id ORDER BY user_id
+    """,
+    "pipes/spend_by_product.yaml": """
+        nodes:
+          - name: spend
+            sql: SELECT user_id, sum(price) AS spent FROM events GROUP BY user_id
+          - name: joined
+            sql: |
+              SELECT e.product_id AS product_id, count() AS n, max(s.spent) AS top_spent
+              FROM events AS e ALL INNER JOIN spend AS s USING user_id
+              GROUP BY product_id ORDER BY product_id
+    """,
 }
 
 

@@ -201,7 +201,12 @@ def test_endpoints_answer_as_on_the_embedded_engine(project_factory, cli, cluste
     def answers(folder, *args) -> list:
         out = []
         with rtp_serve(folder, *args) as srv:
-            for pipe, params in [("user_stats", {})] + [("by_user", {"user_id": u}) for u in users]:
+            for pipe, params in [
+                ("user_stats", {}),
+                ("buyers_of", {"product": "p3"}),
+                ("spend_by_product", {}),
+                *[("by_user", {"user_id": u}) for u in users],
+            ]:
                 r = httpx.get(
                     f"{srv.base}/v0/pipes/{pipe}.json",
                     params={**params, "token": srv.admin},
@@ -214,3 +219,4 @@ def test_endpoints_answer_as_on_the_embedded_engine(project_factory, cli, cluste
     on_cluster = answers(root, "--target", cluster_url)
     assert on_cluster == answers(embedded)
     assert len(on_cluster[0]) == 37 and sum(int(r["n"]) for r in on_cluster[0]) == 3000
+    assert on_cluster[1] and len(on_cluster[2]) == 11
