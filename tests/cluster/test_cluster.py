@@ -10,9 +10,18 @@ import textwrap
 
 import httpx
 import pytest
-from conftest import BASE, NODES, ddl_queue, needs_cluster, on_node, service, wait_until
-from serving import rtp_serve
-from shop import FILES, ndjson, rows, write_rows
+
+from tests.cluster.nodes import (
+    BASE,
+    NODES,
+    ddl_queue,
+    needs_cluster,
+    on_node,
+    service,
+    wait_until,
+)
+from tests.cluster.shop import FILES, ndjson, rows, write_rows
+from tests.serving import rtp_serve
 
 pytestmark = needs_cluster
 

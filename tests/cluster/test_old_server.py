@@ -10,9 +10,9 @@ import uuid
 
 import httpx
 import pytest
-from serving import rtp_serve
 
 from rtp.engine import version_tuple
+from tests.serving import rtp_serve
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
 pytestmark = pytest.mark.skipif(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from shop import FILES
+
+from tests.cluster.shop import FILES
 
 CLUSTER_YAML = """
     name: shop
