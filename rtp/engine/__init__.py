@@ -32,8 +32,10 @@ MIN_VERSIONS: dict[str, tuple[int, int]] = {
     "data skipping indexes": (19, 6),
     "DateTime64": (20, 1),
     "window functions": (21, 3),
-    # WITH name AS (SELECT ...): before it, pipes compose as nested subqueries
-    "table CTEs": (20, 10),
+    # WITH a AS (SELECT ...), b AS (SELECT ... FROM a): 20.10 has table CTEs but refuses
+    # one that reads an earlier one (Missing columns); before 21.1 pipes compose as
+    # nested subqueries
+    "table CTEs": (21, 1),
     # LowCardinality without allow_experimental_low_cardinality_type
     "LowCardinality": (19, 0),
     # insert_deduplication_token (22.2); non_replicated_deduplication_window is 20.x

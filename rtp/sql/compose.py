@@ -4,8 +4,8 @@
 what it reads, and builds the dependency graph. ``CompiledProject.compose`` turns a pipe
 (or one node of it) into one statement by wrapping the nodes it needs, and the pipes it
 reads, as ``WITH name AS (...)`` around the user's own text; for a server without
-table CTEs (ClickHouse before 20.10, e.g. Debian's 18.16), ``nested=True`` puts each
-node in place of the names that read it, as ``(...) AS name``.
+table CTEs that read each other (ClickHouse before 21.1, e.g. Debian's 18.16),
+``nested=True`` puts each node in place of the names that read it, as ``(...) AS name``.
 """
 
 from __future__ import annotations

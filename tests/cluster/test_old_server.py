@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from rtp.engine import version_tuple
+from rtp.engine import MIN_VERSIONS, version_tuple
 from tests.serving import rtp_serve
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
@@ -62,7 +62,7 @@ def test_multi_node_endpoint_and_low_cardinality_on_the_server(project_factory, 
 
     backend = ClickHouseBackend(database)
     try:
-        old = version_tuple(backend.version()) < (20, 10)
+        old = version_tuple(backend.version()) < MIN_VERSIONS["table CTEs"]
         types = dict(
             backend.query(
                 "SELECT name, type FROM system.columns WHERE "
