@@ -6,6 +6,8 @@ as the embedded engine."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import textwrap
 
 import httpx
@@ -21,7 +23,7 @@ from tests.cluster.nodes import (
     wait_until,
 )
 from tests.cluster.shop import FILES, ndjson, rows, write_rows
-from tests.serving import rtp_serve
+from tests.serving import ENV, rtp_serve
 
 pytestmark = needs_cluster
 
@@ -111,6 +113,38 @@ def test_deploy_redeploy_and_alter_on_every_node(project_factory, cli, cluster_u
         assert "ORDER BY (user_id, category, id)" in objects["events__local"][1]
         assert on_node(node, f"SELECT count(), uniqExact(id) FROM `{db}`.events") == [(500, 500)]
     assert on_node(1, f"SELECT countMerge(n) FROM `{db}`.per_user") == [(500,)]
+    assert "up to date" in cli("deploy", "-p", root, "--target", cluster_url).output
+
+
+@pytest.mark.parametrize("crash_after", [8, 9])
+def test_a_rebuild_killed_mid_way_is_finished_by_the_next_deploy(
+    project_factory, cli, cluster_url, crash_after
+):
+    """Killed after the copy into the fresh tables (8) or after the swap (9): the next
+    deploy finishes from the journal, every row once on every node, nothing left over."""
+    root = project_factory(FILES, base=None)
+    db = _db(cluster_url)
+    assert cli("deploy", "-p", root, "--target", cluster_url).exit_code == 0
+    loaded = cli(
+        "append", "-p", root, "--target", cluster_url, "events", write_rows(root, rows(300))
+    )
+    assert loaded.exit_code == 0, loaded.output
+    objects = set(_objects(1, db))
+    path = root / "datasources/events.yaml"
+    path.write_text(path.read_text().replace("[user_id, id]", "[user_id, price, id]"))
+    killed = subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root), "--target",
+         cluster_url, "--allow-destructive"],
+        env={**ENV, "RTP_TEST_DEPLOY_CRASH_AFTER": str(crash_after)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == 137, killed.stderr
+    finished = cli("deploy", "-p", root, "--target", cluster_url)
+    assert finished.exit_code == 0 and "resum" in finished.output.lower(), finished.output
+    for node in NODES:
+        assert set(_objects(node, db)) == objects, f"node {node}"
+        assert "ORDER BY (user_id, price, id)" in _objects(node, db)["events__local"][1]
+        assert on_node(node, f"SELECT count(), uniqExact(id) FROM `{db}`.events") == [(300, 300)]
     assert "up to date" in cli("deploy", "-p", root, "--target", cluster_url).output
 
 
