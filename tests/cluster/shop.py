@@ -61,6 +61,22 @@ FILES = {
           - name: ranked
             sql: SELECT * FROM merged ORDER BY spent DESC, user_id
     """,
+    "datasources/top_users.yaml": """
+        columns:
+          - {name: user_id, type: String}
+          - {name: spent, type: UInt64}
+        sorting_key: [user_id]
+    """,
+    "pipes/top_users_copy.yaml": """
+        type: copy
+        target: top_users
+        mode: replace
+        nodes:
+          - name: top
+            sql: |
+              SELECT user_id, sum(price) AS spent FROM events
+              GROUP BY user_id ORDER BY spent DESC LIMIT 10
+    """,
     "pipes/buyers_of.yaml": """
         nodes:
           - name: buyers

@@ -66,6 +66,8 @@ def test_deploy_redeploy_and_alter_on_every_node(project_factory, cli, cluster_u
             "per_user": "Distributed",
             "per_user__local": "ReplicatedAggregatingMergeTree",
             "per_user_mv": "MaterializedView",
+            "top_users": "Distributed",
+            "top_users__local": "ReplicatedMergeTree",
             "_rtp_state": "ReplicatedMergeTree",
             "_rtp_journal": "ReplicatedMergeTree",
         }, f"node {node}"
@@ -114,6 +116,14 @@ def test_deploy_redeploy_and_alter_on_every_node(project_factory, cli, cluster_u
         assert on_node(node, f"SELECT count(), uniqExact(id) FROM `{db}`.events") == [(500, 500)]
     assert on_node(1, f"SELECT countMerge(n) FROM `{db}`.per_user") == [(500,)]
     assert "up to date" in cli("deploy", "-p", root, "--target", cluster_url).output
+
+    # a copy pipe replacing its target: twice, the second replaces the first's rows
+    for _ in range(2):
+        copied = cli("copy", "run", "-p", root, "--target", cluster_url, "top_users_copy")
+        assert copied.exit_code == 0, copied.output
+    for node in NODES:
+        assert set(_objects(node, db)) == set(before[node]), f"node {node}"
+        assert on_node(node, f"SELECT count() FROM `{db}`.top_users") == [(10,)]
 
 
 @pytest.mark.parametrize("crash_after", [8, 9])
