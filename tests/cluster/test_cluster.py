@@ -219,6 +219,14 @@ def test_events_while_a_replica_is_killed_land_exactly_once(project_factory, cli
                     assert r.json()["successful_rows"] == BATCH
                     acknowledged += [row["id"] for row in batch]
                     break
+        # replacing rows through the API is refused on a cluster, and changes nothing
+        r = httpx.post(
+            f"{srv.base}/v0/datasources",
+            params={"name": "events", "mode": "replace", "format": "ndjson", "token": srv.admin},
+            content=ndjson(rows(10, 10**6)),
+            timeout=60,
+        )
+        assert r.status_code == 400 and "not supported on a cluster" in r.json()["error"], r.text
     assert len(acknowledged) == BATCHES * BATCH
     total, distinct = on_node(2, f"SELECT count(), uniqExact(id) FROM `{db}`.events")[0]
     assert (total, distinct) == (len(acknowledged), len(acknowledged))
