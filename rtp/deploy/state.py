@@ -158,9 +158,8 @@ def _logical(lives: dict[str, Live]) -> dict[str, Live]:
 
 def _read_cluster(backend: Backend) -> dict[str, Live]:
     db = quote_string(backend.database)
-    tables, down = backend.on_nodes(_TABLES.format(db=db))  # type: ignore[attr-defined]
-    columns, more = backend.on_nodes(_COLUMNS.format(db=db))  # type: ignore[attr-defined]
-    backend.down = list(dict.fromkeys([*down, *more]))  # type: ignore[attr-defined]
+    tables, _ = backend.on_nodes(_TABLES.format(db=db))  # type: ignore[attr-defined]
+    columns, _ = backend.on_nodes(_COLUMNS.format(db=db))  # type: ignore[attr-defined]
     nodes = {n: _logical(_lives(tables[n], columns[n])) for n in tables if n in columns}
     out: dict[str, Live] = {}
     for name in sorted({name for lives in nodes.values() for name in lives}):

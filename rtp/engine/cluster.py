@@ -55,6 +55,7 @@ class ClusterBackend(ClickHouseBackend):
         self.on_cluster = f" ON CLUSTER `{self.cluster}`"
         self._args = args
         self._nodes: dict[Node, ClickHouseBackend | None] = {}
+        self.down: list[str] = []  # what kept nodes out of the last on_nodes
         super().__init__(url, **kwargs)
         _, rows = self.query(
             "SELECT shard_num, replica_num, host_name, port FROM system.clusters "
@@ -101,7 +102,7 @@ class ClusterBackend(ClickHouseBackend):
         database), and what keeps the other nodes out: unreachable, or replicated tables
         still read-only (a restarted server waits for its old ZooKeeper session to
         expire, about ``session_timeout_ms``; this waits up to ``READY_WAIT`` seconds for
-        it). Raises QueryError when a node refuses the query."""
+        it; kept in :attr:`down` too). Raises QueryError when a node refuses the query."""
         rows: dict[Node, list[list[Any]]] = {}
         down: list[str] = []
         for node in self.nodes:
@@ -118,6 +119,7 @@ class ClusterBackend(ClickHouseBackend):
             except EngineError:
                 self._forget(node)
                 down.append(f"{node} is unreachable")
+        self.down = down
         return rows, down
 
     def _ready(self, backend: ClickHouseBackend) -> bool:
