@@ -111,7 +111,7 @@ class ClusterBackend(ClickHouseBackend):
                 if backend is None:
                     raise EngineError("unreachable", code="RTP501")
                 if not self._ready(backend):
-                    down.append(f"{node} has read-only replicated tables (not ready)")
+                    down.append(f"{node} has replicated tables not active yet (not ready)")
                     continue
                 rows[node] = backend.query(sql)[1]
             except QueryError:
@@ -125,8 +125,13 @@ class ClusterBackend(ClickHouseBackend):
     def _ready(self, backend: ClickHouseBackend) -> bool:
         deadline = time.monotonic() + READY_WAIT
         while True:
+            # A restarted server's replicas stay inactive until its old ZooKeeper session
+            # expires, yet show is_readonly = 0; their queue was not updated since the
+            # start (absolute_delay counts from 1970). An ALTER ON CLUSTER then fails on
+            # that node (Cannot enqueue replicated DDL query for a replicated shard).
             _, rows = backend.query(
-                "SELECT count() FROM system.replicas WHERE is_readonly OR is_session_expired"
+                "SELECT count() FROM system.replicas WHERE is_readonly OR is_session_expired "
+                "OR absolute_delay > uptime()"
             )
             if not rows[0][0]:
                 return True
