@@ -164,7 +164,12 @@ def test_drift_on_one_node_is_reported_with_its_host(project_factory, cli, clust
     db = _db(cluster_url)
     assert cli("deploy", "-p", root, "--target", cluster_url).exit_code == 0
     on_node(3, f"DETACH TABLE `{db}`.per_user_mv")
-    plan = cli("deploy", "-p", root, "--target", cluster_url, "--plan")
+    # the same target, written in rtp.yaml as a mapping
+    url, cluster = cluster_url.split("?cluster=")
+    (root / "rtp.yaml").write_text(
+        f"name: shop\ntargets:\n  prod: {{url: '{url}', cluster: {cluster}}}\n"
+    )
+    plan = cli("deploy", "-p", root, "--target", "prod", "--plan")
     assert f"drift: view per_user_mv was changed by hand on 127.0.0.1:{BASE + 3}" in plan.output
     fixed = cli("deploy", "-p", root, "--target", cluster_url)
     assert fixed.exit_code == 0, fixed.output
