@@ -72,7 +72,7 @@ CODES: dict[str, str] = {
     "RTP304": "SQL rejected by ClickHouse",
     "RTP305": "materialized or copy output does not fit its target",
     "RTP306": "invalid pipe structure",
-    "RTP310": "a cluster would split a view's groups across shards",
+    "RTP312": "a cluster would split a view's groups across shards",
     "RTP400": "invalid request parameter",
     "RTP401": "missing required parameter",
     "RTP402": "error raised by the template",

@@ -53,7 +53,7 @@ PINNED = {
     "RTP304": (SqlError, 400, 2),
     "RTP305": (SqlError, 400, 2),
     "RTP306": (SqlError, 400, 2),
-    "RTP310": (SqlError, 400, 2),
+    "RTP312": (SqlError, 400, 2),
     "RTP400": (RequestError, 400, 2),
     "RTP401": (RequestError, 400, 2),
     "RTP402": (RequestError, 400, 2),

@@ -1,4 +1,4 @@
-"""Materialized views whose groups a cluster would split across shards (RTP310, a
+"""Materialized views whose groups a cluster would split across shards (RTP312, a
 warning; only for projects with a cluster target).
 
 On a cluster each node's view sees only the rows its node stores (rtp.deploy.cluster), so
@@ -75,7 +75,7 @@ def sharding(ctx) -> None:
                 f"{', '.join(sorted(keys))} into {target.name} ({target.engine.type}), but "
                 f"{source.name} is sharded by {source.shard_key or 'rand()'}: a group's rows "
                 f"are on several shards, so {target.name} gets one partial row per shard",
-                code="RTP310",
+                code="RTP312",
                 severity="warning",
                 location=pipe.loc("nodes"),
                 hint=f"shard {source.name} by the group's columns (shard_key: "

@@ -1,4 +1,4 @@
-"""`rtp check` warns (RTP310) when a cluster target would split a materialized view's
+"""`rtp check` warns (RTP312) when a cluster target would split a materialized view's
 groups across shards in a way its target can't combine. Offline: no cluster needed."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LAST_SEEN = {
 
 def _warnings(cli, root) -> list[dict]:
     result = cli("check", "-p", root, "--format", "json")
-    return [p for p in json.loads(result.output)["problems"] if p["code"] == "RTP310"]
+    return [p for p in json.loads(result.output)["problems"] if p["code"] == "RTP312"]
 
 
 @pytest.mark.parametrize(
