@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "RTP306": "invalid pipe structure",
     "RTP310": "cache on a node that reads a request parameter",
     "RTP311": "endpoint node reads a table without its primary key (--strict)",
+    "RTP312": "a cluster would split a view's groups across shards",
     "RTP400": "invalid request parameter",
     "RTP401": "missing required parameter",
     "RTP402": "error raised by the template",

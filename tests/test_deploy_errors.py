@@ -17,7 +17,14 @@ def test_parse_url():
         "password": "p@ss",
         "database": "shop",
         "secure": False,
+        "cluster": None,
+        "zookeeper_path": None,
+        "replica": None,
     }
+    assert parse_url("clickhouse://h/shop?cluster=c1")["cluster"] == "c1"
+    with pytest.raises(EngineError) as err:
+        parse_url("clickhouse://h/shop?clustre=c1")
+    assert "unknown option clustre" in err.value.message
     assert parse_url("clickhouses://h")["port"] == 9440
     assert parse_url("clickhouse://h")["database"] == "default"
     assert redact("clickhouse://ana:secret@h:9000/db") == "clickhouse://ana:***@h:9000/db"

@@ -56,6 +56,7 @@ PINNED = {
     "RTP306": (SqlError, 400, 2),
     "RTP310": (SqlError, 400, 2),
     "RTP311": (SqlError, 400, 2),
+    "RTP312": (SqlError, 400, 2),
     "RTP400": (RequestError, 400, 2),
     "RTP401": (RequestError, 400, 2),
     "RTP402": (RequestError, 400, 2),

@@ -49,9 +49,10 @@ def _rules():
     from rtp.check.outputs import outputs
     from rtp.check.reserved import reserved
     from rtp.check.schemas import schemas
+    from rtp.check.sharding import sharding
     from rtp.check.statements import statements
 
-    return (statements, reserved, operators, cache, schemas, explain, outputs, indexes)
+    return (statements, reserved, operators, cache, schemas, explain, outputs, indexes, sharding)
 
 
 def check_project(

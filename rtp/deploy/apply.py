@@ -41,8 +41,9 @@ def apply(
 
     Raises EngineError RTP504 (before running anything) when a change is destructive
     and ``allow_destructive`` is false, RTP509 when an unfinished deploy's journal is
-    on the target (finish it with :func:`resume` first) and RTP503 naming the change and
-    statement when a statement fails (the journal stays: the next deploy resumes it).
+    on the target (finish it with :func:`resume` first), RTP501 (before running
+    anything) when a node of a cluster can't be reached, and RTP503 naming the change
+    and statement when a statement fails (the journal stays: the next deploy resumes it).
     """
     if plan.destructive and not allow_destructive:
         names = ", ".join(f"{c.action} {c.kind} {c.name}" for c in plan.destructive)
@@ -54,6 +55,14 @@ def apply(
     pending = plan.pending
     if not pending:
         return []
+    if plan.down:
+        # ON CLUSTER statements would wait for the node, then leave it behind
+        raise EngineError(
+            f"cluster node {'; '.join(plan.down)}: nothing was applied",
+            code="RTP501",
+            hint="start the node (or remove it from the cluster's definition), then run "
+            "`rtp deploy` again",
+        )
     with backend.exclusive():
         unfinished = find_unfinished(backend)
         if unfinished is not None:

@@ -3,7 +3,8 @@
 ``run_copy`` runs one now (``rtp copy run NAME``, and :mod:`rtp.server.scheduler` when a
 pipe's ``schedule`` fires while ``rtp serve`` runs). Mode ``append`` adds rows;
 ``replace`` fills a new table and swaps it in while holding the backend, so readers
-never see the target half-empty through this backend. ``next_run`` reads a schedule
+never see the target half-empty through this backend (on a cluster: new node-local
+tables, swapped ON CLUSTER). ``next_run`` reads a schedule
 with croniter (validated at load time by :mod:`rtp.project.load`).
 """
 
@@ -11,15 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from typing import TYPE_CHECKING
 
 from croniter import croniter
 
-from rtp.engine import QueryError
+from rtp.engine import QueryError, nested
 from rtp.errors import EngineError, Problems, ProjectError
-from rtp.project.model import Project
+from rtp.project.model import Datasource, Project
 from rtp.sql.compose import CompiledProject, compile_project
-from rtp.sql.ddl import create_table
+from rtp.sql.ddl import create_distributed, create_table, local
 
 if TYPE_CHECKING:
     from rtp.engine import Backend
@@ -47,7 +49,8 @@ def run_copy(
             f"'{name}' is not a copy pipe", code="RTP107", hint=f"copy pipes: {copies or 'none'}"
         )
     compiled = compiled or compile_project(project, Problems())
-    select = compiled.compose(name, {**compiled.sample_values(name), **(values or {})}).sql
+    values = {**compiled.sample_values(name), **(values or {})}
+    select = compiled.compose(name, values, nested=nested(backend)).sql
     if timeout:
         # a second SETTINGS clause is valid after the user's own (rtp.query);
         # whole seconds: 18.16 refuses a Float64 here ("Bad get: has Float64")
@@ -58,7 +61,9 @@ def run_copy(
     try:
         # The copy's query runs like any insert (reads go on beside it); only a
         # replace's swap takes the exclusive hold, so no reader sees the target missing.
-        if pipe.mode == "replace":
+        if pipe.mode == "replace" and getattr(backend, "cluster", None):
+            _replace_on_cluster(backend, project.datasources[target], select)
+        elif pipe.mode == "replace":
             tmp = f"{target}__rtp_copy"
             backend.execute(f"DROP TABLE IF EXISTS `{tmp}`")
             backend.execute(create_table(project.datasources[target], name=tmp))
@@ -78,6 +83,26 @@ def run_copy(
                 "the old rows, an append may have added some",
             ) from None
         raise
+
+
+def _replace_on_cluster(backend: Backend, ds: Datasource, select: str) -> None:
+    """A replace on a cluster: fresh Replicated tables and their Distributed table are
+    filled, then the node-local tables are swapped ON CLUSTER (the target's Distributed
+    table reads the swapped-in ones by name) and the old ones dropped."""
+    spec = backend.spec()  # type: ignore[attr-defined]
+    tmp, on = f"{ds.name}__rtp_copy", spec.on
+    old = local(f"{tmp}_old")
+    for name in (tmp, local(tmp), old):
+        backend.execute(f"DROP TABLE IF EXISTS `{name}`{on}")
+    backend.execute(create_table(ds, name=tmp, cluster=spec, nonce=uuid.uuid4().hex[:12]))
+    backend.execute(create_distributed(tmp, spec, ds.shard_key))
+    backend.execute(f"INSERT INTO `{tmp}`\n{select}")
+    with backend.exclusive():
+        backend.execute(
+            f"RENAME TABLE `{local(ds.name)}` TO `{old}`, `{local(tmp)}` TO `{local(ds.name)}`{on}"
+        )
+        backend.execute(f"DROP TABLE `{tmp}`{on}")
+        backend.execute(f"DROP TABLE `{old}`{on}")
 
 
 def next_run(schedule: str, after: dt.datetime) -> dt.datetime:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rtp.deploy.state import Record
+from rtp.deploy.state import Record, own_ddl
 from rtp.engine import QueryError
 from rtp.sql.escape import quote_string
 
@@ -37,17 +37,16 @@ if TYPE_CHECKING:
     from rtp.engine import Backend
 
 JOURNAL_TABLE = "_rtp_journal"
-JOURNAL_DDL = (
-    f"CREATE TABLE IF NOT EXISTS `{JOURNAL_TABLE}` (deploy_id String, seq UInt32, "
-    "kind String, body String, at DateTime, version UInt64) "
-    "ENGINE = MergeTree ORDER BY (deploy_id, seq)"
+JOURNAL_COLUMNS = (
+    "deploy_id String, seq UInt32, kind String, body String, at DateTime, version UInt64"
 )
 RECORD = "-- record in the deploy state"  # the pseudo-step after each change's statements
+_ON = r"(?: ON CLUSTER `[^`]+`)?"  # rtp's statements on a cluster end with it
 # a fresh table filled by the steps after its DROP: a plain deploy's rebuild copy, or a
 # staged version's table (rtp.deploy.stage)
-_NEW_DROP = re.compile(r"DROP TABLE IF EXISTS `([^`]+__rtp_(?:new|stage))`$")
+_NEW_DROP = re.compile(rf"DROP TABLE IF EXISTS `([^`]+__rtp_(?:new|stage))`{_ON}$")
 _CREATE = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW) (?:IF NOT EXISTS )?`([^`]+)`")
-_DROP = re.compile(r"DROP TABLE (?:IF EXISTS )?`([^`]+)`$")
+_DROP = re.compile(rf"DROP TABLE (?:IF EXISTS )?`([^`]+)`({_ON})$")
 _PAIR = re.compile(r"`([^`]+)` TO `([^`]+)`")
 # ClickHouse's answers to an ALTER that already ran: DUPLICATE_COLUMN, NOT_FOUND_COLUMN,
 # NO_SUCH_COLUMN_IN_TABLE, ILLEGAL_COLUMN (18.16 and 26.x), BAD_ARGUMENTS (index)
@@ -132,7 +131,10 @@ class Journal:
         )
 
     def begin(self, target: str, changes: list[Change]) -> None:
-        self.backend.execute(JOURNAL_DDL)
+        if not _exists(self.backend, JOURNAL_TABLE):
+            self.backend.execute(
+                own_ddl(self.backend, JOURNAL_TABLE, JOURNAL_COLUMNS, "(deploy_id, seq)")
+            )
         self._write(0, "plan", {"target": target, "changes": changes_to_json(changes)})
 
     def step(self, seq: int, change: Change, ci: int, si: int, sql: str) -> None:
@@ -275,13 +277,14 @@ def _run_guarded(backend: Backend, sql: str) -> None:
         backend.execute(sql)
     elif sql.startswith("DROP TABLE "):
         m = _DROP.match(sql)
-        backend.execute(f"DROP TABLE IF EXISTS `{m.group(1)}`" if m else sql)
+        backend.execute(f"DROP TABLE IF EXISTS `{m.group(1)}`{m.group(2)}" if m else sql)
     elif sql.startswith("RENAME TABLE "):
         # our renames are "x TO x__rtp_old, x__rtp_new TO x" and the destination of each
         # pair was dropped earlier in the change: a destination that exists was renamed
+        on = re.search(rf"{_ON}$", sql).group(0)  # type: ignore[union-attr]
         for src, dst in _PAIR.findall(sql):
             if not _exists(backend, dst) and _exists(backend, src):
-                backend.execute(f"RENAME TABLE `{src}` TO `{dst}`")
+                backend.execute(f"RENAME TABLE `{src}` TO `{dst}`{on}")
     elif sql.startswith("ALTER TABLE "):
         try:
             backend.execute(sql)

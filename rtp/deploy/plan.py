@@ -14,7 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from rtp.deploy.state import Live, Record, digest, read_live, read_state
-from rtp.engine import require
+from rtp.engine import nested, require
 from rtp.errors import Problems, SqlError
 from rtp.project.model import Datasource, Pipe, Project
 from rtp.sql.compose import CompiledProject, compile_project
@@ -95,6 +95,7 @@ class Plan:
     target: str
     changes: list[Change] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)  # a cluster's nodes that can't take DDL
 
     @property
     def pending(self) -> list[Change]:
@@ -107,6 +108,8 @@ class Plan:
     def render(self, *, sql: bool = False) -> str:
         """The plan as text for a terminal (``sql=True`` lists each statement too)."""
         lines = [f"Plan for {self.target}:"]
+        for node in self.down:
+            lines.append(f"  down: node {node}; nothing is applied until it is back")
         for note in self.drift:
             lines.append(f"  drift: {note}")
         for change in self.changes:
@@ -131,10 +134,14 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
     if compiled is None:
         compiled = compile_project(project, Problems())
     state, live = read_state(backend), read_live(backend)
-    result = Plan(target=f"{backend.name}:{backend.database}")
+    cluster = getattr(backend, "cluster", None)
+    where = f" on cluster {cluster}" if cluster else ""
+    result = Plan(target=f"{backend.name}:{backend.database}{where}")
+    result.down = list(getattr(backend, "down", []))
     order = _table_order(project, compiled)
     views = {p.name: p for p in project.pipes.values() if p.type == "materialized"}
-    desired = {name: _desired_view(compiled, pipe) for name, pipe in views.items()}
+    form = nested(backend)
+    desired = {name: _desired_view(compiled, pipe, form) for name, pipe in views.items()}
     for pipe in views.values():
         if re.search(r"\bOVER\s*\(", desired[pipe.name].select, re.I):
             require(backend, "window functions", f"pipe {pipe.name}")
@@ -192,6 +199,10 @@ def plan(project: Project, backend: Backend, *, compiled: CompiledProject | None
                     destructive=True,
                 )
             )
+    if cluster:
+        from rtp.deploy.cluster import for_cluster
+
+        for_cluster(result, project, compiled, backend)  # type: ignore[arg-type]
     return result
 
 
@@ -237,7 +248,7 @@ def _table_change(
             destructive=True,
         )
     if live.hash != rec.live_hash:
-        drift.append(f"table {ds.name} was changed by hand{_column_drift(rec, live)}")
+        drift.append(f"table {ds.name} was changed by hand{live.where}{_column_drift(rec, live)}")
         return _rebuild(
             ds, live, record, "changed by hand; rebuilt from the project", destructive=True
         )
@@ -431,14 +442,14 @@ class DesiredView:
         return create_materialized_view(self.name, self.target, self.select)
 
 
-def _desired_view(compiled: CompiledProject, pipe: Pipe) -> DesiredView:
+def _desired_view(compiled: CompiledProject, pipe: Pipe, form: bool = False) -> DesiredView:
     if pipe.name in compiled.broken or not pipe.target:
         raise SqlError(
             f"materialized pipe '{pipe.name}' has errors",
             code="RTP304",
             hint="run `rtp check` and fix them before deploying",
         )
-    select = compiled.compose(pipe.name, compiled.sample_values(pipe.name)).sql
+    select = compiled.compose(pipe.name, compiled.sample_values(pipe.name), nested=form).sql
     return DesiredView(pipe.name, pipe.target, select)
 
 
@@ -521,7 +532,7 @@ def _view_change(
             )
         return _backfill_target(pipe, view, project, record)
     if live.hash != rec.live_hash:
-        drift.append(f"view {name} was changed by hand")
+        drift.append(f"view {name} was changed by hand{live.where}")
     if rec.hash == record.hash and live.hash == rec.live_hash:
         if dropped:
             return Change(

@@ -45,6 +45,12 @@ MIN_VERSIONS: dict[str, tuple[int, int]] = {
     "DateTime64": (20, 1),
     "the JSON type": (24, 8),  # experimental until 25.3 (allow_experimental_json_type)
     "window functions": (21, 3),
+    # WITH a AS (SELECT ...), b AS (SELECT ... FROM a): 20.10 has table CTEs but refuses
+    # one that reads an earlier one (Missing columns); before 21.1 pipes compose as
+    # nested subqueries
+    "table CTEs": (21, 1),
+    # LowCardinality without allow_experimental_low_cardinality_type
+    "LowCardinality": (19, 0),
     # insert_deduplication_token (22.2); non_replicated_deduplication_window is 20.x
     "insert deduplication tokens": (22, 2),
 }
@@ -92,6 +98,17 @@ def version_tuple(version: str) -> tuple[int, int]:
     """``'18.16.1'`` -> ``(18, 16)``."""
     parts = [int(p) for p in re.findall(r"\d+", version)[:2]]
     return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+
+def has(backend: Backend, feature: str) -> bool:
+    """Whether the backend's ClickHouse is new enough for ``feature`` (MIN_VERSIONS)."""
+    return version_tuple(backend.version()) >= MIN_VERSIONS[feature]
+
+
+def nested(backend: Backend) -> bool:
+    """Whether pipes must be composed as nested subqueries on this backend (no table
+    CTEs): the ``nested`` of :meth:`rtp.sql.compose.CompiledProject.compose`."""
+    return not has(backend, "table CTEs")
 
 
 def require(backend: Backend, feature: str, where: str = "") -> None:

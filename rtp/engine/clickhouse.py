@@ -12,6 +12,9 @@ Callers' reads carry :class:`~rtp.engine.limits.Limits` as the driver's query se
 SETTINGS after them, but under ``readonly = 1`` that clause fails (READONLY). 18.16
 truncates a fractional ``max_execution_time`` (0.5 -> 0 = no limit), so it is rounded
 up to whole seconds here.
+
+Servers before 19.0 need ``allow_experimental_low_cardinality_type = 1`` to create (and
+insert into) a ``LowCardinality`` column: statements and inserts carry it there.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import re
 import uuid
 from contextlib import AbstractContextManager
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from rtp.engine import (
     MIN_VERSIONS,
@@ -47,16 +50,25 @@ _DEDUP_WINDOW = re.compile(r",?\s*non_replicated_deduplication_window\s*=\s*\d+(
 _AUTH_CODES = {192, 193, 516}  # UNKNOWN_USER, WRONG_PASSWORD, AUTHENTICATION_FAILED
 
 
+# options of a target URL's query (?cluster=name): see rtp.engine.cluster
+URL_OPTIONS = ("cluster", "zookeeper_path", "replica")
+
+
 def parse_url(url: str) -> dict[str, Any]:
-    """Connection arguments from a clickhouse:// URL. Raises EngineError RTP501."""
+    """Connection arguments from a clickhouse:// URL, plus its :data:`URL_OPTIONS`
+    (None when absent). Raises EngineError RTP501."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname:
+    query = parse_qs(parsed.query)
+    unknown = sorted(set(query) - set(URL_OPTIONS))
+    if parsed.scheme not in ("clickhouse", "clickhouses") or not parsed.hostname or unknown:
         raise EngineError(
-            f"not a ClickHouse URL: {redact(url)}",
+            f"not a ClickHouse URL: {redact(url)}"
+            + (f" (unknown option {', '.join(unknown)})" if unknown else ""),
             code="RTP501",
-            hint="use clickhouse://user:password@host:9000/database",
+            hint="use clickhouse://user:password@host:9000/database[?cluster=name]",
         )
     return {
+        **{k: query[k][-1] if k in query else None for k in URL_OPTIONS},
         "host": parsed.hostname,
         "port": parsed.port or (9440 if parsed.scheme == "clickhouses" else 9000),
         "user": unquote(parsed.username or "default"),
@@ -76,6 +88,8 @@ def redact(url: str) -> str:
 
 class ClickHouseBackend:
     name = "clickhouse"
+    cluster: str | None = None  # a ClusterBackend's cluster
+    on_cluster = ""  # " ON CLUSTER `name`" on a cluster
 
     def __init__(self, url: str, *, timeout: float = 30.0, connect_timeout: float = 5.0):
         from clickhouse_driver import Client  # only here: planning never sees the driver
@@ -114,7 +128,7 @@ class ClickHouseBackend:
             f"SELECT count() FROM system.databases WHERE name = {quote_string(self.database)}"
         )[0][0]
         if not exists:  # a serving user without DDL rights can't even CREATE IF NOT EXISTS
-            self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            self._call(f"CREATE DATABASE IF NOT EXISTS `{self.database}`{self.on_cluster}")
         first.connection.database = self.database
         first.disconnect()
         known = self._call(
@@ -178,7 +192,14 @@ class ClickHouseBackend:
                 "native protocol; use INSERT ... SELECT or `rtp append`",
                 sql=sql,
             )
-        self._call(sql)
+        self._call(sql, settings=self.write_settings())
+
+    def write_settings(self) -> dict[str, Any]:
+        """Settings of rtp's own statements and inserts (never of callers' reads, which
+        run read-only): what an old server needs to accept the project's DDL."""
+        if version_tuple(self.version()) < MIN_VERSIONS["LowCardinality"]:
+            return {"allow_experimental_low_cardinality_type": 1}
+        return {}
 
     def _without_dedup_window(self, sql: str) -> str:
         """Servers older than 22.2 have no insert deduplication tokens (and before 20.12
@@ -246,7 +267,7 @@ class ClickHouseBackend:
         # 200 rows, and nothing at all, silently, when the table was missing).
         if not rows:
             return
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = self.write_settings()
         if token is not None:
             require(self, "insert deduplication tokens", "an idempotent insert")
         if version_tuple(self.version()) >= MIN_VERSIONS["insert deduplication tokens"]:

@@ -1,7 +1,8 @@
 """Which engine a command talks to: ``open_backend(project, target)``.
 
 A target is a name from ``rtp.yaml`` (``targets:``), a ``clickhouse://`` URL, or
-``embedded``. Without one, ``RTP_CLICKHOUSE_URL`` wins over the project's
+``embedded``. A URL with ``?cluster=name`` (or a target with ``cluster:``) is a
+cluster (:mod:`rtp.engine.cluster`). Without one, ``RTP_CLICKHOUSE_URL`` wins over the project's
 ``default_target``. The embedded engine keeps its data under ``<project>/.rtp/data``.
 
 chDB creates its files (parts of every insert and background merge, metadata, temporary
@@ -55,8 +56,12 @@ def open_backend(
     """
     url = resolve_target(project, target)
     if url != "embedded":
-        from rtp.engine.clickhouse import ClickHouseBackend
+        from rtp.engine.clickhouse import ClickHouseBackend, parse_url
 
+        if parse_url(url)["cluster"]:
+            from rtp.engine.cluster import ClusterBackend
+
+            return ClusterBackend(url)
         return ClickHouseBackend(url)
     from rtp.engine.embedded import EmbeddedBackend
 

@@ -570,9 +570,10 @@ def _read_settings(root: Path, problems: Problems) -> Settings:
     if file is None:
         return fallback
     targets = [Target("embedded", "embedded")]
-    for tname, url in (file.targets or {}).items():
-        if url is None:
+    for tname, spec in (file.targets or {}).items():
+        if spec is None:
             continue
+        url = spec if isinstance(spec, str) else target_url(spec)
         if url != "embedded" and not url.startswith(("clickhouse://", "clickhouses://")):
             problems.add(
                 ProjectError(
@@ -706,7 +707,23 @@ def _read_datasource(name: str, doc: Doc, problems: Problems) -> Datasource | No
         doc=doc,
         kafka=read_kafka(doc, file, problems),
         forward_query=file.forward_query,
+        shard_key=file.shard_key,
     )
+
+
+def target_url(spec) -> str:
+    """A mapping target as one URL: its cluster options become the URL's query
+    (``?cluster=name``), the form ``--target`` and ``RTP_CLICKHOUSE_URL`` take too."""
+    from urllib.parse import urlencode
+
+    options = {
+        k: getattr(spec, k)
+        for k in ("cluster", "zookeeper_path", "replica")
+        if getattr(spec, k) is not None
+    }
+    if not options:
+        return spec.url
+    return spec.url + ("&" if "?" in spec.url else "?") + urlencode(options)
 
 
 def _read_engine(doc: Doc, spec, problems: Problems) -> Engine:

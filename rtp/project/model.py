@@ -114,6 +114,7 @@ class Datasource:
     kafka: KafkaSource | None = None  # fed by a Kafka topic (rtp serve, rtp connect)
     # `rtp deploy --stage`: a SELECT list over the live table giving the new table's rows
     forward_query: str | None = field(default=None, compare=False)
+    shard_key: str | None = None  # on a cluster: the Distributed table's key (None: rand())
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -171,7 +172,8 @@ class Pipe:
 @dataclass(frozen=True)
 class Target:
     name: str
-    url: str  # "embedded" or clickhouse://user:password@host:port/database
+    # "embedded" or clickhouse://user:password@host:port/database[?cluster=name]
+    url: str
 
 
 @dataclass(frozen=True)

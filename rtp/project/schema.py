@@ -343,6 +343,11 @@ class DatasourceFile(_Model):
         description="how `rtp deploy --stage` fills a changed datasource's new table from "
         "the live one: a SELECT list over the live table (Tinybird's FORWARD_QUERY)",
     )
+    shard_key: Text = Field(
+        None,
+        title="shard_key",
+        description="on a cluster target: the Distributed table's sharding key (default rand())",
+    )
 
 
 def _number_or_text(minimum: float, pattern: str, exclusive: bool = False) -> dict:
@@ -556,6 +561,33 @@ class DeploySection(_Model):
     )
 
 
+class TargetFile(_Model):
+    """A target written as a mapping: a server URL, and the cluster its tables span."""
+
+    what: ClassVar[str] = "target"
+    mapping_what: ClassVar[str] = "a target"
+    url: RequiredText = Field(title="url", description="clickhouse://user:password@host:9000/db")
+    cluster: Text = Field(
+        None, title="cluster", description="deploy ON CLUSTER: a cluster of system.clusters"
+    )
+    zookeeper_path: Text = Field(
+        None,
+        title="zookeeper_path",
+        description="Replicated tables' ZooKeeper path; default "
+        "/clickhouse/tables/{shard}/{database}/{table}",
+    )
+    replica: Text = Field(
+        None, title="replica", description="Replicated tables' replica name; default {replica}"
+    )
+
+
+def _target(value):
+    """A target is a URL (text) or a mapping (:class:`TargetFile`)."""
+    if isinstance(value, dict):
+        return TargetFile.model_validate(value)
+    return _text(value)
+
+
 class ProjectFile(_Model):
     """``rtp.yaml``: the project's name, targets and server settings."""
 
@@ -564,10 +596,22 @@ class ProjectFile(_Model):
     mapping_what: ClassVar[str] = "rtp.yaml"
     name: Name = Field(title="project name")
     description: Text = Field(None, title="description")
-    targets: Annotated[dict[Any, Text] | None, BeforeValidator(_mapping_or_empty)] = Field(
+    targets: Annotated[
+        dict[
+            Any,
+            Annotated[
+                Any,
+                BeforeValidator(_target),
+                WithJsonSchema({"anyOf": [_TEXT_SCHEMA, TargetFile.model_json_schema()]}),
+            ],
+        ]
+        | None,
+        BeforeValidator(_mapping_or_empty),
+    ] = Field(
         None,
         title="targets",
-        description="name -> 'embedded' or clickhouse://user:password@host:9000/database",
+        description="name -> 'embedded', clickhouse://user:password@host:9000/database, "
+        "or {url, cluster}",
     )
     default_target: Text = Field(None, title="default_target")
     tests_dir: Text = Field(None, title="tests_dir")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rtp.engine import Backend, QueryError
+from rtp.engine import Backend, QueryError, nested
 from rtp.engine.limits import LIMIT_ERRORS, TIMEOUT_EXCEEDED, Limits
 from rtp.errors import EngineError, RequestError, SqlError
 from rtp.project.model import Cache
@@ -159,7 +159,7 @@ def _answer(
     cached = None
     if cache is not None:
         cached = node_results(compiled, backend, cache, limits or _limits(timeout))
-    sql = compiled.compose(pipe, values, cached=cached).sql
+    sql = compiled.compose(pipe, values, cached=cached, nested=nested(backend)).sql
     if tables:
         sql = rename_tables(sql, tables)
     if q:
@@ -200,7 +200,11 @@ def node_results(
 
         def compute() -> str | None:
             sql = compiled.compose(
-                pipe, {}, node, cached=lambda p, n: lookup(p, n, (pipe, node))
+                pipe,
+                {},
+                node,
+                cached=lambda p, n: lookup(p, n, (pipe, node)),
+                nested=nested(backend),
             ).sql
             settings = {"max_query_size": len(sql.encode()) + 4096}
             try:

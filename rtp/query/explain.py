@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rtp.engine import Backend, QueryError
+from rtp.engine import Backend, QueryError, nested
 from rtp.engine.limits import Limits
 from rtp.query import coerce_params, endpoint_params, node_results, refused
 from rtp.query.cache import ResultCache
@@ -85,7 +85,11 @@ def profile(
     for cnode in cpipe.nodes:
         name = cnode.node.name
         sql = compiled.compose(
-            pipe, values, name, cached=lambda p, n, name=name: lookup(p, n, (pipe, name))
+            pipe,
+            values,
+            name,
+            cached=lambda p, n, name=name: lookup(p, n, (pipe, name)),
+            nested=nested(backend),
         ).sql
         best = None
         for _ in range(max(1, runs)):

@@ -239,6 +239,12 @@ def _load(backend: Backend, name: str, rows: list[dict], bad: list, mode: str) -
             )
             ok, quarantined = ok + done, quarantined + failed
         return ok, quarantined
+    if getattr(backend, "cluster", None):  # a staging table here would be a Distributed one
+        raise RequestError(
+            "mode=replace is not supported on a cluster target",
+            code="RTP400",
+            hint="append with mode=append, or replace rows with a copy pipe (mode: replace)",
+        )
     staging = f"{name}__rtp_replace_{uuid.uuid4().hex[:8]}"
     backend.execute(f"CREATE TABLE `{staging}` AS `{name}`")
     try:

@@ -3,7 +3,9 @@
 ``compile_project`` parses every node's template, renders it with sample values to find
 what it reads, and builds the dependency graph. ``CompiledProject.compose`` turns a pipe
 (or one node of it) into one statement by wrapping the nodes it needs, and the pipes it
-reads, as ``WITH name AS (...)`` around the user's own text.
+reads, as ``WITH name AS (...)`` around the user's own text; for a server without
+table CTEs that read each other (ClickHouse before 21.1, e.g. Debian's 18.16),
+``nested=True`` puts each node in place of the names that read it, as ``(...) AS name``.
 """
 
 from __future__ import annotations
@@ -116,8 +118,10 @@ class CompiledProject:
         node_name: str | None = None,
         *,
         cached: Callable[[str, str], str | None] | None = None,
+        nested: bool = False,
     ) -> Composed:
-        """One statement for the pipe's output (or for ``node_name``) with ``values``.
+        """One statement for the pipe's output (or for ``node_name``) with ``values``;
+        ``nested``: nodes and pipes as subqueries in place of their names, not as CTEs.
 
         ``cached(pipe, node)``: the text to use instead of a node's own (a cached node's
         result as a literal, :mod:`rtp.query.cache`), or None to render it; a
@@ -160,7 +164,7 @@ class CompiledProject:
 
         def compose_other(name: str) -> str:
             try:
-                return self.compose(name, values, cached=cached).sql
+                return self.compose(name, values, cached=cached, nested=nested).sql
             except RequestError as exc:
                 if exc.code != "RTP401":
                     raise
@@ -176,6 +180,8 @@ class CompiledProject:
             ctes.append((cnode.node.name, render(cnode)))
         if missing:  # no node raised its own error(): the first missing parameter
             raise missing[0]
+        if nested:
+            return Composed(nest(body, dict(ctes)), 0)
         return with_ctes(ctes, body)
 
     def _nodes_needed(
@@ -263,6 +269,56 @@ def with_ctes(ctes: list[tuple[str, str]], body: str) -> Composed:
         return Composed(head + body[match.end() :], len(head), match.end())
     head += "\n"
     return Composed(head + body, len(head))
+
+
+# words after a table name that are not its alias
+_NOT_ALIAS = {
+    "ANY", "ALL", "ARRAY", "ASOF", "ANTI", "SEMI", "CROSS", "FINAL", "FORMAT", "FULL",
+    "GLOBAL", "GROUP", "HAVING", "INNER", "JOIN", "LEFT", "LIMIT", "ON", "ORDER", "OUTER",
+    "PREWHERE", "RIGHT", "SAMPLE", "SETTINGS", "UNION", "USING", "WHERE", "WINDOW", "PASTE",
+    "INTO", "LIKE", "IN", "NOT", "AND", "OR", "EXCEPT", "INTERSECT", "QUALIFY",
+}  # fmt: skip
+_ALIAS = re.compile(r"\s+(?:AS\s+)?(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def _is_aliased(sql: str, end: int) -> bool:
+    alias = _ALIAS.match(sql, end)
+    return alias is not None and alias.group(1).upper() not in _NOT_ALIAS
+
+
+def rename_tables(sql: str, names: dict[str, str]) -> str:
+    """``sql`` reading ``names[t]`` (a quoted, maybe qualified, table name) wherever it
+    reads table ``t`` (under the name ``t``, unless the user gave it an alias): a
+    cluster's views read node-local tables."""
+    refs = sorted((r for r in analyze(sql).refs if r.name in names), key=lambda r: r.start)
+    out: list[str] = []
+    pos = 0
+    for ref in refs:
+        out.append(sql[pos : ref.start])
+        alias = "" if _is_aliased(sql, ref.end) else f" AS `{ref.name}`"
+        out.append(f"{names[ref.name]}{alias}")
+        pos = ref.end
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def nest(body: str, subs: dict[str, str]) -> str:
+    """``body`` with each table name in ``subs`` replaced by ``(its text) AS name`` (the
+    alias the user gave it kept), recursively: the form for servers without table CTEs.
+    References are found by :func:`rtp.sql.analysis.analyze`, so only table positions
+    change; the user's text stays as written."""
+    refs = sorted((r for r in analyze(body).refs if r.name in subs), key=lambda r: r.start)
+    out: list[str] = []
+    pos = 0
+    for ref in refs:
+        if ref.start < pos:
+            continue
+        out.append(body[pos : ref.start])
+        alias = "" if _is_aliased(body, ref.end) else f" AS `{ref.name}`"
+        out.append(f"(\n{nest(subs[ref.name], subs)}\n){alias}")
+        pos = ref.end
+    out.append(body[pos:])
+    return "".join(out)
 
 
 def compile_project(project: Project, problems: Problems) -> CompiledProject:

@@ -2,6 +2,10 @@
 
 The user's expressions (types, keys, TTL, defaults) are placed into the statement as
 they wrote them; only names rtp chooses are quoted here.
+
+On a cluster (a :class:`ClusterSpec`) a datasource is two tables on every node, made
+``ON CLUSTER``: ``<name>__local``, of the Replicated* engine of its family, holding the
+node's rows, and ``<name>``, a Distributed table over them for reads and inserts.
 """
 
 from __future__ import annotations
@@ -211,26 +215,102 @@ def part_spec(ds: Datasource) -> dict[str, Any]:
     return spec
 
 
+LOCAL = "__local"  # suffix of a datasource's table on each node of a cluster
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A cluster target as DDL sees it: its name, the database, and the ZooKeeper path
+    and replica name of Replicated tables (``{database}`` and ``{table}`` are filled
+    in here; ``{shard}``, ``{replica}`` and other macros by each server)."""
+
+    name: str
+    database: str
+    zookeeper_path: str
+    replica: str
+
+    @property
+    def on(self) -> str:
+        return f" ON CLUSTER `{self.name}`"
+
+    def replicated(self, ds: Datasource, table: str, nonce: str) -> str:
+        """The Replicated* engine of ``ds``'s engine family for ``table``: its path ends
+        in ``nonce``, so a table made again under the same name (a rebuild) never meets
+        the ZooKeeper nodes of the one it replaces."""
+        path = self.zookeeper_path.replace("{database}", self.database).replace("{table}", table)
+        inner = engine_sql(ds)
+        args = inner[inner.index("(") + 1 : -1]
+        head = f"{_string(path.rstrip('/') + '/' + nonce)}, {_string(self.replica)}"
+        return f"Replicated{ds.engine.type}({head}{', ' + args if args else ''})"
+
+
+def local(name: str) -> str:
+    """The name of a datasource's table on each node of a cluster."""
+    return f"{name}{LOCAL}"
+
+
 def create_table(
     ds: Datasource,
     database: str | None = None,
     *,
     name: str | None = None,
     if_not_exists: bool = False,
+    cluster: ClusterSpec | None = None,
+    nonce: str = "",
 ) -> str:
-    """``CREATE TABLE`` for a datasource (``name`` overrides the table name)."""
+    """``CREATE TABLE`` for a datasource (``name`` overrides the table name). With
+    ``cluster``: the node-local table ``<name>__local``, Replicated, ON CLUSTER (pair it
+    with :func:`create_distributed`)."""
     lines = [column_sql(c) for c in ds.columns]
     inner = [p.clause(ds) for p in TABLE_PARTS if p.position < 0]
     body = ",\n    ".join([*lines, *(c for c in inner if c)])
     exists = "IF NOT EXISTS " if if_not_exists else ""
-    sql = f"CREATE TABLE {exists}{qualified(name or ds.name, database)}\n(\n    {body}\n)"
+    table = name or ds.name
+    head = qualified(table, database)
+    if cluster is not None:
+        table = local(table)
+        head = qualified(table, database) + cluster.on
+    sql = f"CREATE TABLE {exists}{head}\n(\n    {body}\n)"
     for part in sorted((p for p in TABLE_PARTS if p.position >= 0), key=lambda p: p.position):
         clause = part.clause(ds)
+        if cluster is not None and part.field == "engine" and ds.engine.type.endswith("MergeTree"):
+            clause = f"ENGINE = {cluster.replicated(ds, table, nonce)}"
         if clause:
             sql += f"\n{clause}"
         if part.field == "engine" and ds.engine.type == "Null":
             break  # a Null table takes no keys or settings
     return sql
+
+
+def create_distributed(name: str, cluster: ClusterSpec, shard_key: str | None) -> str:
+    """The Distributed table ``name`` over ``<name>__local`` on every node, sharding
+    inserts by ``shard_key`` (the datasource's ``shard_key:``, default ``rand()``)."""
+    return (
+        # the AS table named with its database: a server runs an ON CLUSTER statement
+        # in database `default` (only the created table's own name gets the database)
+        f"CREATE TABLE `{name}`{cluster.on} AS {qualified(local(name), cluster.database)}\n"
+        f"ENGINE = Distributed({_string(cluster.name)}, {_string(cluster.database)}, "
+        f"{_string(local(name))}, {shard_key or 'rand()'})"
+    )
+
+
+def own_table(name: str, columns: str, order: str, cluster: ClusterSpec | None) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for one of rtp's own tables (deploy state,
+    journal): on a cluster, one Replicated table whose replicas are every node (its path
+    has no ``{shard}``), so each node reads all of it."""
+    if cluster is None:
+        return (
+            f"CREATE TABLE IF NOT EXISTS `{name}` ({columns}) ENGINE = MergeTree ORDER BY {order}"
+        )
+    path = f"/clickhouse/tables/rtp/{cluster.database}/{name}"
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{name}`{cluster.on} ({columns}) ENGINE = "
+        f"ReplicatedMergeTree({_string(path)}, {_string(cluster.replica)}) ORDER BY {order}"
+    )
+
+
+def _string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _setting(value: object) -> str:
@@ -242,10 +322,18 @@ def _setting(value: object) -> str:
 
 
 def create_materialized_view(
-    name: str, target: str, select_sql: str, database: str | None = None
+    name: str,
+    target: str,
+    select_sql: str,
+    database: str | None = None,
+    cluster: ClusterSpec | None = None,
 ) -> str:
-    """``CREATE MATERIALIZED VIEW name TO target AS <the pipe's composed SQL>``."""
-    return (
-        f"CREATE MATERIALIZED VIEW {qualified(name, database)} "
-        f"TO {qualified(target, database)}\nAS\n{select_sql}"
-    )
+    """``CREATE MATERIALIZED VIEW name TO target AS <the pipe's composed SQL>``. With
+    ``cluster``: ON CLUSTER, into the target's node-local table (``select_sql`` then
+    reads node-local tables, named with their database: each node's view sees the rows
+    its node stores)."""
+    if cluster is not None:  # the target named with its database: see create_distributed
+        on, to = cluster.on, qualified(local(target), cluster.database)
+    else:
+        on, to = "", qualified(target, database)
+    return f"CREATE MATERIALIZED VIEW {qualified(name, database)}{on} TO {to}\nAS\n{select_sql}"
