@@ -16,7 +16,8 @@ import uuid
 import pytest
 from deploy_helpers import SHOP
 
-from rtp.deploy.lock import LOCK_DDL, LOCK_TABLE
+from rtp.deploy.lock import LOCK_COLUMNS, LOCK_TABLE
+from rtp.deploy.state import own_ddl
 
 # the next version: a new column with a default and the view's query changed
 V2 = {
@@ -221,7 +222,7 @@ def test_lock_names_holder_and_breaks(project_factory, cli):
         from rtp.engine.embedded import EmbeddedBackend
 
         backend = EmbeddedBackend(str(root / ".rtp" / "data"))
-        backend.execute(LOCK_DDL)
+        backend.execute(own_ddl(backend, LOCK_TABLE, LOCK_COLUMNS, "(lock_id, at)"))
         backend.insert_json(
             LOCK_TABLE,
             [

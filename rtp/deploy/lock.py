@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rtp.deploy.state import own_ddl
 from rtp.errors import EngineError
 from rtp.sql.escape import quote_string
 
@@ -26,10 +27,9 @@ if TYPE_CHECKING:
     from rtp.engine import Backend
 
 LOCK_TABLE = "_rtp_lock"
-LOCK_DDL = (
-    f"CREATE TABLE IF NOT EXISTS `{LOCK_TABLE}` (lock_id String, event String, "
-    "command String, host String, pid UInt32, taken_at DateTime, expires UInt64, "
-    "at UInt64) ENGINE = MergeTree ORDER BY (lock_id, at)"
+LOCK_COLUMNS = (
+    "lock_id String, event String, command String, host String, pid UInt32, "
+    "taken_at DateTime, expires UInt64, at UInt64"
 )
 TTL = 3600.0  # seconds a lock lives when its holder never frees it (another host died)
 
@@ -73,7 +73,7 @@ def held(
         f"AND name = '{LOCK_TABLE}'"
     )
     if not int(rows[0][0]):  # created once, by a user with DDL rights (a serving user has none)
-        backend.execute(LOCK_DDL)
+        backend.execute(own_ddl(backend, LOCK_TABLE, LOCK_COLUMNS, "(lock_id, at)"))
     if break_lock:
         for other in holders(backend):
             _free(backend, other.lock_id)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rtp.deploy.state import own_ddl
 from rtp.engine import QueryError
 from rtp.errors import EngineError
 from rtp.project.load import PROJECT_FILE, SKIP_DIRS, TINYBIRD_MARKERS
@@ -47,21 +48,18 @@ RELEASES_TABLE = "_rtp_releases"
 TABLES = (TOKENS_TABLE, SECRETS_TABLE, RELEASES_TABLE)
 JWT_SECRET = "jwt_secret"
 
-# plain MergeTree: one server. On a cluster they need the replicated form _rtp_state gets.
-DDL = {
+# name -> (columns, ORDER BY): created by ensure(); replicated to every node on a cluster
+COLUMNS = {
     TOKENS_TABLE: (
-        f"CREATE TABLE IF NOT EXISTS `{TOKENS_TABLE}` (hash String, name String, "
-        "scopes Array(String), created DateTime, revoked UInt8, version UInt64) "
-        "ENGINE = MergeTree ORDER BY (hash, version)"
+        "hash String, name String, scopes Array(String), created DateTime, revoked UInt8, "
+        "version UInt64",
+        "(hash, version)",
     ),
     SECRETS_TABLE: (
-        f"CREATE TABLE IF NOT EXISTS `{SECRETS_TABLE}` (name String, value String, "
-        "created DateTime, version UInt64) ENGINE = MergeTree ORDER BY (name, version)"
+        "name String, value String, created DateTime, version UInt64",
+        "(name, version)",
     ),
-    RELEASES_TABLE: (
-        f"CREATE TABLE IF NOT EXISTS `{RELEASES_TABLE}` (digest String, deployed_at DateTime, "
-        "version UInt64) ENGINE = MergeTree ORDER BY version"
-    ),
+    RELEASES_TABLE: ("digest String, deployed_at DateTime, version UInt64", "version"),
 }
 
 # what the project's files are, for the release digest: what load_project reads
@@ -90,7 +88,7 @@ def ensure(backend: Backend) -> None:
     """
     for table in missing_tables(backend):
         try:
-            backend.execute(DDL[table])
+            backend.execute(own_ddl(backend, table, *COLUMNS[table]))
         except QueryError as exc:
             raise EngineError(
                 f"the target has no table {table} and this user can't create it: {exc.message}",

@@ -21,16 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rtp.deploy.state import own_ddl
 from rtp.sql.escape import quote_string
 
 if TYPE_CHECKING:
     from rtp.engine import Backend
 
 VERSIONS_TABLE = "_rtp_versions"
-VERSIONS_DDL = (
-    f"CREATE TABLE IF NOT EXISTS `{VERSIONS_TABLE}` (version UInt32, status String, "
-    "base UInt32, manifest String, created_at DateTime, at UInt64) "
-    "ENGINE = MergeTree ORDER BY (version, at)"
+VERSIONS_COLUMNS = (
+    "version UInt32, status String, base UInt32, manifest String, created_at DateTime, at UInt64"
 )
 STAGE = "__rtp_stage"  # suffix of a staged version's objects
 LIVE, STAGING, PREVIOUS = "live", "staging", "previous"
@@ -101,7 +100,7 @@ def find(versions: list[Version], status: str) -> Version | None:
 
 def write(backend: Backend, number: int, status: str, base: int = 0, manifest=None) -> None:
     """Record a version's status now (with its manifest: the first row of a version)."""
-    backend.execute(VERSIONS_DDL)
+    backend.execute(own_ddl(backend, VERSIONS_TABLE, VERSIONS_COLUMNS, "(version, at)"))
     backend.insert_json(VERSIONS_TABLE, [_row(number, status, base, manifest)])
 
 

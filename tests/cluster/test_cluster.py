@@ -71,6 +71,10 @@ def test_deploy_redeploy_and_alter_on_every_node(project_factory, cli, cluster_u
             "top_users__local": "ReplicatedMergeTree",
             "_rtp_state": "ReplicatedMergeTree",
             "_rtp_journal": "ReplicatedMergeTree",
+            "_rtp_lock": "ReplicatedMergeTree",  # rtp's own tables: on every node
+            "_rtp_tokens": "ReplicatedMergeTree",
+            "_rtp_secrets": "ReplicatedMergeTree",
+            "_rtp_releases": "ReplicatedMergeTree",
         }, f"node {node}"
     assert "cityHash64(user_id)" in _objects(1, db)["events"][1]
 
