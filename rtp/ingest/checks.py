@@ -22,7 +22,7 @@ from rtp.sql.params import INT_RANGES
 CHECK_ERRORS = (ValueError, TypeError, OverflowError, ArithmeticError, RecursionError, OSError)
 
 
-def _show(value) -> str:
+def show(value) -> str:
     """A short JSON-ish text of ``value`` for messages; never raises."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -43,7 +43,8 @@ class RowError(ValueError):
         self.column = column
 
 
-def _unwrap(ch_type: str) -> tuple[str, bool]:
+def unwrap(ch_type: str) -> tuple[str, bool]:
+    """``Nullable(LowCardinality(String))`` -> ("String", True)."""
     nullable = False
     while True:
         m = re.fullmatch(r"(Nullable|LowCardinality)\((.*)\)", ch_type.strip(), re.S)
@@ -73,12 +74,12 @@ def _int(type_name: str):
             raise ValueError(f"expected {type_name}, got a boolean")
         if isinstance(value, float):
             if not value.is_integer():  # NaN, Infinity and fractions
-                raise ValueError(f"expected {type_name}, got {_show(value)}")
+                raise ValueError(f"expected {type_name}, got {show(value)}")
             value = int(value)
         if isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,80}", value.strip()):
             value = int(value)
         if not isinstance(value, int):
-            raise ValueError(f"expected {type_name}, got {_show(value)}")
+            raise ValueError(f"expected {type_name}, got {show(value)}")
         if not lo <= value <= hi:
             raise ValueError(f"{value} is out of range for {type_name}")
         return value
@@ -109,9 +110,9 @@ def _float(value):
                 "inf",
                 "infinity",
             ):
-                raise ValueError(f"{_show(value)} overflows a 64-bit float")
+                raise ValueError(f"{show(value)} overflows a 64-bit float")
             return value.strip()
-    raise ValueError(f"expected a number, got {_show(value)}")
+    raise ValueError(f"expected a number, got {show(value)}")
 
 
 def _decimal(precision: int, scale: int):
@@ -130,7 +131,7 @@ def _decimal(precision: int, scale: int):
             if number is not None and number.is_finite():
                 if abs(number) >= bound:
                     raise ValueError(
-                        f"{_show(value)} is out of range for Decimal({precision}, {scale})"
+                        f"{show(value)} is out of range for Decimal({precision}, {scale})"
                     )
                 # rounded to the scale here: the engine's text reader refuses extra digits
                 return str(
@@ -138,7 +139,7 @@ def _decimal(precision: int, scale: int):
                         decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN
                     )
                 )
-        raise ValueError(f"expected a decimal number, got {_show(value)}")
+        raise ValueError(f"expected a decimal number, got {show(value)}")
 
     return check
 
@@ -150,7 +151,7 @@ def _bool(value):
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
-    raise ValueError(f"expected a boolean, got {_show(value)}")
+    raise ValueError(f"expected a boolean, got {show(value)}")
 
 
 # what each type stores; outside, ClickHouse clamps or wraps the value silently
@@ -173,10 +174,10 @@ def _date(type_name: str):
             with contextlib.suppress(ValueError):
                 day = dt.date.fromisoformat(value.strip()[:10])
         if day is None:
-            raise ValueError(f"expected a date YYYY-MM-DD, got {_show(value)}")
+            raise ValueError(f"expected a date YYYY-MM-DD, got {show(value)}")
         if not lo.date() <= day <= hi.date():
             raise ValueError(
-                f"{_show(value)} is outside the {type_name} range ({lo.date()} to {hi.date()})"
+                f"{show(value)} is outside the {type_name} range ({lo.date()} to {hi.date()})"
             )
         return day.isoformat()
 
@@ -194,20 +195,20 @@ def _datetime(precision: int, type_name: str = "DateTime"):
                 stamp = dt.datetime.fromtimestamp(value, dt.timezone.utc)
             except (ValueError, OverflowError, OSError):
                 raise ValueError(
-                    f"{_show(value)} is not a Unix timestamp in the {type_name} range"
+                    f"{show(value)} is not a Unix timestamp in the {type_name} range"
                 ) from None
         elif isinstance(value, str):
             text = value.strip().replace("Z", "+00:00")
             try:
                 stamp = dt.datetime.fromisoformat(text)
             except ValueError:
-                raise ValueError(f"expected a date-time, got {_show(value)}") from None
+                raise ValueError(f"expected a date-time, got {show(value)}") from None
         else:
-            raise ValueError(f"expected a date-time, got {_show(value)}")
+            raise ValueError(f"expected a date-time, got {show(value)}")
         if stamp.tzinfo is not None:
             stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
         if not lo <= stamp <= hi:
-            raise ValueError(f"{_show(value)} is outside the {type_name} range ({lo} to {hi} UTC)")
+            raise ValueError(f"{show(value)} is outside the {type_name} range ({lo} to {hi} UTC)")
         text = stamp.isoformat(sep=" ", timespec="microseconds")
         return text[: 20 + precision] if precision else text[:19]
 
@@ -218,7 +219,7 @@ def _uuid(value):
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise ValueError(f"expected a UUID, got {_show(value)}") from None
+        raise ValueError(f"expected a UUID, got {show(value)}") from None
 
 
 def _passthrough(value):
@@ -227,13 +228,13 @@ def _passthrough(value):
 
 def checker(ch_type: str) -> tuple[Callable, bool]:
     """(check function, nullable) for a ClickHouse column type."""
-    base, nullable = _unwrap(ch_type)
+    base, nullable = unwrap(ch_type)
     if base.startswith("Array(") and base.endswith(")"):
         inner, inner_nullable = checker(base[6:-1])
 
         def array(value):
             if not isinstance(value, list):
-                raise ValueError(f"expected an array, got {_show(value)}")
+                raise ValueError(f"expected an array, got {show(value)}")
             return [None if (v is None and inner_nullable) else inner(v) for v in value]
 
         return array, nullable
