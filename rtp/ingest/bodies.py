@@ -12,6 +12,7 @@ through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from rtp.project.model import Datasource
 
 _THROW = "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"
+# a line the engine might read as two rows ({..}{..}, {..}, {..}); also matches inside
+# strings and arrays of objects, which only sends the body the counted way
+_TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
 _GONE = ("UNKNOWN_TABLE", "UNKNOWN_DATABASE")
 
 
@@ -52,7 +56,7 @@ def shape(body: bytes) -> tuple[bytes, int] | None:
     the spaces around a line dropped) and their count, or None when a line is not
     shaped like one object. Lines shaped so can't hold an object that spans lines (it
     would need ``}`` then ``{`` inside an object), so the engine reads at least one row
-    per line; the insert's guard refuses more."""
+    per line; :data:`_TWO_ON_A_LINE` tells when it might read more."""
     if not body.endswith(b"\n"):
         body += b"\n"
     n = body.count(b"\n")
@@ -81,6 +85,7 @@ def insert_bodies(
     when the engine fails otherwise than on the data."""
     results: list[tuple[int, int] | None] = [None] * len(bodies)
     shaped: list[tuple[int, str, int]] = []
+    counted = False  # some line may hold two objects: count the rows first
     for i, body in enumerate(bodies):
         lines = shape(body)
         text = None
@@ -95,9 +100,10 @@ def insert_bodies(
             results[i] = (0, 0)
         else:
             shaped.append((i, text, lines[1]))
+            counted = counted or _TWO_ON_A_LINE.search(lines[0]) is not None
     if shaped:
         try:
-            counts = _engine(backend, typed, mapper, shaped, token, ensured)
+            counts = _engine(backend, typed, mapper, shaped, token, ensured, counted)
         except _Unreadable:
             counts = [_python(backend, mapper, bodies[i], token, ensured) for i, _, _ in shaped]
         for (i, _, _), result in zip(shaped, counts, strict=True):
@@ -110,13 +116,13 @@ def _python(backend, mapper, body: bytes, token, ensured) -> tuple[int, int]:
     return insert(backend, mapper.datasource.name, rows, bad, ensured, token=token)
 
 
-def _engine(backend, typed, mapper, shaped, token, ensured) -> list[tuple[int, int]]:
+def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tuple[int, int]]:
     text = "".join(t for _, t, _ in shaped)
     sizes = [n for _, _, n in shaped]
     total = sum(sizes)
-    if not typed.expect_bad:
+    if not typed.expect_bad and not counted:
         try:
-            _run(backend, typed.insert_sql(text, total, checked=False), token)
+            _run(backend, typed.insert_sql(text, checked=False), token)
             return [(n, 0) for n in sizes]
         except QueryError as exc:
             if exc.ch_name in _GONE:
@@ -135,7 +141,7 @@ def _engine(backend, typed, mapper, shaped, token, ensured) -> list[tuple[int, i
         raise _Unreadable
     typed.expect_bad = bool(bad)
     if len(bad) < total:
-        _run(backend, typed.insert_sql(text, total, checked=True), token)
+        _run(backend, typed.insert_sql(text, checked=True), token)
     lines = text.split("\n")
     quarantined = [
         (reason(typed, mapper, lines[int(n)], [int(c) for c in failed]), lines[int(n)])

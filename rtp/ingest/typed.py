@@ -3,18 +3,18 @@ there, and rows that fail a cast or lack a required value are found by the engin
 
 One datasource's :class:`TypedInsert` compiles, once, the SQL that reads a body with
 ``format(JSONEachRow, '<staging>', $rtp$<body>$rtp$)``: every top-level key a column's
-JSON path starts at is read as ``Nullable(String) DEFAULT '<missing>'`` (numbers,
-booleans, objects and arrays as their JSON text; an explicit null as NULL; an absent key
-as the marker), then each column is cast with the ``...OrNull`` functions
-(``accurateCastOrNull``, ``parseDateTime64BestEffortOrNull``, ``toUUIDOrNull``) and
-checked against its type's range. Python never parses a good row.
+JSON path starts at is read as ``Nullable(String)`` (numbers, booleans, objects and
+arrays as their JSON text; a null as NULL; an absent key as NULL, or as the column's
+DEFAULT when it has one), then each column is cast with the ``...OrNull`` functions
+(``accurateCastOrNull``, ``toDateTime64OrNull``, ``parseDateTime64BestEffortOrNull``,
+``toUUIDOrNull``) and checked against its type's range. Python never parses a good row.
 
 :func:`rtp.ingest.bodies.insert_bodies` runs it: one ``INSERT ... SELECT`` whose
-``throwIf`` refuses the whole body (nothing stored) when any row is bad or the body has
-more rows than lines; only then a ``SELECT`` lists the bad rows (row number and failing
-columns) and a second ``INSERT`` stores the good ones. Types without an engine check here
-(Array, Map, Tuple, Decimal, Int128/256, Enum, FixedString, JSON ...) keep the Python
-checks (:class:`~rtp.ingest.mapper.RowMapper`) for their datasource.
+``throwIf`` refuses the whole body (nothing stored) when any row is bad; only then a
+``SELECT`` lists the bad rows (row number, failing columns) and a second ``INSERT``
+stores the good ones. Types without an engine check here (Array, Map, Tuple, Decimal,
+Int128/256, Enum, FixedString, JSON ...) keep the Python checks
+(:class:`~rtp.ingest.mapper.RowMapper`) for their datasource.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from rtp.sql.params import INT_RANGES
 # so the marker is long enough that no producer sends it)
 MISSING = "\x00rtp:missing\x00"
 _M = quote_string(MISSING)
+BAD_ROWS = "rtp: the body has bad rows"  # the throwIf message of a refused clean insert
 # keys the staging structure can name as they are (JSONEachRow matches keys by name)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # how a staged value is read: every JSON value as text, null as NULL, absent as DEFAULT
@@ -58,22 +59,28 @@ def _ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def _first(fast: str, slow: str) -> str:
+    """``fast``, or ``slow`` where ``fast`` is NULL (``if`` runs ``slow`` only there)."""
+    return f"if(isNull({fast}), {slow}, {fast})"
+
+
 def _typed(base: str, r: str) -> tuple[str, str] | None:
-    """(value expression, extra failure condition) casting the staged text ``r`` to
-    ``base`` (a type without Nullable/LowCardinality), or None when rtp has no engine
-    check for it. The value is NULL when the text can't be read as the type."""
+    """(value expression, extra failure condition) casting the staged text ``r`` (not
+    NULL) to ``base`` (a type without Nullable/LowCardinality), or None when rtp has no
+    engine check for it. The value is NULL when the text can't be read as the type.
+    Each reads the common spelling with the cheapest function first and tries the
+    others only for the rows it refused."""
     name = base.split("(", 1)[0]
     if name == "String":
         return r, ""
     if name in INT_RANGES and not re.search(r"(128|256)$", name):
         # "12", and also 12.0 and " 12 " (as the Python checks read them)
-        return (
-            f"if(isNull(accurateCastOrNull({r}, '{name}')), accurateCastOrNull("
-            f"replaceRegexpOne(trimBoth({r}), '\\\\.0*$', ''), '{name}'), "
-            f"accurateCastOrNull({r}, '{name}'))"
-        ), ""
+        slow = f"accurateCastOrNull(replaceRegexpOne(trimBoth({r}), '\\\\.0*$', ''), '{name}')"
+        return _first(f"accurateCastOrNull({r}, '{name}')", slow), ""
     if name in ("Float32", "Float64"):
-        v = f"accurateCastOrNull(trimBoth({r}), '{name}')"
+        v = _first(
+            f"accurateCastOrNull({r}, '{name}')", f"accurateCastOrNull(trimBoth({r}), '{name}')"
+        )
         # "1e999" overflows to inf: a producer's bug, not an infinity it meant
         return v, f"isInfinite({v}) AND lower(trimBoth({r})) NOT IN {_INF}"
     if name in ("Bool", "Boolean"):
@@ -81,7 +88,7 @@ def _typed(base: str, r: str) -> tuple[str, str] | None:
             f"multiIf(lower({r}) IN ('true', '1'), true, lower({r}) IN ('false', '0'), false, NULL)"
         ), ""
     if name == "UUID":
-        return f"toUUIDOrNull(trimBoth({r}))", ""
+        return _first(f"toUUIDOrNull({r})", f"toUUIDOrNull(trimBoth({r}))"), ""
     if name in _DATE_RANGES:
         lo, hi = _DATE_RANGES[name]
         day = f"substring(trimBoth({r}), 1, 10)"
@@ -92,12 +99,15 @@ def _typed(base: str, r: str) -> tuple[str, str] | None:
         m = re.fullmatch(r"DateTime(?:64)?\s*\(\s*(?:\d+\s*,\s*)?'([^']*)'\s*\)", base)
         tz = f", {quote_string(m.group(1))}" if m else ""
         lo, hi = _TIME_RANGES[name]
-        seconds = f"toFloat64OrNull(trimBoth({r}))"
-        # numbers are Unix seconds (the Python checks' reading); text is a date-time
-        t = (
-            f"if(match({r}, {_NUMBER}), if({seconds} BETWEEN -2208988800 AND 10413791999, "
-            f"toDateTime64({seconds}, 6{tz}), NULL), "
-            f"parseDateTime64BestEffortOrNull(trimBoth({r}), 6{tz}))"
+        seconds = f"toFloat64OrNull({r})"
+        # 'YYYY-MM-DD hh:mm:ss[.f]' and Unix seconds read by the plain parser first;
+        # then other numbers as Unix seconds (the Python checks' reading: "17" is 17 s,
+        # not the 17th), and other text (ISO 8601's T, offsets) by the best-effort one
+        t = _first(
+            f"toDateTime64OrNull({r}, 6{tz})",
+            f"if(isNull({seconds}), parseDateTime64BestEffortOrNull(trimBoth({r}), 6{tz}), "
+            f"if({seconds} BETWEEN -2208988800 AND 10413791999, "
+            f"toDateTime64({seconds}, 6{tz}), NULL))",
         )
         bounds = f"toDateTime64('{lo}', 6, 'UTC')", f"toDateTime64('{hi}', 6, 'UTC')"
         return t, f"{t} < {bounds[0]} OR {t} > {bounds[1]}"
@@ -113,40 +123,54 @@ class TypedInsert:
         self.datasource = datasource
         # the last body had bad rows: list them first rather than try the clean insert
         self.expect_bad = False
-        self.keys: list[str] = []  # staged top-level keys, in order
-        inner: list[str] = []  # per column: __r_i (text), __v_i (typed), __b_i (bad)
-        outer: list[str] = []  # per column: the value stored, as the column's type
         self.columns: list[Column] = list(datasource.columns)
-        for i, col in enumerate(self.columns):
-            steps = parse_path(col.json_path or f"$.{col.name}")
+        paths = [parse_path(c.json_path or f"$.{c.name}") for c in self.columns]
+        for col, steps in zip(self.columns, paths, strict=True):
             if not steps or not isinstance(steps[0], str) or not _KEY.fullmatch(steps[0]):
                 raise ValueError(f"no engine check for the JSON path of '{col.name}'")
-            if steps[0] not in self.keys:
-                self.keys.append(steps[0])
+        # staged keys: a column read from a top-level key alone takes its DEFAULT there
+        # (an absent key reads as the default's text, a null as NULL)
+        self.keys: dict[str, str] = {}
+        for col, steps in zip(self.columns, paths, strict=True):
+            own = len(steps) == 1 and sum(p[0] == steps[0] for p in paths) == 1
+            if col.default is not None and own:
+                if _refers(col.default, {c.name for c in self.columns} | {p[0] for p in paths}):
+                    raise ValueError(f"the default of '{col.name}' reads other columns")
+                self.keys[steps[0]] = f" DEFAULT toString(({col.default}))"
+            else:
+                self.keys.setdefault(steps[0], "")
+        inner: list[str] = []  # per column: __r_i (text), __v_i (typed), __b_i (bad)
+        outer: list[str] = []  # per column: the value stored, as the column's type
+        for i, (col, steps) in enumerate(zip(self.columns, paths, strict=True)):
             base, nullable = unwrap(col.type)
-            r = f"__r_{i}"
+            r, v = f"__r_{i}", f"__v_{i}"
             typed = _typed(base, r)
             if typed is None:
                 raise ValueError(f"no engine check for {col.type}")
             value, extra = typed
+            extra = f"ifNull({extra}, 0)" if extra else ""
             inner.append(f"{_staged(steps)} AS {r}")
-            inner.append(f"if({r} IS NULL OR {r} = {_M}, NULL, {value}) AS __v_{i}")
-            missing_ok = col.default is not None or nullable
-            bad = [
-                f"{r} IS NULL" if not nullable else "",
-                f"{r} = {_M}" if not missing_ok else "",
-                f"({r} != {_M} AND __v_{i} IS NULL)",
-                f"({r} != {_M} AND ({extra}))" if extra else "",
-            ]
+            stored = v if nullable else f"assumeNotNull({v})"
+            if len(steps) == 1:  # functions of NULL are NULL: null and absent need no test
+                inner.append(f"{value} AS {v}")
+                bad = [f"{r} IS NOT NULL AND {v} IS NULL" if nullable else f"{v} IS NULL", extra]
+            else:  # an absent nested key reads as the MISSING marker
+                inner.append(f"if({r} IS NULL OR {r} = {_M}, NULL, {value}) AS {v}")
+                missing_ok = col.default is not None or nullable
+                bad = [
+                    f"{r} IS NULL" if not nullable else "",
+                    f"{r} = {_M}" if not missing_ok else "",
+                    f"({r} != {_M} AND {v} IS NULL)",
+                    f"({r} != {_M} AND {extra})" if extra else "",
+                ]
+                if col.default is not None:
+                    stored = f"if({r} = {_M}, ({col.default}), {stored})"
             # ifNull: a comparison with a JSON null is NULL, and a NULL there is "not bad"
             inner.append(f"ifNull({' OR '.join(b for b in bad if b)}, 0) AS __b_{i}")
-            stored = f"__v_{i}" if nullable else f"assumeNotNull(__v_{i})"
-            if col.default is not None:
-                stored = f"if(__r_{i} = {_M}, ({col.default}), {stored})"
             outer.append(f"CAST({stored} AS {col.type}) AS {_ident(col.name)}")
         self.listed = ", ".join(_ident(c.name) for c in self.columns)
         self.structure = quote_string(
-            ", ".join(f"{_ident(k)} Nullable(String) DEFAULT {_M}" for k in self.keys)
+            ", ".join(f"{_ident(k)} Nullable(String){d}" for k, d in self.keys.items())
         )
         self._inner = ", ".join(inner)
         self._outer = ", ".join(outer)
@@ -171,17 +195,15 @@ class TypedInsert:
             tag += "x"
         return f"format(JSONEachRow, {self.structure}, ${tag}${body}${tag}$)"
 
-    def insert_sql(self, body: str, rows: int, *, checked: bool) -> str:
-        """``INSERT ... SELECT`` of the good rows of ``body``, which has ``rows`` lines.
-        Unless ``checked`` (the bad rows were listed first), a bad row or a row past
-        ``rows`` raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO and stores nothing."""
-        guard = f"rowNumberInAllBlocks() >= {rows}" + ("" if checked else f" OR ({self._bad})")
-        where = f"__g = 0 AND NOT ({self._bad})" if checked else "__g = 0"
+    def insert_sql(self, body: str, *, checked: bool) -> str:
+        """``INSERT ... SELECT`` of the good rows of ``body``. Unless ``checked`` (the
+        bad rows were listed first), a bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+        and nothing is stored."""
+        where = f"NOT ({self._bad})" if checked else f"throwIf({self._bad}, '{BAD_ROWS}') = 0"
         return (
             f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
-            f"SELECT {self._outer} FROM (SELECT {self._inner}, "
-            f"throwIf({guard}, 'rtp: the body has bad rows') AS __g "
-            f"FROM {self._source(body)}) WHERE {where}"
+            f"SELECT {self._outer} FROM (SELECT {self._inner} FROM {self._source(body)}) "
+            f"WHERE {where}"
         )
 
     def bad_rows_sql(self, body: str) -> str:
@@ -194,9 +216,17 @@ class TypedInsert:
         )
 
 
+def _refers(sql: str, names: set[str]) -> bool:
+    """Whether the expression ``sql`` may name one of ``names`` (a word of the same
+    spelling, even in a string: then the engine checks are not used, never wrong)."""
+    return any(w in names for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+
+
 def _staged(steps: tuple) -> str:
     """The text of the value at a JSON path, from its staged top-level key: NULL for a
-    JSON null, the MISSING marker when absent, strings unquoted, other values as JSON."""
+    JSON null, strings unquoted, other values as JSON. A top-level key is the staged
+    column (absent: NULL, or its default); a nested one is the MISSING marker when
+    absent."""
     key = _ident(steps[0])
     if len(steps) == 1:
         return key
