@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from rtp.engine import QueryError, dedup_settings
-from rtp.ingest.checks import CHECK_ERRORS, RowError, show
+from rtp.ingest.checks import RowError, show
 from rtp.ingest.paths import MISSING
 from rtp.ingest.typed import FORMAT_SETTINGS, TypedInsert
 from rtp.ingest.writer import insert
@@ -163,19 +163,19 @@ def reason(typed: TypedInsert, mapper: RowMapper, line: str, failed: list[int]) 
     """The readable reason of a row the engine refused: the Python checks' message (per
     column: path, what was expected, what came), or, where those accept what the
     engine refused, the columns the engine named."""
-    obj = None
     try:
         obj = (json.loads if mapper.exact else orjson.loads)(line)
+    except (ValueError, RecursionError) as exc:  # as the Python path words it
+        return f"not JSON: {exc}"
+    try:
         mapper.map(obj)
     except RowError as exc:
         return str(exc)
-    except (*CHECK_ERRORS, orjson.JSONDecodeError):
-        obj = None
     parts = []
     for i in failed:
         field, column = mapper.fields[i], typed.columns[i]
-        value = field.get(obj) if isinstance(obj, dict) else None
-        got = "the value" if value is None else "nothing" if value is MISSING else show(value)
+        value = field.get(obj)
+        got = "nothing" if value is MISSING else show(value)
         parts.append(
             f"column '{field.name}' ({field.path}): ClickHouse can't read {got} as {column.type}"
         )
