@@ -5,6 +5,8 @@ both ways into the same deployed project, so the materialized views do the same 
 raw, by the benchmark process on the chDB connection, one body after another; through
 rtp, by ``senders`` concurrent connections of a load generator process to ``rtp serve``
 (``wait=true``; a 2xx means the rows are in). Rates count the NDJSON bytes and rows sent.
+The sides take turns (``rounds`` times each, every round inserting all the bodies again)
+and each keeps its best round: on a shared machine the load moves between rounds.
 
 With ``bad_every=10`` every tenth row of the bodies is bad (alternately a price that is
 not a number and a missing ``user_id``): rtp quarantines those with their reason. The
@@ -106,22 +108,26 @@ def run(
     chunk: int = 5000,
     senders: int = 4,
     bad_every: int = 0,
+    rounds: int = 2,
     log=print,
 ) -> dict:
     clean = bodies(Path(facts["files"]) / "events.ndjson", rows, chunk)
     parts, nbad = with_bad_rows(clean, bad_every) if bad_every else (clean, 0)
     nrows = sum(p.count(b"\n") for p in parts)
     nbytes = sum(len(p) for p in parts)
-    raw_s = raw_insert(project, clean)
-    log("  raw insert done")
-    res = http_insert(project, parts, senders)
-    log("  HTTP ingest done")
-    if (res["rows"], res.get("quarantined", nbad)) != (nrows - nbad, nbad):
-        raise RuntimeError(
-            f"the server took {res['rows']} of {nrows - nbad} good rows "
-            f"and quarantined {res.get('quarantined')} of {nbad} bad ones"
-        )
-    api_s = res["elapsed"]
+    raw_times, api_times = [], []
+    for _ in range(rounds):  # the sides take turns; each keeps its best round
+        raw_times.append(raw_insert(project, clean))
+        log("  raw insert done")
+        res = http_insert(project, parts, senders)
+        log("  HTTP ingest done")
+        if (res["rows"], res.get("quarantined", nbad)) != (nrows - nbad, nbad):
+            raise RuntimeError(
+                f"the server took {res['rows']} of {nrows - nbad} good rows "
+                f"and quarantined {res.get('quarantined')} of {nbad} bad ones"
+            )
+        api_times.append(res["elapsed"])
+    raw_s, api_s = min(raw_times), min(api_times)
     raw = {"seconds": raw_s, "rows_per_s": nrows / raw_s, "mb_per_s": nbytes / raw_s / 1e6}
     api = {"seconds": api_s, "rows_per_s": nrows / api_s, "mb_per_s": nbytes / api_s / 1e6}
     return {
@@ -130,6 +136,7 @@ def run(
         "bad_rows": nbad,
         "rows_per_request": chunk,
         "senders": senders,
+        "rounds": rounds,
         "engine": raw,
         "http": api,
         "ratio": api["rows_per_s"] / raw["rows_per_s"],

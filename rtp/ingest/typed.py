@@ -208,11 +208,13 @@ class TypedInsert:
 
     def bad_rows_sql(self, body: str) -> str:
         """One row: how many rows the engine read, and each bad row's number (0-based,
-        in body order) with the indexes of its failing columns."""
+        in body order) with the indexes of its failing columns (listed for bad rows
+        only: ``if`` skips the others)."""
         return (
             "SELECT count(), groupArrayIf((__n, __f), __bad) FROM ("
             f"SELECT rowNumberInAllBlocks() AS __n, ({self._bad}) AS __bad, "
-            f"{self._failed} AS __f FROM (SELECT {self._inner} FROM {self._source(body)}))"
+            f"if(__bad, {self._failed}, []) AS __f "
+            f"FROM (SELECT {self._inner} FROM {self._source(body)}))"
         )
 
 
