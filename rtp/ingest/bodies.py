@@ -34,7 +34,9 @@ _THROW = "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"
 # a line the engine might read as two rows ({..}{..}, {..}, {..}); also matches inside
 # strings and arrays of objects, which only sends the body the counted way
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
-_GONE = ("UNKNOWN_TABLE", "UNKNOWN_DATABASE")
+# what the engine raises for a body it can't read as JSON objects (nothing stored then);
+# other errors are raised: a failing view may have stored part of an insert already
+_UNREADABLE = ("CANNOT_PARSE", "CANNOT_READ", "INCORRECT_DATA")
 
 
 class _Unreadable(Exception):
@@ -125,18 +127,14 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
             _run(backend, typed.insert_sql(text, checked=False), token)
             return [(n, 0) for n in sizes]
         except QueryError as exc:
-            if exc.ch_name in _GONE:
-                raise
             if exc.ch_name != _THROW:
-                raise _Unreadable from None
+                _reraise(exc)
     try:
         sql = typed.bad_rows_sql(text)
         sql += _settings(sql, None, one_thread=True)
         count, bad = backend.query(sql)[1][0]
     except QueryError as exc:
-        if exc.ch_name in _GONE:
-            raise
-        raise _Unreadable from None
+        _reraise(exc)
     if int(count) != total:
         raise _Unreadable
     typed.expect_bad = bool(bad)
@@ -157,6 +155,13 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
         out.append((n - nbad, nbad))
         start += n
     return out
+
+
+def _reraise(exc: QueryError) -> None:
+    """Raise _Unreadable for an error reading the body, else ``exc`` itself."""
+    if (exc.ch_name or "").startswith(_UNREADABLE):
+        raise _Unreadable from None
+    raise exc
 
 
 def reason(typed: TypedInsert, mapper: RowMapper, line: str, failed: list[int]) -> str:
