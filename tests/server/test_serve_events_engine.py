@@ -144,3 +144,56 @@ async def test_a_keyed_retry_with_bad_rows_stores_nothing_twice(serve):
         assert answer == {"successful_rows": 2, "quarantined_rows": 1}
     assert s.rows("SELECT count() FROM events") == [[2]]
     assert s.rows("SELECT count() FROM events_quarantine") == [[1]]
+
+
+async def test_a_server_target_keeps_the_python_checks_with_the_same_answers(project_factory):
+    """ClickHouse 18.16 has no format() table function nor accurateCastOrNull: the rows
+    are checked in Python there, and the answer and the quarantine read the same."""
+    import os
+    import uuid
+
+    import httpx
+
+    from rtp.engine.clickhouse import ClickHouseBackend
+    from rtp.project.load import load_project
+    from rtp.server import ServerSettings, create_app
+    from rtp.sql.ddl import create_table
+
+    url = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
+    if not url:
+        pytest.skip("RTP_TEST_CLICKHOUSE_URL is unset (source .ci/services/clickhouse.sh)")
+    root = project_factory(
+        {
+            "rtp.yaml": "name: shop\n",
+            "datasources/events.yaml": """
+        columns:
+          - {name: user_id, type: String}
+          - {name: qty, type: UInt8, default: '1'}
+        sorting_key: [user_id]
+    """,
+        },
+        base=None,
+    )
+    model, problems = load_project(root)
+    assert not problems.errors
+    backend = ClickHouseBackend(f"{url.rsplit('/', 1)[0]}/rtp_test_ingest_{uuid.uuid4().hex[:8]}")
+    try:
+        backend.execute(create_table(model.datasources["events"]))
+        app = create_app(model, backend, ServerSettings(tokens_file=None))
+        assert app.state.rtp.batcher.engine_checks(app.state.rtp.mappers["events"]) is None
+        body = ndjson({"user_id": "a"}, {"user_id": "b", "qty": 300}, {"qty": 2})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://rtp"
+        ) as client:
+            r = await client.post("/v0/events?name=events&wait=true", content=body)
+        assert r.json() == {"successful_rows": 1, "quarantined_rows": 2}
+        assert backend.query("SELECT user_id, qty FROM events")[1] == [["a", 1]]
+        assert [
+            e for (e,) in backend.query("SELECT error FROM events_quarantine ORDER BY error")[1]
+        ] == [
+            "column 'qty' ($.qty): 300 is out of range for UInt8",
+            "column 'user_id' ($.user_id): missing, and the column is not Nullable",
+        ]
+    finally:
+        backend.execute(f"DROP DATABASE IF EXISTS `{backend.database}`")
+        backend.close()
