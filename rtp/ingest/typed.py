@@ -27,9 +27,8 @@ from rtp.project.model import Column, Datasource
 from rtp.sql.escape import quote_string
 from rtp.sql.params import INT_RANGES
 
-# what a staged key holds when the event lacks it (a JSON string can't hold a raw NUL
-# byte followed by this text by accident: orjson and ClickHouse both read \u0000 as NUL,
-# so the marker is long enough that no producer sends it)
+# what a nested path reads as when the event lacks it (a producer would have to send
+# this exact text, NUL bytes included, to be mistaken for an absent value)
 MISSING = "\x00rtp:missing\x00"
 _M = quote_string(MISSING)
 BAD_ROWS = "rtp: the body has bad rows"  # the throwIf message of a refused clean insert
@@ -51,7 +50,6 @@ _TIME_RANGES = {
     "DateTime64": ("1900-01-01 00:00:00", "2299-12-31 23:59:59.999999"),
 }
 _DATE_RANGES = {"Date": ("1970-01-01", "2149-06-06"), "Date32": ("1900-01-01", "2299-12-31")}
-_NUMBER = r"'^\\s*[-+]?[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?\\s*$'"
 _INF = "('inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity', 'nan', '+nan', '-nan')"
 
 
@@ -133,6 +131,8 @@ class TypedInsert:
         self.keys: dict[str, str] = {}
         for col, steps in zip(self.columns, paths, strict=True):
             own = len(steps) == 1 and sum(p[0] == steps[0] for p in paths) == 1
+            if col.default is not None and len(steps) == 1 and not own:
+                raise ValueError(f"'{col.name}' shares its key and has a default")
             if col.default is not None and own:
                 if _refers(col.default, {c.name for c in self.columns} | {p[0] for p in paths}):
                     raise ValueError(f"the default of '{col.name}' reads other columns")

@@ -197,3 +197,34 @@ async def test_a_server_target_keeps_the_python_checks_with_the_same_answers(pro
     finally:
         backend.execute(f"DROP DATABASE IF EXISTS `{backend.database}`")
         backend.close()
+
+
+async def test_array_indexes_and_deep_paths(serve):
+    tagged = """
+        columns:
+          - {name: id, type: String}
+          - {name: second_tag, type: String, json: '$.tags[1]'}
+          - {name: city, type: 'Nullable(String)', json: '$.geo.place.city'}
+          - {name: score, type: Float32, json: '$.geo.score', default: '0'}
+        sorting_key: [id]
+    """
+    s = serve({"datasources/tagged.yaml": tagged}, seed=False)
+    assert s.app.state.rtp.batcher.engine_checks(s.app.state.rtp.mappers["tagged"]) is not None
+    body = ndjson(
+        {"id": "a", "tags": ["x", "y"], "geo": {"place": {"city": "Oslo"}, "score": 1.5}},
+        {"id": "b", "tags": ["x", 7], "geo": {"place": None}},
+        {"id": "c", "tags": ["x"]},
+        {"id": "d", "tags": ["x", "y"], "geo": {"score": "high"}},
+    )
+    r = await s.client.post(
+        "/v0/events", params={"name": "tagged", "wait": "true", "token": s.admin}, content=body
+    )
+    assert r.json() == {"successful_rows": 2, "quarantined_rows": 2}
+    assert s.rows("SELECT id, second_tag, city, score FROM tagged ORDER BY id") == [
+        ["a", "y", "Oslo", 1.5],
+        ["b", "7", None, 0],
+    ]
+    assert [e for (e,) in s.rows("SELECT error FROM tagged_quarantine ORDER BY error")] == [
+        "column 'score' ($.geo.score): expected a number, got \"high\"",
+        "column 'second_tag' ($.tags[1]): missing, and the column is not Nullable",
+    ]
