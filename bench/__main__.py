@@ -37,7 +37,7 @@ CONFIGS = {
         events=200_000,
         seconds=3.0,
         rounds=1,
-        ingest_rows=20_000,
+        ingest_rows=100_000,
         chunk=5000,
         probes=15,
         rate=100.0,
@@ -59,6 +59,11 @@ CONFIGS = {
     ),
 }
 SECTIONS = ("endpoint", "ingest", "freshness", "tooling", "kafka")
+INGEST_LABELS = {  # kind: (label, target ratio to the raw engine)
+    "table_only": ("events, no views", "≥ 0.85×"),
+    "with_views": ("events + 5 views", "≥ 0.95×"),
+    "bad_rows": ("events, no views, 10% bad rows", ""),
+}
 
 
 def log(msg: str) -> None:
@@ -100,17 +105,12 @@ def run(
             result["server_path"] = server_path.run(cfg["server_calls"])
         if "ingest" in sections:
             log("ingestion ...")
+            plain = ingest.plain_project(Path(tmp) / "plain")
+            sizes = dict(rows=cfg["ingest_rows"], chunk=cfg["chunk"], log=log)
             result["ingest"] = {
-                "with_views": ingest.run(
-                    project, facts, rows=cfg["ingest_rows"], chunk=cfg["chunk"], log=log
-                ),
-                "table_only": ingest.run(
-                    ingest.plain_project(Path(tmp) / "plain"),
-                    facts,
-                    rows=cfg["ingest_rows"],
-                    chunk=cfg["chunk"],
-                    log=log,
-                ),
+                "table_only": ingest.run(plain, facts, **sizes),
+                "with_views": ingest.run(project, facts, **sizes),
+                "bad_rows": ingest.run(plain, facts, bad_every=10, **sizes),
             }
         if "freshness" in sections:
             log("freshness ...")
@@ -167,13 +167,13 @@ def table(r: dict) -> str:
             f"{engine:.1f} ms | +{sp['p50_ms'] / engine:.3f}× | |"
         )
     for kind, ing in (r.get("ingest") or {}).items():
-        label = "events + 5 views" if kind == "with_views" else "events, no views"
+        label, target = INGEST_LABELS[kind]
         e, h = ing["engine"], ing["http"]
         lines += [
             f"| ingest rows/s ({label}, {ing['senders']} senders) | {h['rows_per_s']:,.0f} | "
-            f"{e['rows_per_s']:,.0f} | {ing['ratio']:.2f}× | ≥ 0.6× |",
+            f"{e['rows_per_s']:,.0f} | {ing['ratio']:.2f}× | {target} |",
             f"| ingest MB/s ({label}) | {h['mb_per_s']:.1f} | {e['mb_per_s']:.1f} | "
-            f"{ing['ratio']:.2f}× | > 20 MB/s |",
+            f"{ing['ratio']:.2f}× | |",
         ]
     fr = r.get("freshness")
     if fr:

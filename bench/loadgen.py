@@ -55,14 +55,14 @@ async def get(urls: list[str], concurrency: int, seconds: float) -> dict:
 async def post(url: str, bodies: list[bytes], concurrency: int) -> dict:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
-    errors, rows = 0, 0
+    errors, rows, quarantined = 0, 0, 0
     queue = list(reversed(bodies))
     headers = {"content-type": "application/x-ndjson"}
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
         start = time.perf_counter()
 
         async def worker() -> None:
-            nonlocal errors, rows
+            nonlocal errors, rows, quarantined
             while queue:
                 body = queue.pop()
                 t = time.perf_counter()
@@ -71,11 +71,19 @@ async def post(url: str, bodies: list[bytes], concurrency: int) -> dict:
                 if r.status_code not in (200, 202):
                     errors += 1
                 else:
-                    rows += r.json()["successful_rows"]
+                    answer = r.json()
+                    rows += answer["successful_rows"]
+                    quarantined += answer["quarantined_rows"]
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"latencies": latencies, "elapsed": elapsed, "errors": errors, "rows": rows}
+    return {
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "errors": errors,
+        "rows": rows,
+        "quarantined": quarantined,
+    }
 
 
 def main(argv: list[str]) -> None:

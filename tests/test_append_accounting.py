@@ -71,3 +71,47 @@ def test_append_again_after_a_crash_stores_nothing_twice(project_factory, cli, t
     # on purpose: the same file once more
     assert cli("append", "events", data, "-p", shop, "--no-dedupe").exit_code == 0
     assert cli("sql", count, "-p", shop, "-f", "csv").output == "c,n\n24000,24000\n"
+
+
+def test_append_ndjson_is_typed_by_the_engine_with_per_column_reasons(
+    project_factory, cli, tmp_path
+):
+    shop = project_factory(SHOP, base=None)
+    assert cli("deploy", "-p", shop).exit_code == 0
+
+    def event(user, **product):
+        return json.dumps(
+            {"timestamp": "2030-01-01T10:00:00Z", "user_id": user, "product": product}
+        )
+
+    lines = [event(f"u{i}", id="p", price=i) for i in range(8)]
+    lines += [
+        event("bad1", id="p", price="cheap"),
+        json.dumps({"timestamp": "2030-01-01 10:00:00", "product": {"id": "p", "price": 1}}),
+        event("bad3", price=2),
+        "",
+        event("ünï", id="p", price="2.5"),
+    ]
+    data = tmp_path / "events.ndjson"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("append", "events", data, "-p", shop)
+    assert result.exit_code == 1, result.output
+    assert "appended 9 row(s) to events" in result.output
+    assert "3 row(s) quarantined" in result.output
+    out = cli(
+        "sql",
+        "SELECT count() AS n, sum(price) AS total, countIf(user_id = 'ünï') AS u FROM events",
+        "-p",
+        shop,
+        "-f",
+        "csv",
+    ).output
+    assert out == "n,total,u\n9,30.5,1\n"
+    out = cli(
+        "sql", "SELECT error FROM events_quarantine ORDER BY error", "-p", shop, "-f", "json"
+    ).output
+    assert [r["error"] for r in json.loads(out)["data"]] == [
+        "column 'price' ($.product.price): expected a number, got \"cheap\"",
+        "column 'product_id' ($.product.id): missing, and the column is not Nullable",
+        "column 'user_id' ($.user_id): missing, and the column is not Nullable",
+    ]

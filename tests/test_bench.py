@@ -35,7 +35,7 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
                 assert figures[side][key] > 0, (c, side, key)
         for key in ("p50_ratio", "p99_ratio", "throughput_ratio"):
             assert figures[key] > 0
-    for kind in ("with_views", "table_only"):
+    for kind in ("with_views", "table_only", "bad_rows"):
         ingest = result["ingest"][kind]
         assert ingest["rows"] > 0 and ingest["ratio"] > 0
         for side in ("engine", "http"):

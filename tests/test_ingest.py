@@ -118,3 +118,29 @@ def test_append_through_a_server_splits_big_files():
     lines = ["x" * 99] * 25  # 100 bytes each with the newline
     assert [len(c) for c in _chunks(lines, 1000)] == [10, 10, 5]
     assert [len(c) for c in _chunks(["y" * 5000, "z"], 1000)] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("columns", "engine_checked"),
+    [
+        ("- {name: a, type: String}\n- {name: n, type: 'Nullable(UInt8)', default: '1'}", True),
+        ("- {name: a, type: String, json: '$.x.y[0]'}", True),
+        ("- {name: a, type: 'Array(String)'}", False),
+        ("- {name: a, type: 'Decimal(10, 2)'}", False),
+        ("- {name: a, type: String, json: '$.odd-key'}", False),
+        ("- {name: a, type: String}\n- {name: b, type: String, default: 'upper(a)'}", False),
+    ],
+)
+def test_which_datasources_the_engine_checks(project_factory, columns, engine_checked):
+    """Types and paths without an engine check keep the Python checks (docs/ingest.md)."""
+    from rtp.ingest.typed import TypedInsert
+
+    files = {
+        "rtp.yaml": "name: t\n",
+        "datasources/d.yaml": "columns:\n"
+        + "".join(f"  {line}\n" for line in columns.splitlines())
+        + "sorting_key: [a]\n",
+    }
+    model, problems = load_project(project_factory(files, base=None))
+    assert not problems.errors, [str(p) for p in problems.errors]
+    assert (TypedInsert.build(model.datasources["d"]) is not None) is engine_checked

@@ -2,7 +2,9 @@
 
 While ``rtp serve`` or ``rtp dev`` holds the embedded database, the rows are sent to its
 ``POST /v0/events`` (see :mod:`rtp.cli.remote`); CSV and Parquet records are turned into
-JSON events client-side with the datasource's own column mapping.
+JSON events client-side with the datasource's own column mapping. An NDJSON file loaded
+into the embedded engine directly goes to it as text, in batches of lines, and the engine
+checks each row's types (rtp.ingest.bodies).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rtp.ingest import (
     read_records,
     supports_tokens,
 )
+from rtp.ingest.bodies import engine_checks, insert_bodies
 
 BATCH = 5000
 
@@ -54,30 +57,39 @@ def append(
         )
         fail(error)
         raise exit_for(error)
+    backend = None
     try:
         data, kind = read_source(source)
         mapper = RowMapper(ds, by_name=by_name(kind))
-        records = list(read_records(data, kind, exact=mapper.exact))
         server = remote.server_for(model, target)
+        backend = None if server is not None else open_target(model, target, "rtp append")
+        typed = engine_checks(backend, ds) if backend is not None and kind == "ndjson" else None
+        if typed is not None:  # the lines as they are: the engine reads them
+            records = [line for line in data.split(b"\n") if line.strip()]
+        else:
+            records = list(read_records(data, kind, exact=mapper.exact))
     except RtpError as exc:
+        if backend is not None:
+            backend.close()
         fail(exc)
         raise exit_for(exc) from None
     # the file's digest and each batch's first record: the same file sent again (a
     # retry) has the same keys, and the engine drops what it already stored
     digest = hashlib.sha256(data).hexdigest()[:32] if dedupe else None
     if server is not None:
-        backend = None
 
         def send(batch, start):
             key = None if digest is None else f"append-{digest}-{start}"
             return server.append(ds.name, batch, mapper, kind, key=key)
     else:
-        backend = open_target(model, target, "rtp append")
         if digest is not None and not supports_tokens(backend):
             digest = None  # ClickHouse < 22.2: no insert deduplication (docs/ingest.md)
 
         def send(batch, start):
             token = None if digest is None else f"rtp:{ds.name}:append-{digest}-{start}"
+            if typed is not None:
+                body = b"\n".join(batch)
+                return insert_bodies(backend, typed, mapper, [body], token=token)[0]
             return insert(backend, ds.name, *mapper.map_records(batch), token=token)
 
     ok = bad = 0

@@ -1,9 +1,11 @@
 """``POST /v0/events?name=<datasource>``: NDJSON events in, durable rows out.
 
-Requests are batched (group commit): each request maps and checks its rows, queues them
-and waits; one flusher per datasource waits ``batch_wait`` for more requests, inserts
-everything queued in one statement (on a worker thread), then answers every waiter. No
-request is answered 2xx before its rows are inserted.
+Requests are batched (group commit): each request queues its body and waits; one flusher
+per datasource waits ``batch_wait`` for more requests, inserts everything queued in one
+statement (on a worker thread), then answers every waiter. No request is answered 2xx
+before its rows are inserted. On the embedded engine the bodies go to ClickHouse as they
+came and the engine checks each row's types (rtp.ingest.bodies); elsewhere, and for
+datasources with types only Python checks, each request maps and checks its rows first.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from fastapi.responses import JSONResponse
 from rtp.deploy.health import refuse_ingest
 from rtp.engine import QueryError
 from rtp.errors import EngineError, RequestError
-from rtp.ingest import insert, supports_tokens
+from rtp.ingest import RowMapper, insert, supports_tokens
+from rtp.ingest.bodies import engine_checks, insert_bodies
 from rtp.server.http import read_body
 
 if TYPE_CHECKING:
@@ -35,6 +38,8 @@ class _Entry:
     rows: list[dict]
     bad: list[tuple[str, str]]
     future: asyncio.Future
+    body: bytes | None = None  # checked by the engine (rows and bad are empty then)
+    mapper: RowMapper | None = None
 
 
 @dataclass
@@ -57,7 +62,28 @@ class Batcher:
         self.max_pending = max_pending
         self.queues: dict[str, _Queue] = {}
         self.ensured: set[str] = set()  # quarantine tables known to exist
+        self._typed: dict[str, tuple[RowMapper, object]] = {}
         self.flushes = 0  # insert rounds, for tests and metrics
+
+    def engine_checks(self, mapper: RowMapper):
+        """The engine-side checks of ``mapper``'s datasource, or None when its rows are
+        checked in Python (a server target, a type only Python checks). Built once per
+        mapper (a reload builds new mappers)."""
+        name = mapper.datasource.name
+        known = self._typed.get(name)
+        if known is None or known[0] is not mapper:
+            known = self._typed[name] = (mapper, engine_checks(self.backend, mapper.datasource))
+        return known[1]
+
+    async def submit_body(
+        self, mapper: RowMapper, body: bytes, token: str | None = None
+    ) -> tuple[int, int]:
+        """Queue an NDJSON body the engine checks (see :meth:`engine_checks`) and wait
+        until it is inserted; returns (inserted, quarantined). Raises as :meth:`submit`."""
+        name = mapper.datasource.name
+        if token is not None:
+            return await self.run(self._insert_keyed_body, mapper, body, token)
+        return await self._queue(name, _Entry([], [], None, body, mapper), body.count(b"\n") + 1)
 
     async def submit(
         self,
@@ -77,16 +103,19 @@ class Batcher:
         """
         if token is not None:
             return await self.run(self._insert_keyed, datasource, rows, bad, token)
+        return await self._queue(datasource, _Entry(rows, bad, None), len(rows) + len(bad))
+
+    async def _queue(self, datasource: str, entry: _Entry, size: int) -> tuple[int, int]:
         queue = self.queues.setdefault(datasource, _Queue())
-        if queue.rows + len(rows) > self.max_pending and queue.entries:
+        if queue.rows + size > self.max_pending and queue.entries:
             raise RequestError(
                 f"too many events are waiting to be written to '{datasource}'",
                 code="RTP406",
                 hint="retry after a short pause",
             )
-        entry = _Entry(rows, bad, asyncio.get_running_loop().create_future())
+        entry.future = asyncio.get_running_loop().create_future()
         queue.entries.append(entry)
-        queue.rows += len(rows) + len(bad)
+        queue.rows += size
         if queue.rows >= self.max_rows:
             queue.full.set()
         if queue.task is None or queue.task.done():
@@ -120,7 +149,40 @@ class Batcher:
         except QueryError as exc:
             raise _not_deployed(datasource, exc) from None
 
+    def _insert_keyed_body(self, mapper: RowMapper, body: bytes, token: str) -> tuple[int, int]:
+        self.flushes += 1
+        name = mapper.datasource.name
+        try:
+            typed = self.engine_checks(mapper)
+            return insert_bodies(
+                self.backend, typed, mapper, [body], token=token, ensured=self.ensured
+            )[0]
+        except QueryError as exc:
+            raise _not_deployed(name, exc) from None
+
     def _flush(self, datasource: str, batch: list[_Entry]) -> list[tuple[int, int]]:
+        bodies = [e for e in batch if e.body is not None]
+        if not bodies:
+            return self._flush_rows(datasource, batch)
+        self.flushes += 1
+        mapper = bodies[-1].mapper
+        try:
+            counts = iter(
+                insert_bodies(
+                    self.backend,
+                    self.engine_checks(mapper),
+                    mapper,
+                    [e.body for e in bodies],
+                    ensured=self.ensured,
+                )
+            )
+        except QueryError as exc:
+            raise _not_deployed(datasource, exc) from None
+        rest = [e for e in batch if e.body is None]
+        rows = iter(self._flush_rows(datasource, rest) if rest else [])
+        return [next(counts) if e.body is not None else next(rows) for e in batch]
+
+    def _flush_rows(self, datasource: str, batch: list[_Entry]) -> list[tuple[int, int]]:
         self.flushes += 1
         rows = [r for e in batch for r in e.rows]
         bad = [b for e in batch for b in e.bad]
@@ -194,12 +256,19 @@ async def post_events(request: Request, name: str = "", wait: str = "false"):
     refuse_ingest(state.missing_views, name, state.missing_hint)  # RTP508: views missing
     body = await read_body(request, state.settings.max_body_bytes)
     token = idempotency_token(request, name, body, state.backend)
+    if state.batcher.engine_checks(mapper) is not None:
+        ok, quarantined = await state.batcher.submit_body(mapper, body, token)
+        return _answer(state, name, ok, quarantined, wait)
     lines = body.split(b"\n")
     if len(body) > 65536:  # keep the event loop free while big bodies are checked
         rows, bad = await asyncio.to_thread(mapper.map_lines, lines)
     else:
         rows, bad = mapper.map_lines(lines)
     ok, quarantined = await state.batcher.submit(name, rows, bad, token)
+    return _answer(state, name, ok, quarantined, wait)
+
+
+def _answer(state, name: str, ok: int, quarantined: int, wait: str) -> JSONResponse:
     state.metrics.ingested(name, ok, quarantined)
     waited = wait.lower() in ("true", "1", "yes")
     return JSONResponse(

@@ -1,0 +1,206 @@
+"""NDJSON bodies into a datasource with the engine's own checks (see typed.py).
+
+:func:`insert_bodies` sends each body's text to ClickHouse as it came. A clean body costs
+one ``INSERT ... SELECT``; a body with bad rows costs that attempt (refused whole), a
+``SELECT`` of the bad rows' numbers and failing columns, and the ``INSERT`` of the good
+rows; after a body with bad rows the next one skips the attempt. Python reads only the
+bad rows, to write their reason (:func:`reason`), and bodies the engine can't read as
+one JSON object per line (a line that is not JSON, text that is not UTF-8): those go
+through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import TYPE_CHECKING
+
+import orjson
+
+from rtp.engine import QueryError, dedup_settings
+from rtp.ingest.checks import RowError, show
+from rtp.ingest.paths import MISSING
+from rtp.ingest.typed import FORMAT_SETTINGS, TypedInsert
+from rtp.ingest.writer import insert
+from rtp.sql.escape import quote_string
+
+if TYPE_CHECKING:
+    from rtp.engine import Backend
+    from rtp.ingest.mapper import RowMapper
+    from rtp.project.model import Datasource
+
+_THROW = "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"
+# a line the engine might read as two rows ({..}{..}, {..}, {..}); also matches inside
+# strings and arrays of objects, which only sends the body the counted way
+_TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
+# what the engine raises for a body it can't read as JSON objects (nothing stored then);
+# other errors are raised: a failing view may have stored part of an insert already
+_UNREADABLE = ("CANNOT_PARSE", "CANNOT_READ", "INCORRECT_DATA")
+
+
+class _Unreadable(Exception):
+    """The engine read the body otherwise than as one JSON object per line."""
+
+
+def engine_checks(backend: Backend, datasource: Datasource) -> TypedInsert | None:
+    """``datasource``'s engine-side checks on ``backend``, or None where rows are checked
+    in Python: a ClickHouse server (18.16, the one tested, lacks ``format()``,
+    ``accurateCastOrNull`` and heredoc strings), or a column type or JSON path the engine
+    checks don't cover (see typed.py)."""
+    if getattr(backend, "name", None) != "embedded":
+        return None
+    return TypedInsert.build(datasource)
+
+
+def shape(body: bytes) -> tuple[bytes, int] | None:
+    """``body`` as lines that each hold one JSON object (``{`` to ``}``; blank lines and
+    the spaces around a line dropped) and their count, or None when a line is not
+    shaped like one object. Lines shaped so can't hold an object that spans lines (it
+    would need ``}`` then ``{`` inside an object), so the engine reads at least one row
+    per line; :data:`_TWO_ON_A_LINE` tells when it might read more."""
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    n = body.count(b"\n")
+    if body.startswith(b"{") and body.count(b"\n{") == n - 1 and body.count(b"}\n") == n:
+        return body, n  # the common case: no line needs touching (two passes in C)
+    lines = [line.strip() for line in body.split(b"\n")]
+    lines = [line for line in lines if line]
+    if not all(line[:1] == b"{" and line[-1:] == b"}" for line in lines):
+        return None
+    return b"".join(line + b"\n" for line in lines), len(lines)
+
+
+def insert_bodies(
+    backend: Backend,
+    typed: TypedInsert,
+    mapper: RowMapper,
+    bodies: list[bytes],
+    *,
+    token: str | None = None,
+    ensured: set | None = None,
+) -> list[tuple[int, int]]:
+    """Insert NDJSON ``bodies`` into ``typed``'s datasource, bad rows into its quarantine;
+    returns (rows inserted, rows quarantined) per body. The good rows of all bodies the
+    engine reads go in one INSERT (all or none). ``token``: as :func:`insert`'s (pass one
+    body). Raises QueryError UNKNOWN_TABLE when the datasource is missing, EngineError
+    when the engine fails otherwise than on the data."""
+    results: list[tuple[int, int] | None] = [None] * len(bodies)
+    shaped: list[tuple[int, str, int]] = []
+    counted = False  # some line may hold two objects: count the rows first
+    for i, body in enumerate(bodies):
+        lines = shape(body)
+        text = None
+        if lines is not None:
+            try:
+                text = lines[0].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        if text is None:
+            results[i] = _python(backend, mapper, body, token, ensured)
+        elif lines[1] == 0:
+            results[i] = (0, 0)
+        else:
+            shaped.append((i, text, lines[1]))
+            counted = counted or _TWO_ON_A_LINE.search(lines[0]) is not None
+    if shaped:
+        try:
+            counts = _engine(backend, typed, mapper, shaped, token, ensured, counted)
+        except _Unreadable:
+            counts = [_python(backend, mapper, bodies[i], token, ensured) for i, _, _ in shaped]
+        for (i, _, _), result in zip(shaped, counts, strict=True):
+            results[i] = result
+    return [r if r is not None else (0, 0) for r in results]
+
+
+def _python(backend, mapper, body: bytes, token, ensured) -> tuple[int, int]:
+    rows, bad = mapper.map_lines(body.split(b"\n"))
+    return insert(backend, mapper.datasource.name, rows, bad, ensured, token=token)
+
+
+def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tuple[int, int]]:
+    text = "".join(t for _, t, _ in shaped)
+    sizes = [n for _, _, n in shaped]
+    total = sum(sizes)
+    if not typed.expect_bad and not counted:
+        try:
+            _run(backend, typed.insert_sql(text, checked=False), token)
+            return [(n, 0) for n in sizes]
+        except QueryError as exc:
+            if exc.ch_name != _THROW:
+                _reraise(exc)
+    try:
+        sql = typed.bad_rows_sql(text)
+        sql += _settings(sql, None, one_thread=True)
+        count, bad = backend.query(sql)[1][0]
+    except QueryError as exc:
+        _reraise(exc)
+    if int(count) != total:
+        raise _Unreadable
+    typed.expect_bad = bool(bad)
+    if len(bad) < total:
+        _run(backend, typed.insert_sql(text, checked=True), token)
+    lines = text.split("\n")
+    quarantined = [
+        (reason(typed, mapper, lines[int(n)], [int(c) for c in failed]), lines[int(n)])
+        for n, failed in bad
+    ]
+    if quarantined:
+        insert(backend, typed.datasource.name, [], quarantined, ensured, token=token)
+    # each body's share, by row number
+    out, start = [], 0
+    numbers = sorted(int(n) for n, _ in bad)
+    for n in sizes:
+        nbad = sum(1 for x in numbers if start <= x < start + n)
+        out.append((n - nbad, nbad))
+        start += n
+    return out
+
+
+def _reraise(exc: QueryError) -> None:
+    """Raise _Unreadable for an error reading the body, else ``exc`` itself."""
+    if (exc.ch_name or "").startswith(_UNREADABLE):
+        raise _Unreadable from None
+    raise exc
+
+
+def reason(typed: TypedInsert, mapper: RowMapper, line: str, failed: list[int]) -> str:
+    """The readable reason of a row the engine refused: the Python checks' message (per
+    column: path, what was expected, what came), or, where those accept what the
+    engine refused, the columns the engine named."""
+    try:
+        obj = (json.loads if mapper.exact else orjson.loads)(line)
+    except (ValueError, RecursionError) as exc:  # as the Python path words it
+        return f"not JSON: {exc}"
+    try:
+        mapper.map(obj)
+    except RowError as exc:
+        return str(exc)
+    parts = []
+    for i in failed:
+        field, column = mapper.fields[i], typed.columns[i]
+        value = field.get(obj)
+        got = "nothing" if value is MISSING else show(value)
+        parts.append(
+            f"column '{field.name}' ({field.path}): ClickHouse can't read {got} as {column.type}"
+        )
+    return "; ".join(parts) or "rejected by ClickHouse"
+
+
+def _run(backend, sql: str, token: str | None) -> None:
+    backend.execute(sql + _settings(sql, token))
+
+
+def _settings(sql: str, token: str | None, *, one_thread: bool = False) -> str:
+    """The statement's SETTINGS: how the body is read, a query size that holds it, and
+    (inserts) the deduplication token as the embedded backend's inserts carry it."""
+    settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=len(sql) + 65536)
+    if one_thread:  # row numbers in body order
+        settings |= {"max_threads": 1, "input_format_parallel_parsing": 0}
+    elif token is not None:
+        settings |= {"deduplicate_insert": "enable"} | dedup_settings(token)
+    else:  # a unique token: see rtp.engine.embedded._settings
+        settings |= dedup_settings(uuid.uuid4().hex)
+    return " SETTINGS " + ", ".join(
+        f"{k} = {quote_string(v) if isinstance(v, str) else v}" for k, v in settings.items()
+    )
