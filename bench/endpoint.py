@@ -49,8 +49,13 @@ def render(project_root: Path, params: list[dict]) -> list[str]:
     project, problems = load_project(project_root)
     compiled = compile_project(project, problems)
 
-    class Capture:
+    class Capture:  # stands in for the embedded engine (its version: table CTEs)
         sql = ""
+
+        def version(self) -> str:
+            import chdb
+
+            return chdb.__version__
 
         def query_bytes(self, sql: str, fmt: str) -> bytes:
             self.sql = sql
