@@ -160,8 +160,10 @@ def table(r: dict) -> str:
         ]
     fr = r.get("freshness")
     if fr:
+        behind = fr["background_achieved_events_per_s"]
         lines += [
-            f"| freshness p50 ({fr['probes']} probes) | {fr['p50_ms']:.0f} ms | | | |",
+            f"| freshness p50 ({fr['probes']} probes, {behind:,.0f} events/s behind) "
+            f"| {fr['p50_ms']:.0f} ms | | | |",
             f"| freshness p99 | {fr['p99_ms']:.0f} ms | | | ≤ 1000 ms |",
         ]
     tl = r.get("tooling")
