@@ -27,7 +27,9 @@ STATE = {
     "FROM co_views GROUP BY product_id, other_id) ORDER BY product_id, other_id",
     "shoppers": "SELECT user_id, uniqMerge(visits) AS v, uniqIfMerge(orders) AS o, "
     "uniqIfMerge(carted_or_bought) AS c, round(sum(spent), 2) AS s, "
-    "arraySort(groupUniqArrayArray(purchased)) AS p, argMaxMerge(last_session) AS l "
+    "arraySort(groupUniqArrayArray(purchased)) AS p, argMaxMerge(last_session) AS l, "
+    "argMaxIfMerge(last_cart_session) AS lc, argMaxIfMerge(last_purchase_session) AS lp, "
+    "max(last_seen) AS ls "
     "FROM shoppers GROUP BY user_id ORDER BY user_id",
     "shopper_interests": "SELECT user_id, dimension, value, "
     "round(exponentialMovingAverageMerge(24)(interest), 9) AS i, sum(events) AS e, "
