@@ -96,7 +96,7 @@ def run(
             facts = prepare(project, cfg["events"], log=log)
             result["dataset"] = {**facts, "prepare_s": time.perf_counter() - t}
         if "endpoint" in sections:
-            log("endpoint overhead ...")
+            log("endpoints ...")
             result["endpoint"] = endpoint.run(
                 project,
                 facts,
