@@ -191,11 +191,21 @@ def endpoint_table(ep: dict) -> str:
         for key in sorted((k for k in f if k.startswith("c")), key=lambda k: int(k[1:])):
             c = f[key]
             e, h = c["engine"], c["http"]
+            # "—": no call completed inside the measuring window (each took longer)
+            rtp = (
+                f"{h['p50_ms']:.1f} ms | {h['p99_ms']:.1f} ms | {h['throughput_rps']:,.0f}"
+                if h["requests"]
+                else "— | — | —"
+            )
+            ratios = (
+                f"{c['p50_ratio']:.2f}× | {c['throughput_ratio']:.2f}×"
+                if h["requests"]
+                else "— | —"
+            )
             lines.append(
-                f"| {pipe} | {key[1:]} | {h['p50_ms']:.1f} ms | {h['p99_ms']:.1f} ms "
-                f"| {h['throughput_rps']:,.0f} | {e['p50_ms']:.1f} ms | {e['p99_ms']:.1f} ms "
-                f"| {e['throughput_rps']:,.0f} | {c['p50_ratio']:.2f}× "
-                f"| {c['throughput_ratio']:.2f}× | {f['rows_read_p50']:,.0f} | {h['generator']} |"
+                f"| {pipe} | {key[1:]} | {rtp} | {e['p50_ms']:.1f} ms | {e['p99_ms']:.1f} ms "
+                f"| {e['throughput_rps']:,.0f} | {ratios} | {f['rows_read_p50']:,.0f} "
+                f"| {h['generator']} |"
             )
     return "\n".join(lines)
 
