@@ -1,46 +1,91 @@
-"""Endpoint overhead: ``recommendations`` over HTTP vs the same SQL on the engine.
+"""Serving: every personalization endpoint over HTTP vs the same SQL on the engine.
+
+For each endpoint (:data:`PIPES`) and each concurrency (1, 16, 64 clients), the same
+parameter sets (shopper/session pairs and products of the dataset's last day, ``at`` =
+the last event) are sent both ways:
+
+* *engine*: the exact SQL ``run_pipe`` sends (captured, SETTINGS included) on the raw
+  chDB connection of the benchmark process, CONCURRENCY threads on the one connection
+  with no lock (the SQL carries no query parameters, so chDB allows it); each call's
+  rows read from storage come from chDB's statistics;
+* *http*: ``rtp serve`` as its own process, called over loopback by wrk (a Lua script
+  rotates through the URLs, :data:`WRK_SCRIPT`), or by :mod:`bench.loadgen` (async httpx)
+  when wrk is not installed. Each figure records which generator took it.
 
 chDB lets one process open a data folder, so the two sides take turns on the same data:
-the benchmark process opens the folder and runs the rendered SQL (exactly what
-``run_pipe`` sends, SETTINGS included) on the raw chDB connection; then it closes it,
-starts ``rtp serve`` as its own process and a load generator process
-(:mod:`bench.loadgen`) calls the endpoint over HTTP with the same parameters. At
-concurrency 16 the raw side runs 16 threads on the connection with no lock (what the
-engine can do; the queries carry no parameters, so chDB allows it), while the server
-serializes its engine calls. Each side opens the engine fresh and warms up for half the
-measuring time (ClickHouse compiles hot expressions and fills its caches per process; the
-first seconds after a start are slower), and the sides take turns going first in
-successive rounds so drift in the shared machine's load hits both.
+each opens the engine fresh and warms up for half the measuring time (ClickHouse compiles
+hot expressions and fills its caches per process), and the sides take turns going first
+in successive rounds so drift in the shared machine's load hits both.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 from urllib.parse import urlencode
+
+import httpx
 
 from bench.common import Server, env, latency_summary
 from bench.dataset import data_path
 
-PIPE = "recommendations"
+PIPES = ("recommendations", "similar_products", "user_profile", "offer", "trending")
+CONCURRENCIES = (1, 16, 64)
+
+# wrk: each thread rotates through the paths of the file named after `--`, from its own
+# starting point; `done` prints the figures as one JSON line
+WRK_SCRIPT = """
+local paths = {}
+local n = 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  n = math.random(#paths)
+end
+function request()
+  n = n % #paths + 1
+  return wrk.format("GET", paths[n])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
 
 
-def sample_params(backend, n: int, at: str) -> list[dict]:
-    """Shoppers of the last day with their session (a mix of busy and light ones)."""
+def sample_params(backend, n: int, at: str) -> dict[str, list[dict]]:
+    """Parameter sets per endpoint: shoppers of the last day with their session (a mix of
+    busy and light ones), products of the last day, ``at`` pinned to the last event."""
     _, rows = backend.query(
         "SELECT user_id, session_id FROM events "
         "WHERE timestamp > (SELECT max(timestamp) FROM events) - INTERVAL 1 DAY "
         f"GROUP BY user_id, session_id ORDER BY cityHash64(session_id) LIMIT {n}"
     )
-    return [{"user_id": u, "session_id": s, "at": at} for u, s in rows]
+    _, products = backend.query(
+        "SELECT product_id FROM events "
+        "WHERE timestamp > (SELECT max(timestamp) FROM events) - INTERVAL 1 DAY "
+        f"AND product_id != '' GROUP BY product_id ORDER BY cityHash64(product_id) LIMIT {n}"
+    )
+    return {
+        "recommendations": [{"user_id": u, "session_id": s, "at": at} for u, s in rows],
+        "similar_products": [{"product_id": p} for (p,) in products],
+        "user_profile": [{"user_id": u, "at": at} for u, _ in rows],
+        "offer": [{"user_id": u, "cart_value": 60, "at": at} for u, _ in rows],
+        "trending": [{"at": at}],  # the same answer for everyone
+    }
 
 
-def render(project_root: Path, params: list[dict]) -> list[str]:
+def render(project_root: Path, pipe: str, params: list[dict]) -> list[str]:
     """The SQL the server sends for each parameter set (captured from run_pipe)."""
     from rtp.project.load import load_project
     from rtp.query import run_pipe
@@ -63,20 +108,22 @@ def render(project_root: Path, params: list[dict]) -> list[str]:
 
     cap, out = Capture(), []
     for p in params:
-        run_pipe(compiled, cap, PIPE, p, "json", timeout=10.0)
+        run_pipe(compiled, cap, pipe, p, "json", timeout=10.0)
         out.append(cap.sql)
     return out
 
 
 def raw_engine(conn, sqls: list[str], concurrency: int, seconds: float) -> dict:
     """Closed loop on the chDB connection: ``concurrency`` threads, each running the next
-    SQL as soon as the previous finished."""
-    warm_until = time.perf_counter() + seconds / 2  # as the load generator does
-    for sql in sqls:
-        conn.query(sql, "JSON")
-        if time.perf_counter() > warm_until:
-            break
+    SQL as soon as the previous finished; rows read per call from chDB's statistics."""
+    warm_until = time.perf_counter() + seconds / 2  # as the load generators do
+    while time.perf_counter() < warm_until:
+        for sql in sqls:
+            conn.query(sql, "JSON")
+            if time.perf_counter() > warm_until:
+                break
     latencies: list[float] = []
+    rows_read: list[int] = []
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -86,21 +133,66 @@ def raw_engine(conn, sqls: list[str], concurrency: int, seconds: float) -> dict:
             sql = sqls[n % len(sqls)]
             n += concurrency
             t = time.perf_counter()
-            conn.query(sql, "JSON").bytes()
+            res = conn.query(sql, "JSON")
+            res.bytes()
             latencies.append(time.perf_counter() - t)
+            rows_read.append(res.storage_rows_read())
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"latencies": latencies, "elapsed": time.perf_counter() - start}
+    return {"latencies": latencies, "elapsed": time.perf_counter() - start, "rows": rows_read}
 
 
-def http(url: str, params: list[dict], concurrency: int, seconds: float) -> dict:
-    urls = [f"{url}/v0/pipes/{PIPE}.json?{urlencode(p)}" for p in params]
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk(url: str, paths: list[str], concurrency: int, seconds: float) -> dict:
+    """wrk for ``seconds`` after ``seconds / 2`` of warm-up (not counted)."""
+    with tempfile.TemporaryDirectory(prefix="rtp-wrk-") as tmp:
+        script, listing = Path(tmp) / "rotate.lua", Path(tmp) / "paths.txt"
+        script.write_text(WRK_SCRIPT)
+        listing.write_text("\n".join(paths) + "\n")
+        threads = str(min(concurrency, 2))
+
+        def call(duration: float) -> dict:
+            out = subprocess.run(
+                ["wrk", "-t", threads, "-c", str(concurrency), "-d", f"{max(1, round(duration))}s",
+                 "--timeout", "30s", "-s", str(script), url, "--", str(listing)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            line = re.search(r"^\{.*\}$", out.stdout, re.M)
+            if not line:
+                raise RuntimeError(f"wrk printed no figures: {out.stdout}{out.stderr}")
+            return json.loads(line.group(0))
+
+        call(seconds / 2)
+        r = call(seconds)
+    if r["errors"]:
+        raise RuntimeError(f"{r['errors']} endpoint calls failed under wrk")
+    elapsed = r["duration_us"] / 1e6
+    return {
+        "generator": "wrk",
+        "requests": r["requests"],
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "throughput_rps": r["requests"] / elapsed if elapsed else 0.0,
+    }
+
+
+def drain(url: str, path: str) -> None:
+    """One call after a run: it answers once the calls the generator left in the server's
+    queue when it stopped are done, so they don't weigh on the next run."""
+    httpx.get(url + path, timeout=300).raise_for_status()
+
+
+def loadgen(url: str, paths: list[str], concurrency: int, seconds: float) -> dict:
+    """The async httpx load generator (bench/loadgen.py), when wrk is missing."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(urls, f)
+        json.dump([url + p for p in paths], f)
     out = subprocess.run(
         [sys.executable, "-m", "bench.loadgen", "get", f.name, str(concurrency), str(seconds)],
         capture_output=True,
@@ -112,7 +204,20 @@ def http(url: str, params: list[dict], concurrency: int, seconds: float) -> dict
     result = json.loads(out.stdout)
     if result["errors"]:
         raise RuntimeError(f"{result['errors']} endpoint calls failed")
-    return result
+    return {"generator": "httpx", **latency_summary(result["latencies"], result["elapsed"])}
+
+
+def _merge(figures: list[dict]) -> dict:
+    """Rounds of one side into one figure: medians of the percentiles, summed requests."""
+    if len(figures) == 1:
+        return figures[0]
+    return {
+        **figures[0],
+        "requests": sum(f["requests"] for f in figures),
+        "p50_ms": median(f["p50_ms"] for f in figures),
+        "p99_ms": median(f["p99_ms"] for f in figures),
+        "throughput_rps": median(f["throughput_rps"] for f in figures),
+    }
 
 
 def run(
@@ -122,37 +227,47 @@ def run(
     seconds: float,
     rounds: int,
     samples: int = 200,
-    concurrencies=(1, 16),
+    pipes=PIPES,
+    concurrencies=CONCURRENCIES,
     log=print,
 ) -> dict:
     from rtp.engine.embedded import EmbeddedBackend
 
     at = facts["last_event"][:19]
-    raw = {c: {"latencies": [], "elapsed": 0.0} for c in concurrencies}
-    api = {c: {"latencies": [], "elapsed": 0.0} for c in concurrencies}
-    params: list[dict] = []
-    sqls: list[str] = []
+    keys = [(p, c) for p in pipes for c in concurrencies]
+    raw: dict = {k: [] for k in keys}
+    api: dict = {k: [] for k in keys}
+    rows: dict = {p: [] for p in pipes}
+    params: dict[str, list[dict]] = {}
+    sqls: dict[str, list[str]] = {}
+    use_wrk = wrk_available()
 
     def engine_side() -> None:
-        nonlocal params, sqls
         backend = EmbeddedBackend(data_path(project))
         try:
             if not params:
-                params = sample_params(backend, samples, at)
-                sqls = render(project, params)
-            for c in concurrencies:
-                res = raw_engine(backend._conn, sqls, c, seconds)
-                raw[c]["latencies"] += res["latencies"]
-                raw[c]["elapsed"] += res["elapsed"]
+                params.update(sample_params(backend, samples, at))
+                for p in pipes:
+                    sqls[p] = render(project, p, params[p])
+            for p, c in keys:
+                res = raw_engine(backend._conn, sqls[p], c, seconds)
+                raw[(p, c)].append(
+                    {
+                        "generator": "chdb threads",
+                        **latency_summary(res["latencies"], res["elapsed"]),
+                    }
+                )
+                rows[p] += res["rows"]
         finally:
             backend.close()
 
     def http_side() -> None:
         with Server(project) as server:
-            for c in concurrencies:
-                res = http(server.url, params, c, seconds)
-                api[c]["latencies"] += res["latencies"]
-                api[c]["elapsed"] += res["elapsed"]
+            for p, c in keys:
+                paths = [f"/v0/pipes/{p}.json?{urlencode(q)}" for q in params[p]]
+                call = wrk if use_wrk else loadgen
+                api[(p, c)].append(call(server.url, paths, c, seconds))
+                drain(server.url, paths[0])
 
     for r in range(rounds):
         # the sides take turns going first, so a trend in the machine's load hits both
@@ -161,20 +276,26 @@ def run(
             side()
         log(f"  endpoint round {r + 1}/{rounds} done")
     out: dict = {
-        "pipe": PIPE,
-        "parameter_sets": len(params),
         "at": at,
         "seconds_per_side_per_round": seconds,
         "rounds": rounds,
+        "generator": "wrk" if use_wrk else "httpx",
+        "pipes": {},
     }
-    for c in concurrencies:
-        e = latency_summary(raw[c]["latencies"], raw[c]["elapsed"])
-        h = latency_summary(api[c]["latencies"], api[c]["elapsed"])
-        out[f"c{c}"] = {
-            "engine": e,
-            "http": h,
-            "p50_ratio": h["p50_ms"] / e["p50_ms"],
-            "p99_ratio": h["p99_ms"] / e["p99_ms"],
-            "throughput_ratio": h["throughput_rps"] / e["throughput_rps"],
+    for p in pipes:
+        figures: dict = {
+            "parameter_sets": len(params[p]),
+            "rows_read_p50": median(rows[p]) if rows[p] else 0,
+            "rows_read_max": max(rows[p], default=0),
         }
+        for c in concurrencies:
+            e, h = _merge(raw[(p, c)]), _merge(api[(p, c)])
+            figures[f"c{c}"] = {
+                "engine": e,
+                "http": h,
+                "p50_ratio": h["p50_ms"] / e["p50_ms"],
+                "p99_ratio": h["p99_ms"] / e["p99_ms"],
+                "throughput_ratio": h["throughput_rps"] / e["throughput_rps"],
+            }
+        out["pipes"][p] = figures
     return out

@@ -28,13 +28,24 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
     } <= result.keys()
     assert result["machine"]["cores"] > 0
     assert result["versions"]["clickhouse"]
-    for c in ("c1", "c16"):
-        figures = result["endpoint"][c]
-        for side in ("engine", "http"):
-            for key in ("p50_ms", "p99_ms", "throughput_rps"):
-                assert figures[side][key] > 0, (c, side, key)
-        for key in ("p50_ratio", "p99_ratio", "throughput_ratio"):
-            assert figures[key] > 0
+    endpoint = result["endpoint"]
+    assert endpoint["generator"] in ("wrk", "httpx")
+    assert set(endpoint["pipes"]) == {
+        "recommendations",
+        "similar_products",
+        "user_profile",
+        "offer",
+        "trending",
+    }
+    for pipe, figures in endpoint["pipes"].items():
+        assert figures["rows_read_p50"] > 0, pipe
+        for c in ("c1", "c4"):
+            for side in ("engine", "http"):
+                for key in ("p50_ms", "p99_ms", "throughput_rps"):
+                    assert figures[c][side][key] > 0, (pipe, c, side, key)
+            assert figures[c]["http"]["generator"] == endpoint["generator"]
+            for key in ("p50_ratio", "p99_ratio", "throughput_ratio"):
+                assert figures[c][key] > 0
     for kind in ("with_views", "table_only", "bad_rows"):
         ingest = result["ingest"][kind]
         assert ingest["rows"] > 0 and ingest["ratio"] > 0
@@ -45,7 +56,7 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
     root = result["tooling"]["projects"]["root"]
     for key in ("check_s", "deploy_empty_s", "deploy_unchanged_s", "test_s"):
         assert root[key] > 0
-    assert "| recommendations p50" in capsys.readouterr().out
+    assert "| recommendations | 1 |" in capsys.readouterr().out
     if os.environ.get("RTP_TEST_KAFKA"):  # bench/kafka.py needs a broker
         k = result["kafka"]
         for side in ("kafka", "http", "engine"):
