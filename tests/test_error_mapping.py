@@ -91,6 +91,7 @@ PINNED = {
     "RTP515": (EngineError, 409, 1),
     "RTP516": (EngineError, 409, 1),
     "RTP517": (EngineError, 409, 1),
+    "RTP518": (EngineError, 501, 1),
 }
 
 

@@ -64,8 +64,17 @@ def stage(
 
     Raises ProjectInvalid RTP109 for a project with errors, EngineError RTP517 when a
     version is staged already, RTP515 when another deploy holds the target, RTP503 when
-    a step fails (journaled: the next deploy command finishes it)."""
+    a step fails (journaled: the next deploy command finishes it), RTP518 on a cluster
+    target."""
     built.require_valid()
+    cluster = getattr(backend, "cluster", None)
+    if cluster:
+        raise EngineError(
+            f"can't stage a version on cluster {cluster}: its tables would be created on "
+            "one node only",
+            code="RTP518",
+            hint="deploy straight to live (`rtp deploy`), or stage on a single server",
+        )
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)

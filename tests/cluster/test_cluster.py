@@ -295,3 +295,13 @@ def test_endpoints_answer_as_on_the_embedded_engine(project_factory, cli, cluste
     assert on_cluster == answers(embedded)
     assert len(on_cluster[0]) == 37 and sum(int(r["n"]) for r in on_cluster[0]) == 3000
     assert on_cluster[1] and len(on_cluster[2]) == 11
+
+
+def test_staging_a_version_is_refused_before_anything_changes(project_factory, cli, cluster_url):
+    root = project_factory(FILES, base=None)
+    db = _db(cluster_url)
+    assert cli("deploy", "-p", root, "--target", cluster_url).exit_code == 0
+    before = {node: _objects(node, db) for node in NODES}
+    staged = cli("deploy", "--stage", "-p", root, "--target", cluster_url)
+    assert staged.exit_code == 1 and "RTP518" in staged.output, staged.output
+    assert {node: _objects(node, db) for node in NODES} == before
