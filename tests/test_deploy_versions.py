@@ -94,7 +94,8 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     assert cli("deploy", "-p", root, *where).exit_code == 0
     data = tmp_path / "a.ndjson"
     _events(data, 30)
-    assert cli("append", "events", data, "-p", root, *where).exit_code == 0
+    appended = cli("append", "events", data, "-p", root, *where)
+    assert appended.exit_code == 0, appended.output
     _write(root, V2)
 
     staged = cli("deploy", "--stage", "-p", root, *where)
@@ -110,7 +111,8 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     ]
     # rows ingested while staged reach both versions once
     _events(data, 6, start=30)
-    assert cli("append", "events", data, "-p", root, *where).exit_code == 0
+    appended = cli("append", "events", data, "-p", root, *where)
+    assert appended.exit_code == 0, appended.output
     assert _sql(cli, root, "SELECT count() FROM events__rtp_stage", *where) == [[36]]
     assert _sql(cli, root, "SELECT sum(n), sum(total) FROM spend__rtp_stage FINAL", *where) == [
         [36, 72]
@@ -159,7 +161,8 @@ def test_stage_promote_rollback_discard(target, cli, tmp_path, monkeypatch):
     up = cli("deploy", "-p", root, *where)
     assert "up to date" in up.output, up.output
     _events(data, 3, start=36)
-    assert cli("append", "events", data, "-p", root, *where).exit_code == 0
+    appended = cli("append", "events", data, "-p", root, *where)
+    assert appended.exit_code == 0, appended.output
 
     back = cli("deploy", "rollback", "-p", root, *where)
     assert back.exit_code == 0, back.output

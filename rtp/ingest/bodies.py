@@ -50,7 +50,21 @@ def engine_checks(backend: Backend, datasource: Datasource) -> TypedInsert | Non
     checks don't cover (see typed.py)."""
     if getattr(backend, "name", None) != "embedded":
         return None
-    return TypedInsert.build(datasource)
+    typed = TypedInsert.build(datasource)
+    return typed if typed is not None and _live_matches(backend, datasource) else None
+
+
+def _live_matches(backend: Backend, datasource: Datasource) -> bool:
+    """Whether the live table has each of the datasource's columns with its type. While
+    a new version is staged the project's files may describe columns live doesn't have
+    yet: those rows take Python's checks, whose insert names the columns it sends and
+    leaves the rest to the table (and its forwarding view to the staged copy)."""
+    _, rows = backend.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+        f"AND table = {quote_string(datasource.name)}"
+    )
+    live = dict(rows)
+    return all(live.get(c.name) == c.type for c in datasource.columns)
 
 
 def shape(body: bytes) -> tuple[bytes, int] | None:
