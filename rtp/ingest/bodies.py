@@ -37,10 +37,15 @@ _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
 # what the engine raises for a body it can't read as JSON objects (nothing stored then);
 # other errors are raised: a failing view may have stored part of an insert already
 _UNREADABLE = ("CANNOT_PARSE", "CANNOT_READ", "INCORRECT_DATA")
+# the table lost a column the statement names (a version made live, or rolled back,
+# while the body waited for its turn): refused before any row is stored
+_TABLE_CHANGED = ("NO_SUCH_COLUMN_IN_TABLE",)
 
 
 class _Unreadable(Exception):
-    """The engine read the body otherwise than as one JSON object per line."""
+    """The engine read the body otherwise than as one JSON object per line, or the table
+    no longer has the columns the statement names: nothing was stored, and the body
+    takes Python's checks."""
 
 
 def engine_checks(backend: Backend, datasource: Datasource) -> TypedInsert | None:
@@ -172,8 +177,9 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
 
 
 def _reraise(exc: QueryError) -> None:
-    """Raise _Unreadable for an error reading the body, else ``exc`` itself."""
-    if (exc.ch_name or "").startswith(_UNREADABLE):
+    """Raise _Unreadable for an error reading the body or a column the table lost, else
+    ``exc`` itself."""
+    if (exc.ch_name or "").startswith(_UNREADABLE + _TABLE_CHANGED):
         raise _Unreadable from None
     raise exc
 

@@ -178,6 +178,9 @@ class QueryOnly:
 
         return format_rows(*self.inner.query(sql, limits, settings), fmt)
 
+    def version(self):  # the engine's: how pipes are composed follows it
+        return self.inner.version()
+
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "ndjson", "parquet"])
 async def test_rows_formatted_like_the_server_backend_match_the_engines_own(serve, fmt):
