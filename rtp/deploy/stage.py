@@ -51,7 +51,7 @@ from rtp.sql.rename import rename_tables
 
 if TYPE_CHECKING:
     from rtp.engine import Backend
-    from rtp.project.model import Project
+    from rtp.project.model import Datasource, Project
     from rtp.sql.compose import CompiledProject
 
 
@@ -87,8 +87,9 @@ def changed_set(project: Project, compiled: CompiledProject, backend: Backend) -
     reads: dict[str, set[str]] = {}
     for name in set(views) | {n for n, r in state.items() if r.kind == Kind.VIEW}:
         targets[name] = set()
-        if name in views and views[name].target:
-            targets[name].add(views[name].target)
+        target = views[name].target if name in views else None
+        if target:
+            targets[name].add(target)
         if name in state and state[name].spec.get("target"):
             targets[name].add(state[name].spec["target"])
         reads[name] = _tables_read(compiled, name) if name in views else set()
@@ -186,7 +187,9 @@ def stage_plan(
 Columns = list[tuple[str, str, str | None]]  # (name, type, default expression)
 
 
-def feed_select(columns: Columns, live_columns: list[str], source: str, query=None) -> str:
+def feed_select(
+    columns: Columns, live_columns: list[str], source: str, query: str | None = None
+) -> str:
     """How rows of live table ``source`` become rows of a kept version's copy with
     ``columns``: ``query`` (the datasource's ``forward_query``, a SELECT list over the
     live table: Tinybird's FORWARD_QUERY), else every column both have, by name, and each
@@ -222,7 +225,7 @@ def _fill(name: str, ctype: str, default: str | None, live_columns: list[str]) -
     return f"CAST({value} AS {ctype}) AS `{name}`"
 
 
-def _columns_of(ds) -> Columns:
+def _columns_of(ds: Datasource) -> Columns:
     return [(c.name, c.type, c.default) for c in ds.columns]
 
 
@@ -240,12 +243,12 @@ def view_sources(changed_tables: dict[str, str], feeds: dict[str, str]) -> dict[
     return out
 
 
-def _named(select: str, ds) -> list[str]:
+def _named(select: str, ds: Datasource) -> list[str]:
     import sqlglot
 
     try:
         parsed = sqlglot.parse_one(select, read="clickhouse")
-        names = list(parsed.named_selects)
+        names = list(parsed.named_selects) if isinstance(parsed, sqlglot.exp.Query) else []
     except sqlglot.errors.SqlglotError:
         names = []
     known = {c.name for c in ds.columns}

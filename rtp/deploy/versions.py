@@ -98,7 +98,9 @@ def find(versions: list[Version], status: str) -> Version | None:
     return next((v for v in reversed(versions) if v.status == status), None)
 
 
-def write(backend: Backend, number: int, status: str, base: int = 0, manifest=None) -> None:
+def write(
+    backend: Backend, number: int, status: str, base: int = 0, manifest: dict | None = None
+) -> None:
     """Record a version's status now (with its manifest: the first row of a version)."""
     backend.execute(own_ddl(backend, VERSIONS_TABLE, VERSIONS_COLUMNS, "(version, at)"))
     backend.insert_json(VERSIONS_TABLE, [_row(number, status, base, manifest)])

@@ -96,7 +96,7 @@ class EmbeddedBackend:
         self._all_readers: list[Any] = []
         self._readers_lock = threading.Lock()
         # chDB takes settings in the path's query string; they hold for every connection
-        options = {**SESSION_SETTINGS}
+        options: dict[str, object] = {**SESSION_SETTINGS}
         if user_files is not None:
             options = {"user_files_path": user_files, **options}
         self._target = f"{path}?" + "&".join(f"{k}={v}" for k, v in options.items())
