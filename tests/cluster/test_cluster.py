@@ -390,3 +390,26 @@ def test_stage_promote_rollback_discard_on_every_node(project_factory, cli, clus
     assert all(not {t for t in names[n] if "stage" in t} for n in NODES), names
     assert all(names[n] == names[1] for n in NODES), names
     _settled(db, "SELECT count(), uniqExact(id) FROM {db}.events", (650, 650))
+
+
+def test_a_forward_query_feeding_a_staged_view_is_refused_before_tables(
+    project_factory, cli, cluster_url
+):
+    root = project_factory(FILES, base=None)
+    db, target = _db(cluster_url), ("-p", root, "--target", cluster_url)
+    assert cli("deploy", *target).exit_code == 0
+    (root / "datasources/events.yaml").write_text(
+        textwrap.dedent(FILES["datasources/events.yaml"]).replace(
+            "  - {name: price, type: UInt32}",
+            "  - {name: price, type: UInt32}\n  - {name: qty, type: UInt8}",
+        )
+        + "forward_query: SELECT id, timestamp, user_id, product_id, category, price, "
+        "toUInt8(1) AS qty\n"
+    )
+    staged = cli("deploy", "--stage", *target)
+    assert staged.exit_code == 1 and "RTP518" in staged.output, staged.output
+    assert "per_user_mv" in staged.output and "forward_query" in staged.output
+    assert all(not names for names in _stage_names(db).values())
+    discarded = cli("deploy", "discard", *target)
+    assert discarded.exit_code == 0, discarded.output
+    assert "discarded version 2" in discarded.output
