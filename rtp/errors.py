@@ -113,7 +113,7 @@ CODES: dict[str, str] = {
     "RTP515": "another deploy holds the target's lock",
     "RTP516": "no such deploy version",
     "RTP517": "a staged version is in the way",
-    "RTP518": "versions are not yet supported on a cluster target",
+    "RTP518": "a forward_query can't feed a staged view on a cluster",
 }
 
 # Retired codes -> the code that replaced them. A retired code is never raised again (nor
@@ -244,7 +244,7 @@ HTTP_STATUS: dict[str, int] = {
     "RTP515": 409,  # another deploy holds the target's lock
     "RTP516": 409,  # no such deploy version
     "RTP517": 409,  # a staged version is in the way
-    "RTP518": 501,  # versions on a cluster target: not yet
+    "RTP518": 501,  # a forward_query feeding a staged view, on a cluster
 }
 
 

@@ -274,7 +274,9 @@ def live_manifest(backend: Backend, changed: list[str], other: Version) -> dict[
                 "hash": rec.hash,
                 "spec": rec.spec,
                 "target": rec.spec.get("target", ""),
-                "select": view_select(live[name].create_query, backend.database),
+                "select": view_select(
+                    live[name].create_query, backend.database, getattr(backend, "cluster", None)
+                ),
             }
     view_targets = {v["target"] for v in views.values()}
     other_tables = other.manifest.get("tables", {})
@@ -284,13 +286,16 @@ def live_manifest(backend: Backend, changed: list[str], other: Version) -> dict[
     return {"tables": tables, "views": views, "changed": changed, "forwarded": forwarded}
 
 
-def view_select(create_query: str, database: str) -> str:
+def view_select(create_query: str, database: str, cluster: str | None = None) -> str:
     """The SELECT of ``CREATE MATERIALIZED VIEW db.v TO db.t (...) AS SELECT ...`` with
-    ``db.`` taken off the names (ClickHouse qualifies them when it stores the view)."""
+    ``db.`` taken off the names (ClickHouse qualifies them when it stores the view); on
+    a cluster, node-local tables named as their datasources (``events__local`` ->
+    ``events``)."""
     match = re.search(r"\sAS\s+(?=SELECT\b|WITH\b|\()", create_query)
     select = create_query[match.end() :] if match else create_query
     db = re.escape(database)
-    return re.sub(rf"(?<![\w.`])(?:`{db}`|{db})\.(?=[`\w])", "", select)
+    select = re.sub(rf"(?<![\w.`])(?:`{db}`|{db})\.(?=[`\w])", "", select)
+    return re.sub(r"(?<=\w)__local\b", "", select) if cluster else select
 
 
 def switch_plan(

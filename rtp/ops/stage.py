@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rtp.deploy import apply, resume
 from rtp.deploy import versions as v
+from rtp.deploy.cluster import versions_for_cluster
 from rtp.deploy.lock import held
 from rtp.deploy.plan import Change, Plan
 from rtp.deploy.stage import (
@@ -31,6 +32,7 @@ from rtp.engine import Backend
 from rtp.engine.paths import STATE_DIR, versions_dir
 from rtp.errors import EngineError
 from rtp.ops.build import Build, build
+from rtp.project.model import Project
 
 
 @dataclass
@@ -64,17 +66,8 @@ def stage(
 
     Raises ProjectInvalid RTP109 for a project with errors, EngineError RTP517 when a
     version is staged already, RTP515 when another deploy holds the target, RTP503 when
-    a step fails (journaled: the next deploy command finishes it), RTP518 on a cluster
-    target."""
+    a step fails (journaled: the next deploy command finishes it)."""
     built.require_valid()
-    cluster = getattr(backend, "cluster", None)
-    if cluster:
-        raise EngineError(
-            f"can't stage a version on cluster {cluster}: its tables would be created on "
-            "one node only",
-            code="RTP518",
-            hint="deploy straight to live (`rtp deploy`), or stage on a single server",
-        )
     target = f"{backend.name}:{backend.database}"
     with held(backend, command, break_lock=break_lock):
         resumed = _resume(backend, progress)
@@ -94,7 +87,7 @@ def stage(
         manifest["files"] = snapshot(built.root)
         v.write(backend, number, v.BUILDING, live.number, manifest)
         plan = stage_plan(built.project, built.compiled, backend, number, manifest)
-        done = _apply(plan, backend, progress)
+        done = _apply(plan, backend, progress, built.project)
     return Lifecycle("stage", target, number, changed, done, resumed, f"staged version {number}")
 
 
@@ -279,7 +272,10 @@ def guard_plain_deploy(backend: Backend, plan: Plan) -> None:
         return
     found = v.read_versions(backend)
     _no_staging(found, "deploy straight to live")
-    plan.changes[:0] = [retire_change(x, v.RETIRED) for x in found if x.status == v.PREVIOUS]
+    retired = [retire_change(x, v.RETIRED) for x in found if x.status == v.PREVIOUS]
+    if retired and getattr(backend, "cluster", None):
+        versions_for_cluster(retired, backend)  # type: ignore[arg-type]
+    plan.changes[:0] = retired
 
 
 def _no_staging(found: list[v.Version], what: str) -> None:
@@ -309,7 +305,11 @@ def _resume(backend: Backend, progress: Progress) -> str | None:
     return unfinished.describe() if unfinished else None
 
 
-def _apply(plan: Plan, backend: Backend, progress: Progress) -> list[str]:
+def _apply(
+    plan: Plan, backend: Backend, progress: Progress, project: Project | None = None
+) -> list[str]:
+    if getattr(backend, "cluster", None):  # every version object on every node
+        versions_for_cluster(plan.pending, backend, project)  # type: ignore[arg-type]
     return [c.describe() for c in apply(plan, backend, allow_destructive=True, progress=progress)]
 
 

@@ -297,11 +297,119 @@ def test_endpoints_answer_as_on_the_embedded_engine(project_factory, cli, cluste
     assert on_cluster[1] and len(on_cluster[2]) == 11
 
 
-def test_staging_a_version_is_refused_before_anything_changes(project_factory, cli, cluster_url):
+def _settled(db: str, sql: str, expected: tuple) -> None:
+    """``sql`` (``{db}`` filled in) answers ``expected`` on every node, within 30 s (a
+    row a view wrote on one replica reaches the other by replication)."""
+
+    def answers() -> set:
+        return {on_node(n, sql.format(db=f"`{db}`"))[0] for n in NODES}
+
+    try:
+        wait_until(lambda: answers() == {expected}, 30, sql)
+    except AssertionError:
+        assert answers() == {expected}, sql
+
+
+def _stage_names(db: str) -> dict[int, set[str]]:
+    return {n: {t for t in _objects(n, db) if "__rtp_" in t} for n in NODES}
+
+
+def test_stage_promote_rollback_discard_on_every_node(project_factory, cli, cluster_url):
+    """A version's objects are made, switched and dropped ON CLUSTER: every node has the
+    same ones; rows ingested while staged (and after promote) reach both versions."""
     root = project_factory(FILES, base=None)
-    db = _db(cluster_url)
-    assert cli("deploy", "-p", root, "--target", cluster_url).exit_code == 0
-    before = {node: _objects(node, db) for node in NODES}
-    staged = cli("deploy", "--stage", "-p", root, "--target", cluster_url)
+    db, target = _db(cluster_url), ("-p", root, "--target", cluster_url)
+
+    def append(start: int, count: int) -> None:
+        loaded = cli("append", *target, "events", write_rows(root, rows(count, start)))
+        assert loaded.exit_code == 0, loaded.output
+
+    assert cli("deploy", *target).exit_code == 0
+    append(0, 300)
+    (root / "datasources/events.yaml").write_text(
+        textwrap.dedent(FILES["datasources/events.yaml"]).replace(
+            "  - {name: price, type: UInt32}",
+            "  - {name: price, type: UInt32}\n  - {name: qty, type: UInt8, default: '1'}",
+        )
+    )
+    staged = cli("deploy", "--stage", *target)
+    assert staged.exit_code == 0 and "staged version 2" in staged.output, staged.output
+    names = _stage_names(db)
+    assert names[1] == {
+        "events__rtp_stage",
+        "events__rtp_stage__local",
+        "events__rtp_fwd_stage",
+        "per_user__rtp_stage",
+        "per_user__rtp_stage__local",
+        "per_user_mv__rtp_stage",
+    }, names[1]
+    assert all(names[n] == names[1] for n in NODES), names
+    for node in NODES:
+        objects = _objects(node, db)
+        assert objects["events__rtp_stage__local"][0] == "ReplicatedMergeTree", node
+        assert objects["events__rtp_stage"][0] == "Distributed", node
+        assert "qty" in _columns(node, db, "events__rtp_stage") and "qty" not in _columns(
+            node, db, "events"
+        )
+    append(300, 200)  # while staged: both versions get them
+    for table in ("events", "events__rtp_stage"):
+        _settled(db, f"SELECT count(), uniqExact(id) FROM {{db}}.{table}", (500, 500))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user__rtp_stage", (500,))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user", (500,))
+
+    promoted = cli("deploy", "promote", *target)
+    assert promoted.exit_code == 0, promoted.output
+    for node in NODES:
+        assert "qty" in _columns(node, db, "events") and "qty" in _columns(
+            node, db, "events__local"
+        ), node
+        assert "qty" not in _columns(node, db, "events__rtp_v1"), node
+        assert _objects(node, db)["events__rtp_v1__local"][0] == "ReplicatedMergeTree", node
+    append(500, 100)  # after promote: the kept version is fed too
+    for table in ("events", "events__rtp_v1"):
+        _settled(db, f"SELECT count(), uniqExact(id) FROM {{db}}.{table}", (600, 600))
+    _settled(db, "SELECT sum(qty) FROM {db}.events", (600,))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user", (600,))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user__rtp_v1", (600,))
+
+    rolled = cli("deploy", "rollback", *target)
+    assert rolled.exit_code == 0 and "version 1 is live again" in rolled.output, rolled.output
+    for node in NODES:
+        assert "qty" not in _columns(node, db, "events"), node
+        assert "qty" in _columns(node, db, "events__rtp_v2"), node
+    append(600, 50)
+    for table in ("events", "events__rtp_v2"):
+        _settled(db, f"SELECT count(), uniqExact(id) FROM {{db}}.{table}", (650, 650))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user", (650,))
+    _settled(db, "SELECT countMerge(n) FROM {db}.per_user__rtp_v2", (650,))
+
+    assert cli("deploy", "--stage", *target).exit_code == 0
+    discarded = cli("deploy", "discard", *target)
+    assert discarded.exit_code == 0, discarded.output
+    names = _stage_names(db)
+    assert all(not {t for t in names[n] if "stage" in t} for n in NODES), names
+    assert all(names[n] == names[1] for n in NODES), names
+    _settled(db, "SELECT count(), uniqExact(id) FROM {db}.events", (650, 650))
+
+
+def test_a_forward_query_feeding_a_staged_view_is_refused_before_tables(
+    project_factory, cli, cluster_url
+):
+    root = project_factory(FILES, base=None)
+    db, target = _db(cluster_url), ("-p", root, "--target", cluster_url)
+    assert cli("deploy", *target).exit_code == 0
+    (root / "datasources/events.yaml").write_text(
+        textwrap.dedent(FILES["datasources/events.yaml"]).replace(
+            "  - {name: price, type: UInt32}",
+            "  - {name: price, type: UInt32}\n  - {name: qty, type: UInt8}",
+        )
+        + "forward_query: SELECT id, timestamp, user_id, product_id, category, price, "
+        "toUInt8(1) AS qty\n"
+    )
+    staged = cli("deploy", "--stage", *target)
     assert staged.exit_code == 1 and "RTP518" in staged.output, staged.output
-    assert {node: _objects(node, db) for node in NODES} == before
+    assert "per_user_mv" in staged.output and "forward_query" in staged.output
+    assert all(not names for names in _stage_names(db).values())
+    discarded = cli("deploy", "discard", *target)
+    assert discarded.exit_code == 0, discarded.output
+    assert "discarded version 2" in discarded.output
