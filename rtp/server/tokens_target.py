@@ -64,6 +64,7 @@ class TargetTokenStore(Tokens):
         self._stored_secret = ""
         self._seen: tuple[int, int] | None = None
         self._fresh = 0.0  # time.monotonic() of the last good answer from the target
+        self._miss_checked = 0.0  # time.monotonic() an unknown token last made it look
         serving.ensure(backend)
         self.sync(serving.versions(backend))
 
@@ -108,9 +109,12 @@ class TargetTokenStore(Tokens):
 
     def _lookup(self, hashed: str) -> dict | None:
         entry = self._by_hash.get(hashed)
-        if entry is None and time.monotonic() - self._fresh >= MISS_RECHECK:
+        now = time.monotonic()
+        if entry is None and now - self._miss_checked >= MISS_RECHECK:
             # a token just created through another server: look again before refusing
-            # (at most every MISS_RECHECK s, so a flood of bad tokens costs little)
+            # (at most every MISS_RECHECK s, so a flood of bad tokens costs little; the
+            # watcher's last look doesn't count: it may predate the token)
+            self._miss_checked = now
             try:
                 self.sync(serving.versions(self.backend))
             except EngineError as exc:
