@@ -155,7 +155,15 @@ rtp_cluster_kill_node() { # node number: kill -9, and wait until it is gone
 }
 
 rtp_cluster_start_node() { # node number: start it (if it is down) and wait until it answers
-  _cl_ping "$1" || { _cl_launch_node "$1"; _cl_wait_node "$1"; }
+  # After a kill -9 a replica may hold a part ZooKeeper never recorded; 18.16 then refuses
+  # to start when that part is most of a small table ("doesn't look like the set of parts
+  # in ZooKeeper"). The flag makes it restore from ZooKeeper (the stray part is detached),
+  # what an operator does after such a crash.
+  _cl_ping "$1" || {
+    mkdir -p "$CLUSTER_HOME/ch$1/data/flags" && touch "$CLUSTER_HOME/ch$1/data/flags/force_restore_data"
+    _cl_launch_node "$1"
+    _cl_wait_node "$1"
+  }
 }
 
 rtp_cluster_stop() { # SIGKILL every process of the cluster (a throwaway test cluster)
