@@ -76,30 +76,12 @@ def run(
                     params = {"user_id": user, "session_id": session, "limit": 3}
 
                     def shows(params=params, product=product) -> bool:
-                        r = client.get("/v0/pipes/recommendations.json", params=params)
-                        r.raise_for_status()
-                        data = r.json()["data"]
-                        return (
-                            bool(data)
-                            and data[0]["category"] == product["category"]
-                            and data[0]["reason"] == "session"
-                        )
+                        return recommends(client, params, product)
 
                     if shows():
                         skipped += 1
                         continue
-                    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-                    event = {
-                        "timestamp": now[:-3],
-                        "event_type": "view",
-                        "user_id": user,
-                        "session_id": session,
-                        "product_id": product["product_id"],
-                        "category": product["category"],
-                        "brand": product["brand"],
-                        "price": product["price"],
-                        "referrer": "bench",
-                    }
+                    event = probe_view(user, session, product)
                     r = client.post(
                         "/v0/events",
                         params={"name": "events", "wait": "true"},
@@ -134,4 +116,32 @@ def run(
         "p99_ms": pct(samples, 99) * 1000,
         "max_ms": max(samples, default=0) * 1000,
         "polls_p50": pct([float(p) for p in polls], 50),
+    }
+
+
+def recommends(client, params: dict, product: dict) -> bool:
+    """Whether ``recommendations`` puts ``product``'s category first, for the session."""
+    r = client.get("/v0/pipes/recommendations.json", params=params)
+    r.raise_for_status()
+    data = r.json()["data"]
+    return (
+        bool(data)
+        and data[0]["category"] == product["category"]
+        and (data[0]["reason"] == "session")
+    )
+
+
+def probe_view(user: str, session: str, product: dict) -> dict:
+    """A view of ``product`` by a new shopper, stamped now: a freshness probe's event."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return {
+        "timestamp": now[:-3],
+        "event_type": "view",
+        "user_id": user,
+        "session_id": session,
+        "product_id": product["product_id"],
+        "category": product["category"],
+        "brand": product["brand"],
+        "price": product["price"],
+        "referrer": "bench",
     }

@@ -26,7 +26,6 @@ the top recommendation is of that category with reason ``session``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -42,7 +41,7 @@ import httpx
 from bench import ingest
 from bench.common import REPO, Server, env, pct
 from bench.dataset import data_path
-from bench.freshness import catalogue
+from bench.freshness import catalogue, probe_view, recommends
 
 
 def broker() -> str | None:
@@ -210,30 +209,12 @@ def freshness(project: Path, facts: dict, host: str, *, probes: int, rate: float
                     params = {"user_id": user, "session_id": session, "limit": 3}
 
                     def shows(params=params, product=product) -> bool:
-                        r = client.get("/v0/pipes/recommendations.json", params=params)
-                        r.raise_for_status()
-                        data = r.json()["data"]
-                        return (
-                            bool(data)
-                            and data[0]["category"] == product["category"]
-                            and data[0]["reason"] == "session"
-                        )
+                        return recommends(client, params, product)
 
                     if shows():
                         skipped += 1
                         continue
-                    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-                    event = {
-                        "timestamp": now[:-3],
-                        "event_type": "view",
-                        "user_id": user,
-                        "session_id": session,
-                        "product_id": product["product_id"],
-                        "category": product["category"],
-                        "brand": product["brand"],
-                        "price": product["price"],
-                        "referrer": "bench",
-                    }
+                    event = probe_view(user, session, product)
                     producer.produce(topic, json.dumps(event).encode(), key=user.encode())
                     if producer.flush(10):
                         raise RuntimeError("the broker did not acknowledge a probe")
