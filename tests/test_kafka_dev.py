@@ -138,3 +138,51 @@ def test_reloads_restart_the_consumers_they_change(project_factory):
             dev.proc.wait(30)
         except subprocess.TimeoutExpired:
             dev.proc.kill()
+
+
+def test_a_deploy_through_rtp_serve_moves_its_consumers(project_factory):
+    """`POST /v0/deploy` to a running `rtp serve` (what `rtp deploy` does when a server
+    holds the project): the consumer of a datasource whose topic changed reads the new
+    topic and no longer the old one, without restarting the server."""
+    from tests.serving import rtp_serve
+
+    tag = uuid.uuid4().hex[:8]
+    a, b = f"serve_a_{tag}", f"serve_b_{tag}"
+    for topic in (a, b):
+        create_topic(topic, 1)
+    root = project_factory(
+        {
+            "connections/bus.connection": f"TYPE kafka\nKAFKA_BOOTSTRAP_SERVERS {BROKER}\n",
+            "datasources/clicks.datasource": datasource(a, f"g_{tag}"),
+        },
+        base={"rtp.yaml": "name: kafkaserve\n"},
+    )
+    subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)], env=ENV, check=True
+    )
+    produce(a, [{"n": i} for i in range(5)], 1)
+    with rtp_serve(root) as s:
+        auth = {"Authorization": f"Bearer {s.admin}"}
+
+        def count(where: str = "1") -> int:
+            q = f"SELECT count() AS c FROM clicks WHERE {where} FORMAT JSON"
+            r = httpx.get(f"{s.base}/v0/sql", params={"q": q}, headers=auth, timeout=10)
+            assert r.status_code == 200, r.text
+            return int(r.json()["data"][0]["c"])
+
+        def until(what, timeout: float = 60) -> None:
+            deadline = time.monotonic() + timeout
+            while not what():
+                assert s.proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+
+        until(lambda: count() == 5)
+        (root / "datasources/clicks.datasource").write_text(datasource(b, f"g_{tag}"))
+        r = httpx.post(f"{s.base}/v0/deploy", json={}, headers=auth, timeout=60)
+        assert r.status_code == 200, r.text
+        produce(b, [{"n": 100 + i} for i in range(7)], 1)
+        produce(a, [{"n": 50 + i} for i in range(3)], 1)
+        until(lambda: count() >= 12)
+        time.sleep(3)
+        assert count() == 12
+        assert count("n >= 100") == 7 and count("n >= 50 AND n < 100") == 0

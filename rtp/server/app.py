@@ -98,11 +98,13 @@ class ServerState:
         )
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def reload(self, project: Project | Build) -> None:
-        """Serve ``project`` from now on (``rtp dev`` after a redeploy). A Build (see
+    def reload(self, project: Project | Build) -> dict[str, list[str]]:
+        """Serve ``project`` from now on (``rtp dev`` after a redeploy, ``POST
+        /v0/deploy``, promote, rollback, another server's deploy). A Build (see
         rtp.ops.build) is served as built; a bare Project is compiled here (tests,
         ``create_app`` callers). Everything is made first and then swapped in, so a
-        request sees the old or the new project."""
+        request sees the old or the new project. The process's Kafka consumers then
+        follow it; returns what they did (:meth:`follow_consumers`)."""
         if isinstance(project, Build):
             project, problems, compiled = (
                 project.project,
@@ -124,6 +126,22 @@ class ServerState:
         self.cache = ResultCache(self.metrics.cache_lookup, build=compiled)
         self.openapi_cache = None
         self.check_views()
+        return self.follow_consumers(project)
+
+    def follow_consumers(self, project: Project) -> dict[str, list[str]]:
+        """Make this process's Kafka consumers follow ``project``: those of datasources
+        whose stream source, columns or connection changed restart, removed ones stop,
+        new ones start (:meth:`rtp.connect.runner.Consumers.update`); returns their
+        names by what happened. Nothing before the app has started its consumers, nor
+        in a process that runs none (``rtp serve --workers N`` but worker 0)."""
+        consumers = getattr(self, "consumers", None)
+        if consumers is None or not self.settings.consumers:
+            return {}
+        changes = consumers.update(project)
+        for verb, names in changes.items():
+            if names:
+                log.info("Kafka consumers %s: %s", verb, ", ".join(sorted(names)))
+        return changes
 
     def check_views(self) -> None:
         """Which datasources have materialized views missing on the engine (POST
@@ -223,7 +241,7 @@ def create_app(
         state.consumers = state.metrics.consumers = (
             connect.start(project, backend, metrics=state.metrics)
             if settings.consumers
-            else Consumers([])
+            else Consumers(backend, metrics=state.metrics)
         )
         yield
         state.stopping = True

@@ -126,14 +126,9 @@ class Reloader:
         return True
 
     def swap(self, built) -> None:
-        """Serve ``built`` from now on, and make the Kafka consumers follow it: those of
-        datasources whose stream source, columns or connection changed restart, removed
-        ones stop, new ones start (:meth:`rtp.connect.runner.Consumers.update`)."""
-        self.state.reload(built)
-        consumers = getattr(self.state, "consumers", None)  # set once the app started
-        if consumers is None:
-            return
-        for verb, names in consumers.update(built.project).items():
+        """Serve ``built`` from now on; say what the Kafka consumers did to follow it
+        (:meth:`rtp.server.app.ServerState.follow_consumers`)."""
+        for verb, names in self.state.reload(built).items():
             if names:
                 self.say(f"Kafka consumers {verb}: {', '.join(sorted(names))}")
 
