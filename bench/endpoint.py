@@ -4,10 +4,11 @@ For each endpoint (:data:`PIPES`) and each concurrency (1, 16, 64 clients), the 
 parameter sets (shopper/session pairs and products of the dataset's last day, ``at`` =
 the last event) are sent both ways:
 
-* *engine*: the exact SQL ``run_pipe`` sends (captured, SETTINGS included) on the raw
-  chDB connection of the benchmark process, CONCURRENCY threads on the one connection
-  with no lock (the SQL carries no query parameters, so chDB allows it); each call's
-  rows read from storage come from chDB's statistics;
+* *engine*: the exact SQL ``run_pipe`` sends (captured, SETTINGS included) on raw chDB
+  connections of the benchmark process, CONCURRENCY threads each on its own connection
+  (chDB runs one statement at a time per connection: threads sharing one would measure
+  that, not the engine; ``rtp serve`` keeps a pool of them too); each call's rows read
+  from storage come from chDB's statistics;
 * *http*: ``rtp serve`` as its own process, called over loopback by wrk (a Lua script
   rotates through the URLs, :data:`WRK_SCRIPT`), or by :mod:`bench.loadgen` (async httpx)
   when wrk is not installed. Each figure records which generator took it.
@@ -113,13 +114,15 @@ def render(project_root: Path, pipe: str, params: list[dict]) -> list[str]:
     return out
 
 
-def raw_engine(conn, sqls: list[str], concurrency: int, seconds: float) -> dict:
-    """Closed loop on the chDB connection: ``concurrency`` threads, each running the next
-    SQL as soon as the previous finished; rows read per call from chDB's statistics."""
+def raw_engine(conns: list, sqls: list[str], seconds: float) -> dict:
+    """Closed loop on chDB connections: one thread per connection of ``conns``, each
+    running the next SQL as soon as the previous finished; rows read per call from
+    chDB's statistics."""
+    concurrency = len(conns)
     warm_until = time.perf_counter() + seconds / 2  # as the load generators do
     while time.perf_counter() < warm_until:
         for sql in sqls:
-            conn.query(sql, "JSON")
+            conns[0].query(sql, "JSON")
             if time.perf_counter() > warm_until:
                 break
     latencies: list[float] = []
@@ -133,7 +136,7 @@ def raw_engine(conn, sqls: list[str], concurrency: int, seconds: float) -> dict:
             sql = sqls[n % len(sqls)]
             n += concurrency
             t = time.perf_counter()
-            res = conn.query(sql, "JSON")
+            res = conns[i].query(sql, "JSON")
             res.bytes()
             latencies.append(time.perf_counter() - t)
             rows_read.append(res.storage_rows_read())
@@ -243,22 +246,29 @@ def run(
     use_wrk = wrk_available()
 
     def engine_side() -> None:
+        import chdb
+
         backend = EmbeddedBackend(data_path(project))
+        # one connection per client thread (the backend's own first): see the module doc
+        conns = [backend._conn]
+        conns += [chdb.connect(backend._target) for _ in range(max(concurrencies) - 1)]
         try:
             if not params:
                 params.update(sample_params(backend, samples, at))
                 for p in pipes:
                     sqls[p] = render(project, p, params[p])
             for p, c in keys:
-                res = raw_engine(backend._conn, sqls[p], c, seconds)
+                res = raw_engine(conns[:c], sqls[p], seconds)
                 raw[(p, c)].append(
                     {
-                        "generator": "chdb threads",
+                        "generator": "chdb threads, a connection each",
                         **latency_summary(res["latencies"], res["elapsed"]),
                     }
                 )
                 rows[p] += res["rows"]
         finally:
+            for conn in conns[1:]:
+                conn.close()
             backend.close()
 
     def http_side() -> None:
