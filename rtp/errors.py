@@ -89,6 +89,7 @@ CODES: dict[str, str] = {
     "RTP410": "query over its memory or row limits",
     "RTP411": "cannot read input data",
     "RTP412": "unsupported request body type",
+    "RTP413": "the caller hung up before its query ran",
     "RTP600": "test names an unknown endpoint",
     "RTP601": "test sends an unknown parameter",
     "RTP602": "fixture for an unknown datasource",
@@ -235,6 +236,7 @@ HTTP_STATUS: dict[str, int] = {
     "RTP405": 413,  # body too large
     "RTP406": 429,  # rate limited
     "RTP412": 415,  # multipart body to an endpoint
+    "RTP413": 499,  # the caller hung up first (nginx's "client closed request")
     "RTP501": 503,  # engine unavailable
     "RTP504": 409,  # change needs --allow-destructive
     "RTP507": 408,  # query timed out

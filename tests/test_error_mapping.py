@@ -69,6 +69,7 @@ PINNED = {
     "RTP410": (RequestError, 400, 2),
     "RTP411": (RequestError, 400, 2),
     "RTP412": (RequestError, 415, 2),
+    "RTP413": (RequestError, 499, 2),
     "RTP600": (SuiteError, 500, 2),
     "RTP601": (SuiteError, 500, 2),
     "RTP602": (SuiteError, 500, 2),

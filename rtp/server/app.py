@@ -165,16 +165,33 @@ class ServerState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    async def run_query(self, fn, *args, limits: Limits, started: float | None = None, **kwargs):
+    async def run_query(
+        self,
+        fn,
+        *args,
+        limits: Limits,
+        started: float | None = None,
+        request: Request | None = None,
+        **kwargs,
+    ):
         """Run a caller's query ``fn(*args, limits=..., **kwargs)`` on a worker thread.
         The deadline counts from ``started`` (the request's arrival, time.monotonic()):
         the time it waited for a worker is spent, and the engine gets what is left.
 
-        Raises EngineError RTP507 (408), without running ``fn``, when nothing is left.
+        Raises EngineError RTP507 (408), without running ``fn``, when nothing is left;
+        RequestError RTP413 (499), without running it either, when ``request``'s caller
+        hung up while it waited for a worker: under overload the engine serves those
+        still waiting for an answer, not those that gave up.
         """
         started = time.monotonic() if started is None else started
+        gone = threading.Event()
 
         def call():
+            if gone.is_set():
+                raise RequestError(
+                    "the caller hung up before its query started; it did not run",
+                    code="RTP413",
+                )
             left = limits.deadline - (time.monotonic() - started)
             if left < 0.01:
                 raise EngineError(
@@ -186,7 +203,12 @@ class ServerState:
             return fn(*args, limits=limits.within(left), **kwargs)
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, call)
+        listening = asyncio.create_task(_hang_up(request, gone)) if request is not None else None
+        try:
+            return await loop.run_in_executor(self.executor, call)
+        finally:
+            if listening is not None:
+                listening.cancel()
 
     def authorize(self, request: Request, scope_type: str, resource: str) -> Grant:
         """The caller's grant if it allows ``scope_type`` on ``resource``
@@ -212,6 +234,14 @@ class ServerState:
                 hint="retry after a short pause",
             )
         self._buckets[name] = (level - 1, now)
+
+
+async def _hang_up(request: Request, gone: threading.Event) -> None:
+    """Set ``gone`` when ``request``'s client disconnects (the ASGI server's
+    ``http.disconnect``; the request's body, if any, was read before)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
 
 
 def create_app(

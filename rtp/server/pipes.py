@@ -96,6 +96,7 @@ async def get_pipe(request: Request) -> Response:
         grant.fixed("PIPES:READ", name),
         limits=limits,
         started=started,
+        request=request,
         timeout=limits.deadline,
         q=q,
         admin="ADMIN" in grant.scopes,

@@ -143,6 +143,7 @@ async def run_sql(request: Request) -> Response:
         settings=settings,
         limits=limits,
         started=started,
+        request=request,
     )
     return Response(body, media_type=FORMATS[fmt][1])
 

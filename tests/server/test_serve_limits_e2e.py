@@ -57,3 +57,46 @@ def test_a_light_endpoint_answers_while_a_long_query_runs(project_factory):
         # before: the engine's single lock held every endpoint until the long query ended
         assert len(answers) >= 5 and all(status == 200 for status, _ in answers), answers
         assert httpx.get(f"{base}/readyz", timeout=5).json() == {"status": "ready"}
+
+
+def test_calls_whose_caller_hung_up_while_queued_never_run(project_factory):
+    """One worker thread, busy with a 2.9 s query; five callers give up after 0.3 s while
+    queued behind it. Their queries never start (499 RTP413, a 4xx in /metrics), so the
+    next caller is answered once the first query ends, not 5 x 2.9 s later."""
+    slow = "SELECT count() FROM numbers(29) WHERE NOT ignore(sleepEachRow(0.1))"
+    root = project_factory()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with rtp_serve(root, "--threads", "1", env=env) as served:
+        base, admin = served.base, served.admin
+        first = threading.Thread(
+            target=httpx.get,
+            args=(f"{base}/v0/sql",),
+            kwargs={"params": {"q": slow, "token": admin}, "timeout": 30},
+        )
+        first.start()
+        time.sleep(1)  # the first query holds the one worker
+        for _ in range(5):
+            try:
+                httpx.get(f"{base}/v0/sql", params={"q": slow, "token": admin}, timeout=0.3)
+                raise AssertionError("a queued call was answered within 0.3 s")
+            except httpx.TimeoutException:
+                pass
+        started = time.monotonic()
+        r = httpx.get(f"{base}/v0/sql", params={"q": "SELECT 1 AS x", "token": admin}, timeout=30)
+        waited = time.monotonic() - started
+        first.join()
+        assert r.status_code == 200 and waited < 5, (r.status_code, waited)
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        sql = {
+            line.split('status="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith('rtp_requests_total{method="GET",route="/v0/sql"')
+        }
+        assert sql == {"200": 2, "4xx": 5}, sql
