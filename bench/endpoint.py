@@ -173,6 +173,7 @@ def wrk(url: str, paths: list[str], concurrency: int, seconds: float) -> dict:
             return json.loads(line.group(0))
 
         call(seconds / 2)
+        drain(url, paths[0])  # the warm-up's calls still running are not the next figure's
         r = call(seconds)
     if r["errors"]:
         raise RuntimeError(f"{r['errors']} endpoint calls failed under wrk")
