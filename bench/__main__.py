@@ -193,11 +193,12 @@ def table(r: dict) -> str:
 
 def endpoint_table(ep: dict) -> str:
     """Per endpoint and concurrency: p50/p99 and requests/s over HTTP and on the engine,
-    the ratios, rows read per call and which load generator took the HTTP figure."""
+    the ratios, rows read per call, the answer cache's hit rate over HTTP ("—": the
+    endpoint has no ``cache``) and which load generator took the HTTP figure."""
     lines = [
         "| endpoint | clients | rtp p50 | rtp p99 | rtp req/s | engine p50 | engine p99 "
-        "| engine req/s | p50 ratio | req/s ratio | rows read | generator |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| engine req/s | p50 ratio | req/s ratio | rows read | cache hits | generator |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for pipe, f in ep["pipes"].items():
         for key in sorted((k for k in f if k.startswith("c")), key=lambda k: int(k[1:])):
@@ -214,10 +215,11 @@ def endpoint_table(ep: dict) -> str:
                 if h["requests"]
                 else "— | —"
             )
+            hits = h.get("cache_hit_rate")
             lines.append(
                 f"| {pipe} | {key[1:]} | {rtp} | {e['p50_ms']:.1f} ms | {e['p99_ms']:.1f} ms "
                 f"| {e['throughput_rps']:,.0f} | {ratios} | {f['rows_read_p50']:,.0f} "
-                f"| {h['generator']} |"
+                f"| {'—' if hits is None else f'{hits:.1%}'} | {h['generator']} |"
             )
     return "\n".join(lines)
 

@@ -187,6 +187,19 @@ def wrk(url: str, paths: list[str], concurrency: int, seconds: float) -> dict:
     }
 
 
+def cache_lookups(url: str, pipe: str) -> dict[str, float]:
+    """The server's answer-cache lookups of ``pipe`` so far, by result (hit, miss,
+    too_large), from its ``/metrics`` (``rtp_cache_lookups_total``, node ``""``): none
+    for a pipe without a ``cache`` setting."""
+    out: dict[str, float] = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        ours = f'pipe="{pipe}"' in line and 'node=""' in line
+        if line.startswith("rtp_cache_lookups_total{") and ours:
+            result = line.split('result="')[1].split('"')[0]
+            out[result] = out.get(result, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def drain(url: str, path: str) -> None:
     """One call after a run: it answers once the calls the generator left in the server's
     queue when it stopped are done, so they don't weigh on the next run."""
@@ -221,7 +234,13 @@ def _merge(figures: list[dict]) -> dict:
         "p50_ms": median(f["p50_ms"] for f in figures),
         "p99_ms": median(f["p99_ms"] for f in figures),
         "throughput_rps": median(f["throughput_rps"] for f in figures),
+        "cache_hit_rate": _median_or_none([f.get("cache_hit_rate") for f in figures]),
     }
+
+
+def _median_or_none(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
 
 
 def run(
@@ -277,8 +296,14 @@ def run(
             for p, c in keys:
                 paths = [f"/v0/pipes/{p}.json?{urlencode(q)}" for q in params[p]]
                 call = wrk if use_wrk else loadgen
-                api[(p, c)].append(call(server.url, paths, c, seconds))
+                before = cache_lookups(server.url, p)
+                figure = call(server.url, paths, c, seconds)
                 drain(server.url, paths[0])
+                after = cache_lookups(server.url, p)
+                looked = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+                total = sum(looked.values())
+                figure["cache_hit_rate"] = looked.get("hit", 0) / total if total else None
+                api[(p, c)].append(figure)
 
     for r in range(rounds):
         # the sides take turns going first, so a trend in the machine's load hits both

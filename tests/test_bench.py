@@ -46,6 +46,9 @@ def test_tiny_bench_writes_every_figure(tmp_path, capsys):
             assert figures[c]["http"]["generator"] == endpoint["generator"]
             for key in ("p50_ratio", "p99_ratio", "throughput_ratio"):
                 assert figures[c][key] > 0
+            # trending has `cache: {ttl: 1}`: most calls are hits; the others have no cache
+            hits = figures[c]["http"]["cache_hit_rate"]
+            assert (hits > 0.5) if pipe == "trending" else (hits is None), (pipe, c, hits)
     for kind in ("with_views", "table_only", "bad_rows"):
         ingest = result["ingest"][kind]
         assert ingest["rows"] > 0 and ingest["ratio"] > 0
