@@ -21,7 +21,7 @@ import orjson
 from rtp.engine import QueryError, dedup_settings
 from rtp.ingest.checks import RowError, show
 from rtp.ingest.paths import MISSING
-from rtp.ingest.typed import FORMAT_SETTINGS, TypedInsert
+from rtp.ingest.typed import FORMAT_SETTINGS, INSERT_SETTINGS, TypedInsert
 from rtp.ingest.writer import insert
 from rtp.sql.escape import quote_string
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from rtp.ingest.mapper import RowMapper
     from rtp.project.model import Datasource
 
-_THROW = "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"
+# how the clean attempt refuses a body with bad rows (typed.py: a check, or the
+# INSERT's cast of a NULL)
+_REFUSED = ("FUNCTION_THROW_IF_VALUE_IS_NON_ZERO", "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN")
 # a line the engine might read as two rows ({..}{..}, {..}, {..}); also matches inside
 # strings and arrays of objects, which only sends the body the counted way
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
@@ -141,13 +143,15 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
     text = "".join(t for _, t, _ in shaped)
     sizes = [n for _, _, n in shaped]
     total = sum(sizes)
+    refused = None  # the clean attempt's error
     if not typed.expect_bad and not counted:
         try:
             _run(backend, typed.insert_sql(text, checked=False), token)
             return [(n, 0) for n in sizes]
         except QueryError as exc:
-            if exc.ch_name != _THROW:
+            if exc.ch_name not in _REFUSED:
                 _reraise(exc)
+            refused = exc
     try:
         sql = typed.bad_rows_sql(text)
         sql += _settings(sql, None, one_thread=True)
@@ -156,13 +160,17 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
         _reraise(exc)
     if int(count) != total:
         raise _Unreadable
+    if refused is not None and not bad:
+        # no row is bad: the refusal came from elsewhere (a materialized view's own
+        # throwIf or NULL, which may have stored part of the insert already)
+        raise refused
     typed.expect_bad = bool(bad)
     if len(bad) < total:
         _run(backend, typed.insert_sql(text, checked=True), token)
     lines = text.split("\n")
     quarantined = [
-        (reason(typed, mapper, lines[int(n)], [int(c) for c in failed]), lines[int(n)])
-        for n, failed in bad
+        (reason(typed, mapper, lines[int(n)], [c for c, f in enumerate(flags) if f]), lines[int(n)])
+        for n, flags in bad
     ]
     if quarantined:
         insert(backend, typed.datasource.name, [], quarantined, ensured, token=token)
@@ -217,10 +225,16 @@ def _settings(sql: str, token: str | None, *, one_thread: bool = False) -> str:
     settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=len(sql) + 65536)
     if one_thread:  # row numbers in body order
         settings |= {"max_threads": 1, "input_format_parallel_parsing": 0}
-    elif token is not None:
+        return _clause(settings)
+    settings |= INSERT_SETTINGS
+    if token is not None:
         settings |= {"deduplicate_insert": "enable"} | dedup_settings(token)
     else:  # a unique token: see rtp.engine.embedded._settings
         settings |= dedup_settings(uuid.uuid4().hex)
+    return _clause(settings)
+
+
+def _clause(settings: dict[str, object]) -> str:
     return " SETTINGS " + ", ".join(
         f"{k} = {quote_string(v) if isinstance(v, str) else v}" for k, v in settings.items()
     )
