@@ -210,7 +210,7 @@ class TypedInsert:
 
     def _source(self, body: str) -> str:
         tag = "rtp"
-        while f"${tag}$" in body:
+        while "$" in body and f"${tag}$" in body:  # most bodies hold no "$" (memchr)
             tag += "x"
         return f"format(JSONEachRow, {self.structure}, ${tag}${body}${tag}$)"
 
