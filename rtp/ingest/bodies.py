@@ -1,9 +1,10 @@
 """NDJSON bodies into a datasource with the engine's own checks (see typed.py).
 
 :func:`insert_bodies` sends each body's text to ClickHouse as it came. A clean body costs
-one ``INSERT ... SELECT``; a body with bad rows costs that attempt (refused whole), a
-``SELECT`` of the bad rows' numbers and failing columns, and the ``INSERT`` of the good
-rows; after a body with bad rows the next one skips the attempt. Python reads only the
+one ``INSERT ... SELECT``; a body with bad rows costs that attempt (refused whole), then
+reads the body once into a temporary table of typed values and failure flags (typed.py
+``stage_sql``), lists the bad rows' numbers and failing columns from it and inserts the
+good rows from it; after a body with bad rows the next one skips the attempt. Python reads only the
 bad rows, to write their reason (:func:`reason`), and bodies the engine can't read as
 one JSON object per line (a line that is not JSON, text that is not UTF-8): those go
 through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
@@ -11,6 +12,7 @@ through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -148,27 +150,34 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
     refused = None  # the clean attempt's error
     if not typed.expect_bad and not counted:
         try:
-            _run(backend, typed.insert_sql(text, checked=False), token)
+            _run(backend, typed.insert_sql(text), token)
             return [(n, 0) for n in sizes]
         except QueryError as exc:
             if exc.ch_name not in _REFUSED:
                 _reraise(exc)
             refused = exc
+    # the body read once into a table of the writer's session (all or none of it)
+    stage = f"_rtp_stage_{uuid.uuid4().hex}"
     try:
-        sql = typed.bad_rows_sql(text)
-        sql += _settings(sql, None, one_thread=True)
-        count, bad = backend.query(sql)[1][0]
-    except QueryError as exc:
-        _reraise(exc)
-    if int(count) != total:
-        raise _Unreadable
-    if refused is not None and not bad:
-        # no row is bad: the refusal came from elsewhere (a materialized view's own
-        # throwIf or NULL, which may have stored part of the insert already)
-        raise refused
-    typed.expect_bad = bool(bad)
-    if len(bad) < total:
-        _run(backend, typed.insert_sql(text, checked=True), token)
+        try:
+            sql = typed.stage_sql(text, stage)
+            backend.execute(sql + _settings(sql, None, one_thread=True))
+            count, bad = backend.query(typed.listing_sql(stage))[1][0]
+        except QueryError as exc:
+            _reraise(exc)
+        if int(count) != total:
+            raise _Unreadable
+        if refused is not None and not bad:
+            # no row is bad: the refusal came from elsewhere (a materialized view's own
+            # throwIf or NULL, which may have stored part of the insert already)
+            raise refused
+        typed.expect_bad = bool(bad)
+        if len(bad) < total:
+            sql = typed.insert_staged_sql(stage)
+            backend.execute(sql + _clause(_insert_settings(token)))
+    finally:  # a failed drop leaves a small table in the session, not an error to raise
+        with contextlib.suppress(QueryError):
+            backend.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
     lines = text.split("\n")
     quarantined = [
         (reason(typed, mapper, lines[int(n)], [c for c, f in enumerate(flags) if f]), lines[int(n)])
@@ -223,17 +232,21 @@ def _run(backend, sql: str, token: str | None) -> None:
 
 def _settings(sql: str, token: str | None, *, one_thread: bool = False) -> str:
     """The statement's SETTINGS: how the body is read, a query size that holds it, and
-    (inserts) the deduplication token as the embedded backend's inserts carry it."""
+    (inserts) :func:`_insert_settings`."""
     settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=len(sql) + 65536)
     if one_thread:  # row numbers in body order
         settings |= {"max_threads": 1, "input_format_parallel_parsing": 0}
         return _clause(settings)
-    settings |= INSERT_SETTINGS
+    return _clause(settings | _insert_settings(token))
+
+
+def _insert_settings(token: str | None) -> dict[str, object]:
+    """An insert's: NULLs refused (typed.INSERT_SETTINGS), and the deduplication token
+    as the embedded backend's inserts carry it."""
+    settings: dict[str, object] = dict(INSERT_SETTINGS)
     if token is not None:
-        settings |= {"deduplicate_insert": "enable"} | dedup_settings(token)
-    else:  # a unique token: see rtp.engine.embedded._settings
-        settings |= dedup_settings(uuid.uuid4().hex)
-    return _clause(settings)
+        return settings | {"deduplicate_insert": "enable"} | dedup_settings(token)
+    return settings | dedup_settings(uuid.uuid4().hex)  # see rtp.engine.embedded._settings
 
 
 def _clause(settings: dict[str, object]) -> str:

@@ -151,12 +151,13 @@ class TypedInsert:
         p = "__"
         while any(k.startswith(p) for k in self.keys):
             p += "_"
-        values: list[str] = []  # per column: the value stored (the INSERT casts it)
         bads: list[str] = []  # per column: when its row is bad (NULL: not bad)
         # what the clean attempt tests: not a non-Nullable column's NULL (the INSERT's
         # own cast refuses it, insert_null_as_default = 0)
         self._attempt: list[str] = []
-        self._defs: list[str] = []  # per column: its value's expression
+        self._defs: list[str] = []  # per column: its value's expression, aliased v
+        self._stored: list[str] = []  # per column: what is stored (the INSERT casts it)
+        self._staged_r: list[str] = []  # the staged texts ``stored`` reads beside v
         for i, (col, steps) in enumerate(zip(self.columns, paths, strict=True)):
             base, nullable = unwrap(col.type)
 
@@ -185,20 +186,24 @@ class TypedInsert:
                 null = f"{r} != {_M} AND isNull({v})"
             else:  # absent takes the default; null is bad
                 null = f"isNull({r}) OR {r} != {_M} AND isNull({v})"
-            stored = f"{value} AS {v}"
             self._defs.append(value)
+            stored = v  # what the INSERT reads, in terms of the aliases
             if len(steps) > 1 and col.default is not None:
-                stored = f"if({r} = {_M}, ({col.default}), {stored})"
-            values.append(stored)
+                stored = f"if({r} = {_M}, ({col.default}), {v})"
+                self._staged_r.append(r)
+            self._stored.append(stored)
             bads.append(" OR ".join(f"({b})" if " OR " in b else b for b in (null, extra) if b))
             self._attempt += [b for b in (null if nullable else "", extra) if b]
         self.listed = ", ".join(_ident(c.name) for c in self.columns)
         self.structure = quote_string(
             ", ".join(f"{_ident(k)} Nullable(String){d}" for k, d in self.keys.items())
         )
-        self._values = ", ".join(values)
         self._p = p
         self._bads = bads
+        self._values = ", ".join(
+            _define(out, f"{p}v_{i}", d)
+            for i, (out, d) in enumerate(zip(self._stored, self._defs, strict=True))
+        )
 
     @classmethod
     def build(cls, datasource: Datasource) -> TypedInsert | None:
@@ -214,36 +219,49 @@ class TypedInsert:
             tag += "x"
         return f"format(JSONEachRow, {self.structure}, ${tag}${body}${tag}$)"
 
-    def insert_sql(self, body: str, *, checked: bool) -> str:
-        """``INSERT ... SELECT`` of the good rows of ``body``, to run with
-        :data:`INSERT_SETTINGS`. Unless ``checked`` (the bad rows were listed first), a
-        bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO or (a NULL for a non-Nullable
-        column) CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, and nothing is stored. The INSERT
-        casts each value to its column's type (by position; ``checked``, a bad row's NULL
-        never reaches it)."""
+    def insert_sql(self, body: str) -> str:
+        """``INSERT ... SELECT`` of ``body`` when it has no bad row, to run with
+        :data:`INSERT_SETTINGS`. A bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO or
+        (a NULL for a non-Nullable column: the INSERT casts each value to its column's
+        type, by position) CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, and nothing is
+        stored."""
         # ifNull: a comparison with a NULL (a JSON null, a value that didn't read) is
         # NULL, and a NULL there is "not bad"
-        bads = [b for b in self._bads if b] if checked else self._attempt
-        bad = f"ifNull({' OR '.join(bads)}, 0)" if bads else ""
-        where = f"NOT {bad}" if checked else f"throwIf({bad}, '{BAD_ROWS}') = 0"
+        bad = f"ifNull({' OR '.join(self._attempt)}, 0)" if self._attempt else ""
         return (
             f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
-            f"SELECT {self._values} FROM {self._source(body)}" + (f" WHERE {where}" if bad else "")
+            f"SELECT {self._values} FROM {self._source(body)}"
+            + (f" WHERE throwIf({bad}, '{BAD_ROWS}') = 0" if bad else "")
         )
 
-    def bad_rows_sql(self, body: str) -> str:
-        """One row: how many rows the engine read, and each bad row's number (0-based,
-        in body order) with one flag per column (true: the column failed)."""
-        p = self._p
-        bads = [
-            _define(b, f"{p}v_{i}", d)
-            for i, (b, d) in enumerate(zip(self._bads, self._defs, strict=True))
-        ]
-        each = [f"({b} AS {p}b_{i})" for i, b in enumerate(bads) if b]
-        flags = ", ".join(f"{p}b_{i}" if b else "0" for i, b in enumerate(bads))
+    def stage_sql(self, body: str, table: str) -> str:
+        """``CREATE TEMPORARY TABLE`` of ``body`` read once (a body with bad rows would
+        otherwise be read twice: to list them, and to insert the others): per row its
+        number (0-based, in body order, with ``max_threads = 1``), each column's value
+        and failure flag, and whether it is bad."""
+        p, n = self._p, len(self._bads)
+        flags = [f"({b or '0'}) AS {p}b_{i}" for i, b in enumerate(self._bads)]
+        bad = " OR ".join(f"{p}b_{i}" for i in range(n))
         return (
-            f"SELECT count(), groupArrayIf((rowNumberInAllBlocks(), [{flags}]), "
-            f"ifNull({' OR '.join(each) or '0'}, 0)) FROM {self._source(body)}"
+            f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS "
+            f"SELECT rowNumberInAllBlocks() AS {p}n, "
+            + ", ".join(f"{d} AS {p}v_{i}" for i, d in enumerate(self._defs))
+            + "".join(f", {r}" for r in self._staged_r)
+            + f", {', '.join(flags)}, ifNull({bad}, 0) AS {p}bad FROM {self._source(body)}"
+        )
+
+    def listing_sql(self, table: str) -> str:
+        """One row of a :meth:`stage_sql` table: how many rows the engine read, and each
+        bad row's number with one flag per column (true: the column failed)."""
+        p, n = self._p, len(self._bads)
+        flags = ", ".join(f"{p}b_{i}" for i in range(n))
+        return f"SELECT count(), groupArrayIf(({p}n, [{flags}]), {p}bad) FROM {table}"
+
+    def insert_staged_sql(self, table: str) -> str:
+        """``INSERT ... SELECT`` of the good rows of a :meth:`stage_sql` table."""
+        return (
+            f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
+            f"SELECT {', '.join(self._stored)} FROM {table} WHERE NOT {self._p}bad"
         )
 
 
