@@ -144,13 +144,13 @@ def _python(backend, mapper, body: bytes, token, ensured) -> tuple[int, int]:
 
 
 def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tuple[int, int]]:
-    text = "".join(t for _, t, _ in shaped)
+    parts = [t for _, t, _ in shaped]
     sizes = [n for _, _, n in shaped]
     total = sum(sizes)
     refused = None  # the clean attempt's error
     if not typed.expect_bad and not counted:
         try:
-            _run(backend, typed.insert_sql(text), token)
+            backend.execute(typed.insert_sql(parts, _settings(parts, token)))
             return [(n, 0) for n in sizes]
         except QueryError as exc:
             if exc.ch_name not in _REFUSED:
@@ -160,8 +160,7 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
     stage = f"_rtp_stage_{uuid.uuid4().hex}"
     try:
         try:
-            sql = typed.stage_sql(text, stage)
-            backend.execute(sql + _settings(sql, None, one_thread=True))
+            backend.execute(typed.stage_sql(parts, stage, _settings(parts, None, one_thread=True)))
             count, bad = backend.query(typed.listing_sql(stage))[1][0]
         except QueryError as exc:
             _reraise(exc)
@@ -178,7 +177,7 @@ def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tup
     finally:  # a failed drop leaves a small table in the session, not an error to raise
         with contextlib.suppress(QueryError):
             backend.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
-    lines = text.split("\n")
+    lines = "".join(parts).split("\n")
     quarantined = [
         (reason(typed, mapper, lines[int(n)], [c for c, f in enumerate(flags) if f]), lines[int(n)])
         for n, flags in bad
@@ -226,14 +225,11 @@ def reason(typed: TypedInsert, mapper: RowMapper, line: str, failed: list[int]) 
     return "; ".join(parts) or "rejected by ClickHouse"
 
 
-def _run(backend, sql: str, token: str | None) -> None:
-    backend.execute(sql + _settings(sql, token))
-
-
-def _settings(sql: str, token: str | None, *, one_thread: bool = False) -> str:
-    """The statement's SETTINGS: how the body is read, a query size that holds it, and
-    (inserts) :func:`_insert_settings`."""
-    settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=len(sql) + 65536)
+def _settings(parts: list[str], token: str | None, *, one_thread: bool = False) -> str:
+    """The statement's SETTINGS: how the body ``parts`` are read, a query size that
+    holds them and the statement around them, and (inserts) :func:`_insert_settings`."""
+    size = sum(map(len, parts)) + (1 << 20)
+    settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=size)
     if one_thread:  # row numbers in body order
         settings |= {"max_threads": 1, "input_format_parallel_parsing": 0}
         return _clause(settings)

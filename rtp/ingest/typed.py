@@ -213,41 +213,49 @@ class TypedInsert:
         except ValueError:
             return None
 
-    def _source(self, body: str) -> str:
+    def _around(self, parts: list[str]) -> tuple[str, str]:
+        """The text before and after the NDJSON ``parts`` (each ending with a newline):
+        ``format(...)`` with the parts dollar-quoted by a tag none of them holds."""
         tag = "rtp"
-        while "$" in body and f"${tag}$" in body:  # most bodies hold no "$" (memchr)
+        while any("$" in p and f"${tag}$" in p for p in parts):  # most hold no "$" (memchr)
             tag += "x"
-        return f"format(JSONEachRow, {self.structure}, ${tag}${body}${tag}$)"
+        return f"format(JSONEachRow, {self.structure}, ${tag}$", f"${tag}$)"
 
-    def insert_sql(self, body: str) -> str:
-        """``INSERT ... SELECT`` of ``body`` when it has no bad row, to run with
-        :data:`INSERT_SETTINGS`. A bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO or
-        (a NULL for a non-Nullable column: the INSERT casts each value to its column's
-        type, by position) CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, and nothing is
-        stored."""
+    def insert_sql(self, parts: list[str], settings: str = "") -> str:
+        """``INSERT ... SELECT`` of the NDJSON ``parts`` when they have no bad row, to
+        run with :data:`INSERT_SETTINGS` (``settings``: the statement's SETTINGS clause).
+        A bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO or (a NULL for a
+        non-Nullable column: the INSERT casts each value to its column's type, by
+        position) CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, and nothing is stored."""
         # ifNull: a comparison with a NULL (a JSON null, a value that didn't read) is
         # NULL, and a NULL there is "not bad"
         bad = f"ifNull({' OR '.join(self._attempt)}, 0)" if self._attempt else ""
-        return (
+        head, tail = self._around(parts)
+        where = f" WHERE throwIf({bad}, '{BAD_ROWS}') = 0" if bad else ""
+        return _around_parts(
             f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
-            f"SELECT {self._values} FROM {self._source(body)}"
-            + (f" WHERE throwIf({bad}, '{BAD_ROWS}') = 0" if bad else "")
+            f"SELECT {self._values} FROM {head}",
+            parts,
+            tail + where + settings,
         )
 
-    def stage_sql(self, body: str, table: str) -> str:
-        """``CREATE TEMPORARY TABLE`` of ``body`` read once (a body with bad rows would
-        otherwise be read twice: to list them, and to insert the others): per row its
-        number (0-based, in body order, with ``max_threads = 1``), each column's value
+    def stage_sql(self, parts: list[str], table: str, settings: str = "") -> str:
+        """``CREATE TEMPORARY TABLE`` of the NDJSON ``parts`` read once (a body with bad
+        rows would otherwise be read twice: to list them, and to insert the others): per
+        row its number (0-based, in order, with ``max_threads = 1``), each column's value
         and failure flag, and whether it is bad."""
         p, n = self._p, len(self._bads)
         flags = [f"({b or '0'}) AS {p}b_{i}" for i, b in enumerate(self._bads)]
         bad = " OR ".join(f"{p}b_{i}" for i in range(n))
-        return (
+        head, tail = self._around(parts)
+        return _around_parts(
             f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS "
             f"SELECT rowNumberInAllBlocks() AS {p}n, "
             + ", ".join(f"{d} AS {p}v_{i}" for i, d in enumerate(self._defs))
             + "".join(f", {r}" for r in self._staged_r)
-            + f", {', '.join(flags)}, ifNull({bad}, 0) AS {p}bad FROM {self._source(body)}"
+            + f", {', '.join(flags)}, ifNull({bad}, 0) AS {p}bad FROM {head}",
+            parts,
+            tail + settings,
         )
 
     def listing_sql(self, table: str) -> str:
@@ -263,6 +271,12 @@ class TypedInsert:
             f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
             f"SELECT {', '.join(self._stored)} FROM {table} WHERE NOT {self._p}bad"
         )
+
+
+def _around_parts(head: str, parts: list[str], tail: str) -> str:
+    """One string, the body's text copied once (bodies run to megabytes, and each
+    fresh copy of them costs ~1 ms a megabyte here)."""
+    return "".join([head, *parts, tail])
 
 
 def _define(sql: str, alias: str, expression: str) -> str:
