@@ -8,10 +8,13 @@ arrays as their JSON text; a null as NULL; an absent key as NULL, or as the colu
 DEFAULT when it has one), then each column is cast with the ``...OrNull`` functions
 (``accurateCastOrNull``, ``toDateTime64OrNull``, ``parseDateTime64BestEffortOrNull``,
 ``toUUIDOrNull``) and checked against its type's range. Python never parses a good row.
+Each sub-expression is written once, under an alias: the statement is planned for every
+batch, and the analyzer's cost grows with the functions it reads.
 
-:func:`rtp.ingest.bodies.insert_bodies` runs it: one ``INSERT ... SELECT`` whose
-``throwIf`` refuses the whole body (nothing stored) when any row is bad; only then a
-``SELECT`` lists the bad rows (row number, failing columns) and a second ``INSERT``
+:func:`rtp.ingest.bodies.insert_bodies` runs it: one ``INSERT ... SELECT`` that refuses
+the whole body (nothing stored) when any row is bad (``throwIf``, or the INSERT's cast of
+a NULL); only then the body is read into a temporary table (:meth:`TypedInsert.stage_sql`)
+that lists the bad rows (row number, failing columns) and from which a second ``INSERT``
 stores the good ones. Types without an engine check here (Array, Map, Tuple, Decimal,
 Int128/256, Enum, FixedString, JSON ...) keep the Python checks
 (:class:`~rtp.ingest.mapper.RowMapper`) for their datasource.
