@@ -1,9 +1,10 @@
 """NDJSON bodies into a datasource with the engine's own checks (see typed.py).
 
 :func:`insert_bodies` sends each body's text to ClickHouse as it came. A clean body costs
-one ``INSERT ... SELECT``; a body with bad rows costs that attempt (refused whole), a
-``SELECT`` of the bad rows' numbers and failing columns, and the ``INSERT`` of the good
-rows; after a body with bad rows the next one skips the attempt. Python reads only the
+one ``INSERT ... SELECT``; a body with bad rows costs that attempt (refused whole), then
+reads the body once into a temporary table of typed values and failure flags (typed.py
+``stage_sql``), lists the bad rows' numbers and failing columns from it and inserts the
+good rows from it; after a body with bad rows the next one skips the attempt. Python reads only the
 bad rows, to write their reason (:func:`reason`), and bodies the engine can't read as
 one JSON object per line (a line that is not JSON, text that is not UTF-8): those go
 through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
@@ -11,6 +12,7 @@ through :class:`~rtp.ingest.mapper.RowMapper` as before, each on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -21,7 +23,7 @@ import orjson
 from rtp.engine import QueryError, dedup_settings
 from rtp.ingest.checks import RowError, show
 from rtp.ingest.paths import MISSING
-from rtp.ingest.typed import FORMAT_SETTINGS, TypedInsert
+from rtp.ingest.typed import FORMAT_SETTINGS, INSERT_SETTINGS, TypedInsert
 from rtp.ingest.writer import insert
 from rtp.sql.escape import quote_string
 
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
     from rtp.ingest.mapper import RowMapper
     from rtp.project.model import Datasource
 
-_THROW = "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO"
+# how the clean attempt refuses a body with bad rows (typed.py: a check, or the
+# INSERT's cast of a NULL)
+_REFUSED = ("FUNCTION_THROW_IF_VALUE_IS_NON_ZERO", "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN")
 # a line the engine might read as two rows ({..}{..}, {..}, {..}); also matches inside
 # strings and arrays of objects, which only sends the body the counted way
 _TWO_ON_A_LINE = re.compile(rb"\}[ \t\r,]*\{")
@@ -81,8 +85,10 @@ def shape(body: bytes) -> tuple[bytes, int] | None:
     if not body.endswith(b"\n"):
         body += b"\n"
     n = body.count(b"\n")
-    if body.startswith(b"{") and body.count(b"\n{") == n - 1 and body.count(b"}\n") == n:
-        return body, n  # the common case: no line needs touching (two passes in C)
+    # the common case, no line needs touching: each newline but the last between "}"
+    # and "{" (one pass in C; "}\n{" can't overlap itself)
+    if body.startswith(b"{") and body.endswith(b"}\n") and body.count(b"}\n{") == n - 1:
+        return body, n
     lines = [line.strip() for line in body.split(b"\n")]
     lines = [line for line in lines if line]
     if not all(line[:1] == b"{" and line[-1:] == b"}" for line in lines):
@@ -138,31 +144,43 @@ def _python(backend, mapper, body: bytes, token, ensured) -> tuple[int, int]:
 
 
 def _engine(backend, typed, mapper, shaped, token, ensured, counted) -> list[tuple[int, int]]:
-    text = "".join(t for _, t, _ in shaped)
+    parts = [t for _, t, _ in shaped]
     sizes = [n for _, _, n in shaped]
     total = sum(sizes)
+    refused = None  # the clean attempt's error
     if not typed.expect_bad and not counted:
         try:
-            _run(backend, typed.insert_sql(text, checked=False), token)
+            backend.execute(typed.insert_sql(parts, _settings(parts, token)))
             return [(n, 0) for n in sizes]
         except QueryError as exc:
-            if exc.ch_name != _THROW:
+            if exc.ch_name not in _REFUSED:
                 _reraise(exc)
+            refused = exc
+    # the body read once into a table of the writer's session (all or none of it)
+    stage = f"_rtp_stage_{uuid.uuid4().hex}"
     try:
-        sql = typed.bad_rows_sql(text)
-        sql += _settings(sql, None, one_thread=True)
-        count, bad = backend.query(sql)[1][0]
-    except QueryError as exc:
-        _reraise(exc)
-    if int(count) != total:
-        raise _Unreadable
-    typed.expect_bad = bool(bad)
-    if len(bad) < total:
-        _run(backend, typed.insert_sql(text, checked=True), token)
-    lines = text.split("\n")
+        try:
+            backend.execute(typed.stage_sql(parts, stage, _settings(parts, None, one_thread=True)))
+            count, bad = backend.query(typed.listing_sql(stage))[1][0]
+        except QueryError as exc:
+            _reraise(exc)
+        if int(count) != total:
+            raise _Unreadable
+        if refused is not None and not bad:
+            # no row is bad: the refusal came from elsewhere (a materialized view's own
+            # throwIf or NULL, which may have stored part of the insert already)
+            raise refused
+        typed.expect_bad = bool(bad)
+        if len(bad) < total:
+            sql = typed.insert_staged_sql(stage)
+            backend.execute(sql + _clause(_insert_settings(token)))
+    finally:  # a failed drop leaves a small table in the session, not an error to raise
+        with contextlib.suppress(QueryError):
+            backend.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
+    lines = "".join(parts).split("\n")
     quarantined = [
-        (reason(typed, mapper, lines[int(n)], [int(c) for c in failed]), lines[int(n)])
-        for n, failed in bad
+        (reason(typed, mapper, lines[int(n)], [c for c, f in enumerate(flags) if f]), lines[int(n)])
+        for n, flags in bad
     ]
     if quarantined:
         insert(backend, typed.datasource.name, [], quarantined, ensured, token=token)
@@ -207,20 +225,27 @@ def reason(typed: TypedInsert, mapper: RowMapper, line: str, failed: list[int]) 
     return "; ".join(parts) or "rejected by ClickHouse"
 
 
-def _run(backend, sql: str, token: str | None) -> None:
-    backend.execute(sql + _settings(sql, token))
-
-
-def _settings(sql: str, token: str | None, *, one_thread: bool = False) -> str:
-    """The statement's SETTINGS: how the body is read, a query size that holds it, and
-    (inserts) the deduplication token as the embedded backend's inserts carry it."""
-    settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=len(sql) + 65536)
+def _settings(parts: list[str], token: str | None, *, one_thread: bool = False) -> str:
+    """The statement's SETTINGS: how the body ``parts`` are read, a query size that
+    holds them and the statement around them, and (inserts) :func:`_insert_settings`."""
+    size = sum(map(len, parts)) + (1 << 20)
+    settings: dict[str, object] = dict(FORMAT_SETTINGS, max_query_size=size)
     if one_thread:  # row numbers in body order
         settings |= {"max_threads": 1, "input_format_parallel_parsing": 0}
-    elif token is not None:
-        settings |= {"deduplicate_insert": "enable"} | dedup_settings(token)
-    else:  # a unique token: see rtp.engine.embedded._settings
-        settings |= dedup_settings(uuid.uuid4().hex)
+        return _clause(settings)
+    return _clause(settings | _insert_settings(token))
+
+
+def _insert_settings(token: str | None) -> dict[str, object]:
+    """An insert's: NULLs refused (typed.INSERT_SETTINGS), and the deduplication token
+    as the embedded backend's inserts carry it."""
+    settings: dict[str, object] = dict(INSERT_SETTINGS)
+    if token is not None:
+        return settings | {"deduplicate_insert": "enable"} | dedup_settings(token)
+    return settings | dedup_settings(uuid.uuid4().hex)  # see rtp.engine.embedded._settings
+
+
+def _clause(settings: dict[str, object]) -> str:
     return " SETTINGS " + ", ".join(
         f"{k} = {quote_string(v) if isinstance(v, str) else v}" for k, v in settings.items()
     )

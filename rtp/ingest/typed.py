@@ -8,10 +8,13 @@ arrays as their JSON text; a null as NULL; an absent key as NULL, or as the colu
 DEFAULT when it has one), then each column is cast with the ``...OrNull`` functions
 (``accurateCastOrNull``, ``toDateTime64OrNull``, ``parseDateTime64BestEffortOrNull``,
 ``toUUIDOrNull``) and checked against its type's range. Python never parses a good row.
+Each sub-expression is written once, under an alias: the statement is planned for every
+batch, and the analyzer's cost grows with the functions it reads.
 
-:func:`rtp.ingest.bodies.insert_bodies` runs it: one ``INSERT ... SELECT`` whose
-``throwIf`` refuses the whole body (nothing stored) when any row is bad; only then a
-``SELECT`` lists the bad rows (row number, failing columns) and a second ``INSERT``
+:func:`rtp.ingest.bodies.insert_bodies` runs it: one ``INSERT ... SELECT`` that refuses
+the whole body (nothing stored) when any row is bad (``throwIf``, or the INSERT's cast of
+a NULL); only then the body is read into a temporary table (:meth:`TypedInsert.stage_sql`)
+that lists the bad rows (row number, failing columns) and from which a second ``INSERT``
 stores the good ones. Types without an engine check here (Array, Map, Tuple, Decimal,
 Int128/256, Enum, FixedString, JSON ...) keep the Python checks
 (:class:`~rtp.ingest.mapper.RowMapper`) for their datasource.
@@ -44,6 +47,9 @@ FORMAT_SETTINGS = {
     "input_format_null_as_default": 0,
     "input_format_defaults_for_omitted_fields": 1,
 }
+# an insert's own: a NULL for a non-Nullable column is refused, not made its default
+# (the rows that hold one are bad; and the default's conversions cost ~2 ms a statement)
+INSERT_SETTINGS = {"insert_null_as_default": 0}
 # the engine's ranges (rtp.ingest.checks._RANGES): outside them ClickHouse would clamp
 _TIME_RANGES = {
     "DateTime": ("1970-01-01 00:00:00", "2106-02-07 06:28:15"),
@@ -57,58 +63,63 @@ def _ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def _first(fast: str, slow: str) -> str:
-    """``fast``, or ``slow`` where ``fast`` is NULL (``if`` runs ``slow`` only there)."""
-    return f"if(isNull({fast}), {slow}, {fast})"
-
-
-def _typed(base: str, r: str) -> tuple[str, str] | None:
-    """(value expression, extra failure condition) casting the staged text ``r`` (not
-    NULL) to ``base`` (a type without Nullable/LowCardinality), or None when rtp has no
-    engine check for it. The value is NULL when the text can't be read as the type.
-    Each reads the common spelling with the cheapest function first and tries the
-    others only for the rows it refused."""
+def _typed(base: str, r: str, a) -> tuple[str, str] | None:
+    """(value expression, extra failure condition) casting the staged text ``r`` to
+    ``base`` (a type without Nullable/LowCardinality), or None when rtp has no engine
+    check for it. The value is NULL when the text can't be read as the type (or ``r`` is
+    NULL: functions of NULL are NULL), and so is the extra condition then. ``a(x)`` names
+    the column's aliases: each sub-expression is written once (the analyzer plans every
+    function node it reads, ~0.1-0.2 ms each); the extra condition reads the value as
+    ``a('v')``. Each reads the common spelling with the cheapest function first and
+    tries the others only for the rows it refused (``if`` runs a branch only there)."""
     name = base.split("(", 1)[0]
+    f, v = a("f"), a("v")
     if name == "String":
         return r, ""
     if name in INT_RANGES and not re.search(r"(128|256)$", name):
         # "12", and also 12.0 and " 12 " (as the Python checks read them)
         slow = f"accurateCastOrNull(replaceRegexpOne(trimBoth({r}), '\\\\.0*$', ''), '{name}')"
-        return _first(f"accurateCastOrNull({r}, '{name}')", slow), ""
+        return f"if(isNull(accurateCastOrNull({r}, '{name}') AS {f}), {slow}, {f})", ""
     if name in ("Float32", "Float64"):
-        v = _first(
-            f"accurateCastOrNull({r}, '{name}')", f"accurateCastOrNull(trimBoth({r}), '{name}')"
-        )
+        slow = f"accurateCastOrNull(trimBoth({r}), '{name}')"
         # "1e999" overflows to inf: a producer's bug, not an infinity it meant
-        return v, f"isInfinite({v}) AND lower(trimBoth({r})) NOT IN {_INF}"
-    if name in ("Bool", "Boolean"):
         return (
-            f"multiIf(lower({r}) IN ('true', '1'), true, lower({r}) IN ('false', '0'), false, NULL)"
+            f"if(isNull(accurateCastOrNull({r}, '{name}') AS {f}), {slow}, {f})",
+            f"isInfinite({v}) AND lower(trimBoth({r})) NOT IN {_INF}",
+        )
+    if name in ("Bool", "Boolean"):
+        low = a("l")
+        return (
+            f"multiIf((lower({r}) AS {low}) IN ('true', '1'), true, "
+            f"{low} IN ('false', '0'), false, NULL)"
         ), ""
     if name == "UUID":
-        return _first(f"toUUIDOrNull({r})", f"toUUIDOrNull(trimBoth({r}))"), ""
+        return f"if(isNull(toUUIDOrNull({r}) AS {f}), toUUIDOrNull(trimBoth({r})), {f})", ""
     if name in _DATE_RANGES:
         lo, hi = _DATE_RANGES[name]
-        day = f"substring(trimBoth({r}), 1, 10)"
-        d = f"accurateCastOrNull({day}, 'Date32')"
+        day = a("d")
         # Date32 clamps what it can't hold: the day must read back as it was written
-        return d, f"toString({d}) != {day} OR {d} < toDate32('{lo}') OR {d} > toDate32('{hi}')"
+        return (
+            f"accurateCastOrNull(substring(trimBoth({r}), 1, 10) AS {day}, 'Date32')",
+            f"toString({v}) != {day} OR {v} < toDate32('{lo}') OR {v} > toDate32('{hi}')",
+        )
     if name in _TIME_RANGES:
         m = re.fullmatch(r"DateTime(?:64)?\s*\(\s*(?:\d+\s*,\s*)?'([^']*)'\s*\)", base)
         tz = f", {quote_string(m.group(1))}" if m else ""
         lo, hi = _TIME_RANGES[name]
-        seconds = f"toFloat64OrNull({r})"
+        s = a("s")
         # 'YYYY-MM-DD hh:mm:ss[.f]' and Unix seconds read by the plain parser first;
         # then other numbers as Unix seconds (the Python checks' reading: "17" is 17 s,
         # not the 17th), and other text (ISO 8601's T, offsets) by the best-effort one
-        t = _first(
-            f"toDateTime64OrNull({r}, 6{tz})",
-            f"if(isNull({seconds}), parseDateTime64BestEffortOrNull(trimBoth({r}), 6{tz}), "
-            f"if({seconds} BETWEEN -2208988800 AND 10413791999, "
-            f"toDateTime64({seconds}, 6{tz}), NULL))",
+        slow = (
+            f"if(isNull(toFloat64OrNull({r}) AS {s}), "
+            f"parseDateTime64BestEffortOrNull(trimBoth({r}), 6{tz}), "
+            f"if({s} BETWEEN -2208988800 AND 10413791999, toDateTime64({s}, 6{tz}), NULL))"
         )
-        bounds = f"toDateTime64('{lo}', 6, 'UTC')", f"toDateTime64('{hi}', 6, 'UTC')"
-        return t, f"{t} < {bounds[0]} OR {t} > {bounds[1]}"
+        return (
+            f"if(isNull(toDateTime64OrNull({r}, 6{tz}) AS {f}), {slow}, {f})",
+            f"{v} < toDateTime64('{lo}', 6, 'UTC') OR {v} > toDateTime64('{hi}', 6, 'UTC')",
+        )
     return None
 
 
@@ -136,49 +147,65 @@ class TypedInsert:
             if col.default is not None and own:
                 if _refers(col.default, {c.name for c in self.columns} | {p[0] for p in paths}):
                     raise ValueError(f"the default of '{col.name}' reads other columns")
-                self.keys[steps[0]] = f" DEFAULT toString(({col.default}))"
+                self.keys[steps[0]] = f" DEFAULT {_default_text(col.default)}"
             else:
                 self.keys.setdefault(steps[0], "")
-        inner: list[str] = []  # per column: __r_i (text), __v_i (typed), __b_i (bad)
-        outer: list[str] = []  # per column: the value stored, as the column's type
+        # the aliases' prefix: no staged key may be read as one of them
+        p = "__"
+        while any(k.startswith(p) for k in self.keys):
+            p += "_"
+        bads: list[str] = []  # per column: when its row is bad (NULL: not bad)
+        # what the clean attempt tests: not a non-Nullable column's NULL (the INSERT's
+        # own cast refuses it, insert_null_as_default = 0)
+        self._attempt: list[str] = []
+        self._defs: list[str] = []  # per column: its value's expression, aliased v
+        self._stored: list[str] = []  # per column: what is stored (the INSERT casts it)
+        self._staged_r: list[str] = []  # the staged texts ``stored`` reads beside v
         for i, (col, steps) in enumerate(zip(self.columns, paths, strict=True)):
             base, nullable = unwrap(col.type)
-            r, v = f"__r_{i}", f"__v_{i}"
-            typed = _typed(base, r)
+
+            def a(x: str, i: int = i) -> str:
+                return f"{p}{x}_{i}"
+
+            if len(steps) == 1:  # the staged key: functions of NULL are NULL
+                r = _ident(steps[0])
+                text = r
+            else:  # an absent nested key reads as the MISSING marker, cast as NULL
+                r, text = a("r"), a("x")
+            typed = _typed(base, text, a)
             if typed is None:
                 raise ValueError(f"no engine check for {col.type}")
             value, extra = typed
-            extra = f"ifNull({extra}, 0)" if extra else ""
-            inner.append(f"{_staged(steps)} AS {r}")
-            stored = v if nullable else f"assumeNotNull({v})"
-            if len(steps) == 1:  # functions of NULL are NULL: null and absent need no test
-                inner.append(f"{value} AS {v}")
-                bad = [f"{r} IS NOT NULL AND {v} IS NULL" if nullable else f"{v} IS NULL", extra]
-            else:  # an absent nested key reads as the MISSING marker
-                inner.append(f"if({r} IS NULL OR {r} = {_M}, NULL, {value}) AS {v}")
-                missing_ok = col.default is not None or nullable
-                bad = [
-                    f"{r} IS NULL" if not nullable else "",
-                    f"{r} = {_M}" if not missing_ok else "",
-                    f"({r} != {_M} AND {v} IS NULL)",
-                    f"({r} != {_M} AND {extra})" if extra else "",
-                ]
-                if col.default is not None:
-                    stored = f"if({r} = {_M}, ({col.default}), {stored})"
-            # ifNull: a comparison with a JSON null is NULL, and a NULL there is "not bad"
-            inner.append(f"ifNull({' OR '.join(b for b in bad if b)}, 0) AS __b_{i}")
-            outer.append(f"CAST({stored} AS {col.type}) AS {_ident(col.name)}")
+            if text != r:  # defined where the value first reads it
+                value = _define(value, text, f"nullIf({_staged(steps, a)} AS {r}, {_M})")
+            v = a("v")
+            if len(steps) == 1:  # null or absent (no default): NULL
+                null = "" if nullable and value == r else f"isNull({v})"
+                if nullable and null:  # a Nullable column's NULL is fine; a value must read
+                    null = f"isNotNull({r}) AND {null}"
+            elif col.default is None and not nullable:  # null, absent or unreadable
+                null = f"isNull({v})"
+            elif nullable:  # null or absent is fine (absent: the default); a value must read
+                null = f"{r} != {_M} AND isNull({v})"
+            else:  # absent takes the default; null is bad
+                null = f"isNull({r}) OR {r} != {_M} AND isNull({v})"
+            self._defs.append(value)
+            stored = v  # what the INSERT reads, in terms of the aliases
+            if len(steps) > 1 and col.default is not None:
+                stored = f"if({r} = {_M}, ({col.default}), {v})"
+                self._staged_r.append(r)
+            self._stored.append(stored)
+            bads.append(" OR ".join(f"({b})" if " OR " in b else b for b in (null, extra) if b))
+            self._attempt += [b for b in (null if nullable else "", extra) if b]
         self.listed = ", ".join(_ident(c.name) for c in self.columns)
         self.structure = quote_string(
             ", ".join(f"{_ident(k)} Nullable(String){d}" for k, d in self.keys.items())
         )
-        self._inner = ", ".join(inner)
-        self._outer = ", ".join(outer)
-        self._bad = " OR ".join(f"__b_{i}" for i in range(len(self.columns)))
-        self._failed = (
-            "arrayFilter(x -> x >= 0, ["
-            + ", ".join(f"if(__b_{i}, {i}, -1)" for i in range(len(self.columns)))
-            + "])"
+        self._p = p
+        self._bads = bads
+        self._values = ", ".join(
+            _define(out, f"{p}v_{i}", d)
+            for i, (out, d) in enumerate(zip(self._stored, self._defs, strict=True))
         )
 
     @classmethod
@@ -189,33 +216,85 @@ class TypedInsert:
         except ValueError:
             return None
 
-    def _source(self, body: str) -> str:
+    def _around(self, parts: list[str]) -> tuple[str, str]:
+        """The text before and after the NDJSON ``parts`` (each ending with a newline):
+        ``format(...)`` with the parts dollar-quoted by a tag none of them holds."""
         tag = "rtp"
-        while f"${tag}$" in body:
+        while any("$" in p and f"${tag}$" in p for p in parts):  # most hold no "$" (memchr)
             tag += "x"
-        return f"format(JSONEachRow, {self.structure}, ${tag}${body}${tag}$)"
+        return f"format(JSONEachRow, {self.structure}, ${tag}$", f"${tag}$)"
 
-    def insert_sql(self, body: str, *, checked: bool) -> str:
-        """``INSERT ... SELECT`` of the good rows of ``body``. Unless ``checked`` (the
-        bad rows were listed first), a bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
-        and nothing is stored."""
-        where = f"NOT ({self._bad})" if checked else f"throwIf({self._bad}, '{BAD_ROWS}') = 0"
+    def insert_sql(self, parts: list[str], settings: str = "") -> str:
+        """``INSERT ... SELECT`` of the NDJSON ``parts`` when they have no bad row, to
+        run with :data:`INSERT_SETTINGS` (``settings``: the statement's SETTINGS clause).
+        A bad row raises FUNCTION_THROW_IF_VALUE_IS_NON_ZERO or (a NULL for a
+        non-Nullable column: the INSERT casts each value to its column's type, by
+        position) CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN, and nothing is stored."""
+        # ifNull: a comparison with a NULL (a JSON null, a value that didn't read) is
+        # NULL, and a NULL there is "not bad"
+        bad = f"ifNull({' OR '.join(self._attempt)}, 0)" if self._attempt else ""
+        head, tail = self._around(parts)
+        where = f" WHERE throwIf({bad}, '{BAD_ROWS}') = 0" if bad else ""
+        return _around_parts(
+            f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
+            f"SELECT {self._values} FROM {head}",
+            parts,
+            tail + where + settings,
+        )
+
+    def stage_sql(self, parts: list[str], table: str, settings: str = "") -> str:
+        """``CREATE TEMPORARY TABLE`` of the NDJSON ``parts`` read once (a body with bad
+        rows would otherwise be read twice: to list them, and to insert the others): per
+        row its number (0-based, in order, with ``max_threads = 1``), each column's value
+        and failure flag, and whether it is bad."""
+        p, n = self._p, len(self._bads)
+        flags = [f"({b or '0'}) AS {p}b_{i}" for i, b in enumerate(self._bads)]
+        bad = " OR ".join(f"{p}b_{i}" for i in range(n))
+        head, tail = self._around(parts)
+        return _around_parts(
+            f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS "
+            f"SELECT rowNumberInAllBlocks() AS {p}n, "
+            + ", ".join(f"{d} AS {p}v_{i}" for i, d in enumerate(self._defs))
+            + "".join(f", {r}" for r in self._staged_r)
+            + f", {', '.join(flags)}, ifNull({bad}, 0) AS {p}bad FROM {head}",
+            parts,
+            tail + settings,
+        )
+
+    def listing_sql(self, table: str) -> str:
+        """One row of a :meth:`stage_sql` table: how many rows the engine read, and each
+        bad row's number with one flag per column (true: the column failed)."""
+        p, n = self._p, len(self._bads)
+        flags = ", ".join(f"{p}b_{i}" for i in range(n))
+        return f"SELECT count(), groupArrayIf(({p}n, [{flags}]), {p}bad) FROM {table}"
+
+    def insert_staged_sql(self, table: str) -> str:
+        """``INSERT ... SELECT`` of the good rows of a :meth:`stage_sql` table."""
         return (
             f"INSERT INTO {_ident(self.datasource.name)} ({self.listed}) "
-            f"SELECT {self._outer} FROM (SELECT {self._inner} FROM {self._source(body)}) "
-            f"WHERE {where}"
+            f"SELECT {', '.join(self._stored)} FROM {table} WHERE NOT {self._p}bad"
         )
 
-    def bad_rows_sql(self, body: str) -> str:
-        """One row: how many rows the engine read, and each bad row's number (0-based,
-        in body order) with the indexes of its failing columns (listed for bad rows
-        only: ``if`` skips the others)."""
-        return (
-            "SELECT count(), groupArrayIf((__n, __f), __bad) FROM ("
-            f"SELECT rowNumberInAllBlocks() AS __n, ({self._bad}) AS __bad, "
-            f"if(__bad, {self._failed}, []) AS __f "
-            f"FROM (SELECT {self._inner} FROM {self._source(body)}))"
-        )
+
+def _around_parts(head: str, parts: list[str], tail: str) -> str:
+    """One string, the body's text copied once (bodies run to megabytes, and each
+    fresh copy of them costs ~1 ms a megabyte here)."""
+    return "".join([head, *parts, tail])
+
+
+def _define(sql: str, alias: str, expression: str) -> str:
+    """``sql`` with its first reference to ``alias`` made its definition (an alias is
+    read anywhere in its SELECT once defined anywhere there, and planned once)."""
+    return re.sub(rf"\b{alias}\b", lambda _: f"({expression} AS {alias})", sql, count=1)
+
+
+def _default_text(default: str) -> str:
+    """The staged text of a column's DEFAULT: a string or integer literal as itself,
+    anything else as the engine writes its value."""
+    if re.fullmatch(r"'(?:[^'\\]|\\.)*'|0|-?[1-9][0-9]*", default.strip()):
+        d = default.strip()
+        return d if d.startswith("'") else f"'{d}'"
+    return f"toString(({default}))"
 
 
 def _refers(sql: str, names: set[str]) -> bool:
@@ -224,18 +303,15 @@ def _refers(sql: str, names: set[str]) -> bool:
     return any(w in names for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
 
 
-def _staged(steps: tuple) -> str:
-    """The text of the value at a JSON path, from its staged top-level key: NULL for a
-    JSON null, strings unquoted, other values as JSON. A top-level key is the staged
-    column (absent: NULL, or its default); a nested one is the MISSING marker when
-    absent."""
+def _staged(steps: tuple, a) -> str:
+    """The text of the value at a nested JSON path, from its staged top-level key: NULL
+    for a JSON null, strings unquoted, other values as JSON; the MISSING marker when
+    absent. ``a(x)``: the column's aliases."""
     key = _ident(steps[0])
-    if len(steps) == 1:
-        return key
     args = ", ".join(str(s + 1) if isinstance(s, int) else quote_string(s) for s in steps[1:])
     return (
         f"if({key} IS NULL OR {key} = {_M} OR NOT JSONHas({key}, {args}), {_M}, "
-        f"multiIf(JSONType({key}, {args}) = 'Null', NULL, "
-        f"JSONType({key}, {args}) = 'String', JSONExtractString({key}, {args}), "
+        f"multiIf((JSONType({key}, {args}) AS {a('j')}) = 'Null', NULL, "
+        f"{a('j')} = 'String', JSONExtractString({key}, {args}), "
         f"JSONExtractRaw({key}, {args})))"
     )
