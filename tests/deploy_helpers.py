@@ -1,4 +1,5 @@
-"""Helpers for the deploy tests: a real in-memory engine per test, statements recorded."""
+"""Helpers for the deploy tests: the SHOP project and its next version, a real in-memory
+engine per test, statements recorded."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ SHOP = {
         target: spend
         populate: true
     """,
+}
+# an endpoint over SHOP's materialized view: u1's total spend and events
+SPENT = """
+    nodes:
+      - name: q
+        sql: |
+          SELECT sum(total) AS total, sum(n) AS n FROM spend
+          WHERE user_id = {{ String(user_id, 'u1') }}
+"""
+# SHOP's next version: a new column with a default and the view's query changed
+SHOP_V2 = {
+    "datasources/events.yaml": SHOP["datasources/events.yaml"].replace(
+        "json: $.product.price}\n",
+        "json: $.product.price}\n          - {name: country, type: String, default: \"'es'\"}\n",
+    ),
+    "pipes/spend_mv.yaml": SHOP["pipes/spend_mv.yaml"].replace(
+        "sum(price) AS total", "sum(price) * 2 AS total"
+    ),
 }
 
 

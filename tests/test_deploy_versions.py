@@ -14,33 +14,13 @@ import time
 import uuid
 
 import pytest
-from deploy_helpers import SHOP
+from deploy_helpers import SHOP, SHOP_V2, SPENT
 
 from rtp.deploy.lock import LOCK_COLUMNS, LOCK_TABLE
 from rtp.deploy.state import own_ddl
 
-# the next version: a new column with a default and the view's query changed
-V2 = {
-    "datasources/events.yaml": """
-        columns:
-          - {name: timestamp, type: DateTime}
-          - {name: user_id, type: String}
-          - {name: product_id, type: String, json: $.product.id}
-          - {name: price, type: Float64, json: $.product.price}
-          - {name: country, type: String, default: "'es'"}
-        sorting_key: [user_id, timestamp]
-    """,
-    "pipes/spend_mv.yaml": SHOP["pipes/spend_mv.yaml"].replace(
-        "sum(price) AS total", "sum(price) * 2 AS total"
-    ),
-    "pipes/spent.yaml": """
-        nodes:
-          - name: q
-            sql: |
-              SELECT sum(total) AS total, sum(n) AS n FROM spend
-              WHERE user_id = {{ String(user_id, 'u1') }}
-    """,
-}
+# the next version, with the endpoint (new to a project made from SHOP alone)
+V2 = {**SHOP_V2, "pipes/spent.yaml": SPENT}
 SERVER_URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
 
 
@@ -74,7 +54,7 @@ def _sql(cli, root, query: str, *target) -> list:
 def target(request, project_factory):
     """(project root, extra CLI args): the embedded engine, or a fresh database of the
     ClickHouse server."""
-    root = project_factory({**SHOP, "pipes/spent.yaml": V2["pipes/spent.yaml"]}, base=None)
+    root = project_factory({**SHOP, "pipes/spent.yaml": SPENT}, base=None)
     if request.param == "embedded":
         yield root, ()
         return

@@ -27,12 +27,24 @@ def test_every_setting_has_a_key_a_variable_a_flag_and_a_row():
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", table, re.M)}
     assert set(rows) == fields
     serve = typer.main.get_command(app).commands["serve"]
-    options = {opt for param in serve.params for opt in (*param.opts, *param.secondary_opts)}
+    options = {opt: p.name for p in serve.params for opt in (*p.opts, *p.secondary_opts)}
     for name in fields:
         assert f"`{env_name(name)}`" in rows[name], name
         if FLAGS[name]:
             assert f"`{FLAGS[name]}`" in rows[name], name
-            assert set(FLAGS[name].split("/")) <= options, name
+            for flag in FLAGS[name].split("/"):
+                assert options.get(flag) == name, name  # rtp.cli.serve.setting_flags
+
+
+def test_setting_flags_are_named_as_their_setting():
+    """`rtp serve` and `rtp dev` pass a flag on as the setting its parameter is named
+    after (rtp.cli.serve.setting_flags): a flag under another name would be ignored."""
+    setting_of = {flag: name for name, f in FLAGS.items() if f for flag in f.split("/")}
+    for command in ("serve", "dev"):
+        params = typer.main.get_command(app).commands[command].params
+        given = {(p.opts[0], p.name) for p in params if p.opts[0] in setting_of}
+        assert given == {(flag, setting_of[flag]) for flag, _ in given}, command
+        assert len(given) >= 6, command  # --cors, --timeout, --max-memory, ... at least
 
 
 def test_precedence_flag_env_file_default(project_factory):

@@ -24,25 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import chromium, require_browser
 from tests.conftest import ROOT
 from tests.serving import free_port
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("RTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = (
-    os.environ.get("RTP_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-)
 CATEGORY = "sunglasses"  # four in stock in the fixtures: aviator, cat eye, round, sport
 
-webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')"
-)
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(
-        f"no headless browser: need {CHROMIUM} and {CHROMEDRIVER} "
-        "(apt-get install -y chromium chromium-driver)",
-        allow_module_level=True,
-    )
+require_browser("apt-get install -y chromium chromium-driver")
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -108,31 +97,8 @@ def dev_server(tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,1300",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path, "--disable-quic", "--window-size=1280,1300") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def panel(driver, testid: str) -> list[tuple[str, str]]:

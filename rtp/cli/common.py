@@ -24,8 +24,11 @@ TARGET_OPTION = typer.Option(
     "then rtp.yaml's default_target).",
 )
 
-# options `rtp serve` and `rtp dev` share (server settings: docs/serve.md)
+# options `rtp serve` and `rtp dev` share (server settings: docs/serve.md); a server
+# setting's parameter is named as the setting (rtp.cli.serve.setting_flags reads it)
+DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
 HOST_OPTION = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
+PORT_OPTION = typer.Option(DEFAULT_PORT, "--port", help="TCP port.")
 CORS_OPTION = typer.Option([], "--cors", help="Allowed browser origin (repeatable; default: any).")
 TIMEOUT_OPTION = typer.Option(
     None,

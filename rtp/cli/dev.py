@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -15,6 +14,7 @@ from rtp.cli.common import (
     HOST_OPTION,
     MAX_BODY_OPTION,
     MAX_MEMORY_OPTION,
+    PORT_OPTION,
     PROJECT_OPTION,
     RATE_LIMIT_OPTION,
     SCHEDULES_OPTION,
@@ -22,9 +22,8 @@ from rtp.cli.common import (
     project_root,
 )
 from rtp.cli.output import console, err_console, exit_for, fail, render_problem
-from rtp.cli.serve import DEFAULT_PORT, announce_admin, control_token, run_until_stopped
+from rtp.cli.serve import announce_admin, run_until_stopped, setting_flags, with_control
 from rtp.cli.token import tokens_file
-from rtp.engine import owner
 from rtp.engine.target import open_backend
 from rtp.errors import RtpError
 from rtp.ops import deploy as ops
@@ -47,17 +46,19 @@ def page_token(path: Path) -> str:
 
 
 def dev(
+    ctx: typer.Context,
     host: str = HOST_OPTION,
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
+    port: int = PORT_OPTION,
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without tokens."),
     interval: float = typer.Option(
         0.5,
         "--interval",
         help="Seconds between file checks where the OS gives no file events (else unused).",
     ),
-    cors: list[str] = CORS_OPTION,
-    timeout: str = TIMEOUT_OPTION,
-    max_memory: str = MAX_MEMORY_OPTION,
+    # the server settings, each named as the setting (read by setting_flags)
+    cors_origins: list[str] = CORS_OPTION,
+    query_timeout: str = TIMEOUT_OPTION,
+    max_memory_usage: str = MAX_MEMORY_OPTION,
     max_body_bytes: str = MAX_BODY_OPTION,
     rate_limit: float = RATE_LIMIT_OPTION,
     schedules: bool = SCHEDULES_OPTION,
@@ -71,18 +72,7 @@ def dev(
         root = project_root(project)
         built = build(root)  # once: what the first deploy and the server use
         model = built.project
-        settings = server_settings(
-            model,
-            os.environ,
-            {
-                "cors_origins": cors,
-                "query_timeout": timeout,
-                "max_memory_usage": max_memory,
-                "max_body_bytes": max_body_bytes,
-                "rate_limit": rate_limit,
-                "schedules": schedules,
-            },
-        )
+        settings = server_settings(model, os.environ, setting_flags(ctx))
         if built.errors:
             for problem in built.sorted_problems():
                 render_problem(problem, root, err_console)
@@ -91,8 +81,7 @@ def dev(
             )
             raise typer.Exit(2)
         backend = open_backend(model, "embedded", command="rtp dev")
-        control = control_token()
-        owner.set_url(root, f"http://{host}:{port}", control)
+        settings = with_control(settings, root, f"http://{host}:{port}", no_auth)
     except RtpError as exc:
         fail(exc, root if "root" in locals() else None)
         raise exit_for(exc) from None
@@ -108,9 +97,6 @@ def dev(
                     f"  fixture [bold]{name}[/bold]: {ok} rows"
                     + (f", {bad} quarantined" if bad else "")
                 )
-        settings = replace(
-            settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
-        )
         if not no_auth:
             announce_admin(root)
         app = create_app(built, backend, settings)

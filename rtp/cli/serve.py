@@ -22,6 +22,7 @@ from rtp.cli.common import (
     HOST_OPTION,
     MAX_BODY_OPTION,
     MAX_MEMORY_OPTION,
+    PORT_OPTION,
     PROJECT_OPTION,
     RATE_LIMIT_OPTION,
     SCHEDULES_OPTION,
@@ -35,10 +36,25 @@ from rtp.engine import owner
 from rtp.engine.target import open_backend, resolve_target
 from rtp.errors import Location, ProjectError, RtpError
 from rtp.ops.build import build
-from rtp.server.settings import server_settings
+from rtp.server.settings import FLAGS, ServerSettings, server_settings
 from rtp.server.tokens_target import TargetTokenStore, token_store
 
-DEFAULT_PORT = 7181  # Tinybird Local's port, so SDK examples work unchanged
+
+def setting_flags(ctx: typer.Context) -> dict[str, object]:
+    """The server settings given to this command as flags (``flags`` of
+    rtp.server.settings.server_settings): its parameters named as a setting (``FLAGS``),
+    in the order the command declares them (the first unreadable one is reported)."""
+    return {p.name: ctx.params[p.name] for p in ctx.command.params if p.name in FLAGS}
+
+
+def with_control(settings: ServerSettings, root: Path, url: str, no_auth: bool) -> ServerSettings:
+    """``settings`` with a fresh control token (:func:`control_token`), published with
+    ``url`` in ``.rtp/owner.json``, and the project's tokens file (none: ``no_auth``)."""
+    control = control_token()
+    owner.set_url(root, url, control)
+    return replace(
+        settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
+    )
 
 
 def control_token() -> str:
@@ -109,12 +125,14 @@ def run_until_stopped(app, host: str, port: int) -> None:
 
 
 def serve(
+    ctx: typer.Context,
     host: str = HOST_OPTION,
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port."),
+    port: int = PORT_OPTION,
     target: str = TARGET_OPTION,
-    cors: list[str] = CORS_OPTION,
-    timeout: str = TIMEOUT_OPTION,
-    max_memory: str = MAX_MEMORY_OPTION,
+    # the server settings, each named as the setting (read by setting_flags)
+    cors_origins: list[str] = CORS_OPTION,
+    query_timeout: str = TIMEOUT_OPTION,
+    max_memory_usage: str = MAX_MEMORY_OPTION,
     max_rows_to_read: int = typer.Option(
         None, "--max-rows-to-read", help="Rows one caller's query may read."
     ),
@@ -127,7 +145,7 @@ def serve(
     max_result_bytes: str = typer.Option(
         None, "--max-result-bytes", help="Bytes one caller's answer may hold."
     ),
-    admin_max_memory: str = typer.Option(
+    admin_max_memory_usage: str = typer.Option(
         None, "--admin-max-memory", help="Memory an ADMIN token's query may use."
     ),
     sql_max_threads: int = typer.Option(
@@ -181,31 +199,7 @@ def serve(
         root = project_root(project)
         built = build(root, check=False)  # once; serves what is deployed
         model = built.project
-        settings = server_settings(
-            model,
-            os.environ,
-            {
-                "query_timeout": timeout,
-                "max_memory_usage": max_memory,
-                "max_rows_to_read": max_rows_to_read,
-                "max_result_rows": max_result_rows,
-                "max_bytes_to_read": max_bytes_to_read,
-                "max_result_bytes": max_result_bytes,
-                "admin_max_memory_usage": admin_max_memory,
-                "sql_max_threads": sql_max_threads,
-                "ready_exclusive_max": ready_exclusive_max,
-                "max_body_bytes": max_body_bytes,
-                "batch_wait": batch_wait,
-                "batch_max_rows": batch_max_rows,
-                "max_pending_rows": max_pending_rows,
-                "rate_limit": rate_limit,
-                "cors_origins": cors,
-                "threads": threads,
-                "workers": workers,
-                "copy_timeout": copy_timeout,
-                "schedules": schedules,
-            },
-        )
+        settings = server_settings(model, os.environ, setting_flags(ctx))
         if print_settings:
             print(json.dumps(settings.public(), indent=2))
             return
@@ -213,15 +207,11 @@ def serve(
         if settings.workers > 1:
             require_server(model, target, settings.workers, workers)
         backend = open_backend(model, target, command="rtp serve")
-        control = control_token()
-        owner.set_url(root, url, control)
+        settings = with_control(settings, root, url, no_auth)
     except RtpError as exc:
         fail(exc)
         raise exit_for(exc) from None
     try:
-        settings = replace(
-            settings, control_token=control, tokens_file=None if no_auth else tokens_file(root)
-        )
         if not no_auth:
             announce_admin(root, backend)
         if settings.workers > 1:

@@ -68,16 +68,12 @@ def stage(
     version is staged already, RTP515 when another deploy holds the target, RTP503 when
     a step fails (journaled: the next deploy command finishes it)."""
     built.require_valid()
-    target = f"{backend.name}:{backend.database}"
-    with held(backend, command, break_lock=break_lock):
-        resumed = _resume(backend, progress)
-        if resumed is not None:
-            return _resumed_only("stage", target, resumed)
-        found = v.read_versions(backend)
+
+    def body(found: list[v.Version], target: str) -> Lifecycle:
         _no_staging(found, "stage another")
         changed = changed_set(built.project, built.compiled, backend)
         if not changed:
-            return Lifecycle("stage", target, None, [], [], resumed, "nothing to stage")
+            return Lifecycle("stage", target, None, [], [], message="nothing to stage")
         live = v.find(found, v.LIVE)
         if live is None:  # the first version: what is deployed now
             live = v.Version(1, v.LIVE, 0, "")
@@ -88,7 +84,9 @@ def stage(
         v.write(backend, number, v.BUILDING, live.number, manifest)
         plan = stage_plan(built.project, built.compiled, backend, number, manifest)
         done = _apply(plan, backend, progress, built.project)
-    return Lifecycle("stage", target, number, changed, done, resumed, f"staged version {number}")
+        return Lifecycle("stage", target, number, changed, done, message=f"staged version {number}")
+
+    return _locked("stage", backend, command, break_lock, progress, body)
 
 
 def promote(
@@ -102,12 +100,8 @@ def promote(
     """Make the staged version live; the live one is kept as previous (``keep`` 2) and
     older kept versions are dropped. Raises EngineError RTP516 when nothing is staged,
     RTP517 when it was staged on another live version, RTP515, RTP503."""
-    target = f"{backend.name}:{backend.database}"
-    with held(backend, command, break_lock=break_lock):
-        resumed = _resume(backend, progress)
-        if resumed is not None:
-            return _resumed_only("promote", target, resumed)
-        found = v.read_versions(backend)
+
+    def body(found: list[v.Version], target: str) -> Lifecycle:
         staged = v.find(found, v.STAGING)
         if staged is None:
             raise EngineError(
@@ -121,22 +115,20 @@ def promote(
                 code="RTP517",
                 hint="run `rtp deploy discard`, then `rtp deploy --stage` again",
             )
-        live.manifest = live_manifest(backend, staged.changed, staged)
-        v.write(backend, live.number, v.LIVE, live.base, live.manifest)
         retire = [x for x in found if x.status == v.PREVIOUS]
-        plan = switch_plan(backend, live, staged, keep=keep, retire=retire)
-        done = _apply(plan, backend, progress)
-    return Lifecycle(
-        "promote",
-        target,
-        staged.number,
-        staged.changed,
-        done,
-        resumed,
-        f"version {staged.number} is live; version {live.number} is kept for rollback"
-        if keep > 1
-        else f"version {staged.number} is live",
-    )
+        done = _switch(backend, live, staged, progress, keep=keep, retire=retire)
+        return Lifecycle(
+            "promote",
+            target,
+            staged.number,
+            staged.changed,
+            done,
+            message=f"version {staged.number} is live; version {live.number} is kept for rollback"
+            if keep > 1
+            else f"version {staged.number} is live",
+        )
+
+    return _locked("promote", backend, command, break_lock, progress, body)
 
 
 def rollback(
@@ -149,12 +141,8 @@ def rollback(
     """Make the previous version live again (nothing rebuilt: names are swapped back);
     the rolled-back one is kept as previous. Raises EngineError RTP516 with no previous
     version, RTP517 while a version is staged, RTP515, RTP503."""
-    target = f"{backend.name}:{backend.database}"
-    with held(backend, command, break_lock=break_lock):
-        resumed = _resume(backend, progress)
-        if resumed is not None:
-            return _resumed_only("rollback", target, resumed)
-        found = v.read_versions(backend)
+
+    def body(found: list[v.Version], target: str) -> Lifecycle:
         _no_staging(found, "roll back")
         previous, live = v.find(found, v.PREVIOUS), v.find(found, v.LIVE)
         if previous is None or live is None:
@@ -163,18 +151,17 @@ def rollback(
                 code="RTP516",
                 hint="`rtp deploy ls` lists the versions",
             )
-        live.manifest = live_manifest(backend, previous.changed, previous)
-        v.write(backend, live.number, v.LIVE, live.base, live.manifest)
-        done = _apply(switch_plan(backend, live, previous, keep=2, retire=[]), backend, progress)
-    return Lifecycle(
-        "rollback",
-        target,
-        previous.number,
-        previous.changed,
-        done,
-        resumed,
-        f"version {previous.number} is live again; version {live.number} is kept",
-    )
+        done = _switch(backend, live, previous, progress, keep=2, retire=[])
+        return Lifecycle(
+            "rollback",
+            target,
+            previous.number,
+            previous.changed,
+            done,
+            message=f"version {previous.number} is live again; version {live.number} is kept",
+        )
+
+    return _locked("rollback", backend, command, break_lock, progress, body)
 
 
 def discard(
@@ -186,27 +173,24 @@ def discard(
 ) -> Lifecycle:
     """Drop the staged version (or one whose stage was cut short). Raises EngineError
     RTP516 when nothing is staged, RTP515, RTP503."""
-    target = f"{backend.name}:{backend.database}"
-    with held(backend, command, break_lock=break_lock):
-        resumed = _resume(backend, progress)
-        if resumed is not None:
-            return _resumed_only("discard", target, resumed)
-        found = v.read_versions(backend)
+
+    def body(found: list[v.Version], target: str) -> Lifecycle:
         staged = v.find(found, v.STAGING) or v.find(found, v.BUILDING)
         if staged is None:
             raise EngineError("no version is staged", code="RTP516")
         plan = Plan(f"{target} (discard version {staged.number})")
         plan.changes.append(retire_change(staged, v.DISCARDED))
         done = _apply(plan, backend, progress)
-    return Lifecycle(
-        "discard",
-        target,
-        staged.number,
-        staged.changed,
-        done,
-        resumed,
-        f"discarded version {staged.number}",
-    )
+        return Lifecycle(
+            "discard",
+            target,
+            staged.number,
+            staged.changed,
+            done,
+            message=f"discarded version {staged.number}",
+        )
+
+    return _locked("discard", backend, command, break_lock, progress, body)
 
 
 def versions(backend: Backend) -> list[dict]:
@@ -288,21 +272,50 @@ def _no_staging(found: list[v.Version], what: str) -> None:
         )
 
 
-def _resumed_only(action: str, target: str, resumed: str) -> Lifecycle:
-    """An interrupted deploy was finished first: the command stops there (running it
-    again could undo what the interrupted one did, e.g. a second rollback)."""
-    return Lifecycle(
-        action,
-        target,
-        resumed=resumed,
-        message="finished the interrupted deploy; nothing else was done: run "
-        f"`rtp deploy {'--stage' if action == 'stage' else action}` again if it is still needed",
-    )
+def _locked(
+    action: str,
+    backend: Backend,
+    command: str,
+    break_lock: bool,
+    progress: Progress,
+    body: Callable[[list[v.Version], str], Lifecycle],
+) -> Lifecycle:
+    """Run one lifecycle command's ``body`` (the target's versions, ``backend:database``
+    -> what it did) while holding the target's deploy lock for ``command``.
+
+    An interrupted deploy is finished first from its journal, and then the command stops
+    there: running it again could undo what the interrupted one did (e.g. a second
+    rollback). Raises EngineError RTP515 when another deploy holds the target."""
+    target = f"{backend.name}:{backend.database}"
+    with held(backend, command, break_lock=break_lock):
+        unfinished = resume(backend, progress=progress)
+        if unfinished:
+            return Lifecycle(
+                action,
+                target,
+                resumed=unfinished.describe(),
+                message="finished the interrupted deploy; nothing else was done: run "
+                f"`rtp deploy {'--stage' if action == 'stage' else action}` again if it is "
+                "still needed",
+            )
+        return body(v.read_versions(backend), target)
 
 
-def _resume(backend: Backend, progress: Progress) -> str | None:
-    unfinished = resume(backend, progress=progress)
-    return unfinished.describe() if unfinished else None
+def _switch(
+    backend: Backend,
+    live: v.Version,
+    to: v.Version,
+    progress: Progress,
+    *,
+    keep: int,
+    retire: list[v.Version],
+) -> list[str]:
+    """Make version ``to`` live and ``live`` previous (rtp.deploy.stage.switch_plan);
+    ``live``'s manifest is written first, for its tables and views that ``to`` changes,
+    so that it can be made live again."""
+    live.manifest = live_manifest(backend, to.changed, to)
+    v.write(backend, live.number, v.LIVE, live.base, live.manifest)
+    return _apply(switch_plan(backend, live, to, keep=keep, retire=retire), backend, progress)
 
 
 def _apply(

@@ -30,25 +30,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import chromium, require_browser
 from tests.serving import ROOT, free_port, rtp_serve
 
 HERE = Path(__file__).parent
 KIT = HERE / "projects" / "web-analytics-starter-kit"
 MODULES = Path(os.environ.get("RTP_NODE_MODULES", "/tmp/rtp-node/node_modules"))
 FLOCK = MODULES / "@tinybirdco/flock.js/dist/index.js"
-CHROMIUM = os.environ.get("RTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = (
-    os.environ.get("RTP_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-)
 
-webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')"
-)
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(
-        f"no headless browser: need {CHROMIUM} and {CHROMEDRIVER} (.ci/services/chromium.sh)",
-        allow_module_level=True,
-    )
+require_browser(".ci/services/chromium.sh")
 if not FLOCK.is_file():
     pytest.skip(
         f"no {FLOCK}: source .ci/services/node.sh (npm install @tinybirdco/flock.js)",
@@ -112,32 +102,10 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        # flock.js sends nothing when navigator.webdriver is true (it skips robots);
-        # this flag makes the automated browser look like a person's
-        "--disable-blink-features=AutomationControlled",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    # flock.js sends nothing when navigator.webdriver is true (it skips robots);
+    # this flag makes the automated browser look like a person's
+    with chromium(tmp_path, "--disable-blink-features=AutomationControlled") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def rows(served, sql: str) -> list[dict]:

@@ -14,32 +14,11 @@ import threading
 import time
 
 import httpx
-from deploy_helpers import SHOP
+from deploy_helpers import SHOP, SHOP_V2, SPENT
 
 from tests.serving import ROOT, rtp_serve
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-SPENT = """
-    nodes:
-      - name: q
-        sql: |
-          SELECT sum(total) AS total, sum(n) AS n FROM spend
-          WHERE user_id = {{ String(user_id, 'u1') }}
-"""
-V2 = {
-    "datasources/events.yaml": """
-        columns:
-          - {name: timestamp, type: DateTime}
-          - {name: user_id, type: String}
-          - {name: product_id, type: String, json: $.product.id}
-          - {name: price, type: Float64, json: $.product.price}
-          - {name: country, type: String, default: "'es'"}
-        sorting_key: [user_id, timestamp]
-    """,
-    "pipes/spend_mv.yaml": SHOP["pipes/spend_mv.yaml"].replace(
-        "sum(price) AS total", "sum(price) * 2 AS total"
-    ),
-}
 
 
 def rtp(*args) -> subprocess.CompletedProcess:
@@ -120,7 +99,7 @@ def test_events_keep_flowing_through_stage_promote_rollback(project_factory):
         loop.start()
         try:
             time.sleep(0.5)
-            for rel, text in V2.items():
+            for rel, text in SHOP_V2.items():
                 (root / rel).write_text(textwrap.dedent(text).lstrip("\n"))
             staged = rtp("deploy", "--stage", "-p", root)
             assert staged.returncode == 0, staged.stdout + staged.stderr
@@ -239,7 +218,7 @@ def test_a_server_follows_versions_changed_by_another_process(project_factory, t
     try:
         with rtp_serve(root, "--target", url, env=ENV) as served:
             base, admin = served.base, served.admin
-            for rel, text in V2.items():
+            for rel, text in SHOP_V2.items():
                 (root / rel).write_text(textwrap.dedent(text).lstrip("\n"))
             staged = rtp("deploy", "--stage", "-p", root, "--target", url)
             assert staged.returncode == 0, staged.stdout + staged.stderr
