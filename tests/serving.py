@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def deploy(root: Path, env: dict | None = None) -> None:
+    """`rtp deploy -p root` as a user runs it; fails with its output unless it exits 0."""
+    out = subprocess.run(
+        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from rtp.project.tinybird import KAFKA_META_TYPES
-from tests.serving import ENV, free_port, wait_healthy
+from tests.serving import ENV, deploy, free_port, rtp_serve, wait_healthy
 from tests.test_kafka_connect import BROKER, create_topic, produce
 
 pytestmark = pytest.mark.skipif(
@@ -29,6 +29,26 @@ def datasource(topic: str, group: str) -> str:
         f"KAFKA_CONNECTION_NAME bus\nKAFKA_TOPIC {topic}\nKAFKA_GROUP_ID {group}\n"
         "KAFKA_AUTO_OFFSET_RESET earliest\n"
     )
+
+
+def count_rows(base: str, table: str, where: str = "1", headers: dict | None = None) -> int:
+    """Rows of ``table`` matching ``where``, through the server's /v0/sql."""
+    q = f"SELECT count() AS c FROM {table} WHERE {where} FORMAT JSON"
+    r = httpx.get(f"{base}/v0/sql", params={"q": q}, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    return int(r.json()["data"][0]["c"])
+
+
+def until(what, proc: subprocess.Popen, timeout: float = 60, context=lambda: ""):
+    """``what()``'s first truthy value, polled while ``proc`` runs, within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        assert proc.poll() is None, context()
+        assert time.monotonic() < deadline, context()
+        time.sleep(0.3)
 
 
 def lag_of(name: str) -> str:
@@ -57,23 +77,10 @@ class Dev:
             self.lines.append(line.rstrip())
 
     def count(self, table: str, where: str = "1") -> int:
-        r = httpx.get(
-            f"{self.base}/v0/sql",
-            params={"q": f"SELECT count() AS c FROM {table} WHERE {where} FORMAT JSON"},
-            timeout=10,
-        )
-        assert r.status_code == 200, r.text
-        return int(r.json()["data"][0]["c"])
+        return count_rows(self.base, table, where)
 
     def until(self, what, timeout: float = 60):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = what()
-            if value:
-                return value
-            assert self.proc.poll() is None, "\n".join(self.lines)
-            assert time.monotonic() < deadline, "\n".join(self.lines)
-            time.sleep(0.3)
+        return until(what, self.proc, timeout, lambda: "\n".join(self.lines))
 
     def said(self, text: str) -> bool:
         return any(text in line for line in self.lines)
@@ -144,8 +151,6 @@ def test_a_deploy_through_rtp_serve_moves_its_consumers(project_factory):
     """`POST /v0/deploy` to a running `rtp serve` (what `rtp deploy` does when a server
     holds the project): the consumer of a datasource whose topic changed reads the new
     topic and no longer the old one, without restarting the server."""
-    from tests.serving import rtp_serve
-
     tag = uuid.uuid4().hex[:8]
     a, b = f"serve_a_{tag}", f"serve_b_{tag}"
     for topic in (a, b):
@@ -157,32 +162,21 @@ def test_a_deploy_through_rtp_serve_moves_its_consumers(project_factory):
         },
         base={"rtp.yaml": "name: kafkaserve\n"},
     )
-    subprocess.run(
-        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)], env=ENV, check=True
-    )
+    deploy(root)
     produce(a, [{"n": i} for i in range(5)], 1)
     with rtp_serve(root) as s:
         auth = {"Authorization": f"Bearer {s.admin}"}
 
         def count(where: str = "1") -> int:
-            q = f"SELECT count() AS c FROM clicks WHERE {where} FORMAT JSON"
-            r = httpx.get(f"{s.base}/v0/sql", params={"q": q}, headers=auth, timeout=10)
-            assert r.status_code == 200, r.text
-            return int(r.json()["data"][0]["c"])
+            return count_rows(s.base, "clicks", where, auth)
 
-        def until(what, timeout: float = 60) -> None:
-            deadline = time.monotonic() + timeout
-            while not what():
-                assert s.proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.3)
-
-        until(lambda: count() == 5)
+        until(lambda: count() == 5, s.proc)
         (root / "datasources/clicks.datasource").write_text(datasource(b, f"g_{tag}"))
         r = httpx.post(f"{s.base}/v0/deploy", json={}, headers=auth, timeout=60)
         assert r.status_code == 200, r.text
         produce(b, [{"n": 100 + i} for i in range(7)], 1)
         produce(a, [{"n": 50 + i} for i in range(3)], 1)
-        until(lambda: count() >= 12)
+        until(lambda: count() >= 12, s.proc)
         time.sleep(3)
         assert count() == 12
         assert count("n >= 100") == 7 and count("n >= 50 AND n < 100") == 0

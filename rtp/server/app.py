@@ -81,7 +81,7 @@ class ServerState:
         # kept hashed: the text lives only in .rtp/owner.json, for local rtp commands
         self.control = hash_token(settings.control_token) if settings.control_token else None
         self.executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="rtp-engine")
-        self._queries = 0  # callers' queries given to the executor and not answered yet
+        self._in_flight = 0  # calls given to the executor and not finished yet
         # one deploy at a time: POST /v0/deploy and rtp dev's watcher plan outside the
         # backend's lock, so two at once could both plan the same CREATE
         self.deploying = threading.Lock()
@@ -163,8 +163,15 @@ class ServerState:
 
     async def run(self, fn, *args, **kwargs):
         """Run a blocking engine call on a worker thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        return await self._on_worker(functools.partial(fn, *args, **kwargs))
+
+    async def _on_worker(self, call):
+        """``call()`` on a worker thread, counted in ``_in_flight`` meanwhile."""
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        finally:
+            self._in_flight -= 1
 
     async def run_query(
         self,
@@ -203,15 +210,12 @@ class ServerState:
                 )
             return fn(*args, limits=limits.within(left), **kwargs)
 
-        loop = asyncio.get_running_loop()
         # listen for a hang-up only when the call has to queue (no idle worker thread)
-        queues = request is not None and self._queries >= self.settings.threads
+        queues = request is not None and self._in_flight >= self.settings.threads
         listening = asyncio.create_task(_hang_up(request, gone)) if queues else None
-        self._queries += 1
         try:
-            return await loop.run_in_executor(self.executor, call)
+            return await self._on_worker(call)
         finally:
-            self._queries -= 1
             if listening is not None:
                 listening.cancel()
 

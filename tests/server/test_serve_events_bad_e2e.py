@@ -7,13 +7,11 @@ not taken for bad rows (nothing inserted twice)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.serving import ENV, rtp_serve
+from tests.serving import deploy, rtp_serve
 
 CLICKS = """
 columns:
@@ -23,16 +21,6 @@ columns:
   - {name: price, type: Float64, default: "0"}
 sorting_key: [user_id, id]
 """
-
-
-def deploy(root) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
-        env=ENV,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def body(first: int, n: int, bad_every: int) -> tuple[bytes, int, list[str]]:

@@ -3,32 +3,20 @@ and it is cut off at its deadline with 408."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
-from tests.serving import rtp_serve
+from tests.serving import deploy, rtp_serve
 
-ROOT = Path(__file__).resolve().parents[2]
 LONG = "SELECT count() FROM numbers_mt(1000000000000) WHERE NOT ignore(sipHash64(number))"
 
 
 def test_a_light_endpoint_answers_while_a_long_query_runs(project_factory):
     root = project_factory()  # MINIMAL: events + by_user
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    with rtp_serve(root, "--timeout", "4", env=env) as served:
+    deploy(root)
+    with rtp_serve(root, "--timeout", "4") as served:
         admin, base = served.admin, served.base
         long: dict = {}
 
@@ -65,15 +53,8 @@ def test_calls_whose_caller_hung_up_while_queued_never_run(project_factory):
     next caller is answered once the first query ends, not 5 x 2.9 s later."""
     slow = "SELECT count() FROM numbers(29) WHERE NOT ignore(sleepEachRow(0.1))"
     root = project_factory()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, "-m", "rtp.cli.main", "deploy", "-p", str(root)],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    with rtp_serve(root, "--threads", "1", env=env) as served:
+    deploy(root)
+    with rtp_serve(root, "--threads", "1") as served:
         base, admin = served.base, served.admin
         first = threading.Thread(
             target=httpx.get,
