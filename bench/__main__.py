@@ -236,6 +236,11 @@ def header(r: dict) -> str:
         out.append(
             f"dataset: {d['events_rows']:,} events ({d['events_ndjson_bytes'] / 1e6:.0f} MB "
             f"NDJSON), bulk load {d['bulk_load_s']:.0f} s"
+            + (
+                f"; scheduled copies run once: {d['copies_s']:.1f} s"
+                if d.get("copies_rows")
+                else ""
+            )
         )
     return "\n".join(out)
 

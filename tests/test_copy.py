@@ -153,15 +153,31 @@ def test_scheduler_runs_on_schedule_and_retries_failures(project_factory):
         clock = Clock(AT.replace(minute=4, second=0))
         scheduler = Scheduler(state, timeout=30, clock=clock)
         scheduler.refresh()
-        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:05:00+00:00"
-        for minute in (4, 5, 5, 6, 10):  # 5 and 10 fire; 5 runs once though seen twice
+        # the target is empty: filled at once, not at the first fire
+        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:04:00+00:00"
+        for minute in (4, 5, 5, 6, 10):  # 4 catches up, 5 and 10 fire; 5 runs once
             clock.now = AT.replace(minute=minute, second=0)
             scheduler.tick()
             wait_idle(scheduler)
-        assert scalar(backend, "SELECT count() FROM snapshot") == 4
+        assert scalar(backend, "SELECT count() FROM snapshot") == 6
         job = scheduler.status()["snap"]
-        assert (job["runs"], job["failures"], job["last_rows"]) == (2, 0, 4)
+        assert (job["runs"], job["failures"], job["last_rows"]) == (3, 0, 6)
         assert job["next_run"] == "2030-01-06T14:15:00+00:00"
+        # a scheduler that finds the target filled waits for the first fire
+        again = Scheduler(state, timeout=30, clock=clock)
+        again.refresh()
+        assert again.status()["snap"]["next_run"] == "2030-01-06T14:15:00+00:00"
+        # a deploy (a new build) that leaves the target empty: filled at once
+        backend.execute("TRUNCATE TABLE snapshot")
+        scheduler.refresh()  # the same build: not looked at again
+        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:15:00+00:00"
+        state.compiled = compile_project(model, Problems())
+        scheduler.refresh()
+        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:10:00+00:00"
+        scheduler.tick()
+        wait_idle(scheduler)
+        assert scalar(backend, "SELECT count() FROM snapshot") == 2
+        assert scheduler.status()["snap"]["next_run"] == "2030-01-06T14:15:00+00:00"
 
         backend.execute("DROP TABLE snapshot")  # fails at 14:15, logged, tried at 14:20
         for minute in (15, 20):
@@ -175,7 +191,7 @@ def test_scheduler_runs_on_schedule_and_retries_failures(project_factory):
         scheduler.tick()
         wait_idle(scheduler)
         job = scheduler.status()["snap"]
-        assert (job["runs"], job["last_error"], job["last_rows"]) == (3, None, 2)
+        assert (job["runs"], job["last_error"], job["last_rows"]) == (5, None, 2)
         with pytest.raises(ProjectError):
             run_copy(model, backend, "spend_mv")
     finally:

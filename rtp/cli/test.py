@@ -104,9 +104,10 @@ def test(
     passed = sum(o.passed for o in outcomes)
     failed = len(outcomes) - passed
     loaded = sum(session.fixtures.values())
+    copies = "".join(f", copy {name} ran ({rows} rows)" for name, rows in session.copies.items())
     console.print(
         f"[dim]setup {session.setup_seconds:.2f}s: deployed, {loaded} fixture rows "
-        f"loaded; total {elapsed:.2f}s[/dim]"
+        f"loaded{copies}; total {elapsed:.2f}s[/dim]"
     )
     fixed = []
     if update:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from croniter import croniter
 
 from rtp.engine import QueryError, nested
-from rtp.errors import EngineError, Problems, ProjectError
+from rtp.errors import EngineError, Problems, ProjectError, RtpError
 from rtp.project.model import Datasource, Project
 from rtp.sql.compose import CompiledProject, compile_project
 from rtp.sql.ddl import create_distributed, create_table, local
@@ -83,6 +83,34 @@ def run_copy(
                 "the old rows, an append may have added some",
             ) from None
         raise
+
+
+def run_scheduled(compiled: CompiledProject, backend: Backend) -> dict[str, int]:
+    """Run once each copy pipe with a ``schedule`` (what ``rtp serve`` runs on its own),
+    a copy reading another's target after it: ``rtp test`` after loading fixtures, the
+    benchmark after loading its data. Returns pipe -> the target's rows. Raises what
+    :func:`run_copy` raises, the message naming the pipe."""
+    from rtp.deploy.plan import _tables_read
+
+    pending = {
+        p.name: p for p in compiled.project.pipes.values() if p.type == "copy" and p.schedule
+    }
+    done: dict[str, int] = {}
+    while pending:
+        ready = sorted(
+            name
+            for name in pending
+            if not _tables_read(compiled, name)
+            & {p.target for other, p in pending.items() if other != name}
+        )
+        for name in ready or sorted(pending)[:1]:  # a cycle: run in name order
+            pending.pop(name)
+            try:
+                done[name] = run_copy(compiled.project, backend, name, compiled=compiled)
+            except RtpError as exc:  # the engine's error, or a deadline: name the pipe
+                exc.message = f"copy pipe '{name}': {exc.message}"
+                raise
+    return done
 
 
 def _replace_on_cluster(backend: Backend, ds: Datasource, select: str) -> None:

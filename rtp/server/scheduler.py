@@ -15,8 +15,11 @@ gets its own thread so a slow copy doesn't delay another pipe's. Rules:
   :meth:`Scheduler.stop` starts nothing new and waits for running copies, which end by
   themselves or at their deadline, so ``rtp serve`` exits cleanly on SIGTERM.
 
-A missed fire (the process was suspended, or a run outlasted several fires) is not
-caught up: the pipe runs once, at the next fire time from now.
+A pipe whose target is empty when the scheduler first sees it (at start, or brought in
+by a deploy), or after any deploy (which may have rebuilt the target), runs right away,
+so its readers don't answer from nothing until the next fire. Otherwise a missed fire
+(the process was suspended, or a run outlasted several fires) is not caught up: the
+pipe runs once, at the next fire time from now.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class Scheduler:
         self._lock = threading.Lock()  # jobs: the loop, run threads and /healthz
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._compiled: object = None  # the build refresh() last looked at
 
     def start(self) -> None:
         self.refresh()
@@ -112,10 +116,17 @@ class Scheduler:
     def refresh(self) -> None:
         """Follow the current project: new scheduled pipes, changed or removed
         schedules (a running copy of a removed pipe finishes)."""
-        project = self.state.compiled.project
+        compiled = self.state.compiled
+        project = compiled.project
         wanted = {
             p.name: p.schedule for p in project.pipes.values() if p.type == "copy" and p.schedule
         }
+        # a new pipe, or any after a deploy (it may have rebuilt a target), is checked
+        fresh = compiled is not self._compiled
+        with self._lock:
+            look = [name for name in wanted if fresh or name not in self.jobs]
+        empty = {name for name in look if self._target_empty(project.pipes[name].target)}
+        self._compiled = compiled
         now = self.clock()
         with self._lock:
             for name in list(self.jobs):
@@ -123,6 +134,8 @@ class Scheduler:
                     del self.jobs[name]
             for name, schedule in wanted.items():
                 job = self.jobs.get(name)
+                if job is not None and name in empty and job.running is None:
+                    job.next_run = now  # emptied by a deploy: filled now
                 if job is not None and job.schedule == schedule:
                     continue
                 try:
@@ -131,9 +144,19 @@ class Scheduler:
                     log.error("copy pipe '%s' not scheduled: %s", name, exc)
                     continue
                 if job is None:
-                    self.jobs[name] = Job(name, schedule, when)
+                    # an empty target is filled now, not at the first fire (a minute or
+                    # an hour away): at start, and when a deploy brings the pipe in
+                    self.jobs[name] = Job(name, schedule, now if name in empty else when)
                 else:
-                    job.schedule, job.next_run = schedule, when
+                    job.schedule, job.next_run = schedule, now if name in empty else when
+
+    def _target_empty(self, target: str | None) -> bool:
+        try:
+            _, rows = self.state.backend.query(f"SELECT count() FROM `{target}`")
+            return int(rows[0][0]) == 0
+        except Exception as exc:  # noqa: BLE001 — no catch-up then; the schedule still runs
+            log.warning("copy target '%s' could not be counted: %s", target, exc)
+            return False
 
     def tick(self) -> float:
         """Start every pipe whose fire time has come; returns seconds until the next."""

@@ -47,6 +47,7 @@ class Session:
     backend: Backend
     fixtures: dict[str, int]
     setup_seconds: float
+    copies: dict[str, int] = field(default_factory=dict)  # scheduled copy -> target rows
 
     def close(self) -> None:
         self.backend.close()
@@ -98,6 +99,7 @@ def start(compiled: CompiledProject) -> Session:
     Raises RtpError when the project can't be deployed or a fixture row doesn't fit.
     """
     from rtp.deploy import deploy
+    from rtp.deploy.copy import run_scheduled
     from rtp.engine.embedded import EmbeddedBackend
 
     project = compiled.project
@@ -111,10 +113,15 @@ def start(compiled: CompiledProject) -> Session:
             if datasource.ttl:
                 backend.execute(f"SYSTEM STOP TTL MERGES `{backend.database}`.`{name}`")
         fixtures = {name: ok for name, (ok, _) in load_fixtures(project, backend).items()}
+        try:
+            copies = run_scheduled(compiled, backend)
+        except RtpError as exc:  # the engine's error, or a deadline: say when it ran
+            exc.message = f"{exc.message} (run after loading the fixtures)"
+            raise
     except BaseException:
         backend.close()
         raise
-    return Session(project, compiled, backend, fixtures, time.perf_counter() - started)
+    return Session(project, compiled, backend, fixtures, time.perf_counter() - started, copies)
 
 
 def run_case(session: Session, case: Case) -> Outcome:

@@ -205,3 +205,66 @@ def test_sigterm_during_a_long_copy_exits_cleanly(project_factory):
     assert took < 30, took
     assert "RTP507" in err and "not started again" in err
     assert not (root / ".rtp/owner.json").exists()
+
+
+def test_an_empty_copy_target_is_filled_at_start_not_at_the_first_fire(project_factory):
+    # fires once a year: whatever fills the target during the test is the catch-up
+    yearly = "0 0 1 1 *"
+    root = project_factory(
+        {
+            "datasources/events.yaml": EVENTS,
+            "datasources/snapshot.yaml": SNAPSHOT,
+            "pipes/by_user.yaml": None,
+            "pipes/snap.yaml": copy_pipe(
+                "SELECT user_id, count() AS n FROM events GROUP BY user_id", yearly
+            ),
+        }
+    )
+    rows = root / "events.ndjson"
+    rows.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "timestamp": "2030-01-01 00:00:00",
+                    "user_id": u,
+                    "product": {"id": "p", "price": 1},
+                }
+            )
+            for u in ("u1", "u1", "u2")
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in (["deploy"], ["append", "events", str(rows)]):
+        subprocess.run(
+            [sys.executable, "-m", "rtp.cli.main", *args, "-p", str(root)],
+            env=env,
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )
+
+    def caught_up(base: str) -> None:  # empty at start: run at once
+        snap = wait_for(
+            lambda: copies(base)["snap"]["runs"] == 1 and copies(base)["snap"],
+            timeout=30,
+            what="the catch-up run",
+        )
+        assert snap["last_rows"] == 2 and snap["last_error"] is None
+        rows = sql(base, "SELECT user_id, toInt32(n) AS n FROM snapshot ORDER BY user_id")
+        assert rows == [{"user_id": "u1", "n": 2}, {"user_id": "u2", "n": 1}]
+
+    def waits_for_its_fire(base: str) -> None:  # filled by the first server
+        time.sleep(3)
+        snap = copies(base)["snap"]
+        assert snap["runs"] == 0 and not snap["running"]
+        assert snap["next_run"].endswith("-01-01T00:00:00+00:00")
+
+    for check in (caught_up, waits_for_its_fire):
+        proc, base = start(root)
+        try:
+            wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, what="server")  # noqa: B023
+            check(base)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err

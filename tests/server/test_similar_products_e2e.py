@@ -1,0 +1,74 @@
+"""The example's similar_products through `rtp dev`: its alternatives come from a copy
+pipe the server runs at start (the target is empty), and the stock is checked at every
+call, so a product that sells out leaves the answer before the next copy."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.serving import ROOT, free_port
+
+
+def test_similar_products_is_precomputed_and_checks_stock_live(tmp_path):
+    for name in ("datasources", "pipes", "connections", "fixtures"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    shutil.copy2(ROOT / "rtp.yaml", tmp_path / "rtp.yaml")
+    shutil.copytree(ROOT / "examples/storefront", tmp_path / "examples/storefront")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtp.cli.main", "dev", "--no-auth", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def similar() -> list[str]:
+        r = httpx.get(f"{base}/v0/pipes/similar_products.json?product_id=sg-wayfarer", timeout=30)
+        assert r.status_code == 200, r.text
+        return [row["product_id"] for row in r.json()["data"]]
+
+    try:
+        deadline = time.monotonic() + 90
+        answer: list[str] = []
+        while not answer:  # the server's first copy fills product_similarities
+            assert time.monotonic() < deadline, "no alternatives after 90 s"
+            with contextlib.suppress(httpx.TransportError):
+                answer = similar()
+            time.sleep(0.2)
+        # as tests/similar_products.yaml expects from the fixtures
+        assert answer == ["sg-cateye", "sg-aviator", "sg-sport", "sg-round", "ht-bucket"]
+        health = httpx.get(f"{base}/healthz", timeout=30).json()
+        copy = health["copies"]["product_similarities_copy"]
+        assert copy["runs"] == 1 and copy["schedule"] == "*/5 * * * *", copy
+
+        # the cat eyes sell out: gone from the next answer, no copy in between
+        sold_out = {"product_id": "sg-cateye", "stock": 0, "updated_at": "2026-11-20 09:00:00"}
+        r = httpx.post(
+            f"{base}/v0/events?name=inventory&wait=true", content=json.dumps(sold_out), timeout=30
+        )
+        assert r.json() == {"successful_rows": 1, "quarantined_rows": 0}, r.text
+        assert similar() == ["sg-aviator", "sg-sport", "sg-round", "ht-bucket"]
+        assert (
+            httpx.get(f"{base}/healthz", timeout=30).json()["copies"]["product_similarities_copy"][
+                "runs"
+            ]
+            == 1
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
