@@ -188,3 +188,46 @@ def test_compare_rules():
         "expected 1 rows, got 2",
         'row 2 unexpected: {"a": 3}',
     ]
+
+
+SPEND_COPY = """\
+type: copy
+target: spend
+schedule: '0 * * * *'
+mode: replace
+nodes:
+  - name: q
+    sql: SELECT user_id, sum(price) AS total FROM events GROUP BY user_id
+"""
+
+
+def test_scheduled_copies_run_after_the_fixtures(project_factory, cli):
+    files = {
+        "fixtures/events.ndjson": FIXTURE,
+        "datasources/spend.yaml": (
+            "columns:\n  - {name: user_id, type: String}\n  - {name: total, type: Float64}\n"
+            "sorting_key: [user_id]\n"
+        ),
+        "pipes/spend_copy.yaml": SPEND_COPY,
+        "pipes/spend_of.yaml": (
+            "nodes:\n  - name: q\n    sql: SELECT total FROM spend "
+            "WHERE user_id = {{ String(user_id) }}\n"
+        ),
+        "tests/spend_of.yaml": (
+            "- name: from_the_copy\n  parameters: {user_id: u1}\n"
+            "  expected_result: '{\"total\": 25.5}'\n"
+        ),
+    }
+    root = project_factory(files)
+    result = cli("test", "-p", root, "spend_of")
+    assert result.exit_code == 0, result.stdout
+    assert "copy spend_copy ran (2 rows)" in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 passed, 0 failed"
+
+    broken = SPEND_COPY.replace("sum(price)", "sum(price) + throwIf(count() > 0, 'no spend')")
+    root = project_factory({**files, "pipes/spend_copy.yaml": broken})
+    result = cli("test", "-p", root, "spend_of")
+    assert result.exit_code == 1, result.stdout
+    out = result.stdout + result.stderr
+    assert "copy pipe 'spend_copy'" in out and "no spend" in out, out
+    assert "after loading the fixtures" in out
