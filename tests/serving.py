@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -92,9 +93,22 @@ def rtp_serve(
         wait_healthy(base, proc, timeout)
         yield Serving(proc, base, admin)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the process has not stopped 20 s later."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def copy_root_project(dest: Path) -> Path:
+    """The root project's files (not its .rtp/ data) in ``dest``."""
+    shutil.copy2(ROOT / "rtp.yaml", dest / "rtp.yaml")
+    for name in ("datasources", "pipes", "connections", "fixtures", "examples/storefront"):
+        shutil.copytree(ROOT / name, dest / name)
+    return dest

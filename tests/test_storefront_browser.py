@@ -14,19 +14,17 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.browser import chromium, require_browser
 from tests.conftest import ROOT
-from tests.serving import free_port
+from tests.serving import copy_root_project, free_port, stop
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CATEGORY = "sunglasses"  # four in stock in the fixtures: aviator, cat eye, round, sport
@@ -36,15 +34,6 @@ require_browser("apt-get install -y chromium chromium-driver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def copy_root_project(dest: Path) -> Path:
-    """The root project's files (not its .rtp/ data) in a fresh folder."""
-    for name in ("rtp.yaml",):
-        shutil.copy2(ROOT / name, dest / name)
-    for name in ("datasources", "pipes", "connections", "fixtures", "examples/storefront"):
-        shutil.copytree(ROOT / name, dest / name)
-    return dest
 
 
 @pytest.fixture
@@ -88,11 +77,7 @@ def dev_server(tmp_path):
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture

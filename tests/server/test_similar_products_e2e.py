@@ -7,21 +7,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import httpx
 
-from tests.serving import ROOT, free_port
+from tests.serving import ROOT, copy_root_project, free_port, stop
 
 
 def test_similar_products_is_precomputed_and_checks_stock_live(tmp_path):
-    for name in ("datasources", "pipes", "connections", "fixtures"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    shutil.copy2(ROOT / "rtp.yaml", tmp_path / "rtp.yaml")
-    shutil.copytree(ROOT / "examples/storefront", tmp_path / "examples/storefront")
+    copy_root_project(tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -66,9 +62,4 @@ def test_similar_products_is_precomputed_and_checks_stock_live(tmp_path):
             == 1
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

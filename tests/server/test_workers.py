@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import ROOT, free_port, wait_healthy
+from tests.serving import ROOT, free_port, stop, wait_healthy
 
 URL = os.environ.get("RTP_TEST_CLICKHOUSE_URL")
 SERVE_URL = os.environ.get("RTP_TEST_CLICKHOUSE_SERVE_URL")
@@ -97,12 +97,7 @@ def serving(root: Path, url: str, *args: str):
         wait_healthy(base, proc, 60)
         yield proc, base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def status(base: str, path: str, token: str) -> int:
