@@ -72,13 +72,7 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
         facts = json.loads(marker.read_text())
         if facts.get("events_generated") == events:
             log(f"reusing the loaded data in {workdir} (project files refreshed, deployed)")
-            copy_root_project(workdir)
-            subprocess.run(
-                rtp_cmd("deploy", "-p", str(workdir)),
-                check=True,
-                env=env(),
-                stdout=subprocess.DEVNULL,
-            )
+            _deploy_root_project(workdir)
             return {**facts, **_run_copies(workdir, log)}
     if workdir.exists() and any(workdir.iterdir()) and not marker.exists():
         raise SystemExit(
@@ -90,10 +84,7 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
         import shutil
 
         shutil.rmtree(workdir)  # a benchmark's own folder, with another dataset
-    copy_root_project(workdir)
-    subprocess.run(
-        rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(), stdout=subprocess.DEVNULL
-    )
+    _deploy_root_project(workdir)
     from rtp.engine.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(data_path(workdir))
@@ -118,6 +109,14 @@ def prepare(workdir: Path, events: int, log=print) -> dict:
     }
     marker.write_text(json.dumps(facts))
     return {**facts, **_run_copies(workdir, log)}
+
+
+def _deploy_root_project(workdir: Path) -> None:
+    """The repository's root project files in ``workdir``, deployed there."""
+    copy_root_project(workdir)
+    subprocess.run(
+        rtp_cmd("deploy", "-p", str(workdir)), check=True, env=env(), stdout=subprocess.DEVNULL
+    )
 
 
 def _run_copies(workdir: Path, log) -> dict:

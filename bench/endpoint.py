@@ -191,12 +191,15 @@ def cache_lookups(url: str, pipe: str) -> dict[str, float]:
     """The server's answer-cache lookups of ``pipe`` so far, by result (hit, miss,
     too_large), from its ``/metrics`` (``rtp_cache_lookups_total``, node ``""``): none
     for a pipe without a ``cache`` setting."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out: dict[str, float] = {}
-    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
-        ours = f'pipe="{pipe}"' in line and 'node=""' in line
-        if line.startswith("rtp_cache_lookups_total{") and ours:
-            result = line.split('result="')[1].split('"')[0]
-            out[result] = out.get(result, 0) + float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=30).text):
+        for sample in family.samples:
+            labels = sample.labels
+            ours = labels.get("pipe") == pipe and labels.get("node") == ""
+            if sample.name == "rtp_cache_lookups_total" and ours:
+                out[labels["result"]] = out.get(labels["result"], 0) + sample.value
     return out
 
 
