@@ -245,3 +245,36 @@ def test_copy_deadline_is_the_engines(project_factory, engine_backend):
     assert caught.value.code == "RTP507", caught.value
     assert time.monotonic() - started < 20  # 10^10 rows to sum: minutes without it
     assert scalar(backend, "SELECT count() FROM snapshot") == 0
+
+
+def test_a_replace_copy_killed_midway_leaves_the_target_and_runs_again(project_factory):
+    # what kill -9 can leave: the half-filled new table (killed while inserting), or
+    # the old table after the swap (killed between the RENAME and the DROP)
+    root = project_factory(
+        {
+            **SHOP,
+            "pipes/snap.yaml": COPY + "    mode: replace\n",
+            "datasources/snapshot.yaml": SNAPSHOT,
+        },
+        base=None,
+    )
+    model, problems = load_project(root)
+    assert not problems.errors
+    backend = memory_backend()
+    try:
+        deploy(model, backend)
+        backend.execute("INSERT INTO events VALUES (now(), 'u1', 'p', 1), (now(), 'u2', 'p', 1)")
+        assert run_copy(model, backend, "snap") == 2
+        for leftover in ("snapshot__rtp_copy", "snapshot__rtp_copy_old"):
+            backend.execute(SNAPSHOT_DDL.replace("snapshot", leftover, 1))
+            backend.execute(f"INSERT INTO {leftover} VALUES ('half', 1, 1)")
+            assert run_copy(model, backend, "snap") == 2
+            assert scalar(backend, "SELECT count() FROM snapshot WHERE user_id = 'half'") == 0
+            tables = scalar(
+                backend,
+                "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+                "AND name LIKE 'snapshot\\\\_\\\\_rtp%'",
+            )
+            assert tables == 0, leftover
+    finally:
+        drop(backend)

@@ -65,7 +65,9 @@ def run_copy(
             _replace_on_cluster(backend, project.datasources[target], select)
         elif pipe.mode == "replace":
             tmp = f"{target}__rtp_copy"
-            backend.execute(f"DROP TABLE IF EXISTS `{tmp}`")
+            # what a run killed midway left: its new table, or the old one after the swap
+            for leftover in (tmp, f"{tmp}_old"):
+                backend.execute(f"DROP TABLE IF EXISTS `{leftover}`")
             backend.execute(create_table(project.datasources[target], name=tmp))
             backend.execute(f"INSERT INTO `{tmp}`\n{select}")
             with backend.exclusive():
